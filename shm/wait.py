@@ -1,0 +1,181 @@
+"""Wait strategies: what a reader (or a blocked lossless writer) does while it waits.
+
+Named for their trade-off, after the LMAX Disruptor and Agrona's idle strategies:
+
+    BusySpin       lowest latency; burns a whole core. Only with a core to spare.
+    SpinYield      spins, then `sched_yield()`: low latency, still ~a core when idle.
+    BackoffSleep   spins, yields, then sleeps with growing naps: cheap when idle, its
+                   latency is the nap length (the default for lossless writers).
+    SpinPark       spins briefly, then parks in the kernel on the ring's writer position
+                   (a futex) until the writer publishes or a bounded timeout passes:
+                   cheap when idle AND woken within microseconds. The default for readers.
+
+A strategy is called in a loop: `reset()` once work is found, `idle(wake, token)` when
+none was. `wake` is the ring's `Wake` (or None), `token` its value read *before* the
+caller last looked for work: a publish after that look changes the value, so parking
+returns at once instead of missing the wake-up. Lost wake-ups are still possible in
+theory (Python cannot emit the StoreLoad fence a futex protocol needs), which is why
+every park is bounded: a miss costs at most `max_park_ns`, never a hang.
+
+Sleeping strategies lower the process's timer slack (Linux `PR_SET_TIMERSLACK`) to
+1 us, so that a 10 us nap is 10 us and not the default 50 us slack.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import time
+
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
+_FUTEX_WAIT = 0
+_FUTEX_WAKE = 1
+_PR_SET_TIMERSLACK = 29
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _syscall = _libc.syscall
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # not Linux: no futex, no timer slack
+    _syscall = None
+    _prctl = None
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+_slack_lowered = False
+
+
+def lower_timer_slack(slack_ns: int = 1000) -> None:
+    """Make this process's sleeps and timeouts precise to `slack_ns` (once per process)."""
+    global _slack_lowered
+    if _prctl is not None and not _slack_lowered:
+        _prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(slack_ns), 0, 0, 0)
+        _slack_lowered = True
+
+
+class Wake:
+    """Park on and wake through a 32-bit word of shared memory (Linux futex).
+
+    The word is the low half of the writer's position: every publish changes it, so
+    readers wait for "the position is no longer what I saw". Readers raise the hint
+    word before parking; the writer wakes only when the hint is up (a system call
+    only when somebody sleeps).
+    """
+
+    def __init__(self, word_address: int, words, hint_index: int):
+        self._addr = ctypes.c_void_p(word_address)
+        self._words = words  # int64 memoryview over the header
+        self._hint = hint_index
+        self.can_park = _syscall is not None and _SYS_FUTEX is not None
+
+    def park(self, token: int, timeout_ns: int) -> None:
+        """Sleep until the word differs from `token` (low 32 bits), a wake, or timeout."""
+        self._words[self._hint] = 1
+        ts = _Timespec(timeout_ns // 1_000_000_000, timeout_ns % 1_000_000_000)
+        val = ctypes.c_int32(token & 0xFFFFFFFF).value
+        _syscall(_SYS_FUTEX, self._addr, _FUTEX_WAIT, val, ctypes.byref(ts), None, 0)
+
+    def wake_all(self) -> None:
+        """Called by the writer after a publish when the hint is up."""
+        self._words[self._hint] = 0
+        if self.can_park:
+            _syscall(_SYS_FUTEX, self._addr, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
+
+
+class WaitStrategy:
+    """Base: `reset()` after work, `idle(wake, token)` after none."""
+
+    def reset(self) -> None:
+        pass
+
+    def idle(self, wake: Wake | None = None, token: int = 0) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class BusySpin(WaitStrategy):
+    """Never leave the CPU: lowest latency, one full core while waiting."""
+
+    def idle(self, wake=None, token=0) -> None:
+        pass
+
+
+class SpinYield(WaitStrategy):
+    """Spin `spins` times, then give the CPU away with `sched_yield()` on each idle."""
+
+    def __init__(self, spins: int = 100):
+        self.spins = spins
+        self._n = 0
+
+    def reset(self) -> None:
+        self._n = 0
+
+    def idle(self, wake=None, token=0) -> None:
+        if self._n < self.spins:
+            self._n += 1
+        else:
+            os.sched_yield()
+
+
+class BackoffSleep(WaitStrategy):
+    """Spin, then yield, then sleep with naps doubling from `min_sleep_ns` to `max_sleep_ns`."""
+
+    def __init__(self, spins: int = 20, yields: int = 5, min_sleep_ns: int = 10_000,
+                 max_sleep_ns: int = 1_000_000):
+        self.spins, self.yields = spins, yields
+        self.min_sleep_ns, self.max_sleep_ns = min_sleep_ns, max_sleep_ns
+        self._n = 0
+        self._nap = min_sleep_ns
+        lower_timer_slack()
+
+    def reset(self) -> None:
+        self._n = 0
+        self._nap = self.min_sleep_ns
+
+    def idle(self, wake=None, token=0) -> None:
+        self._n += 1
+        if self._n <= self.spins:
+            return
+        if self._n <= self.spins + self.yields:
+            os.sched_yield()
+            return
+        time.sleep(self._nap / 1e9)
+        self._nap = min(self._nap * 2, self.max_sleep_ns)
+
+
+class SpinPark(WaitStrategy):
+    """Spin `spins` times, then park on the ring's futex for at most `max_park_ns`."""
+
+    def __init__(self, spins: int = 50, max_park_ns: int = 2_000_000):
+        self.spins = spins
+        self.max_park_ns = max_park_ns
+        self._n = 0
+        self._fallback = BackoffSleep(spins=0, yields=0)
+        lower_timer_slack()
+
+    def reset(self) -> None:
+        self._n = 0
+        self._fallback.reset()
+
+    def idle(self, wake=None, token=0) -> None:
+        if self._n < self.spins:
+            self._n += 1
+            return
+        if wake is not None and wake.can_park:
+            wake.park(token, self.max_park_ns)
+        else:
+            self._fallback.idle()
+
+
+def default_reader_strategy() -> WaitStrategy:
+    return SpinPark()
+
+
+def default_writer_strategy() -> WaitStrategy:
+    return BackoffSleep()

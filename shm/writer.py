@@ -111,6 +111,8 @@ class RingWriter(RingBase):
     def publish(self, count: int | None = None) -> None:
         """Publish the first `count` claimed slots (all by default); abandon the rest."""
         k = self._claimed if count is None else count
+        if self._claimed == 0 and k == 0:
+            return
         if not 0 <= k <= self._claimed:
             raise ValueError(f"publish count out of range: count={count}, claimed={self._claimed}")
         pos = self._claim_pos

@@ -100,6 +100,9 @@ class RingBase:
         self._seq_words = memoryview(buf)[seqs_off:rec_off].cast("q")
         self.records = np.ndarray((capacity,), dtype, buf, rec_off)
         self._raw = self.records.view(np.dtype((np.void, dtype.itemsize)))
+        self._size = dtype.itemsize
+        self._rec_off = rec_off
+        self._rec_bytes = memoryview(buf)[rec_off : rec_off + capacity * dtype.itemsize]
         self._W = L.word(L.WRITER_POSITION_OFFSET)
         self._HB = L.word(L.WRITER_HEARTBEAT_OFFSET)
         base_addr = self._seqs.__array_interface__["data"][0] - seqs_off
@@ -146,6 +149,7 @@ class RingBase:
         """Drop every view of the mapping so that it can be unmapped."""
         self._words.release()
         self._seq_words.release()
+        self._rec_bytes.release()
         self._seqs = self.records = self._raw = None  # type: ignore[assignment]
         self._wake = None  # type: ignore[assignment]
 

@@ -76,10 +76,12 @@ class RingWriter(RingBase):
         self._claim_pos = 0
         self._claimed = 0
         self._gate = 0  # lower bound of the slowest active reader's position (lossless)
+        self._limit = capacity  # positions below gate + capacity are free to write
         self._odd = np.arange(capacity, dtype=np.int64) * 2 + 1
         self._hint = L.word(L.WAKE_HINT_OFFSET)
         self.evicted: list[dict] = []  # readers evicted so far, for telemetry
         self._closed = False
+        self.try_write_bytes = self._bind_try_write_bytes()
         self.heartbeat()
 
     # -- claiming and publishing ---------------------------------------------------
@@ -132,24 +134,69 @@ class RingWriter(RingBase):
     # -- convenience ---------------------------------------------------------------
 
     def try_write(self, record) -> bool:
-        """Write one record (a numpy structured scalar or 1-element array). False if full."""
+        """Write one record (numpy structured scalar, 1-element array, or raw bytes).
+
+        False if a lossless ring is full. Raw bytes of the record size take the fast
+        path of `try_write_bytes`.
+        """
+        if isinstance(record, (bytes, bytearray, memoryview)):
+            return self.try_write_bytes(record)
         pos = self._pos
-        if self._lossless and pos - self._gate >= self.capacity:
-            if pos - self._refresh_gate() >= self.capacity:
-                return False
-        idx = pos & self._mask
         if self._lossless:
-            self.records[idx] = record  # 1. payload
+            if pos >= self._limit and pos - self._refresh_gate() >= self.capacity:
+                return False
         else:
-            seqs = self._seq_words
-            seqs[idx] = 2 * pos + 1
-            self.records[idx] = record  # 1. payload
-            seqs[idx] = 2 * pos + 2
+            self._seq_words[pos & self._mask] = 2 * pos + 1
+        self.records[pos & self._mask] = record  # 1. payload
+        if not self._lossless:
+            self._seq_words[pos & self._mask] = 2 * pos + 2
         self._pos = pos + 1
         self._words[self._W] = pos + 1  # 2. cursor, after the payload (x86-64 store order)
         if self._words[self._hint]:
             self._wake.wake_all()
         return True
+
+    def try_write_bytes(self, data) -> bool:
+        """Write one record given as bytes-like of the record size: the fastest single write.
+
+        Bound per instance to a closure over the ring's views (`_bind_try_write_bytes`):
+        one record per call is where Python's attribute lookups cost the most.
+        """
+        raise AssertionError("replaced in __init__")
+
+    def _bind_try_write_bytes(self):
+        words, W, hint, seqw = self._words, self._W, self._hint, self._seq_words
+        mm, base = self._seg.map, self._rec_off  # mmap slicing: the cheapest byte copy
+        size, mask, cap = self._size, self._mask, self.capacity
+        refresh, wake = self._refresh_gate, self._wake.wake_all
+        ring = self
+
+        def try_write_lossless(data) -> bool:
+            pos = ring._pos
+            if pos >= ring._limit and pos - refresh() >= cap:
+                return False
+            off = base + (pos & mask) * size
+            mm[off : off + size] = data  # 1. payload
+            ring._pos = pos + 1
+            words[W] = pos + 1  # 2. cursor, after the payload (x86-64 store order)
+            if words[hint]:
+                wake()
+            return True
+
+        def try_write_overwrite(data) -> bool:
+            pos = ring._pos
+            idx = pos & mask
+            seqw[idx] = 2 * pos + 1  # odd: being written
+            off = base + idx * size
+            mm[off : off + size] = data  # 1. payload
+            seqw[idx] = 2 * pos + 2  # even: stable
+            ring._pos = pos + 1
+            words[W] = pos + 1  # 2. cursor, after the payload (x86-64 store order)
+            if words[hint]:
+                wake()
+            return True
+
+        return try_write_lossless if self._lossless else try_write_overwrite
 
     def write(self, record, timeout_s: float | None = None, strategy: WaitStrategy | None = None) -> None:
         """Write one record, waiting while a lossless ring is full; RingTimeout after `timeout_s`."""
@@ -219,6 +266,7 @@ class RingWriter(RingBase):
                     continue
                 gate = min(gate, rpos)
         self._gate = gate
+        self._limit = gate + self.capacity
         return gate
 
     def _should_evict(self, i: int, now_ns: int) -> bool:
@@ -258,6 +306,7 @@ class RingWriter(RingBase):
         if self._closed:
             return
         self._closed = True
+        self.try_write_bytes = None  # the closure holds views of the mapping
         self._words[L.H_CLOSED] = 1
         if self._words[self._hint]:
             self._wake.wake_all()

@@ -220,3 +220,26 @@ def test_close_unlinks_and_leaves_nothing(ns):
     assert ns.names() == ["a"]  # a reader never removes the name
     w.close()
     assert ns.names() == []
+
+
+def test_single_record_byte_paths_round_trip_and_respect_a_full_lossless_ring(ns):
+    with RingWriter.create(ns, "r", REC, 4, policy="lossless") as w, \
+            RingReader.attach(ns, "r", REC) as r:
+        raw = records(0, 6).tobytes()
+        sent = [w.try_write_bytes(raw[i * 64 : (i + 1) * 64]) for i in range(6)]
+        assert sent == [True] * 4 + [False] * 2
+        got = [np.frombuffer(r.try_read_bytes(), REC)["seq"][0] for _ in range(4)]
+        assert got == [0, 1, 2, 3] and r.try_read_bytes() is None
+        assert w.try_write_bytes(raw[4 * 64 : 5 * 64])  # the reader's progress freed the ring
+        assert np.frombuffer(r.try_read_bytes(), REC)["seq"][0] == 4
+
+
+def test_byte_reads_of_an_overwrite_ring_count_lapped_records(ns):
+    with RingWriter.create(ns, "r", REC, 4) as w, RingReader.attach(ns, "r", REC) as r:
+        raw = records(0, 10).tobytes()
+        for i in range(10):
+            w.try_write_bytes(raw[i * 64 : (i + 1) * 64])
+        got = []
+        while (data := r.try_read_bytes()) is not None:
+            got.append(int(np.frombuffer(data, REC)["seq"][0]))
+        assert got == [6, 7, 8, 9] and r.lost == 6

@@ -1,0 +1,305 @@
+"""The deterministic dispatch core: de-dup -> order -> merge -> route -> fan-out.
+
+No sockets, no threads, no wall clock: time comes from the injected `clock` (integer
+ns, the epoch clock of `ingest_ts_ns`) or from the `now_ns` argument, so every
+decision can be replayed in a test. The process (`dispatch.process`) feeds it batches
+read from ingest rings and calls `tick` once per loop.
+
+    core = DispatchCore(DispatchConfig(), clock=time.time_ns)
+    sub = core.add_consumer("alpha", RingWriter.create(ns, "consumer.alpha.md", EVENT, 4096,
+                                                       policy="lossless"))
+    core.subscribe(sub, instrument_id("BTC-USDT"), providers=None, kinds=None)
+    core.tick(); core.process(batch)            # per loop: tick, then each ring's batch
+
+De-dup runs first, so a duplicate never takes a reorder-buffer slot nor counts as late.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from events import EVENT, Kind, Provider
+from events.ids import IdSource
+from meltica.dlq import DeadLetterQueue
+from meltica.telemetry import Telemetry
+from shm import RingWriter
+
+from .config import DispatchConfig
+from .dedup import Deduper
+from .fanout import FairShare, Outlet
+from .merge import MERGED_PROVIDER_BASE, Merger
+from .ordering import Orderer
+from .raw import words
+from .routing import RoutingTable, Subscriber
+from .streams import Streams, stream_key
+
+
+class DispatchCore:
+    """Every decision of dispatch, for one thread, with an injected clock."""
+
+    def __init__(self, config: DispatchConfig | None = None, clock=None,
+                 telemetry: Telemetry | None = None, dlq: DeadLetterQueue | None = None,
+                 ids: IdSource | None = None):
+        self.config = cfg = config or DispatchConfig()
+        self.clock = clock
+        self.tel = telemetry or Telemetry("dispatch")
+        self.dlq = dlq
+        self.ids = ids or IdSource()
+        self.streams = Streams()
+        self.routing = RoutingTable(self.streams, cfg.max_consumers)
+        self.orderer = Orderer(self.streams, cfg.lateness_ns, cfg.flush_ns, cfg.max_held)
+        self.dedup = Deduper(cfg.dedup_bits)
+        self.merger = Merger(cfg.merge_window_ns, cfg.merge_max_events)
+        self.fair = FairShare(cfg.fanout_rate, cfg.fair_burst_ns)
+        self.outlets: dict[int, Outlet] = {}   # slot -> outlet
+        self.configured: set[int] = set()      # instrument ids from config
+        self.events_in = 0
+        self.events_out = 0
+        self._last_dlq_ns = 0
+        self._published: dict[str, int] = {}
+        self._last_tick_ns: int | None = None
+
+    def _now(self, now_ns: int | None) -> int:
+        return self.clock() if now_ns is None else now_ns
+
+    @property
+    def version(self) -> int:
+        return self.routing.version
+
+    # -- consumers and subscriptions -------------------------------------------------
+
+    def add_consumer(self, name: str, writer: RingWriter) -> Subscriber:
+        sub = self.routing.add_consumer(name)
+        self.outlets[sub.slot] = Outlet(writer, sub.consumer_id, name)
+        return sub
+
+    def remove_consumer(self, sub: Subscriber) -> Outlet:
+        """Forget a consumer; the caller closes (and unlinks) its ring."""
+        for k in self.routing.remove_consumer(sub.slot):
+            self.merger.discard(k)
+        self.fair.forget(sub.consumer_id)
+        return self.outlets.pop(sub.slot)
+
+    def knows(self, instrument: int) -> bool:
+        """Configured, or published by some provider."""
+        return instrument in self.configured or bool(
+            np.any(self.streams.instrument[: len(self.streams)] == instrument))
+
+    def subscribe(self, sub: Subscriber, instrument: int, providers=None, kinds=None) -> bool:
+        return self.routing.subscribe(sub, instrument, providers, kinds)
+
+    def unsubscribe(self, sub: Subscriber, instrument: int, providers=None, kinds=None) -> bool:
+        return self.routing.unsubscribe(sub, instrument, providers, kinds)
+
+    def merged_subscribe(self, sub: Subscriber, instrument: int, providers) -> bool:
+        changed, k = self.routing.merged_subscribe(sub, instrument, providers)
+        self.merger.add(k, instrument, tuple(sorted(set(providers))))
+        return changed
+
+    def merged_unsubscribe(self, sub: Subscriber, instrument: int, providers) -> bool:
+        changed, orphans = self.routing.merged_unsubscribe(sub, instrument, providers)
+        for k in orphans:
+            self.merger.discard(k)
+        return changed
+
+    def deliver_critical(self, sub: Subscriber, rec: np.ndarray) -> bool:
+        """Put one critical record (1-record EVENT array) on a consumer's ring, or queue it."""
+        rec["consumer_id"] = sub.consumer_id
+        return self.outlets[sub.slot].put_critical(rec, self.version)
+
+    # -- records in ------------------------------------------------------------------
+
+    def process(self, batch: np.ndarray, now_ns: int | None = None) -> int:
+        """De-dup, order, merge, route and fan out one batch of one source; return its size."""
+        n = len(batch)
+        if n == 0:
+            return 0
+        now = self._now(now_ns)
+        self.events_in += n
+        keep = self.dedup.fresh(batch["event_id"])
+        if keep is not None:
+            batch = batch[keep]
+            if len(batch) == 0:
+                return n
+        ix = self.streams.index(batch)
+        slow: list = []
+        passing = self.orderer.order(batch, ix, now, slow)
+        if passing is None:
+            self._route(batch, ix.sidx, now)
+        elif len(passing):
+            self._route(batch[passing], ix.sidx[passing], now)
+        if slow:
+            self._route_list(slow, now)
+        return n
+
+    def reset_source(self, provider: int, now_ns: int | None = None) -> None:
+        """An ingest ring was replaced (ingest restarted): restart its streams' sequences."""
+        out: list = []
+        self.orderer.reset(self.streams.of_provider(provider), out)
+        if out:
+            self._route_list(out, self._now(now_ns))
+
+    def _route_list(self, pairs: list, now: int) -> None:
+        recs = np.empty(len(pairs), EVENT)
+        w = words(recs)
+        for i, (_, r) in enumerate(pairs):
+            w[i] = words(r)[0]
+        sidx = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
+        self._route(recs, sidx, now)
+
+    def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
+        rt = self.routing
+        if self.merger.keys:
+            feed = rt.merge_feed[sidx]
+            if feed.any():
+                merged: list = []
+                for k in list(self.merger.keys):
+                    sel = np.flatnonzero(feed & np.uint64(1 << k))
+                    if len(sel):
+                        self.merger.feed(k, recs[sel], now, merged)
+                self._emit_merged(merged)
+        masks = rt.route[sidx]
+        if not masks.any():
+            return
+        version = rt.version
+        for slot, outlet in self.outlets.items():
+            bit = np.uint64(1 << slot)
+            hit = (masks & bit) != 0
+            count = int(np.count_nonzero(hit))
+            if count == 0:
+                continue
+            sel = None if count == len(recs) else np.flatnonzero(hit)
+            allowed = self.fair.grant(outlet.consumer_id, count)
+            self.events_out += outlet.offer(recs, sidx, sel, version, allowed)
+
+    def _emit_merged(self, merged: list) -> None:
+        version = self.routing.version
+        for k, rec in merged:
+            if self.dedup.seen(int(rec["event_id"][0])):
+                continue
+            s = self.streams.get(stream_key(MERGED_PROVIDER_BASE | k, int(rec["instrument"][0]),
+                                            Kind.MERGED))
+            mask = self.routing.merge_consumers.get(k, 0)
+            sidx = np.array([s], np.int64)
+            for slot, outlet in self.outlets.items():
+                if mask >> slot & 1:
+                    self.events_out += outlet.offer(rec, sidx, None, version,
+                                                    self.fair.grant(outlet.consumer_id, 1))
+
+    # -- timers ----------------------------------------------------------------------
+
+    def tick(self, now_ns: int | None = None) -> int:
+        """Release expired gaps, close windows whose time is up, drain backlogs."""
+        now = self._now(now_ns)
+        work = 0
+        out: list = []
+        work += self.orderer.expire(now, out)
+        if out:
+            self._route_list(out, now)
+        merged: list = []
+        self.merger.expire(now, merged)
+        self._emit_merged(merged)
+        work += len(merged)
+        self.fair.refill(now)
+        version = self.routing.version
+        for outlet in self.outlets.values():
+            if outlet.backlogged:
+                before = outlet.delivered
+                outlet.drain(version, self.fair.left(outlet.consumer_id))
+                self.fair.used(outlet.consumer_id, outlet.delivered - before)
+                work += outlet.delivered - before
+                if outlet.backlogged and self._last_tick_ns is not None:
+                    outlet.throttled_ns += now - self._last_tick_ns
+        self._report(now)
+        self._last_tick_ns = now
+        return work
+
+    def _report(self, now: int) -> None:
+        """Turn what the stages counted into telemetry events and DLQ records."""
+        tel = self.tel
+        for s, seq, trace in self.orderer.take_late():
+            did = self.ids.next()
+            tel.inc("late_event.dropped", stage="order")
+            p, i, k = (int(self.streams.provider[s]), int(self.streams.instrument[s]),
+                       int(self.streams.kind[s]))
+            tel.event("late_event.dropped", stage="order", provider=_slug(p), instrument=i,
+                      kind=Kind(k).name.lower(), seq_provider=seq, trace_id=trace, decision_id=did)
+            if self.dlq is not None:
+                self.dlq.put("late_event.dropped", stage="order", provider=_slug(p), instrument=i,
+                             kind=Kind(k).name.lower(), seq_provider=seq, trace_id=trace,
+                             decision_id=did)
+        suppressed, late = self.merger.take_events()
+        for st, missing, trace in suppressed:
+            tel.inc("merge.suppressed_partial", merge_key=st.label)
+            tel.event("merge.suppressed_partial", merge_key=st.label,
+                      missing_providers=[_slug(p) for p in missing], trace_id=trace,
+                      decision_id=self.ids.next())
+        for st, trace in late:
+            tel.inc("late_event.dropped", stage="merge")
+            tel.event("late_event.dropped", stage="merge", merge_key=st.label, trace_id=trace,
+                      decision_id=self.ids.next())
+        if now - self._last_dlq_ns >= self.config.dlq_interval_ns:
+            self._last_dlq_ns = now
+            for outlet in self.outlets.values():
+                total, ids = outlet.take_drops()
+                if ids and self.dlq is not None:
+                    self.dlq.put("fanout.trade_dropped", consumer=outlet.name,
+                                 dropped_total=total, event_ids=[e for e, _ in ids],
+                                 trace_id=ids[0][1], decision_id=self.ids.next())
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def metrics(self) -> dict:
+        """Current figures: counters (monotonic) and gauges, by Prometheus-style key."""
+        o, m = self.orderer.counts, self.merger.counts
+        c = {
+            "dispatch.events_in": self.events_in,
+            "dispatch.events_out": self.events_out,
+            "dedup.dropped": self.dedup.dropped,
+            "order.reordered": o["reordered"],
+            "order.gap_unresolved": o["gap_unresolved"],
+            "order.duplicate": o["duplicate"],
+            "late_event.dropped{stage=order}": o["late"],
+            "late_event.dropped{stage=merge}": m["late"],
+            "merge.windows_opened": m["opened"],
+            "merge.windows_closed{reason=time}": m["closed_time"],
+            "merge.windows_closed{reason=count}": m["closed_count"],
+            "merge.emitted": m["emitted"],
+            "merge.suppressed_partial": m["suppressed"],
+        }
+        g = {"routing.version": self.routing.version, "dispatch.consumers": len(self.outlets)}
+        depth = self.orderer.depth()
+        g["order.buffer_depth_max"] = max(depth.values(), default=0)
+        for s, d in depth.items():
+            p, i, k = (int(self.streams.provider[s]), int(self.streams.instrument[s]),
+                       int(self.streams.kind[s]))
+            g[f"order.buffer_depth{{stream={_slug(p)}:{i}:{Kind(k).name.lower()}}}"] = d
+        for outlet in self.outlets.values():
+            lab = f"{{consumer={outlet.name}}}"
+            c["fanout.delivered" + lab] = outlet.delivered
+            c["fanout.coalesced" + lab] = outlet.coalesced
+            c["fanout.trade_dropped" + lab] = outlet.trades_dropped
+            c["fanout.throttled_ns" + lab] = outlet.throttled_ns
+            g["consumer.lag" + lab] = outlet.lag()
+            g["fanout.pending" + lab] = len(outlet.pending) + len(outlet.critical)
+        return {"counters": c, "gauges": g}
+
+    def publish_metrics(self) -> dict:
+        """Copy `metrics()` into the Telemetry counters/gauges and publish them as one event."""
+        snap = self.metrics()
+        for key, value in snap["counters"].items():
+            delta = value - self._published.get(key, 0)
+            if delta:
+                self.tel.inc(key, delta)  # the key already carries its labels
+                self._published[key] = value
+        for key, value in snap["gauges"].items():
+            self.tel.gauge(key, value)
+        self.tel.event("dispatch.metrics", **snap)
+        return snap
+
+
+def _slug(p: int) -> str:
+    try:
+        return Provider(p).slug
+    except ValueError:
+        return f"merged-{p & 0x7FFF}" if p & MERGED_PROVIDER_BASE else str(p)

@@ -1,0 +1,212 @@
+"""Fan-out into consumer rings: never block, coalesce latest-wins, never drop critical.
+
+Each consumer has one lossless ring (`consumer.<name>.md`) written only by dispatch.
+`Outlet.offer` copies a batch into it with raw 8-byte-word copies and stamps
+`routing_version` and `consumer_id` on the copies. What does not fit (the consumer
+lags, or its fair share is spent) goes to the outlet's backlog:
+
+- critical kinds (ControlAck, ControlResult, ExecReport) queue in order, never dropped;
+- coalescable kinds (book, ticker, merged) keep only the newest record per stream;
+- trades are dropped and counted (the caller writes the DLQ record).
+
+While a backlog exists, newer records of the consumer join it too (a stream never
+overtakes itself); `drain` empties it as space frees up, critical records first.
+
+`FairShare` meters fan-out when a budget (records/s) is set: one token bucket per
+consumer, refilled in proportion to the consumer's measured demand, so that under
+saturation every consumer receives the same fraction of what it subscribed to — the
+largest possible minimum fraction, which meets the 25% floor whenever the budget is
+at least a quarter of the total demand. Critical records are never metered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from events import Kind
+from shm import RingWriter
+
+from .raw import concat, row, words
+_CRITICAL = np.zeros(256, bool)
+_COALESCE = np.zeros(256, bool)
+for _k in Kind:
+    _CRITICAL[int(_k)] = _k.critical
+    _COALESCE[int(_k)] = _k.coalescable
+
+
+class Outlet:
+    """One consumer's ring and backlog. Written by the dispatch thread only."""
+
+    def __init__(self, writer: RingWriter, consumer_id: int, name: str):
+        self.writer = writer
+        self.consumer_id = consumer_id
+        self.name = name
+        self.critical: list[np.ndarray] = []        # 1-record arrays, oldest first
+        self.pending: dict[int, np.ndarray] = {}    # stream -> newest 1-record array
+        self.delivered = 0
+        self.coalesced = 0
+        self.trades_dropped = 0
+        self.drop_ids: list[tuple[int, int]] = []   # (event_id, trace_id) of recent drops
+        self.throttled_ns = 0
+
+    @property
+    def backlogged(self) -> bool:
+        return bool(self.critical or self.pending)
+
+    def lag(self) -> int:
+        """Records written and not yet read by the consumer (0 when it has no reader)."""
+        slots = self.writer.reader_slots()
+        active = [r["position"] for r in slots if r["state"] == "active"]
+        return self.writer.position - min(active) if active else 0
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _write(self, src: np.ndarray, version: int) -> int:
+        """Copy uint64 rows `src` into the ring as far as they fit; return the count."""
+        done = 0
+        w = self.writer
+        while done < len(src):
+            dst = w.try_claim(len(src) - done)
+            k = len(dst)
+            if k == 0:
+                break
+            words(dst)[:] = src[done : done + k]  # 1. payload
+            dst["routing_version"] = version
+            dst["consumer_id"] = self.consumer_id
+            w.publish()                            # 2. cursor (see shm._base)
+            done += k
+        self.delivered += done
+        return done
+
+    def offer(self, recs: np.ndarray, sidx: np.ndarray, sel: np.ndarray | None, version: int,
+              allowed: int | None = None) -> int:
+        """Deliver rows `sel` of `recs` (None: all), at most `allowed` now; backlog the rest."""
+        n = len(recs) if sel is None else len(sel)
+        if n == 0:
+            return 0
+        done = 0
+        if not self.backlogged:
+            limit = n if allowed is None else min(n, allowed)
+            src = words(recs)
+            part = src[:limit] if sel is None else src[sel[:limit]]
+            done = self._write(part, version)
+            if done == n:
+                return done
+        rest = np.arange(done, n) if sel is None else sel[done:]
+        self._backlog(recs, sidx, rest)
+        return done
+
+    def _backlog(self, recs: np.ndarray, sidx: np.ndarray, rows: np.ndarray) -> None:
+        kinds = recs["kind"][rows]
+        crit = _CRITICAL[kinds]
+        coal = _COALESCE[kinds]
+        for r in rows[crit]:
+            self.critical.append(row(recs, r))
+        c_rows = rows[coal & ~crit]
+        if len(c_rows):
+            s_rows = sidx[c_rows]
+            # newest per stream: the last occurrence, found on the reversed rows
+            uniq, first_rev = np.unique(s_rows[::-1], return_index=True)
+            newest = c_rows[::-1][first_rev]
+            replaced = len(c_rows) - len(uniq)
+            for s, r in zip(uniq.tolist(), newest.tolist()):
+                if s in self.pending:
+                    replaced += 1
+                self.pending[s] = row(recs, r)
+            self.coalesced += replaced
+        t_rows = rows[~coal & ~crit]
+        if len(t_rows):
+            self.trades_dropped += len(t_rows)
+            if len(self.drop_ids) < 64:
+                ids = recs["event_id"][t_rows[:64]].tolist()
+                trs = recs["trace_id"][t_rows[:64]].tolist()
+                self.drop_ids.extend(zip(ids, trs))
+
+    def put_critical(self, rec: np.ndarray, version: int) -> bool:
+        """Deliver one critical record now, or queue it; True if written now."""
+        if not self.critical and self._write(words(rec), version) == 1:
+            return True
+        self.critical.append(row(rec, 0))
+        return False
+
+    def drain(self, version: int, allowed: int | None = None) -> int:
+        """Write the backlog as space frees: critical first, then newest-per-stream."""
+        done = 0
+        while self.critical:
+            if self._write(words(self.critical[0]), version) == 0:
+                return done
+            self.critical.pop(0)
+            done += 1
+        budget = len(self.pending) if allowed is None else min(allowed, len(self.pending))
+        if budget <= 0:
+            return done
+        streams = list(self.pending)[:budget]
+        src = words(concat(self.pending[s] for s in streams))
+        k = self._write(src, version)
+        for s in streams[:k]:
+            del self.pending[s]
+        return done + k
+
+    def take_drops(self) -> tuple[int, list[tuple[int, int]]]:
+        ids, self.drop_ids = self.drop_ids, []
+        return self.trades_dropped, ids
+
+
+class FairShare:
+    """Token buckets per consumer, refilled in proportion to measured demand."""
+
+    def __init__(self, rate: float, burst_ns: int, alpha: float = 0.2):
+        self.rate = rate  # records/s; 0: unlimited
+        self.burst_ns = burst_ns
+        self.alpha = alpha
+        self.tokens: dict[int, float] = {}
+        self.demand: dict[int, float] = {}   # EWMA of offered records/s
+        self._asked: dict[int, int] = {}
+        self._last_ns: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def forget(self, cid: int) -> None:
+        for d in (self.tokens, self.demand, self._asked):
+            d.pop(cid, None)
+
+    def refill(self, now_ns: int) -> None:
+        """Add tokens for the time since the last refill, shared by demand."""
+        if not self.enabled:
+            return
+        last, self._last_ns = self._last_ns, now_ns
+        if last is None or now_ns <= last:
+            return
+        dt = now_ns - last
+        a = self.alpha
+        for cid, asked in self._asked.items():
+            self.demand[cid] = (1 - a) * self.demand.get(cid, 0.0) + a * asked * 1e9 / dt
+            self._asked[cid] = 0
+        total = sum(self.demand.values())
+        if total <= 0:
+            return
+        for cid, d in self.demand.items():
+            share = self.rate * d / total
+            cap = max(1.0, share * self.burst_ns / 1e9)
+            self.tokens[cid] = min(cap, self.tokens.get(cid, 0.0) + share * dt / 1e9)
+
+    def grant(self, cid: int, n: int) -> int | None:
+        """How many of `n` offered records consumer `cid` may receive now (None: all)."""
+        if not self.enabled:
+            return None
+        self._asked[cid] = self._asked.get(cid, 0) + n
+        k = min(n, int(self.tokens.get(cid, 0.0)))
+        self.tokens[cid] = self.tokens.get(cid, 0.0) - k
+        return k
+
+    def left(self, cid: int) -> int | None:
+        """Tokens left for draining a backlog (None: unlimited)."""
+        if not self.enabled:
+            return None
+        return int(self.tokens.get(cid, 0.0))
+
+    def used(self, cid: int, n: int) -> None:
+        if self.enabled:
+            self.tokens[cid] = self.tokens.get(cid, 0.0) - n

@@ -1,0 +1,98 @@
+"""Replay mode serves recorded datasets as the venue recorded them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
+
+pytestmark = pytest.mark.timeout(30)
+DATA = Path("/work/shared/data")
+SPOT = DATA / "binance_spot_2021-10-12_cryptofeed"
+USDM = DATA / "binance_usdm_2021-07-22_cryptofeed"
+OKX = DATA / "okx_2022-05-13_cryptofeed"
+
+
+def _recorded(folder: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (folder / "messages.jsonl").read_bytes().splitlines()]
+
+
+def _streams(folder: Path) -> list[str]:
+    meta = orjson.loads((folder / "meta.json").read_bytes())
+    return meta["connections"][0]["url"].split("streams=")[1].split("/")
+
+
+def test_spot_replay_sends_every_recorded_frame_in_order(make_sim):
+    sim = make_sim(venues=["binance-spot"], replay=str(SPOT))
+    ws_lines = [r["payload"] for r in _recorded(SPOT) if r["src"] == "ws"]
+    ws = connect(sim.endpoints["binance-spot"]["ws"] + "/stream?streams=" + "/".join(_streams(SPOT)))
+    got = [orjson.loads(ws.recv()) for _ in ws_lines]
+    ws.close()
+    assert got == ws_lines
+    stats = sim.stats()["binance-spot"]
+    assert stats["mode"] == "replay" and stats["replay"]["messages"] == len(ws_lines)
+
+
+def test_spot_replay_answers_depth_with_the_recorded_snapshot(make_sim):
+    sim = make_sim(venues=["binance-spot"], replay=str(SPOT))
+    rest = sim.endpoints["binance-spot"]["rest"]
+    snapshots = {r["url"].split("symbol=")[1].split("&")[0]: r["payload"]
+                 for r in _recorded(SPOT) if r["src"] == "rest"}
+    for symbol, payload in snapshots.items():
+        assert get(f"{rest}/api/v3/depth?symbol={symbol}&limit=1000") == (200, payload)
+    _, info = get(rest + "/api/v3/exchangeInfo")
+    assert sorted(s["symbol"] for s in info["symbols"]) == sorted(snapshots)
+
+
+def test_replay_serves_only_the_subscribed_streams_and_raw_sockets_get_data(make_sim):
+    sim = make_sim(venues=["binance-usdm"], replay=str(USDM))
+    wanted = [r["payload"]["data"] for r in _recorded(USDM)
+              if r["src"] == "ws" and r["payload"]["stream"] == "sushiusdt@depth@100ms"]
+    ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/ws/sushiusdt@depth@100ms")
+    got = [orjson.loads(ws.recv()) for _ in wanted]
+    ws.close()
+    assert got == wanted
+    assert all(b["pu"] == a["u"] for a, b in zip(got, got[1:]))
+
+
+def test_replay_faults_apply_to_recorded_diffs(make_sim):
+    sim = make_sim(venues=["binance-usdm"], replay=str(USDM))
+    sim.inject("binance-usdm", "gap", symbol="SUSHIUSDT")
+    wanted = [r["payload"]["data"] for r in _recorded(USDM)
+              if r["src"] == "ws" and r["payload"]["stream"] == "sushiusdt@depth@100ms"]
+    ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/ws/sushiusdt@depth@100ms")
+    got = [orjson.loads(ws.recv()) for _ in wanted[1:]]
+    ws.close()
+    assert got == wanted[1:]
+
+
+def test_okx_replay_acks_live_and_replays_recorded_books(make_sim):
+    sim = make_sim(venues=["okx"], replay=str(OKX))
+    meta = orjson.loads((OKX / "meta.json").read_bytes())
+    request = meta["subscribe_requests"][-1]["body"]
+    args = orjson.loads(request)["args"]
+    data_lines = [r["payload"] for r in _recorded(OKX)
+                  if r["src"] == "ws" and "event" not in r["payload"]]
+    ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
+    sim.inject("okx", "checksum", symbol="BTC-USDT")
+    ws.send(request)
+    acks = [orjson.loads(ws.recv()) for _ in args]
+    assert [a["arg"] for a in acks] == args and all(a["event"] == "subscribe" for a in acks)
+    got = [orjson.loads(ws.recv()) for _ in data_lines]
+    assert okx_barrier(ws) == []
+    ws.close()
+    books, bad = {}, []
+    for msg in got:
+        if msg["arg"]["channel"] != "books":
+            continue
+        d, inst = msg["data"][0], msg["arg"]["instId"]
+        if msg["action"] == "snapshot":
+            books[inst] = LocalBook(d["bids"], d["asks"])
+        else:
+            books[inst].apply(d["bids"], d["asks"])
+        if okx_checksum(*books[inst].top(25)) != d["checksum"]:
+            bad.append(inst)
+    assert bad == ["BTC-USDT"]                   # the one corrupted on purpose
+    assert len(got) == len(data_lines)

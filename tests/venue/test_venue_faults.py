@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 import websocket
-from venue_testkit import LocalBook, binance_barrier, connect, get, http, okx_barrier, okx_checksum
+from .venue_testkit import LocalBook, binance_barrier, connect, get, http, okx_barrier, okx_checksum
 
 from venue import FaultError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
+from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 
 from venue.okx import checksum
 

@@ -70,9 +70,10 @@ class DeadLetterQueue:
         return decision_id
 
     def _rotate(self, path: Path) -> None:
-        n = 1
-        while path.with_name(f"{path.name}.{n}").exists():
-            n += 1
+        """Move the active file to the next number: higher numbers are always newer."""
+        priority = PRIORITIES[[self._files[p] for p in PRIORITIES].index(path)]
+        existing = self._rotated(priority)
+        n = int(existing[-1].suffix[1:]) + 1 if existing else 1
         os.replace(path, path.with_name(f"{path.name}.{n}"))
 
     def _rotated(self, priority: str) -> list[Path]:

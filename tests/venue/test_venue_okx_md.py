@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
-
 import orjson
 import pytest
 from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
@@ -12,20 +10,19 @@ from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 from venue.okx import checksum
 
 pytestmark = pytest.mark.timeout(30)
-DATA = Path("/work/shared/data")
 
 
-def test_checksum_matches_the_okx_docs_vectors():
-    cases = orjson.loads((DATA / "vectors/okx_checksum_docs.json").read_bytes())["cases"]
+def test_checksum_matches_the_okx_docs_vectors(shared_data):
+    cases = orjson.loads((shared_data / "vectors/okx_checksum_docs.json").read_bytes())["cases"]
     for case in cases:
         assert checksum(case["bids"], case["asks"]) == case["expected_signed"]
         assert okx_checksum(case["bids"], case["asks"]) == case["expected_signed"]
 
 
-def test_checksum_verifies_every_recorded_okx_books_message():
+def test_checksum_verifies_every_recorded_okx_books_message(shared_data):
     books: dict[str, LocalBook] = {}
     checked = negative = 0
-    for line in (DATA / "okx_2022-05-13_cryptofeed/messages.jsonl").read_bytes().splitlines():
+    for line in (shared_data / "okx_2022-05-13_cryptofeed/messages.jsonl").read_bytes().splitlines():
         msg = orjson.loads(line)["payload"]
         if msg.get("arg", {}).get("channel") != "books" or "data" not in msg:
             continue

@@ -9,10 +9,21 @@ import pytest
 from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 
 pytestmark = pytest.mark.timeout(30)
-DATA = Path("/work/shared/data")
-SPOT = DATA / "binance_spot_2021-10-12_cryptofeed"
-USDM = DATA / "binance_usdm_2021-07-22_cryptofeed"
-OKX = DATA / "okx_2022-05-13_cryptofeed"
+
+
+@pytest.fixture
+def spot(shared_data) -> Path:
+    return shared_data / "binance_spot_2021-10-12_cryptofeed"
+
+
+@pytest.fixture
+def usdm(shared_data) -> Path:
+    return shared_data / "binance_usdm_2021-07-22_cryptofeed"
+
+
+@pytest.fixture
+def okx(shared_data) -> Path:
+    return shared_data / "okx_2022-05-13_cryptofeed"
 
 
 def _recorded(folder: Path) -> list[dict]:
@@ -24,10 +35,10 @@ def _streams(folder: Path) -> list[str]:
     return meta["connections"][0]["url"].split("streams=")[1].split("/")
 
 
-def test_spot_replay_sends_every_recorded_frame_in_order(make_sim):
-    sim = make_sim(venues=["binance-spot"], replay=str(SPOT))
-    ws_lines = [r["payload"] for r in _recorded(SPOT) if r["src"] == "ws"]
-    ws = connect(sim.endpoints["binance-spot"]["ws"] + "/stream?streams=" + "/".join(_streams(SPOT)))
+def test_spot_replay_sends_every_recorded_frame_in_order(make_sim, spot):
+    sim = make_sim(venues=["binance-spot"], replay=str(spot))
+    ws_lines = [r["payload"] for r in _recorded(spot) if r["src"] == "ws"]
+    ws = connect(sim.endpoints["binance-spot"]["ws"] + "/stream?streams=" + "/".join(_streams(spot)))
     got = [orjson.loads(ws.recv()) for _ in ws_lines]
     ws.close()
     assert got == ws_lines
@@ -35,20 +46,20 @@ def test_spot_replay_sends_every_recorded_frame_in_order(make_sim):
     assert stats["mode"] == "replay" and stats["replay"]["messages"] == len(ws_lines)
 
 
-def test_spot_replay_answers_depth_with_the_recorded_snapshot(make_sim):
-    sim = make_sim(venues=["binance-spot"], replay=str(SPOT))
+def test_spot_replay_answers_depth_with_the_recorded_snapshot(make_sim, spot):
+    sim = make_sim(venues=["binance-spot"], replay=str(spot))
     rest = sim.endpoints["binance-spot"]["rest"]
     snapshots = {r["url"].split("symbol=")[1].split("&")[0]: r["payload"]
-                 for r in _recorded(SPOT) if r["src"] == "rest"}
+                 for r in _recorded(spot) if r["src"] == "rest"}
     for symbol, payload in snapshots.items():
         assert get(f"{rest}/api/v3/depth?symbol={symbol}&limit=1000") == (200, payload)
     _, info = get(rest + "/api/v3/exchangeInfo")
     assert sorted(s["symbol"] for s in info["symbols"]) == sorted(snapshots)
 
 
-def test_replay_serves_only_the_subscribed_streams_and_raw_sockets_get_data(make_sim):
-    sim = make_sim(venues=["binance-usdm"], replay=str(USDM))
-    wanted = [r["payload"]["data"] for r in _recorded(USDM)
+def test_replay_serves_only_the_subscribed_streams_and_raw_sockets_get_data(make_sim, usdm):
+    sim = make_sim(venues=["binance-usdm"], replay=str(usdm))
+    wanted = [r["payload"]["data"] for r in _recorded(usdm)
               if r["src"] == "ws" and r["payload"]["stream"] == "sushiusdt@depth@100ms"]
     ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/ws/sushiusdt@depth@100ms")
     got = [orjson.loads(ws.recv()) for _ in wanted]
@@ -57,10 +68,10 @@ def test_replay_serves_only_the_subscribed_streams_and_raw_sockets_get_data(make
     assert all(b["pu"] == a["u"] for a, b in zip(got, got[1:]))
 
 
-def test_replay_faults_apply_to_recorded_diffs(make_sim):
-    sim = make_sim(venues=["binance-usdm"], replay=str(USDM))
+def test_replay_faults_apply_to_recorded_diffs(make_sim, usdm):
+    sim = make_sim(venues=["binance-usdm"], replay=str(usdm))
     sim.inject("binance-usdm", "gap", symbol="SUSHIUSDT")
-    wanted = [r["payload"]["data"] for r in _recorded(USDM)
+    wanted = [r["payload"]["data"] for r in _recorded(usdm)
               if r["src"] == "ws" and r["payload"]["stream"] == "sushiusdt@depth@100ms"]
     ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/ws/sushiusdt@depth@100ms")
     got = [orjson.loads(ws.recv()) for _ in wanted[1:]]
@@ -68,12 +79,12 @@ def test_replay_faults_apply_to_recorded_diffs(make_sim):
     assert got == wanted[1:]
 
 
-def test_okx_replay_acks_live_and_replays_recorded_books(make_sim):
-    sim = make_sim(venues=["okx"], replay=str(OKX))
-    meta = orjson.loads((OKX / "meta.json").read_bytes())
+def test_okx_replay_acks_live_and_replays_recorded_books(make_sim, okx):
+    sim = make_sim(venues=["okx"], replay=str(okx))
+    meta = orjson.loads((okx / "meta.json").read_bytes())
     request = meta["subscribe_requests"][-1]["body"]
     args = orjson.loads(request)["args"]
-    data_lines = [r["payload"] for r in _recorded(OKX)
+    data_lines = [r["payload"] for r in _recorded(okx)
                   if r["src"] == "ws" and "event" not in r["payload"]]
     ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
     sim.inject("okx", "checksum", symbol="BTC-USDT")

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
+
 from .venue_testkit import LocalBook, binance_barrier, connect, get
 
 pytestmark = pytest.mark.timeout(30)

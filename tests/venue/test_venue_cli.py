@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from .venue_testkit import get
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 import websocket
-from .venue_testkit import LocalBook, binance_barrier, connect, get, http, okx_barrier, okx_checksum
 
 from venue import FaultError
+
+from .venue_testkit import LocalBook, binance_barrier, connect, get, http, okx_barrier, okx_checksum
 
 pytestmark = pytest.mark.timeout(30)
 STREAMS = "/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms"

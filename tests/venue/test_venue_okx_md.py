@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+
 import orjson
 import pytest
-from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 
 from venue.okx import checksum
+
+from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
 
 pytestmark = pytest.mark.timeout(30)

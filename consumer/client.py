@@ -1,0 +1,217 @@
+"""The consumer side of dispatch: register, subscribe, read the ring, trading switch."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import zmq
+
+from events import EVENT, Closed, Command, Kind, PeerGone, ResultStatus
+from events.errors import BadInput
+from meltica.run import RunContext
+from shm import RingClosed, RingReader
+
+_CRITICAL = np.zeros(256, bool)
+for _k in Kind:
+    _CRITICAL[int(_k)] = _k.critical
+
+
+class Result(dict):
+    """A ControlResult: the reply dict, with `.ok`, `.error` and `.routing_version`."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.get("ok"))
+
+    @property
+    def error(self) -> dict | None:
+        return self.get("error")
+
+    @property
+    def routing_version(self) -> int:
+        return int(self.get("routing_version", 0))
+
+
+def default_control(ctx: RunContext) -> str:
+    return f"ipc://{Path(ctx.run_dir).resolve() / 'dispatch.ctl'}"
+
+
+class Consumer:
+    """One registered consumer: its control socket, its ring, its trading switch.
+
+    Use from one thread. Batches returned by `events()` are valid until the next call.
+    """
+
+    def __init__(self, name: str, run: RunContext | str | None = None, control: str | None = None,
+                 *, timeout_s: float = 3.0, filter_stale: bool = True):
+        ctx = run if isinstance(run, RunContext) else RunContext.from_env(run)
+        self.name = name
+        self.run = ctx
+        self.timeout_s = timeout_s
+        self.filter_stale = filter_stale
+        self.endpoint = control or default_control(ctx)
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(self.endpoint)
+        self._rid = 0
+        self._closed = False
+        self.reader: RingReader | None = None
+        self.min_routing_version = 0  # market data stamped before this is stale
+        self.filtered = 0             # stale market-data records dropped so far
+        try:
+            res = self._request("register", pid=os.getpid())
+            if not res.ok:
+                raise BadInput(f"register {name!r} refused: {res.error}")
+            self.consumer_id: int = res["consumer_id"]
+            self.ring_name: str = res["rings"]["md"]
+            self._trading = bool(res["trading_enabled"])
+            self.reader = RingReader.attach(ctx.namespace, self.ring_name, EVENT, start="oldest")
+        except BaseException:
+            self._sock.close(0)
+            raise
+
+    # -- control ---------------------------------------------------------------------
+
+    def _request(self, cmd: str, **fields) -> Result:
+        if self._closed:
+            raise Closed(f"consumer {self.name!r} is closed")
+        self._rid += 1
+        rid = self._rid
+        self._sock.send(orjson.dumps({"cmd": cmd, "request_id": rid, "consumer": self.name,
+                                      **fields}))
+        deadline = time.monotonic() + self.timeout_s
+        acked = False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sock.poll(int(left * 1000) + 1):
+                raise PeerGone(f"dispatch did not answer {cmd} within {self.timeout_s}s "
+                               f"(acked={acked}) at {self.endpoint}")
+            reply = orjson.loads(self._sock.recv())
+            if reply.get("request_id") != rid:
+                continue  # a late reply to an earlier, timed-out request
+            if reply.get("type") == "ack":
+                acked = True
+                continue
+            return Result(reply)
+
+    def subscribe(self, symbol: str, providers=None, kinds=None) -> Result:
+        """Receive `kinds` ("book", "trade", "ticker"; all by default) of `symbol` from
+        `providers` (slugs; all by default)."""
+        return self._request("subscribe", symbol=symbol, providers=_list(providers),
+                             kinds=_list(kinds))
+
+    def merged_subscribe(self, symbol: str, providers) -> Result:
+        """Receive one MERGED record per closed window of `symbol` over >= 2 `providers`."""
+        return self._request("merged_subscribe", symbol=symbol, providers=_list(providers))
+
+    def unsubscribe(self, symbol: str, providers=None, kinds=None, merged: bool = False) -> Result:
+        """Stop receiving; market data already in the ring from before is filtered out."""
+        res = self._request("unsubscribe", symbol=symbol, providers=_list(providers),
+                            kinds=_list(kinds), merged=merged)
+        if res.ok and res.get("changed"):
+            self.min_routing_version = max(self.min_routing_version, res.routing_version)
+        return res
+
+    def set_trading_mode(self, enabled: bool) -> Result:
+        """Ask dispatch (and through it execution) to switch trading on or off."""
+        res = self._request("set_trading_mode", enabled=bool(enabled))
+        if res.ok:
+            self._trading = bool(res["trading_enabled"])
+        return res
+
+    def list_subscriptions(self) -> Result:
+        return self._request("list_subscriptions")
+
+    def heartbeat(self) -> Result:
+        return self._request("heartbeat")
+
+    @property
+    def trading_enabled(self) -> bool:
+        """The local trading switch: order clients must refuse to send while it is off."""
+        return self._trading
+
+    # -- events ----------------------------------------------------------------------
+
+    def events(self, max_n: int = 1024, timeout_s: float = 0.0) -> np.ndarray:
+        """The next batch of records (EVENT dtype, maybe empty), waiting up to `timeout_s`.
+
+        Critical records (ControlAck/Result, ExecReport) are always included; market
+        data stamped with a routing_version older than our last effective unsubscribe is
+        dropped. The batch is valid until the next call.
+        """
+        r = self.reader
+        if r is None:
+            raise Closed(f"consumer {self.name!r} is closed")
+        r.release()
+        try:
+            batch = r.wait_read(max_n, timeout_s) if timeout_s else r.try_read(max_n)
+        except RingClosed:
+            raise PeerGone(f"dispatch closed ring {self.ring_name}") from None
+        if len(batch) == 0:
+            return batch
+        crit = _CRITICAL[batch["kind"]]
+        if crit.any():
+            self._follow_switch(batch[crit])
+        if self.filter_stale and self.min_routing_version:
+            keep = crit | (batch["routing_version"] >= self.min_routing_version)
+            if not keep.all():
+                self.filtered += int(len(keep) - keep.sum())
+                return batch[keep]
+        return batch
+
+    def _follow_switch(self, crit: np.ndarray) -> None:
+        for rec in crit:
+            if rec["kind"] != Kind.CONTROL_RESULT:
+                continue
+            res = rec["result"]
+            if res["command"] == Command.SET_TRADING_MODE and res["status"] == ResultStatus.OK:
+                text = bytes(res["message"]).rstrip(b"\0")
+                if text.startswith(b"trading_enabled="):
+                    self._trading = text.endswith(b"true")
+
+    def __iter__(self):
+        """Yield single records (private copies) until the consumer is closed."""
+        while not self._closed:
+            for rec in self.events(256, timeout_s=0.05):
+                yield rec.copy()
+
+    def dispatch_state(self) -> str:
+        """State of dispatch as the ring shows it: alive, closed, dead or replaced."""
+        return self.reader.writer_state() if self.reader is not None else "closed"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self, unregister: bool = True) -> None:
+        """Unregister (dispatch releases the ring and subscriptions) and detach."""
+        if self._closed:
+            return
+        try:
+            if unregister:
+                try:
+                    self._request("unregister")
+                except PeerGone:
+                    pass  # dispatch is gone; it will find our pid dead anyway
+        finally:
+            self._closed = True
+            if self.reader is not None:
+                self.reader.release()
+                self.reader.close()
+                self.reader = None
+            self._sock.close(0)
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _list(x):
+    if x is None:
+        return None
+    return [x] if isinstance(x, str) else list(x)

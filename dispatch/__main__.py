@@ -1,0 +1,76 @@
+"""`python -m dispatch`: run the dispatch process of the current run (MELTICA_RUN)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from meltica.run import RunContext
+
+from .config import DispatchConfig
+from .control import check_local
+from .process import DispatchProcess, install_signal_stop
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m dispatch",
+        description="Order, de-duplicate, merge and fan out the run's market data to consumers. "
+                    "Run from MELTICA_RUN / MELTICA_RUN_DIR.")
+    p.add_argument("--control", help="control ROUTER endpoint (default ipc://<run_dir>/dispatch.ctl)")
+    p.add_argument("--telemetry", help="telemetry PUB endpoint; 'bind:' prefix binds "
+                                       "(default bind:ipc://<run_dir>/dispatch.tel; '' disables)")
+    p.add_argument("--execution", help="execution control endpoint for set-trading-mode "
+                                       "(default ipc://<run_dir>/execution.ctl)")
+    p.add_argument("--instruments", default="",
+                   help="comma-separated canonical symbols consumers may subscribe to before "
+                        "any provider publishes them (BTC-USDT,ETH-USDT-PERP)")
+    p.add_argument("--lateness-ms", type=float, default=150.0, help="wait this long for a gap")
+    p.add_argument("--flush-ms", type=float, default=50.0, help="check held records this often")
+    p.add_argument("--max-held", type=int, default=200, help="records held per stream")
+    p.add_argument("--merge-window-ms", type=float, default=10_000.0, help="merge window length")
+    p.add_argument("--merge-max-events", type=int, default=1000, help="merge window size")
+    p.add_argument("--ring-capacity", type=int, default=1 << 14,
+                   help="records per consumer ring (power of two)")
+    p.add_argument("--fanout-rate", type=float, default=0.0,
+                   help="fan-out budget in records/s shared fairly by consumers (0: unlimited)")
+    p.add_argument("--trading-default", choices=("on", "off"), default="off",
+                   help="trading switch of a newly registered consumer")
+    p.add_argument("--consumer-silence-s", type=float, default=30.0,
+                   help="release a consumer without pid after this long without a command")
+    p.add_argument("--exec-timeout-ms", type=float, default=500.0,
+                   help="wait this long for execution to answer a forwarded set-trading-mode")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a control endpoint beyond loopback/ipc")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    ctx = RunContext.from_env()
+    if a.control and not a.allow_remote:
+        check_local(a.control)
+    ms = 1_000_000
+    config = DispatchConfig(
+        lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
+        merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
+        consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate)
+    instruments = [s.strip() for s in a.instruments.split(",") if s.strip()]
+    proc = DispatchProcess(ctx, config, control=a.control, telemetry=a.telemetry,
+                           execution=a.execution, instruments=instruments,
+                           trading_default=a.trading_default == "on",
+                           silence_ns=int(a.consumer_silence_s * 1e9),
+                           exec_timeout_ns=int(a.exec_timeout_ms * ms))
+    stop = threading.Event()
+    install_signal_stop(stop)
+    print(f"dispatch: run={ctx.run_id} control={proc.server.endpoint}", file=sys.stderr, flush=True)
+    try:
+        proc.run(stop)
+    finally:
+        proc.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

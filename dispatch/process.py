@@ -1,0 +1,175 @@
+"""The dispatch process: discover ingest rings, run the core, serve control.
+
+`do_work()` does one round and returns how much it did: control requests, records
+read from every `md.*` ring of the run, timers. `run()` loops over it with an idle
+strategy (spin, yield, then naps of at most `max_nap_ns`). Ingest rings are found by
+listing the run's namespace every `discover_ns`; a ring whose segment was replaced
+(ingest restarted) is re-attached from its oldest record and its streams restart
+their sequence. Rings present at start are read from their newest record (what was
+there before dispatch started is stale); rings that appear later, from their oldest.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from events import EVENT, Provider, instrument_id
+from meltica.dlq import DeadLetterQueue
+from meltica.run import RunContext
+from meltica.telemetry import Telemetry
+from shm import BackoffSleep, RingReader, RingError
+
+from .config import DispatchConfig
+from .control import ControlServer, ExecutionLink
+from .core import DispatchCore
+from .service import ControlService
+
+BATCH = 4096
+
+
+def default_control(ctx: RunContext) -> str:
+    return f"ipc://{Path(ctx.run_dir).resolve() / 'dispatch.ctl'}"
+
+
+def default_execution(ctx: RunContext) -> str:
+    return f"ipc://{Path(ctx.run_dir).resolve() / 'execution.ctl'}"
+
+
+def default_telemetry(ctx: RunContext) -> str:
+    return f"bind:ipc://{Path(ctx.run_dir).resolve() / 'dispatch.tel'}"
+
+
+@dataclass
+class Source:
+    name: str
+    reader: RingReader
+    provider: int | None
+    lost: int = 0
+
+
+class DispatchProcess:
+    """One dispatch of one run. Call from one thread: `run()` or `do_work()` in a loop."""
+
+    def __init__(self, ctx: RunContext, config: DispatchConfig | None = None, *,
+                 control: str | None = None, telemetry: str | None = None,
+                 execution: str | None = None, instruments=(), trading_default: bool = False,
+                 discover_ns: int = 100_000_000, metrics_ns: int = 1_000_000_000,
+                 silence_ns: int = 30_000_000_000, exec_timeout_ns: int = 500_000_000,
+                 clock=time.time_ns):
+        self.ctx = ctx
+        self.ns = ctx.namespace
+        self.clock = clock
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        self.tel = Telemetry("dispatch", telemetry if telemetry is not None else default_telemetry(ctx))
+        self.dlq = DeadLetterQueue(ctx.run_dir / "dlq", "dispatch")
+        self.core = DispatchCore(config, clock, self.tel, self.dlq)
+        self.core.configured.update(instrument_id(s) for s in instruments)
+        self.server = ControlServer(control or default_control(ctx))
+        self.execution = ExecutionLink(execution or default_execution(ctx), exec_timeout_ns)
+        self.service = ControlService(self.core, self.ns, self.server, self.execution,
+                                      trading_default=trading_default, silence_ns=silence_ns)
+        self.sources: dict[str, Source] = {}
+        self.discover_ns = discover_ns
+        self.metrics_ns = metrics_ns
+        self._started_ns = clock()
+        self._first_scan = True
+        self._next_discover = 0
+        self._next_metrics = 0
+        self._closed = False
+
+    # -- one round -------------------------------------------------------------------
+
+    def do_work(self) -> int:
+        now = self.clock()
+        work = self.core.tick(now)
+        for envelope, frame in self.server.receive():
+            self.service.handle(envelope, frame, now)
+            work += 1
+        work += self.execution.poll(now)
+        for src in list(self.sources.values()):
+            batch = src.reader.try_read(BATCH)
+            n = len(batch)
+            if n:
+                self.core.process(batch, now)
+            src.reader.release()
+            work += n
+        if now >= self._next_discover:
+            self._next_discover = now + self.discover_ns
+            self._discover(now)
+            self.service.reap(now)
+        if now >= self._next_metrics:
+            self._next_metrics = now + self.metrics_ns
+            self._metrics()
+        return work
+
+    def _discover(self, now: int) -> None:
+        names = [n for n in self.ns.names() if n.startswith("md.")]
+        for name, src in list(self.sources.items()):
+            state = src.reader.writer_state()
+            if state == "replaced" and src.reader.available() <= 0:
+                src.reader.close()
+                del self.sources[name]
+                self.tel.event("source.detached", ring=name, reason=state, trace_id=0,
+                               decision_id=self.core.ids.next())
+                if src.provider is not None:
+                    self.core.reset_source(src.provider, now)
+        for name in names:
+            if name in self.sources:
+                continue
+            start = "latest" if self._first_scan else "oldest"
+            try:
+                reader = RingReader.attach(self.ns, name, EVENT, start=start, batch_capacity=BATCH)
+            except RingError as e:  # being created, or not an EVENT ring
+                self.tel.inc("source.attach_failed", ring=name)
+                self.tel.event("source.attach_failed", ring=name, error=str(e), trace_id=0,
+                               decision_id=self.core.ids.next())
+                continue
+            try:
+                provider = int(Provider.from_slug(name[3:]))
+            except ValueError:
+                provider = None
+            self.sources[name] = Source(name, reader, provider)
+            self.tel.event("source.attached", ring=name, start=start, trace_id=0,
+                           decision_id=self.core.ids.next())
+        self._first_scan = False
+
+    def _metrics(self) -> None:
+        for src in self.sources.values():
+            lost = src.reader.lost
+            if lost != src.lost:
+                self.tel.inc("ingest.lost", lost - src.lost, ring=src.name)
+                src.lost = lost
+        self.core.publish_metrics()
+
+    # -- loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, max_nap_ns: int = 200_000) -> None:
+        stop = stop or threading.Event()
+        idle = BackoffSleep(spins=50, yields=10, min_sleep_ns=20_000, max_sleep_ns=max_nap_ns)
+        while not stop.is_set():
+            if self.do_work():
+                idle.reset()
+            else:
+                idle.idle()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.service.close()
+        for src in self.sources.values():
+            src.reader.close()
+        self.sources.clear()
+        self.server.close()
+        self.execution.close()
+        self.tel.close()
+
+
+def install_signal_stop(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT end the loop (the caller then closes, unlinking consumer rings)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())

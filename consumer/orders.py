@@ -1,0 +1,260 @@
+"""The consumer SDK's order entry and exec-report stream (talks to `execution`).
+
+    from consumer.orders import OrderClient
+    with OrderClient(consumer) as oc:          # anything with .name and .trading_enabled
+        r = oc.submit_limit("o-1", "BTC-USDT", "buy", qty="0.01", price="30000", tif="GTC")
+        # r["status"]: "accepted" | "duplicate" | "rejected" | "suppressed" (switch off, never sent)
+        for rec in oc.poll_reports(timeout_s=1.0):   # EVENT records, kind EXEC_REPORT
+            print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
+
+Order entry: a DEALER socket to execution's control endpoint (default
+`ipc://<run_dir>/execution.ctl`); every request waits for its reply (`timeout_s`, then
+PeerGone). While `consumer.trading_enabled` is false, new orders are suppressed here
+and never sent; cancels and queries still go out.
+
+Exec reports, exactly once and in exec_seq order: the SDK attaches to the `exec` ring
+(start "latest") and reads the journal (`<run_dir>/exec/exec.journal`) for whatever it
+missed: everything after its cursor on start, any gap the ring shows, and everything
+after a restart of execution (a new ring) or an eviction. Records with an exec_seq
+below the cursor are dropped, so each report is delivered once.
+
+The cursor (the last exec_seq handed out) is kept in `<run_dir>/consumers/<name>.exec_seq`
+and committed when the next `poll_reports` starts (or on `commit()`): at-least-once
+across a crash between handing out a batch and that commit. A consumer that keeps
+the last exec_seq in its own durable state passes `resume_from=` and gets exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import orjson
+import zmq
+
+from events import EVENT, PeerGone
+from execution.journal import JournalError, JournalReader
+from execution.publisher import JOURNAL_PATH, RING_NAME
+from meltica.run import RunContext
+from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
+
+
+class OrderClient:
+    """Order entry and the exec-report stream of one consumer. One thread uses it."""
+
+    def __init__(self, consumer, *, endpoint: str | None = None, run: RunContext | None = None,
+                 timeout_s: float = 2.0, monitor_all: bool = False, resume_from: int | None = None,
+                 context: zmq.Context | None = None):
+        self.consumer = consumer
+        self.name = consumer.name
+        self.run = run or RunContext.from_env()
+        self.endpoint = endpoint or f"ipc://{self.run.run_dir}/execution.ctl"
+        self.timeout_s = timeout_s
+        self.monitor_all = monitor_all
+        self._ctx = context or zmq.Context.instance()
+        self._sock = None
+        self._rid = 0
+        self.consumer_id: int | None = None
+        self.suppressed = 0
+        self._cursor_path = self.run.path("consumers", f"{self.name}.exec_seq")
+        if resume_from is None:
+            resume_from = self._read_cursor()
+        self.committed = resume_from
+        self.next_seq = resume_from + 1
+        self._reader: RingReader | None = None
+        self._journal: JournalReader | None = None
+        self._last_check = 0.0
+        self._connect()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(self.endpoint)
+
+    def request(self, cmd: str, **fields) -> dict:
+        """Send one control request and return its reply; PeerGone after `timeout_s`."""
+        self._rid += 1
+        rid = self._rid
+        self._sock.send(orjson.dumps({"cmd": cmd, "request_id": rid, "consumer": self.name, **fields}))
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sock.poll(max(1, int(left * 1000))):
+                # the reply may still come: a fresh socket so it cannot be taken for another's
+                self._sock.close(0)
+                self._connect()
+                raise PeerGone(f"execution did not answer {cmd} (request_id {rid}) within {self.timeout_s}s "
+                               f"at {self.endpoint}")
+            reply = orjson.loads(self._sock.recv())
+            if reply.get("request_id") == rid and reply.get("type") == "result":
+                return reply
+
+    def hello(self) -> dict:
+        """Register with execution; learn this consumer's id (exec reports carry it)."""
+        reply = self.request("hello")
+        self.consumer_id = int(reply["consumer_id"])
+        return reply
+
+    def _suppressed(self, client_order_id: str) -> dict:
+        self.suppressed += 1
+        return {"type": "result", "request_id": None, "ok": False, "status": "suppressed",
+                "code": "trading_disabled", "client_order_id": client_order_id,
+                "reason": f"trading switch of consumer {self.name!r} is off: order not sent"}
+
+    def submit(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
+               price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> dict:
+        """Send a new order (decimal strings); the reply says accepted, duplicate or rejected."""
+        if not self.consumer.trading_enabled:
+            return self._suppressed(client_order_id)
+        fields = {"client_order_id": client_order_id, "symbol": symbol, "side": side, "type": order_type,
+                  "qty": qty}
+        for k, v in (("price", price), ("tif", tif), ("ref_price", ref_price)):
+            if v is not None:
+                fields[k] = v
+        return self.request("new_order", **fields)
+
+    def submit_limit(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
+                     tif: str = "GTC") -> dict:
+        return self.submit(client_order_id, symbol, side, "limit", qty, price=price, tif=tif)
+
+    def submit_market(self, client_order_id: str, symbol: str, side: str, qty: str,
+                      ref_price: str | None = None) -> dict:
+        return self.submit(client_order_id, symbol, side, "market", qty, ref_price=ref_price)
+
+    def cancel(self, client_order_id: str) -> dict:
+        return self.request("cancel", client_order_id=client_order_id)
+
+    def query(self, client_order_id: str) -> dict:
+        return self.request("query", client_order_id=client_order_id)
+
+    # -- the exec-report stream ----------------------------------------------------------
+
+    def _read_cursor(self) -> int:
+        try:
+            return int(self._cursor_path.read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def commit(self) -> None:
+        """Persist the cursor: every report up to `next_seq - 1` was handled."""
+        seq = self.next_seq - 1
+        if seq == self.committed:
+            return
+        tmp = self._cursor_path.with_name(self._cursor_path.name + ".tmp")
+        tmp.write_text(f"{seq}\n")
+        os.replace(tmp, self._cursor_path)
+        self.committed = seq
+
+    def _attach(self) -> None:
+        if self._journal is None:
+            try:
+                self._journal = JournalReader(self.run.path(*JOURNAL_PATH))
+            except (FileNotFoundError, JournalError):
+                return
+        if self._reader is None:
+            try:
+                self._reader = RingReader.attach(self.run.namespace, RING_NAME, EVENT, start="latest")
+            except (SegmentNotFound, RingError):
+                self._reader = None
+
+    def _detach_ring(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except RingError:
+                pass
+            self._reader = None
+
+    def _from_journal(self, last: int, max_n: int) -> np.ndarray:
+        if self._journal is None or last < self.next_seq:
+            return np.zeros(0, EVENT)
+        return self._journal.read(self.next_seq, min(max_n, last - self.next_seq + 1))
+
+    def _take(self, batch: np.ndarray, max_n: int) -> np.ndarray:
+        """Turn a ring batch (copied) into the next in-order records, filling gaps from the journal."""
+        seqs = batch["exec"]["exec_seq"]
+        batch = batch[seqs >= self.next_seq]
+        if not len(batch):
+            return batch
+        first = int(batch[0]["exec"]["exec_seq"])
+        if first > self.next_seq:  # missed on the ring (we attached late, or were evicted): the journal has it
+            return self._from_journal(first - 1, max_n)
+        return batch
+
+    def _read(self, max_n: int, wait_s: float) -> np.ndarray:
+        self._attach()
+        out = np.zeros(0, EVENT)
+        r = self._reader
+        if r is not None:
+            try:
+                view = r.wait_read(max_n, timeout_s=wait_s) if wait_s > 0 else r.try_read(max_n)
+                batch = np.array(view)  # copy: the slots go back to the writer now
+                r.release()
+                out = self._take(batch, max_n)
+            except (ReaderEvicted, RingClosed):
+                self._detach_ring()
+        elif wait_s > 0:
+            time.sleep(min(wait_s, 0.01))  # no ring yet (execution starting): look again soon
+        if not len(out) and self._journal is not None:
+            out = self._from_journal(self._journal.last_seq(), max_n)
+            now = time.monotonic()
+            if r is not None and now - self._last_check > 0.1:
+                self._last_check = now
+                if r.writer_state() != "alive":  # execution restarted or stopped: a new ring comes
+                    self._detach_ring()
+        if len(out):
+            self.next_seq = int(out[-1]["exec"]["exec_seq"]) + 1
+        return out
+
+    def poll_reports(self, max_n: int = 256, timeout_s: float = 0.0) -> np.ndarray:
+        """The next exec reports (copies of EVENT records), waiting up to `timeout_s`.
+
+        Only this consumer's reports unless `monitor_all`; commits the previous batch first.
+        """
+        self.commit()
+        if self.consumer_id is None and not self.monitor_all:
+            self.hello()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            out = self._read(max_n, min(left, 0.05) if left > 0 else 0.0)
+            if not self.monitor_all and len(out):
+                out = out[out["consumer_id"] == self.consumer_id]
+            if len(out) or time.monotonic() >= deadline:
+                return out
+
+    def wait_for(self, client_order_id: str, statuses, timeout_s: float = 5.0) -> list:
+        """Poll until a report of `client_order_id` has one of `statuses`; return its reports."""
+        want = {int(s) for s in statuses}
+        key = client_order_id.encode()
+        seen = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for rec in self.poll_reports(timeout_s=min(0.2, max(0.0, deadline - time.monotonic()))):
+                if rec["exec"]["client_order_id"] == key:
+                    seen.append(rec.copy())
+                    if int(rec["exec"]["status"]) in want:
+                        return seen
+        raise PeerGone(f"no report of {client_order_id!r} with status in {sorted(want)} within {timeout_s}s; "
+                       f"saw {[int(r['exec']['status']) for r in seen]}")
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.commit()
+        self._detach_ring()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def __enter__(self) -> "OrderClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""`python -m execution`: order entry, venue order routing and the exec channel of one run."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import stat
+import sys
+from urllib.parse import urlsplit
+
+import orjson
+
+from meltica.run import RunContext
+
+SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
+ENV_KEY, ENV_SECRET = "MELTICA_BINANCE_API_KEY", "MELTICA_BINANCE_API_SECRET"
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_credentials(key_file: str | None, rest_url: str) -> tuple[str, str]:
+    """API key and secret: a 0600 file (JSON {"key", "secret"} or two lines), else the
+    environment, else (a loopback venue only) the simulator's defaults. Never printed."""
+    if key_file:
+        st = os.stat(key_file)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise SystemExit(f"refusing {key_file}: mode {stat.S_IMODE(st.st_mode):o}, must be 0600")
+        with open(key_file, "rb") as f:
+            raw = f.read()
+        if raw.lstrip().startswith(b"{"):
+            d = orjson.loads(raw)
+            return str(d["key"]), str(d["secret"])
+        lines = [x.strip() for x in raw.decode().splitlines() if x.strip()]
+        if len(lines) != 2:
+            raise SystemExit(f"{key_file}: expected two lines (key, secret)")
+        return lines[0], lines[1]
+    key, secret = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
+    if key and secret:
+        return key, secret
+    if _loopback(rest_url):
+        return SIM_KEY, SIM_SECRET
+    raise SystemExit(f"no API credentials: set {ENV_KEY} and {ENV_SECRET}, or pass --api-key-file")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
+    p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
+    p.add_argument("--venue", default="binance-spot", choices=["binance-spot"], help="venue (default binance-spot)")
+    p.add_argument("--rest-url", default=os.environ.get("MELTICA_BINANCE_REST_URL"),
+                   help="venue REST base URL (env MELTICA_BINANCE_REST_URL)")
+    p.add_argument("--ws-url", default=os.environ.get("MELTICA_BINANCE_WS_URL"),
+                   help="venue WebSocket base URL for the user stream (env MELTICA_BINANCE_WS_URL)")
+    p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
+                   f"{ENV_KEY} / {ENV_SECRET})")
+    p.add_argument("--limits", help="pre-trade limits: JSON file, JSON text, or "
+                   "max_notional=DEC,max_open_orders=N,max_orders_per_s=N")
+    p.add_argument("--durability", choices=["power", "process"], default="power",
+                   help="power: fsync journal and store before publishing (default); process: survive a "
+                   "process crash only")
+    p.add_argument("--trading-default", choices=["on", "off"], default="on",
+                   help="trading switch of a consumer never seen before (default on)")
+    p.add_argument("--telemetry", help="telemetry PUB endpoint (bind:ENDPOINT binds)")
+    p.add_argument("--workers", type=int, default=2, help="REST worker threads (default 2)")
+    p.add_argument("--timeout", type=float, default=2.0, help="REST timeout in seconds (default 2)")
+    p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.rest_url or not args.ws_url:
+        parser().error("--rest-url and --ws-url are required (or MELTICA_BINANCE_REST_URL / _WS_URL)")
+    from .limits import parse_limits
+    from .process import AlreadyRunning, ExecutionProcess, install_signals
+    key, secret = load_credentials(args.api_key_file, args.rest_url)
+    ctx = RunContext.from_env()
+    try:
+        proc = ExecutionProcess(ctx, rest_url=args.rest_url, ws_url=args.ws_url, api_key=key, api_secret=secret,
+                                control=args.control, limits=parse_limits(args.limits) if args.limits else None,
+                                durability=args.durability, trading_default=args.trading_default == "on",
+                                telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
+                                recv_window_ms=args.recv_window_ms)
+    except AlreadyRunning as e:
+        print(f"execution: {e}", file=sys.stderr)
+        return 3
+    install_signals(proc)
+    print(f"execution: run {ctx.run_id}, control {proc.endpoint}, venue {args.rest_url}", file=sys.stderr,
+          flush=True)
+    return proc.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

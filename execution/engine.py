@@ -1,0 +1,426 @@
+"""The deterministic core of execution: commands and venue events in, reports out.
+
+No I/O of its own: the clock, the store, the publisher (journal + ring) and the venue
+adapter are injected, so a test drives it with a fake clock and a fake venue. One
+thread calls it (the main loop). Venue calls (`place`, `cancel`, `query`) only start
+a request; their outcome comes back as a venue event (model.py).
+
+Order of effects for a report: lifecycle step -> `flush()`: journal append (durable)
+-> store commit (with the journal watermark) -> ring publish. A new order is committed
+to the store before `venue.place` is called. An unknown outcome (timeout, dropped
+connection, 5xx) leaves the order PENDING and is resolved by querying the venue by
+client order id, with backoff; "not found" is final only once the venue's recvWindow
+(plus a grace for clock skew) has passed since the signed request (the venue can no
+longer accept it), and then the order is REJECTED. Nothing is ever re-sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from typing import Callable, Protocol
+
+import numpy as np
+
+from events import EVENT, BadInput, Desync, ExecStatus, Kind, OrderType, Provider, to_decimal
+from events.ids import event_id, mix64
+from events.records import stamp_header
+
+from . import lifecycle, validation
+from .ids import venue_client_order_id
+from .limits import LimitBook, LimitBreached
+from .model import (CancelOrder, Order, QueryOrder, SetTradingMode, SubmitOrder, UserStreamConnected,
+                    UserStreamDisconnected, VenueOpenOrdersListed, VenueOrderNotFound, VenueOrderReported,
+                    VenueOutcomeUnknown, VenueRequestRefused)
+from .publisher import ExecPublisher
+from .store import Store
+
+DUPLICATE_ORDER_TEXT = "duplicate order"  # Binance -2010 "Duplicate order sent."
+
+
+class Venue(Protocol):
+    """What the engine asks of a venue adapter; outcomes come back as venue events."""
+
+    provider: Provider
+    recv_window_ms: int
+
+    def place(self, order: Order) -> None: ...
+    def cancel(self, order: Order) -> None: ...
+    def query(self, order: Order) -> None: ...
+
+
+def order_state(o: Order, consumer: str) -> dict:
+    """The order as answered on the control socket (decimal strings)."""
+    inst = o.instrument
+    return {"consumer": consumer, "client_order_id": o.client_order_id,
+            "venue_client_order_id": o.venue_client_order_id, "venue_order_id": o.venue_order_id,
+            "symbol": inst.symbol, "side": o.side.name.lower(), "type": o.order_type.name.lower(),
+            "tif": o.tif.name, "price": to_decimal(o.price, inst.px_scale) if o.price else None,
+            "qty": to_decimal(o.qty, inst.sz_scale), "filled": to_decimal(o.filled, inst.sz_scale),
+            "remaining": to_decimal(o.remaining, inst.sz_scale),
+            "cum_quote": to_decimal(o.cum_quote, inst.px_scale + inst.sz_scale),
+            "status": o.status.name, "reason": o.reason, "last_exec_seq": o.last_exec_seq}
+
+
+class Engine:
+    """Order entry, idempotency, lifecycle and reconciliation for one venue."""
+
+    def __init__(self, store: Store, publisher: ExecPublisher, venue: Venue, *, clock: Callable[[], int],
+                 limits: LimitBook | None = None, telemetry=None, dlq=None, trading_default: bool = True,
+                 query_backoff_ns: tuple[int, int] = (100_000_000, 2_000_000_000),
+                 poll_interval_ns: int = 1_000_000_000, not_found_grace_ms: int = 2000):
+        self.store = store
+        self.registry = store.registry
+        self.publisher = publisher
+        self.venue = venue
+        self.clock = clock
+        self.limits = limits or LimitBook()
+        self.tel = telemetry
+        self.dlq = dlq
+        self.trading_default = trading_default
+        self.backoff_min, self.backoff_max = query_backoff_ns
+        self.poll_interval_ns = poll_interval_ns
+        self.not_found_grace_ms = not_found_grace_ms  # clock skew and queueing before signing
+        self.open: dict[str, Order] = {}          # venue client order id -> open order
+        self.by_key: dict[tuple[int, str], Order] = {}
+        self.names: dict[int, str] = store.consumer_names()
+        self.switch: dict[str, bool] = {}
+        self._retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
+        self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int]] = []
+        self._dirty: dict[str, Order] = {}
+        self._buf = np.zeros(256, EVENT)
+        self.stream_up = False
+        self._next_poll_ns = 0
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _inc(self, name: str, **labels) -> None:
+        if self.tel is not None:
+            self.tel.inc(name, **labels)
+
+    def consumer(self, name) -> tuple[int, bool]:
+        if not isinstance(name, str) or not name:
+            raise BadInput(f"consumer must be a non-empty string: consumer={name!r}")
+        cid, enabled = self.store.consumer(name, default_enabled=self.trading_default)
+        self.names[cid] = name
+        self.switch.setdefault(name, enabled)
+        return cid, self.switch[name]
+
+    def _find(self, cid: int, coid: str) -> Order | None:
+        return self.by_key.get((cid, coid)) or self.store.get(cid, coid)
+
+    def _track(self, o: Order) -> None:
+        if o.open:
+            self.open[o.venue_client_order_id] = o
+            self.by_key[(o.consumer_id, o.client_order_id)] = o
+
+    def _state(self, o: Order) -> dict:
+        return order_state(o, self.names.get(o.consumer_id, str(o.consumer_id)))
+
+    # -- commands --------------------------------------------------------------------
+
+    def hello(self, consumer: str) -> dict:
+        cid, enabled = self.consumer(consumer)
+        return {"consumer_id": cid, "trading_enabled": enabled, "last_exec_seq": self.publisher.last_seq}
+
+    def set_trading_mode(self, cmd: SetTradingMode) -> dict:
+        self.consumer(cmd.consumer)
+        self.store.set_trading(cmd.consumer, bool(cmd.enabled))
+        self.switch[cmd.consumer] = bool(cmd.enabled)
+        self._inc("exec.trading_mode", consumer=cmd.consumer, enabled=str(bool(cmd.enabled)).lower())
+        return {"consumer": cmd.consumer, "enabled": bool(cmd.enabled)}
+
+    def submit(self, cmd: SubmitOrder) -> dict:
+        """Accept, find a duplicate, or reject a new order; never raises on bad input."""
+        try:
+            coid = validation.check_client_order_id(cmd.client_order_id)
+            cid, enabled = self.consumer(cmd.consumer)
+        except BadInput as e:
+            return self._rejected("validation", str(e))
+        existing = self._find(cid, coid)
+        if existing is not None:
+            self._inc("exec.orders.duplicate", consumer=cmd.consumer)
+            return {"status": "duplicate", "order": self._state(existing)}
+        if not enabled:
+            return self._rejected("trading_disabled", f"trading is disabled for consumer {cmd.consumer!r}")
+        now = self.clock()
+        try:
+            c = validation.check_new_order(self.registry, cmd.symbol, cmd.side, cmd.order_type, cmd.tif,
+                                           cmd.qty, cmd.price, cmd.ref_price)
+            scale = c.instrument.px_scale + c.instrument.sz_scale
+            px = c.price if c.order_type is OrderType.LIMIT else c.ref_price
+            n_open = sum(1 for o in self.open.values() if o.consumer_id == cid)
+            self.limits.check(cmd.consumer, notional=px * c.qty if px else None, notional_scale=scale,
+                              open_orders=n_open, now_ns=now)
+        except LimitBreached as e:
+            return self._rejected(e.limit, str(e))
+        except BadInput as e:
+            return self._rejected("validation", str(e))
+        o = Order(cid, coid, venue_client_order_id(cid, coid), c.instrument, c.side, c.order_type, c.tif,
+                  c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000)
+        try:
+            self.store.insert(o)  # committed before anything leaves
+        except sqlite3.IntegrityError:  # raced with ourselves: cannot happen with one thread
+            return {"status": "duplicate", "order": self._state(self._find(cid, coid))}
+        self.limits.record(cmd.consumer, now)
+        self._track(o)
+        self._inc("exec.orders.accepted", consumer=cmd.consumer)
+        self.venue.place(o)
+        return {"status": "accepted", "order": self._state(o)}
+
+    def _rejected(self, code: str, reason: str) -> dict:
+        self._inc("exec.orders.rejected", reason=code)
+        return {"status": "rejected", "code": code, "reason": reason}
+
+    def cancel(self, cmd: CancelOrder) -> dict:
+        try:
+            cid, _ = self.consumer(cmd.consumer)
+        except BadInput as e:
+            return self._rejected("validation", str(e))
+        o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
+        if o is None:
+            return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
+        if not o.open:
+            return {"status": "rejected", "code": "order_closed",
+                    "reason": f"order is {o.status.name}", "order": self._state(o)}
+        o.cancel_requested = True
+        self._dirty[o.venue_client_order_id] = o
+        self._inc("exec.cancels.sent")
+        self.venue.cancel(o)
+        return {"status": "accepted", "order": self._state(o)}
+
+    def query(self, cmd: QueryOrder) -> dict:
+        try:
+            cid, _ = self.consumer(cmd.consumer)
+        except BadInput as e:
+            return self._rejected("validation", str(e))
+        o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
+        if o is None:
+            return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
+        return {"status": "ok", "order": self._state(o)}
+
+    # -- venue events ----------------------------------------------------------------
+
+    def on_venue(self, ev) -> None:
+        """Apply one venue event (see model.py)."""
+        if isinstance(ev, VenueOrderReported):
+            self._on_report(ev)
+        elif isinstance(ev, VenueOpenOrdersListed):
+            for r in ev.reports:
+                self._on_report(r)
+        elif isinstance(ev, VenueRequestRefused):
+            self._on_refused(ev)
+        elif isinstance(ev, VenueOutcomeUnknown):
+            self._inc("exec.venue.unknown_outcome", action=ev.action)
+            o = self.open.get(ev.client_order_id)
+            if o is not None:
+                if ev.action == "place" and o.status is ExecStatus.PENDING and not o.unknown_since_ns:
+                    o.unknown_since_ns = self.clock()
+                    o.sent_ms = max(o.sent_ms, ev.sent_ms)
+                    self._dirty[o.venue_client_order_id] = o
+                self._schedule_query(o)
+        elif isinstance(ev, VenueOrderNotFound):
+            self._on_not_found(ev)
+        elif isinstance(ev, UserStreamConnected):
+            self.stream_up = True
+            self._inc("exec.stream.connected")
+            self.reconcile()
+        elif isinstance(ev, UserStreamDisconnected):
+            self.stream_up = False
+            self._inc("exec.stream.disconnected")
+        else:
+            raise TypeError(f"not a venue event: {ev!r}")
+
+    def _lookup(self, ids) -> Order | None:
+        for vcoid in ids:
+            o = self.open.get(vcoid)
+            if o is not None:
+                return o
+        for vcoid in ids:
+            if vcoid:
+                o = self.store.by_venue_coid(vcoid)
+                if o is not None:
+                    return o
+        return None
+
+    def _on_report(self, r: VenueOrderReported) -> None:
+        o = self._lookup(r.client_order_ids)
+        if o is None:
+            self._inc("exec.venue.unknown_order")
+            if self.dlq is not None:
+                self.dlq.put("exec_report_for_unknown_order", ids=list(r.client_order_ids),
+                             venue_order_id=r.venue_order_id, source=r.source)
+            return
+        self._retry.pop(o.venue_client_order_id, None)
+        if o.unknown_since_ns:
+            o.unknown_since_ns = 0
+            self._dirty[o.venue_client_order_id] = o
+        if r.venue_order_id and o.venue_order_id != r.venue_order_id:
+            o.venue_order_id = r.venue_order_id
+            self._dirty[o.venue_client_order_id] = o
+        try:
+            s = lifecycle.step(o.status, o.filled, o.cum_quote, o.qty, venue_status=r.status, cum_qty=r.cum_qty,
+                               venue_cum_quote=r.cum_quote, last_qty=r.last_qty, last_px=r.last_px,
+                               trade_id=r.trade_id, fee=r.fee)
+        except Desync as e:
+            self._inc("exec.venue.desync")
+            if self.dlq is not None:
+                self.dlq.put("exec_report_desync", priority="high", error=str(e),
+                             order=o.venue_client_order_id, source=r.source)
+            self._schedule_query(o)
+            return
+        if s is None:
+            self._inc("exec.venue.report_ignored", source=r.source)
+            return
+        reason = r.reason if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else ""
+        self._apply(o, s, r, reason)
+
+    def _apply(self, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, reason: str = "",
+               reject_code: int = 0) -> None:
+        o.status, o.filled, o.cum_quote = s.status, s.filled, s.cum_quote
+        o.fee += s.fee
+        o.updated_ns = self.clock()
+        if reason:
+            o.reason = reason
+        self._pending.append((o, s, r, reject_code))
+        self._dirty[o.venue_client_order_id] = o
+
+    def _on_refused(self, ev: VenueRequestRefused) -> None:
+        self._inc("exec.venue.refused", action=ev.action, code=str(ev.code))
+        o = self.open.get(ev.client_order_id)
+        if o is None:
+            return
+        if ev.action == "place" and o.status is ExecStatus.PENDING:
+            if DUPLICATE_ORDER_TEXT in ev.message.lower():  # it is there already: find out its state
+                self._schedule_query(o)
+                return
+            s = lifecycle.step(o.status, o.filled, o.cum_quote, o.qty, venue_status=ExecStatus.REJECTED,
+                               cum_qty=0, venue_cum_quote=0)
+            self._apply(o, s, None, f"venue refused: {ev.code} {ev.message}", reject_code=ev.code)
+        else:  # a refused cancel or query: the order's state is what the venue says it is
+            self._schedule_query(o)
+
+    def _on_not_found(self, ev: VenueOrderNotFound) -> None:
+        o = self.open.get(ev.client_order_id)
+        if o is None:
+            return
+        if o.status is not ExecStatus.PENDING:
+            self._inc("exec.venue.desync")
+            if self.dlq is not None:
+                self.dlq.put("open_order_not_found_at_venue", priority="high", order=o.venue_client_order_id)
+            return
+        now = self.clock()
+        if now // 1_000_000 - o.sent_ms > self.venue.recv_window_ms + self.not_found_grace_ms:
+            s = lifecycle.step(o.status, 0, 0, o.qty, venue_status=ExecStatus.REJECTED, cum_qty=0,
+                               venue_cum_quote=0)
+            self._apply(o, s, None, "not received by the venue (not found after recvWindow)", reject_code=-2013)
+        else:
+            self._schedule_query(o)
+
+    # -- queries, reconciliation, timers -----------------------------------------------
+
+    def _schedule_query(self, o: Order) -> None:
+        vcoid = o.venue_client_order_id
+        _, backoff = self._retry.get(vcoid, (0, self.backoff_min // 2))
+        backoff = min(max(backoff * 2, self.backoff_min), self.backoff_max)
+        self._retry[vcoid] = (self.clock() + backoff, backoff)
+
+    def reconcile(self) -> None:
+        """Query every open order (after a restart or a user-stream reconnect)."""
+        for o in list(self.open.values()):
+            self._inc("exec.reconcile.queries")
+            self.venue.query(o)
+
+    def tick(self) -> int:
+        """Run due queries; poll open orders while the user stream is down. Returns work done."""
+        now = self.clock()
+        work = 0
+        for vcoid, (due, backoff) in list(self._retry.items()):
+            if due <= now:
+                o = self.open.get(vcoid)
+                if o is None:
+                    del self._retry[vcoid]
+                    continue
+                self._retry[vcoid] = (now + self.backoff_max * 4, backoff)  # until an answer reschedules
+                self._inc("exec.venue.queries")
+                self.venue.query(o)
+                work += 1
+        if not self.stream_up and self.open and now >= self._next_poll_ns:
+            self._next_poll_ns = now + self.poll_interval_ns
+            self.reconcile()
+            work += 1
+        return work
+
+    # -- recovery and flush ------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Apply journaled reports the store missed, load open orders; return how many reports."""
+        applied = self.store.applied_seq()
+        replayed = []
+        seq = applied + 1
+        while seq <= self.publisher.last_seq:
+            recs = self.publisher.journal.read(seq, 1024)
+            for rec in recs:
+                p = rec["exec"]
+                o = self.store.get(int(rec["consumer_id"]), p["client_order_id"].decode())
+                if o is None:
+                    continue
+                o.status, o.filled, o.cum_quote = ExecStatus(int(p["status"])), int(p["filled"]), int(p["cum_quote"])
+                o.venue_order_id = int(p["venue_order_id"]) or o.venue_order_id
+                o.last_exec_seq = int(p["exec_seq"])
+                replayed.append(o)
+                self.store.save([o])
+            seq += len(recs)
+        self.store.save([], self.publisher.last_seq)
+        for o in self.store.open_orders():
+            self._track(o)
+        if self.tel is not None and replayed:
+            self.tel.inc("exec.recovery.replayed", len(replayed))
+        return len(replayed)
+
+    def flush(self) -> int:
+        """Journal, commit and publish the reports made since the last flush; return how many."""
+        pending, self._pending = self._pending, []
+        n = len(pending)
+        if n:
+            if n > len(self._buf):
+                self._buf = np.zeros(max(n, 2 * len(self._buf)), EVENT)
+            recs = self._buf[:n]
+            recs[:] = 0
+            first = self.publisher.last_seq + 1
+            for i, (o, s, r, code) in enumerate(pending):
+                self._fill(recs[i], first + i, o, s, r, code)
+                o.last_exec_seq = first + i
+                self._inc("exec.reports", status=s.status.name)
+            self.publisher.append(recs)
+        if n or self._dirty:
+            self.store.save(list(self._dirty.values()), self.publisher.last_seq if n else None)
+            for o in self._dirty.values():
+                if not o.open:
+                    self.open.pop(o.venue_client_order_id, None)
+                    self.by_key.pop((o.consumer_id, o.client_order_id), None)
+                    self._retry.pop(o.venue_client_order_id, None)
+            self._dirty.clear()
+        self.publisher.pump()
+        return n
+
+    def _fill(self, rec, seq: int, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, code: int) -> None:
+        inst = o.instrument
+        now = self.clock()
+        stamp_header(rec, Kind.EXEC_REPORT, int(self.venue.provider), inst.id, consumer_id=o.consumer_id,
+                     seq_provider=seq, ingest_ts_ns=now, event_ts_ns=(r.event_ts_ns if r else 0) or now,
+                     event_id=event_id(int(self.venue.provider), Kind.EXEC_REPORT, inst.id, seq),
+                     trace_id=mix64(zlib.crc32(o.venue_client_order_id.encode())))
+        p = rec["exec"]
+        p["exec_seq"] = seq
+        p["venue_order_id"] = o.venue_order_id
+        p["venue_trade_id"] = s.trade_id
+        p["venue_update_id"] = r.update_id if r else 0
+        p["price"], p["qty"], p["filled"], p["remaining"] = o.price, o.qty, o.filled, o.remaining
+        p["last_px"], p["last_qty"], p["cum_quote"], p["fee"] = s.last_px, s.last_qty, o.cum_quote, s.fee
+        p["status"], p["side"], p["order_type"], p["tif"] = s.status, o.side, o.order_type, o.tif
+        p["px_scale"], p["sz_scale"], p["reject_code"] = inst.px_scale, inst.sz_scale, max(-32768, min(32767, code))
+        p["client_order_id"] = o.client_order_id.encode()
+        p["fee_asset"] = (r.fee_asset if r else "").encode()[:16]
+        p["reason"] = o.reason.encode()[:96] if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else b""
+

@@ -1,0 +1,168 @@
+"""The order store: SQLite in WAL mode in the run directory, owned by one execution process.
+
+    consumers(name PK, id UNIQUE, trading_enabled, created_ns)
+    orders((consumer_id, client_order_id) PK, venue_coid UNIQUE, symbol, side, order_type,
+           tif, price, qty, status, filled, cum_quote, fee, venue_order_id, reason,
+           created_ns, updated_ns, sent_ms, unknown_since_ns, cancel_requested,
+           last_exec_seq)
+    meta(key PK, value)                       journal_applied_seq
+
+Idempotency: an order row is committed before its request leaves for the venue, and
+its key (consumer_id, client_order_id) is the primary key, so a duplicate is found
+here after any restart. `journal_applied_seq` is the last exec_seq whose state is in
+`orders`: reports are journaled first, then applied here; on start-up the journal
+records past it are applied again (recovery), so a crash between the two loses none.
+
+Consumer ids: a consumer's id is a stable hash of its name (CRC-32, 31 bits, never 0),
+recorded here on first contact; a second name with the same id is refused. Execution
+owns these ids (dispatch numbers consumers for market data on its own).
+
+Durability: `synchronous=FULL` (power-loss safe, one fsync per commit) or `NORMAL`
+(safe against a crash of the process).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import sqlite3
+import zlib
+
+from events import BadInput, ExecStatus, OrderType, Registry, Side, TimeInForce
+
+from .model import Order
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS consumers (
+    name TEXT PRIMARY KEY, id INTEGER UNIQUE NOT NULL, trading_enabled INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    consumer_id INTEGER NOT NULL, client_order_id TEXT NOT NULL, venue_coid TEXT UNIQUE NOT NULL,
+    symbol TEXT NOT NULL, side INTEGER NOT NULL, order_type INTEGER NOT NULL, tif INTEGER NOT NULL,
+    price INTEGER NOT NULL, qty INTEGER NOT NULL, status INTEGER NOT NULL, filled INTEGER NOT NULL,
+    cum_quote INTEGER NOT NULL, fee INTEGER NOT NULL, venue_order_id INTEGER NOT NULL,
+    reason TEXT NOT NULL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
+    sent_ms INTEGER NOT NULL, unknown_since_ns INTEGER NOT NULL, cancel_requested INTEGER NOT NULL,
+    last_exec_seq INTEGER NOT NULL,
+    PRIMARY KEY (consumer_id, client_order_id));
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders(status);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+COLUMNS = ("consumer_id", "client_order_id", "venue_coid", "symbol", "side", "order_type", "tif",
+           "price", "qty", "status", "filled", "cum_quote", "fee", "venue_order_id", "reason",
+           "created_ns", "updated_ns", "sent_ms", "unknown_since_ns", "cancel_requested",
+           "last_exec_seq")
+_INSERT = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPDATE = ("UPDATE orders SET status=?, filled=?, cum_quote=?, fee=?, venue_order_id=?, reason=?, "
+           "updated_ns=?, sent_ms=?, unknown_since_ns=?, cancel_requested=?, last_exec_seq=? "
+           "WHERE consumer_id=? AND client_order_id=?")
+OPEN_STATUSES = tuple(int(s) for s in ExecStatus if not s.terminal)
+
+
+def consumer_id_of(name: str) -> int:
+    """The stable id of consumer `name`: CRC-32 of the name, 31 bits, never 0."""
+    return (zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF) or 1
+
+
+def _row(o: Order) -> tuple:
+    return (o.consumer_id, o.client_order_id, o.venue_client_order_id, o.instrument.symbol, int(o.side),
+            int(o.order_type), int(o.tif), o.price, o.qty, int(o.status), o.filled, o.cum_quote, o.fee,
+            o.venue_order_id, o.reason, o.created_ns, o.updated_ns, o.sent_ms, o.unknown_since_ns,
+            int(o.cancel_requested), o.last_exec_seq)
+
+
+def _update_row(o: Order) -> tuple:
+    return (int(o.status), o.filled, o.cum_quote, o.fee, o.venue_order_id, o.reason, o.updated_ns,
+            o.sent_ms, o.unknown_since_ns, int(o.cancel_requested), o.last_exec_seq, o.consumer_id,
+            o.client_order_id)
+
+
+class Store:
+    """SQLite order store. One thread of one process (execution's main loop) uses it."""
+
+    def __init__(self, path: str | os.PathLike, registry: Registry, *, synchronous: str = "FULL"):
+        self.path = os.fspath(path)
+        self.registry = registry
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.executescript(SCHEMA)
+
+    # -- consumers -------------------------------------------------------------------
+
+    def consumer(self, name: str, *, default_enabled: bool = True) -> tuple[int, bool]:
+        """(id, trading_enabled) of consumer `name`, recorded on first contact."""
+        row = self.db.execute("SELECT id, trading_enabled FROM consumers WHERE name=?", (name,)).fetchone()
+        if row:
+            return row[0], bool(row[1])
+        cid = consumer_id_of(name)
+        other = self.db.execute("SELECT name FROM consumers WHERE id=?", (cid,)).fetchone()
+        if other:
+            raise BadInput(f"consumer id collision: {name!r} and {other[0]!r} both hash to {cid}; rename one")
+        self.db.execute("INSERT INTO consumers VALUES (?, ?, ?, ?)", (name, cid, int(default_enabled),
+                                                                        time.time_ns()))
+        return cid, default_enabled
+
+    def set_trading(self, name: str, enabled: bool) -> int:
+        cid, _ = self.consumer(name, default_enabled=enabled)
+        self.db.execute("UPDATE consumers SET trading_enabled=? WHERE name=?", (int(enabled), name))
+        return cid
+
+    def consumer_names(self) -> dict[int, str]:
+        return dict(self.db.execute("SELECT id, name FROM consumers"))
+
+    # -- orders ----------------------------------------------------------------------
+
+    def insert(self, order: Order) -> None:
+        """Commit a new order (before it is sent); sqlite3.IntegrityError if its key exists."""
+        self.db.execute(_INSERT, _row(order))
+
+    def save(self, orders, applied_seq: int | None = None) -> None:
+        """Commit the state of `orders` (and the journal watermark) in one transaction."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(_UPDATE, [_update_row(o) for o in orders])
+            if applied_seq is not None:
+                db.execute("INSERT INTO meta VALUES ('journal_applied_seq', ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (applied_seq,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def applied_seq(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='journal_applied_seq'").fetchone()
+        return row[0] if row else 0
+
+    def get(self, consumer_id: int, client_order_id: str) -> Order | None:
+        row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE consumer_id=? AND "
+                              "client_order_id=?", (consumer_id, client_order_id)).fetchone()
+        return self._order(row) if row else None
+
+    def by_venue_coid(self, venue_coid: str) -> Order | None:
+        row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE venue_coid=?",
+                              (venue_coid,)).fetchone()
+        return self._order(row) if row else None
+
+    def open_orders(self) -> list[Order]:
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        rows = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE status IN ({marks}) "
+                               "ORDER BY created_ns", OPEN_STATUSES).fetchall()
+        return [self._order(r) for r in rows]
+
+    def all_orders(self) -> list[Order]:
+        rows = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders ORDER BY created_ns").fetchall()
+        return [self._order(r) for r in rows]
+
+    def _order(self, row) -> Order:
+        d = dict(zip(COLUMNS, row))
+        return Order(d["consumer_id"], d["client_order_id"], d["venue_coid"], self.registry.by_symbol(d["symbol"]),
+                  Side(d["side"]), OrderType(d["order_type"]), TimeInForce(d["tif"]), d["price"], d["qty"],
+                  ExecStatus(d["status"]), d["filled"], d["cum_quote"], d["fee"], d["venue_order_id"],
+                  d["reason"], d["created_ns"], d["updated_ns"], d["sent_ms"], d["unknown_since_ns"],
+                  bool(d["cancel_requested"]), d["last_exec_seq"])
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,161 @@
+"""Signed REST requests to Binance spot over one keep-alive HTTP connection.
+
+    rest = BinanceRest("http://127.0.0.1:8080", key, secret)
+    rest.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                   quantity="0.001", price="30000", newClientOrderId="m...")
+
+SIGNED endpoints get `timestamp` and `recvWindow`, then `signature` = hex HMAC-SHA256 of
+the query string with the secret; the key travels in the X-MBX-APIKEY header. The
+key and secret are never logged and never part of an error message.
+
+Outcomes, by cause (events.errors):
+    a JSON reply with HTTP 2xx     -> the decoded body
+    HTTP 4xx with {"code", "msg"}  -> BinanceRefused (VenueRefused): the venue said no
+    HTTP 5xx, codes -1006/-1007, a timeout or a dropped connection after sending
+                                   -> PeerGone: the outcome is UNKNOWN; never retry blindly
+    no connection could be opened  -> NotSent (a PeerGone): the venue never saw it
+
+One instance per thread (http.client is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import socket
+import time
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+
+from events import PeerGone, VenueRefused
+
+NO_SUCH_ORDER = -2013
+UNKNOWN_ORDER = -2011
+STATUS_UNKNOWN_CODES = (-1006, -1007)  # "execution status unknown"
+
+
+class NotSent(PeerGone):
+    """The connection could not be opened: the request certainly never reached the venue."""
+
+
+class BinanceRefused(VenueRefused):
+    """The venue refused a request: its `code` (e.g. -2010) and `msg`."""
+
+    def __init__(self, http_status: int, code: int, msg: str, path: str):
+        super().__init__(f"{path}: HTTP {http_status}, code {code}: {msg}")
+        self.http_status, self.code, self.msg = http_status, code, msg
+
+
+class BinanceRest:
+    """A keep-alive connection to one Binance REST base URL."""
+
+    def __init__(self, base_url: str, api_key: str = "", api_secret: str = "", *, timeout_s: float = 2.0,
+                 recv_window_ms: int = 5000, max_idle_s: float = 30.0, clock_ms=None):
+        u = urlsplit(base_url)
+        if u.scheme not in ("http", "https"):
+            raise ValueError(f"REST base URL must be http(s): base_url={base_url!r}")
+        self._https = u.scheme == "https"
+        self._host, self._port = u.hostname, u.port or (443 if self._https else 80)
+        self._prefix = u.path.rstrip("/")
+        self._key = api_key
+        self._secret = api_secret.encode()
+        self.timeout_s = timeout_s
+        self.recv_window_ms = recv_window_ms
+        self.max_idle_s = max_idle_s
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._conn: http.client.HTTPConnection | None = None
+        self._last_used = 0.0
+        self.requests = 0
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"BinanceRest({self._host}:{self._port})"
+
+    def _connection(self) -> http.client.HTTPConnection:
+        now = time.monotonic()
+        if self._conn is not None and now - self._last_used > self.max_idle_s:
+            self.close()  # the server may have closed an idle keep-alive connection
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self.timeout_s)
+        self._last_used = now
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def sign(self, params: dict) -> str:
+        """The signed query string of `params` (adds timestamp and recvWindow)."""
+        params = {**params, "timestamp": self._clock_ms(), "recvWindow": self.recv_window_ms}
+        query = urlencode(params)
+        sig = hmac.new(self._secret, query.encode(), hashlib.sha256).hexdigest()
+        return f"{query}&signature={sig}"
+
+    def request(self, method: str, path: str, params: dict | None = None, *, signed: bool = False,
+                keyed: bool = False):
+        """Send one request; return the decoded JSON reply (see the module docstring)."""
+        query = self.sign(params or {}) if signed else urlencode(params or {})
+        url = f"{self._prefix}{path}" + (f"?{query}" if query else "")
+        headers = {"X-MBX-APIKEY": self._key} if (signed or keyed) else {}
+        conn = self._connection()
+        if conn.sock is None:
+            try:
+                conn.connect()
+            except OSError as e:
+                self.close()
+                raise NotSent(f"{method} {path}: cannot connect ({type(e).__name__}); not sent") from None
+        try:
+            conn.request(method, url, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException) as e:  # timeout, reset, refused, bad status line
+            self.close()
+            kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else type(e).__name__
+            raise PeerGone(f"{method} {path}: no reply ({kind}); outcome unknown") from None
+        self.requests += 1
+        if resp.getheader("Connection", "").lower() == "close":
+            self.close()
+        status = resp.status
+        if 200 <= status < 300:
+            return orjson.loads(body) if body else {}
+        if status >= 500:
+            raise PeerGone(f"{method} {path}: HTTP {status}; outcome unknown")
+        try:
+            err = orjson.loads(body)
+            code, msg = int(err.get("code", 0)), str(err.get("msg", ""))
+        except (orjson.JSONDecodeError, AttributeError, ValueError):
+            code, msg = 0, body[:200].decode("utf-8", "replace")
+        if code in STATUS_UNKNOWN_CODES:
+            raise PeerGone(f"{method} {path}: HTTP {status}, code {code}: {msg}; outcome unknown")
+        raise BinanceRefused(status, code, msg, path)
+
+    # -- endpoints --------------------------------------------------------------------
+
+    def exchange_info(self) -> dict:
+        return self.request("GET", "/api/v3/exchangeInfo")
+
+    def new_order(self, **params) -> dict:
+        return self.request("POST", "/api/v3/order", params, signed=True)
+
+    def cancel_order(self, symbol: str, orig_client_order_id: str) -> dict:
+        return self.request("DELETE", "/api/v3/order", {"symbol": symbol,
+                                                        "origClientOrderId": orig_client_order_id}, signed=True)
+
+    def get_order(self, symbol: str, orig_client_order_id: str) -> dict:
+        return self.request("GET", "/api/v3/order", {"symbol": symbol,
+                                                     "origClientOrderId": orig_client_order_id}, signed=True)
+
+    def open_orders(self, symbol: str | None = None) -> list:
+        return self.request("GET", "/api/v3/openOrders", {"symbol": symbol} if symbol else {}, signed=True)
+
+    def new_listen_key(self) -> str:
+        return self.request("POST", "/api/v3/userDataStream", keyed=True)["listenKey"]
+
+    def keepalive_listen_key(self, key: str) -> None:
+        self.request("PUT", "/api/v3/userDataStream", {"listenKey": key}, keyed=True)
+
+    def close_listen_key(self, key: str) -> None:
+        self.request("DELETE", "/api/v3/userDataStream", {"listenKey": key}, keyed=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -13,6 +14,16 @@ from ._base import (RingBase, check_memory_order, dtype_descr, dtype_hash,
 from .errors import RingClosed, RingTimeout
 from .segment import Namespace, Segment
 from .wait import WaitStrategy, default_writer_strategy
+
+
+def _remove_if_stale(path: str) -> None:
+    from .cleanup import writer_of
+    owner = writer_of(path)
+    if owner is not None and not procs.is_alive(*owner):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class RingWriter(RingBase):
@@ -29,7 +40,14 @@ class RingWriter(RingBase):
     @classmethod
     def create(cls, ns: Namespace | str, name: str, dtype, capacity: int, *,
                policy: str = "overwrite", max_readers: int = 16, debug: bool = False,
-               reader_timeout_ns: int | None = 10_000_000_000) -> "RingWriter":
+               reader_timeout_ns: int | None = 10_000_000_000,
+               replace_stale: bool = True) -> "RingWriter":
+        """Create ring `name` in namespace `ns`.
+
+        A segment of that name whose writer process is gone (a crash) is replaced when
+        `replace_stale`; its readers see `writer_state() == "replaced"` and re-attach.
+        A segment with a live writer is never touched: SegmentExists.
+        """
         check_memory_order()
         dtype = np.dtype(dtype)
         if capacity < 2 or capacity & (capacity - 1):
@@ -43,7 +61,10 @@ class RingWriter(RingBase):
             raise ValueError(f"record dtype description too long: {len(descr)} > {L.DESCR_BYTES} bytes")
         ns = resolve_namespace(ns)
         size = L.segment_size(max_readers, capacity, dtype.itemsize)
-        seg = Segment.create(ns.path(name), size)
+        path = ns.path(name)
+        if replace_stale:
+            _remove_if_stale(path)
+        seg = Segment.create(path, size)
         pid, ticks = procs.my_identity()
         h = memoryview(seg.map)[: L.HEADER_WORDS * L.WORD].cast("q")
         for index, value in (

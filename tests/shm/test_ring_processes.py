@@ -138,3 +138,21 @@ def test_a_reader_process_exiting_does_not_remove_the_segment(ns, reap):
         assert ns.names() == ["keep"]
         assert w.write_batch(records(10, 5)) == 5
     assert ns.names() == []
+
+
+def test_a_restarted_writer_replaces_the_segment_of_its_dead_predecessor(ns, reap):
+    first = spawn(reap, "write_forever", ns.run, "again", 1024)
+    expect(first, "ready")
+    r = RingReader.attach(ns, "again", REC)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = spawn(reap, "write_forever", ns.run, "again", 1024)
+    expect(second, "ready")
+    assert r.writer_state() == "replaced"
+    r.close()
+    with RingReader.attach(ns, "again", REC) as fresh:
+        assert fresh.writer_state() == "alive"
+        assert len(fresh.wait_read(10, timeout_s=5)) > 0
+        fresh.release()
+    with pytest.raises(Exception, match="exists"):
+        RingWriter.create(ns, "again", REC, 8)  # a live writer's segment is never replaced

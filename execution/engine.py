@@ -386,7 +386,7 @@ class Engine:
             if n > len(self._buf):
                 self._buf = np.zeros(max(n, 2 * len(self._buf)), EVENT)
             recs = self._buf[:n]
-            recs[:] = 0
+            recs.view(np.uint8)[:] = 0
             first = self.publisher.last_seq + 1
             for i, (o, s, r, code) in enumerate(pending):
                 self._fill(recs[i], first + i, o, s, r, code)
@@ -416,8 +416,9 @@ class Engine:
         p["venue_order_id"] = o.venue_order_id
         p["venue_trade_id"] = s.trade_id
         p["venue_update_id"] = r.update_id if r else 0
-        p["price"], p["qty"], p["filled"], p["remaining"] = o.price, o.qty, o.filled, o.remaining
-        p["last_px"], p["last_qty"], p["cum_quote"], p["fee"] = s.last_px, s.last_qty, o.cum_quote, s.fee
+        # the state after this step (later steps of the same flush have moved `o` on)
+        p["price"], p["qty"], p["filled"], p["remaining"] = o.price, o.qty, s.filled, o.qty - s.filled
+        p["last_px"], p["last_qty"], p["cum_quote"], p["fee"] = s.last_px, s.last_qty, s.cum_quote, s.fee
         p["status"], p["side"], p["order_type"], p["tif"] = s.status, o.side, o.order_type, o.tif
         p["px_scale"], p["sz_scale"], p["reject_code"] = inst.px_scale, inst.sz_scale, max(-32768, min(32767, code))
         p["client_order_id"] = o.client_order_id.encode()

@@ -14,10 +14,24 @@ from dataclasses import dataclass
 
 import orjson
 
-from events import BadInput, to_mantissa
+from events import BadInput
 
 KEYS = ("max_notional", "max_open_orders", "max_orders_per_s")
-NOTIONAL_SCALE = 18  # notional limits are compared exactly at px_scale + sz_scale <= 18
+
+
+def exact(text: str) -> tuple[int, int]:
+    """(mantissa, scale) of a non-negative decimal string, as unbounded Python ints (exact)."""
+    whole, _, frac = text.strip().partition(".")
+    if not (whole or frac) or not (whole or "0").isdigit() or (frac and not frac.isdigit()):
+        raise BadInput(f"not a non-negative decimal string: {text!r}")
+    return int(whole or "0") * 10 ** len(frac) + int(frac or "0"), len(frac)
+
+
+def exceeds(mantissa: int, scale: int, cap: tuple[int, int]) -> bool:
+    """mantissa / 10**scale > cap, exactly."""
+    cm, cs = cap
+    s = max(scale, cs)
+    return mantissa * 10 ** (s - scale) > cm * 10 ** (s - cs)
 
 
 class LimitBreached(BadInput):
@@ -59,8 +73,8 @@ def _limits(entry: dict) -> Limits:
         raise BadInput(f"unknown limit keys {sorted(unknown)}; known: {', '.join(KEYS)}")
     notional = entry.get("max_notional")
     if notional is not None:
-        to_mantissa(str(notional), NOTIONAL_SCALE)  # a bad decimal fails at start-up
         notional = str(notional)
+        exact(notional)  # a bad decimal fails at start-up
     return Limits(notional, entry.get("max_open_orders"), entry.get("max_orders_per_s"))
 
 
@@ -86,11 +100,10 @@ class LimitBook:
         """
         lim = self.for_consumer(consumer)
         if lim.max_notional is not None:
-            cap = to_mantissa(lim.max_notional, NOTIONAL_SCALE)
             if notional is None:
                 raise LimitBreached("max_notional", "market order without ref_price: the notional limit "
                                     f"({lim.max_notional}) cannot be checked; send ref_price")
-            if notional * 10 ** (NOTIONAL_SCALE - notional_scale) > cap:
+            if exceeds(notional, notional_scale, exact(lim.max_notional)):
                 raise LimitBreached("max_notional", f"order notional exceeds max_notional={lim.max_notional} "
                                     f"for consumer {consumer!r}")
         if lim.max_open_orders is not None and open_orders >= lim.max_open_orders:

@@ -9,6 +9,10 @@ Venues (one aiohttp app and one port each; see the modules for every route):
                 streams <sym>@depth@100ms, @depth, @trade, @aggTrade, @bookTicker
                 (binance.py)
   binance-usdm  the same under /fapi/v1, diffs chained by "pu" (binance.py)
+                and, when synthetic, the signed order API: POST/DELETE/GET
+                /api/v3/order, GET/DELETE /api/v3/openOrders, userDataStream
+                listen keys and executionReport events on /ws/<listenKey>
+                (orders_api.py, userstream.py, matching.py)
   okx           REST /api/v5/public/instruments, /time; WS /ws/v5/public with
                 books (snapshot + updates, checksum, seqId/prevSeqId), trades,
                 tickers, ping/pong (okx.py)
@@ -17,9 +21,14 @@ Market (market.py, book.py): seeded, deterministic; one random-walk mid per
 instrument shared by every venue (plus a small per-venue offset); level churn
 and synthetic trades; int mantissas formatted as each venue formats decimals.
 Replay (replay.py): serve a recorded dataset of /work/shared/data instead.
+Matching (matching.py): price-time priority against the synthetic levels and
+other user orders; LIMIT GTC/IOC/FOK and MARKET; resting orders fill as the
+synthetic market trades into them or moves through their price.
 Faults (faults.py): gap, duplicate, reorder, malformed, stale_snapshot, checksum
-(OKX), stall, disconnect; at start or at run time via POST /_sim/fault.
-Control (control.py): /_sim/fault, /_sim/stats, /_sim/step on every venue app.
+(OKX), stall, disconnect; order path: drop_response, delay_response,
+disconnect_userstream, duplicate_report; at start or via POST /_sim/fault.
+Control (control.py): /_sim/fault, /_sim/stats, /_sim/step on every venue app,
+and GET /_sim/orders on binance-spot (every order received, counts per id).
 
 In-process use (server.py):
 

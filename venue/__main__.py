@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from .faults import FaultError
+from .orders_api import DEFAULT_KEY, DEFAULT_SECRET
 from .server import VENUES, Simulator, SimulatorError
 
 
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay pace as a multiple of recorded time; 0 = as fast as possible (default 1)")
     p.add_argument("--fault", action="append", type=parse_fault, default=[], metavar="VENUE:FAULT[:k=v,..]",
                    help="arm a fault at start, e.g. okx:gap:symbol=BTC-USDT,count=2 (repeatable)")
+    p.add_argument("--api-key", default=os.environ.get("MELTICA_SIM_API_KEY", DEFAULT_KEY),
+                   help="API key the order API accepts (env MELTICA_SIM_API_KEY; default %(default)s)")
+    p.add_argument("--api-secret", default=os.environ.get("MELTICA_SIM_API_SECRET", DEFAULT_SECRET),
+                   help="HMAC secret of that key (env MELTICA_SIM_API_SECRET; default meltica-sim-secret)")
     p.add_argument("--endpoints-file", help="also write the endpoints JSON line to this file")
     p.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
     return p
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         sim = Simulator(venues=venues, instruments=args.instruments, rate=args.rate, seed=args.seed,
                         depth=args.depth, host=args.host, port_base=args.port_base,
                         replay=args.replay, replay_venue=args.replay_venue,
-                        replay_speed=args.replay_speed, faults=args.fault)
+                        replay_speed=args.replay_speed, faults=args.fault,
+                        api_key=args.api_key, api_secret=args.api_secret)
         sim.start()
     except (SimulatorError, FaultError, ValueError, OSError) as exc:
         log.error("cannot start: %s", exc)

@@ -139,15 +139,16 @@ class BinanceVenue:
             self.faults.count_injected(name)
             self.faults.count_applied(name, self.hub.stall_all(
                 spec["seconds"], spec.get("symbol"), spec["drop"]))
-        elif name in ORDER_FAULTS:
-            self.orders.inject(spec)
+        elif name == "disconnect_userstream":
+            self.faults.count_injected(name)
+            self.faults.count_applied(name, self.userstream.hub.close_all(spec["abrupt"]))
         else:
             self.faults.arm(spec)
         return spec
 
     def clear_faults(self) -> int:
         """Disarm all pending faults."""
-        return self.faults.clear() + (self.orders.clear_faults() if self.orders else 0)
+        return self.faults.clear()
 
     def stats(self) -> dict[str, Any]:
         """Return this venue's counters."""

@@ -19,9 +19,11 @@ Market-data faults (every venue):
   disconnect      abrupt=false          close every market-data socket (abrupt: drop
                                         TCP without a close frame)
 Order-path faults (binance-spot only):
-  drop_response   count=1               accept the next order request, answer nothing
-                                        and close that HTTP connection
-  delay_response  count=1, seconds=1    answer the next order requests late
+  drop_response   count=1, hang=false   carry out the next order request (new or
+                                        cancel), then close the HTTP connection without
+                                        an answer (hang: keep it open, never answer)
+  delay_response  count=1, seconds=1    carry out the next order requests at once,
+                                        answer them `seconds` late
   disconnect_userstream  abrupt=false   close every user-data socket
   duplicate_report       count=1        send the next executionReport twice
 
@@ -44,7 +46,7 @@ COUNTED = {
     "malformed": {"kind": "json"},
     "stale_snapshot": {"lag": 1000},
     "checksum": {},
-    "drop_response": {},
+    "drop_response": {"hang": False},
     "delay_response": {"seconds": 1.0},
     "duplicate_report": {},
 }

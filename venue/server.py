@@ -25,6 +25,7 @@ from .faults import FaultError
 from .instruments import Instrument, default_instruments
 from .market import Market
 from .okx import NAME as OKX, OkxVenue
+from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
 from .replay import Dataset, Replayer, read_meta
 
 VENUES = (SPOT, USDM, OKX)
@@ -54,7 +55,8 @@ class Simulator:
     def __init__(self, venues: Iterable[str] = VENUES, instruments: int | list[Instrument] = 4,
                  rate: float = 20.0, seed: int = 1, depth: int = 400, host: str = "127.0.0.1",
                  port_base: int = 0, replay: str | None = None, replay_venue: str | None = None,
-                 replay_speed: float = 0.0, faults: Iterable[dict[str, Any]] = ()):
+                 replay_speed: float = 0.0, faults: Iterable[dict[str, Any]] = (),
+                 api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET):
         self.venue_names = list(dict.fromkeys(venues))
         for name in self.venue_names:
             if name not in VENUES:
@@ -71,6 +73,7 @@ class Simulator:
         self.replay_path = replay
         self.replay_speed = replay_speed
         self.initial_faults = list(faults)
+        self.api_key, self.api_secret = api_key, api_secret
         self.replay_venue = None
         if replay is not None:
             self.replay_venue = replay_venue or replay_venue_of(read_meta(replay))
@@ -193,7 +196,8 @@ class Simulator:
             venue = self.venues[name]
             step = self._step if self.market and name != self.replay_venue else None
             add_control_routes(venue.app, venue, step, self._market_stats)
-            runner = web.AppRunner(venue.app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(venue.app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=1.0)
             await runner.setup()
             self._runners.append(runner)
             port = self.port_base + VENUES.index(name) if self.port_base else 0
@@ -219,7 +223,10 @@ class Simulator:
             drivers = {i.canonical: self.market.driver(name, i.canonical) for i in insts}
         if name == OKX:
             return OkxVenue(insts, drivers, replay)
-        return BinanceVenue(name, insts, drivers, replay)
+        venue = BinanceVenue(name, insts, drivers, replay)
+        if name == SPOT and replay is None:
+            OrdersApi(venue, self.api_key, self.api_secret)
+        return venue
 
     def _step(self, count: int) -> int:
         market = self.market

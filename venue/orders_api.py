@@ -1,0 +1,382 @@
+"""Binance spot signed order API on the synthetic binance-spot app.
+
+  POST   /api/v3/order        symbol, side, type LIMIT|MARKET, timeInForce GTC|IOC|FOK
+                              (LIMIT), quantity, price (LIMIT), newClientOrderId,
+                              newOrderRespType ACK|RESULT|FULL (default FULL)
+  DELETE /api/v3/order        symbol + orderId | origClientOrderId [, newClientOrderId]
+  GET    /api/v3/order        symbol + orderId | origClientOrderId
+  GET    /api/v3/openOrders   [symbol]
+  DELETE /api/v3/openOrders   symbol
+  GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
+                              "accepted": {cid: n}, "rejected": n}
+
+SIGNED: header X-MBX-APIKEY, params in query and/or form body, `timestamp`,
+optional `recvWindow` (<= 60000, default 5000) and `signature` = hex
+HMAC-SHA256(secret, query string + body without the signature). Errors use
+Binance codes and statuses: missing key -2014 / wrong key -2015 (401); bad
+signature -1022, stale timestamp -1021, missing parameter -1102, bad enum
+-1115/-1116/-1117, filter failures -1013, unknown symbol -1121, duplicate open
+clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400).
+Not modelled: balances (no insufficient-balance rejects), commissions (zero),
+order types other than LIMIT and MARKET, quoteOrderQty, rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from .binance import BinanceVenue, error, max_price, max_qty, now_ms
+from .book import ASK, BID
+from .control import reply
+from .instruments import Instrument, parse
+from .matching import MatchingEngine, Order
+from .userstream import ZERO8, UserStreams, px8, qty8, quote8
+
+DEFAULT_KEY, DEFAULT_SECRET = "meltica-sim-key", "meltica-sim-secret"
+_CID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+_COMMON = {"timestamp", "recvWindow", "signature"}
+_NEW_PARAMS = {"symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
+               "newOrderRespType"} | _COMMON
+_ID_PARAMS = {"symbol", "orderId", "origClientOrderId", "newClientOrderId"} | _COMMON
+
+
+class Reject(Exception):
+    """A request the venue refuses: carries the Binance code, message and status."""
+
+    def __init__(self, code: int, msg: str, status: int = 400):
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+    def response(self) -> web.Response:
+        """Return the Binance error response."""
+        return error(self.code, self.msg, self.status)
+
+
+def mandatory(name: str) -> Reject:
+    """Return the -1102 rejection for a missing parameter."""
+    return Reject(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+class OrdersApi:
+    """Signed order endpoints, the matching engine and the user-data stream."""
+
+    def __init__(self, venue: BinanceVenue, api_key: str = DEFAULT_KEY,
+                 api_secret: str = DEFAULT_SECRET):
+        self.venue = venue
+        self.api_key = api_key
+        self.secret = api_secret.encode()
+        self.userstream = UserStreams(api_key, venue.faults, now_ms)
+        drivers = {f.inst.canonical: f.driver for f in venue.feeds.values()}
+        self.engine = MatchingEngine(drivers, self.userstream.on_event, self._publish, now_ms)
+        self.received: dict[str, int] = {}
+        self.accepted: dict[str, int] = {}
+        self.rejected = 0
+        self._hung: set[asyncio.Future] = set()
+        venue.orders, venue.userstream = self, self.userstream
+        app = venue.app
+        app.router.add_post("/api/v3/order", self._new_order)
+        app.router.add_delete("/api/v3/order", self._cancel_order)
+        app.router.add_get("/api/v3/order", self._query_order)
+        app.router.add_get("/api/v3/openOrders", self._open_orders)
+        app.router.add_delete("/api/v3/openOrders", self._cancel_all)
+        app.router.add_get("/_sim/orders", self._sim_orders)
+        app.on_shutdown.append(self._release_hung)
+        self.userstream.add_routes(app, self._check_key)
+
+    # -- hooks from the venue -----------------------------------------------
+    def on_market_trades(self, _inst: Instrument, trades: list) -> None:
+        """Fill resting user orders that the synthetic market traded with."""
+        self.engine.apply_trades(trades)
+
+    def stats(self) -> dict[str, Any]:
+        """Return order counters."""
+        return {"received": sum(self.received.values()), "accepted": sum(self.accepted.values()),
+                "rejected": self.rejected, "open": len(self.engine.open_orders()),
+                "user_trades": self.engine.trades, "userstream": self.userstream.stats()}
+
+    def _publish(self, inst: Instrument, trades: list) -> None:
+        self.venue.publish(self.venue.feeds[inst.binance_symbol], trades)
+
+    # -- auth ---------------------------------------------------------------
+    def _key_reject(self, request: web.Request) -> Reject | None:
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            return Reject(-2014, "API-key format invalid.", 401)
+        if not hmac.compare_digest(key, self.api_key):
+            return Reject(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        return None
+
+    def _check_key(self, request: web.Request) -> web.Response | None:
+        """Check X-MBX-APIKEY alone (USER_STREAM endpoints); return the error or None."""
+        rej = self._key_reject(request)
+        return rej.response() if rej is not None else None
+
+    async def _signed(self, request: web.Request, allowed: set[str]) -> dict[str, str]:
+        """Authenticate a SIGNED request and return its parameters; raise Reject."""
+        self.venue.rest_requests += 1
+        denied = self._key_reject(request)
+        if denied is not None:
+            raise denied
+        query = request.rel_url.raw_query_string
+        body = (await request.read()).decode("utf-8", "replace")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        signature = params.get("signature", "")
+        if not signature:
+            raise mandatory("signature")
+        payload = _without_signature(query) + _without_signature(body)
+        expected = hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise Reject(-1022, "Signature for this request is not valid.")
+        stamp = params.get("timestamp", "")
+        if not stamp:
+            raise mandatory("timestamp")
+        try:
+            ts, window = int(stamp), int(params.get("recvWindow", "5000"))
+        except ValueError:
+            raise Reject(-1100, "Illegal characters found in parameter 'timestamp'; "
+                                "legal range is '^[0-9]{1,20}$'.") from None
+        if window > 60000:
+            raise Reject(-1131, "recvWindow must be less than 60000")
+        now = now_ms()
+        if ts > now + 1000 or now - ts > window:
+            raise Reject(-1021, "Timestamp for this request is outside of the recvWindow.")
+        unknown = set(params) - allowed
+        if unknown:
+            raise Reject(-1104, f"Not all sent parameters were read; read '{len(params) - len(unknown)}' "
+                                f"parameter(s) but was sent '{len(params)}'.")
+        return params
+
+    # -- endpoints ----------------------------------------------------------
+    async def _new_order(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _NEW_PARAMS)
+        except Reject as rej:
+            return rej.response()
+        cid = params.get("newClientOrderId", "")
+        self.received[cid] = self.received.get(cid, 0) + 1
+        try:
+            order, resp_type = self._validate(params)
+        except Reject as rej:
+            self.rejected += 1
+            return rej.response()
+        self.accepted[order.client_order_id] = self.accepted.get(order.client_order_id, 0) + 1
+        self.engine.submit(order)
+        return await self._respond(request, self._order_response(order, resp_type))
+
+    async def _cancel_order(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _ID_PARAMS)
+            order = self._lookup(params, -2011, "Unknown order sent.")
+            if not order.is_open:
+                raise Reject(-2011, "Unknown order sent.")
+        except Reject as rej:
+            return rej.response()
+        return await self._respond(request, self._cancel(order, params.get("newClientOrderId")))
+
+    async def _query_order(self, request: web.Request) -> web.Response:
+        try:
+            params = await self._signed(request, _ID_PARAMS - {"newClientOrderId"})
+            order = self._lookup(params, -2013, "Order does not exist.")
+        except Reject as rej:
+            return rej.response()
+        return reply(self._order_json(order))
+
+    async def _open_orders(self, request: web.Request) -> web.Response:
+        try:
+            params = await self._signed(request, {"symbol"} | _COMMON)
+            symbol = params.get("symbol")
+            if symbol is not None and symbol not in self.venue.feeds:
+                raise Reject(-1121, "Invalid symbol.")
+        except Reject as rej:
+            return rej.response()
+        return reply([self._order_json(o) for o in self.engine.open_orders(symbol)])
+
+    async def _cancel_all(self, request: web.Request) -> web.Response:
+        try:
+            params = await self._signed(request, {"symbol"} | _COMMON)
+            symbol = params.get("symbol")
+            if not symbol:
+                raise mandatory("symbol")
+            if symbol not in self.venue.feeds:
+                raise Reject(-1121, "Invalid symbol.")
+            orders = self.engine.open_orders(symbol)
+            if not orders:
+                raise Reject(-2011, "Unknown order sent.")
+        except Reject as rej:
+            return rej.response()
+        return reply([self._cancel(o, None) for o in orders])
+
+    async def _sim_orders(self, _request: web.Request) -> web.Response:
+        return reply({"orders": [{**self._order_json(o), "fills": len(o.fills)}
+                                 for o in self.engine.orders.values()],
+                      "received": self.received, "accepted": self.accepted,
+                      "rejected": self.rejected})
+
+    async def _respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """Answer an order request, unless an order-path fault says otherwise."""
+        faults = self.venue.faults
+        dropped = faults.take("drop_response")
+        if dropped is not None:
+            if dropped.params.get("hang"):
+                hung = asyncio.get_running_loop().create_future()
+                self._hung.add(hung)
+                try:
+                    await hung
+                finally:
+                    self._hung.discard(hung)
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=204)
+        delayed = faults.take("delay_response")
+        if delayed is not None:
+            await asyncio.sleep(delayed.params["seconds"])
+        return reply(body)
+
+    async def _release_hung(self, _app: web.Application) -> None:
+        for fut in list(self._hung):
+            fut.cancel()
+
+    # -- helpers ------------------------------------------------------------
+    def _validate(self, p: dict[str, str]) -> tuple[Order, str]:
+        for name in ("symbol", "side", "type"):
+            if not p.get(name):
+                raise mandatory(name)
+        feed = self.venue.feeds.get(p["symbol"])
+        if feed is None:
+            raise Reject(-1121, "Invalid symbol.")
+        inst = feed.inst
+        if p["side"] not in ("BUY", "SELL"):
+            raise Reject(-1117, "Invalid side.")
+        otype = p["type"]
+        if otype not in ("LIMIT", "MARKET"):
+            raise Reject(-1116, "Invalid orderType.")
+        if otype == "LIMIT":
+            for name in ("timeInForce", "quantity", "price"):
+                if not p.get(name):
+                    raise mandatory(name)
+            tif = p["timeInForce"]
+            if tif not in ("GTC", "IOC", "FOK"):
+                raise Reject(-1115, "Invalid timeInForce.")
+        else:
+            for name in ("timeInForce", "price"):
+                if name in p:
+                    raise Reject(-1106, f"Parameter '{name}' sent when not required.")
+            if not p.get("quantity"):
+                raise mandatory("quantity")
+            tif = "GTC"
+        qty = _amount(p["quantity"], "quantity", inst.qty_decimals, "LOT_SIZE")
+        if qty == 0:
+            raise Reject(-1013, "Invalid quantity.")
+        if qty < inst.min_qty or qty > max_qty(inst) or qty % inst.lot:
+            raise Reject(-1013, "Filter failure: LOT_SIZE")
+        price = 0
+        if otype == "LIMIT":
+            price = _amount(p["price"], "price", inst.price_decimals, "PRICE_FILTER")
+            if price == 0:
+                raise Reject(-1013, "Invalid price.")
+            if price > max_price(inst) or price % inst.tick:
+                raise Reject(-1013, "Filter failure: PRICE_FILTER")
+        side = BID if p["side"] == "BUY" else ASK
+        ref = price or feed.driver.book.best(ASK if side == BID else BID) or 0
+        scale = 10 ** (inst.price_decimals + inst.qty_decimals)
+        if ref and ref * qty < inst.min_notional * scale:
+            raise Reject(-1013, "Filter failure: NOTIONAL")
+        cid = p.get("newClientOrderId") or secrets.token_hex(11)
+        if not _CID.match(cid):
+            raise Reject(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
+                                "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+        resp_type = p.get("newOrderRespType", "FULL")
+        if resp_type not in ("ACK", "RESULT", "FULL"):
+            raise Reject(-1100, "Illegal characters found in parameter 'newOrderRespType'; "
+                                "legal range is 'ACK, RESULT, FULL'.")
+        if self.engine.open_with_client_id(inst.binance_symbol, cid) is not None:
+            raise Reject(-2010, "Duplicate order sent.")
+        order = Order(self.engine.new_order_id(), cid, inst, side, otype, tif, qty, price, now_ms())
+        return order, resp_type
+
+    def _lookup(self, p: dict[str, str], code: int, msg: str) -> Order:
+        if not p.get("symbol"):
+            raise mandatory("symbol")
+        if p["symbol"] not in self.venue.feeds:
+            raise Reject(-1121, "Invalid symbol.")
+        order = None
+        if p.get("orderId"):
+            try:
+                order = self.engine.orders.get(int(p["orderId"]))
+            except ValueError:
+                raise Reject(-1100, "Illegal characters found in parameter 'orderId'; "
+                                    "legal range is '^[0-9]{1,20}$'.") from None
+        elif p.get("origClientOrderId"):
+            order = self.engine.by_client.get((p["symbol"], p["origClientOrderId"]))
+        else:
+            raise Reject(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, "
+                                "but both were empty/null!")
+        if order is None or order.symbol != p["symbol"]:
+            raise Reject(code, msg)
+        return order
+
+    def _cancel(self, order: Order, cancel_cid: str | None) -> dict[str, Any]:
+        cancel_cid = cancel_cid or secrets.token_hex(11)
+        self.engine.cancel(order, cancel_cid)
+        return {"symbol": order.symbol, "origClientOrderId": order.client_order_id,
+                "orderId": order.order_id, "orderListId": -1, "clientOrderId": cancel_cid,
+                "transactTime": order.updated_ms, "price": px8(order, order.price),
+                "origQty": qty8(order, order.qty), "executedQty": qty8(order, order.executed),
+                "origQuoteOrderQty": ZERO8, "cummulativeQuoteQty": quote8(order, order.quote),
+                "status": order.status, "timeInForce": order.tif, "type": order.type,
+                "side": "BUY" if order.side == BID else "SELL", "selfTradePreventionMode": "NONE"}
+
+    def _order_response(self, o: Order, resp_type: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"symbol": o.symbol, "orderId": o.order_id, "orderListId": -1,
+                                "clientOrderId": o.client_order_id, "transactTime": o.created_ms}
+        if resp_type == "ACK":
+            return body
+        body.update({"price": px8(o, o.price), "origQty": qty8(o, o.qty),
+                     "executedQty": qty8(o, o.executed), "origQuoteOrderQty": ZERO8,
+                     "cummulativeQuoteQty": quote8(o, o.quote), "status": o.status,
+                     "timeInForce": o.tif, "type": o.type, "side": "BUY" if o.side == BID else "SELL",
+                     "workingTime": o.created_ms, "selfTradePreventionMode": "NONE"})
+        if resp_type == "FULL":
+            asset = o.inst.base if o.side == BID else o.inst.quote
+            body["fills"] = [{"price": px8(o, px), "qty": qty8(o, q), "commission": ZERO8,
+                              "commissionAsset": asset, "tradeId": tid} for tid, px, q in o.fills]
+        return body
+
+    def _order_json(self, o: Order) -> dict[str, Any]:
+        return {"symbol": o.symbol, "orderId": o.order_id, "orderListId": -1,
+                "clientOrderId": o.client_order_id, "price": px8(o, o.price),
+                "origQty": qty8(o, o.qty), "executedQty": qty8(o, o.executed),
+                "cummulativeQuoteQty": quote8(o, o.quote), "status": o.status,
+                "timeInForce": o.tif, "type": o.type, "side": "BUY" if o.side == BID else "SELL",
+                "stopPrice": ZERO8, "icebergQty": ZERO8, "time": o.created_ms,
+                "updateTime": o.updated_ms, "isWorking": o.type == "LIMIT" and o.tif == "GTC",
+                "workingTime": o.created_ms, "origQuoteOrderQty": ZERO8,
+                "selfTradePreventionMode": "NONE"}
+
+
+def _without_signature(text: str) -> str:
+    return "&".join(part for part in text.split("&") if part and not part.startswith("signature="))
+
+
+def _amount(text: str, name: str, decimals: int, filter_name: str) -> int:
+    """Parse a quantity or price string into the instrument's mantissa."""
+    if not re.fullmatch(r"[0-9]{1,20}(\.[0-9]{1,20})?", text):
+        raise Reject(-1100, f"Illegal characters found in parameter '{name}'; "
+                            "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+    try:
+        eight = parse(text, 8)
+    except ValueError:
+        raise Reject(-1111, f"Parameter '{name}' has too much precision.") from None
+    step = 10 ** (8 - decimals)
+    if eight % step:
+        raise Reject(-1013, f"Filter failure: {filter_name}")
+    return eight // step

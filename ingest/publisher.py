@@ -1,0 +1,162 @@
+"""Canonical records (events.EVENT) out of ingest: staged in a batch, then into the md ring.
+
+One owner thread (the ingest loop). Records are packed with one precompiled
+`struct` per kind straight into a preallocated staging array (no per-event numpy
+work), and the staged batch goes to the ring with `RingWriter.write_batch`
+(try_claim / raw copy / publish). `flush()` runs at the end of every unit of
+work and whenever the stage is full, so a record waits at most one loop turn.
+
+Header fields filled here (events.records.HEADER):
+  schema_version  events.SCHEMA_VERSION      kind, provider  Kind / Provider values
+  flags           HeaderFlag bits (SNAPSHOT, RESYNCED, REPLAYED)
+  instrument      Instrument.id              consumer_id     0
+  seq_provider    the venue's sequence (given by the adapter)
+  ingest_ts_ns    time.time_ns() at receipt  event_ts_ns     venue event time (0: none)
+  event_id        events.event_id(provider, kind, instrument, seq_provider), computed for
+                  the whole batch at flush (numpy uint64, same values; tested)
+  routing_version 0 (dispatch stamps it)     trace_id        per-process counter (IdSource format)
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, IdSource, Kind
+
+from .book import Book
+
+# Header up to event_ts_ns; event_id, routing_version and trace_id (24 bytes) are
+# written as zeros here and filled for the whole batch at flush (vectorized).
+_HEADER = "<HHHHIIqqq24x"
+BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
+TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
+TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
+_PAD = (0,) * BOOK_DEPTH
+K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
+_U64 = np.uint64
+_C0, _C1, _C2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_S27, _S30, _S31, _S32, _S48 = (_U64(v) for v in (27, 30, 31, 32, 48))
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """events.ids.mix64 over a uint64 array (numpy uint64 arithmetic wraps mod 2**64)."""
+    x = x + _C0
+    x = (x ^ (x >> _S30)) * _C1
+    x = (x ^ (x >> _S27)) * _C2
+    return x ^ (x >> _S31)
+
+
+def event_ids(provider: int, kind: np.ndarray, instrument: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """events.event_id for arrays of kinds, instruments and int64 sequences; same values."""
+    key = (_U64(provider & 0xFFFF) << _S48) ^ (kind.astype(_U64) << _S32) ^ instrument.astype(_U64)
+    with np.errstate(over="ignore"):
+        ids = _mix64(key ^ _mix64(seq.view(_U64)))
+    ids[ids == 0] = 1
+    return ids
+
+
+class Publisher:
+    """Stage canonical records of one provider and flush them to a ring (or a sink).
+
+    `writer`: a RingWriter of events.EVENT (overwrite policy), or None.
+    `sink(batch)`: also called with every flushed batch (a view: copy what you keep).
+    `flags`: header bits OR-ed into every record (HeaderFlag.REPLAYED for replays).
+    """
+
+    def __init__(self, provider: int, writer=None, *, batch: int = 256, sink=None, flags: int = 0):
+        self.provider = int(provider)
+        self.writer = writer
+        self.sink = sink
+        self.flags = flags
+        self.stage = np.zeros(batch, EVENT)
+        self._buf = memoryview(self.stage.view(np.uint8))
+        self._cap = batch
+        self.n = 0
+        self.books = self.trades = self.tickers = 0
+        self.flushed = 0
+        self._trace = IdSource().next() - 1  # trace ids: this + 1, + 2, ... (IdSource format)
+        self._raw = self.stage.view(np.uint8).reshape(batch, RECORD_BYTES)
+        self._kind = self.stage["kind"]
+        self._instrument = self.stage["instrument"]
+        self._seq = self.stage["seq_provider"]
+        self._event_id = self.stage["event_id"]
+        self._trace_id = self.stage["trace_id"]
+        self._ramp = np.arange(1, batch + 1, dtype=np.uint64)
+
+    def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
+             event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
+        """Stage the top `depth` levels of `book` as one BOOK record."""
+        cut = -depth - 1
+        bp = book.bid_px[:cut:-1]
+        bs = book.bid_sz[:cut:-1]
+        ap = book.ask_px[:depth]
+        az = book.ask_sz[:depth]
+        nb = len(bp)
+        na = len(ap)
+        zb = _PAD[nb:]
+        za = _PAD[na:]
+        n = self.n
+        BOOK_STRUCT.pack_into(
+            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.flags,
+            instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale, book.last_update_id,
+            *bp, *zb, *bs, *zb, *ap, *za, *az, *za)
+        self.books += 1
+        self.n = n = n + 1
+        if n == self._cap:
+            self.flush()
+
+    def trade(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
+              event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
+        """Stage one TRADE record (`side`: events.Side of the taker)."""
+        n = self.n
+        TRADE_STRUCT.pack_into(
+            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.flags,
+            instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz, side, px_scale, sz_scale)
+        self.trades += 1
+        self.n = n = n + 1
+        if n == self._cap:
+            self.flush()
+
+    def ticker(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
+               event_ns: int, bid_px: int, bid_sz: int, ask_px: int, ask_sz: int,
+               update_id: int) -> None:
+        """Stage one TICKER record (best bid / ask as the venue reported it)."""
+        n = self.n
+        TICKER_STRUCT.pack_into(
+            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider, self.flags,
+            instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id,
+            px_scale, sz_scale)
+        self.tickers += 1
+        self.n = n = n + 1
+        if n == self._cap:
+            self.flush()
+
+    @property
+    def counts(self) -> dict:
+        """Records staged so far, by kind."""
+        return {"book": self.books, "trade": self.trades, "ticker": self.tickers}
+
+    def flush(self) -> int:
+        """Write the staged records to the ring (and the sink); return how many."""
+        n = self.n
+        if not n:
+            return 0
+        kind = self._kind[:n]
+        self._event_id[:n] = event_ids(self.provider, kind, self._instrument[:n], self._seq[:n])
+        self._trace_id[:n] = self._ramp[:n] + self._trace
+        self._trace += n
+        raw = self._raw[:n]
+        if self.trades or self.tickers:
+            # a reused slot may hold an older, longer payload: zero what follows ours
+            raw[kind == K_TRADE, TRADE_STRUCT.size:BOOK_STRUCT.size] = 0
+            raw[kind == K_TICKER, TICKER_STRUCT.size:BOOK_STRUCT.size] = 0
+        batch = self.stage[:n]
+        if self.writer is not None:
+            self.writer.write_batch(batch)  # overwrite policy: always takes the whole batch
+        if self.sink is not None:
+            self.sink(batch)
+        self.n = 0
+        self.flushed += n
+        return n

@@ -1,0 +1,135 @@
+"""OKX `books` sync of one instrument: snapshot, updates, seqId chain, CRC32 checksum.
+
+A snapshot (action "snapshot", sent on subscribe) replaces the book; each update
+("update") is applied, then checked: `prevSeqId` must equal the last `seqId`
+(newer feeds; the 2022 recording has no seqId), and the CRC32 of the top 25
+levels must equal `checksum` (skipped when the field is absent, or 0 on a feed
+with seqId: OKX announced it will send 0). A gap, a checksum mismatch or a crossed
+book drops this instrument's book; the adapter resubscribes `books` for it, which
+makes OKX send a new snapshot. Updates before that snapshot are dropped.
+seq_provider is `seqId`, or `ts` when the feed has no seqId.
+"""
+
+from __future__ import annotations
+
+from events import BadInput, HeaderFlag
+
+from ...book import Book
+from .checksum import book_checksum
+
+WAITING, SYNCED = 0, 2
+_MAX_I64 = (1 << 63) - 1
+_MAX_MS = _MAX_I64 // 1_000_000
+_ERRORS = (BadInput, TypeError, IndexError, KeyError, ValueError, AttributeError)
+
+
+class BooksSync:
+    """The book of one OKX instrument. `owner`: the adapter (publish / synced / restart)."""
+
+    def __init__(self, stream, report, owner):
+        self.stream = stream
+        self.report = report
+        self.owner = owner
+        self.book = Book(stream.px, stream.sz, keep_text=True)
+        self.state = WAITING
+        self.last_seq: int | None = None
+        self.seq = 0
+
+    @property
+    def synced(self) -> bool:
+        return self.state == SYNCED
+
+    def on_snapshot(self, d: dict, recv_ns: int) -> None:
+        """{"asks": [[px, sz, "0", n]..], "bids": [..], "ts": "..", "checksum": c, "seqId": s}."""
+        seq, ts = _seq(d)
+        try:
+            self.book.load(d["bids"], d["asks"])
+        except _ERRORS:
+            self.lose("bad_input", "snapshot could not be loaded")
+            raise
+        self.report.snapshots += 1
+        if not self._verify(d):
+            return
+        self.last_seq = d.get("seqId")
+        self.seq = seq
+        self.book.last_update_id = seq
+        flags = int(HeaderFlag.SNAPSHOT) | (int(HeaderFlag.RESYNCED) if self.stream.resync_reason else 0)
+        self.state = SYNCED
+        self.owner.synced(self)
+        if not self._crossed():
+            self.owner.publish(self, flags, ts, recv_ns)
+
+    def on_update(self, d: dict, recv_ns: int) -> None:
+        seq, ts = _seq(d)
+        if self.state != SYNCED:
+            self.report.diffs_dropped_stale += 1
+            return
+        if self.last_seq is not None and "prevSeqId" in d:
+            prev = d["prevSeqId"]
+            if prev != self.last_seq:
+                detail = f"last seqId={self.last_seq}, next prevSeqId={prev} seqId={d.get('seqId')}"
+                self.report.gap(self.stream.symbol, detail)
+                self.lose("gap", detail)
+                return
+        bids, asks = d["bids"], d["asks"]
+        try:
+            self.book.apply_bids(bids)
+            self.book.apply_asks(asks)
+        except _ERRORS:
+            self.lose("bad_input", f"update seq={seq} could not be applied")
+            raise
+        self.report.diffs_applied += 1
+        if not self._verify(d):
+            return
+        if "seqId" in d:
+            self.last_seq = d["seqId"]
+        self.seq = seq
+        self.book.last_update_id = seq
+        if (bids or asks) and not self._crossed():
+            self.owner.publish(self, 0, ts, recv_ns)
+
+    def _verify(self, d: dict) -> bool:
+        expected = d.get("checksum")
+        if expected is None or (expected == 0 and "seqId" in d):
+            return True
+        if type(expected) is not int:
+            raise BadInput(f"checksum must be an integer: {expected!r}")
+        ours = book_checksum(self.book)
+        if ours == expected:
+            self.report.checksum_ok += 1
+            return True
+        self.report.checksum_mismatch(self.stream.symbol, expected, ours)
+        self.lose("checksum", f"venue {expected}, ours {ours}")
+        return False
+
+    def _crossed(self) -> bool:
+        book = self.book
+        if book.crossed():
+            self.lose("crossed", f"best bid {book.bid_px[-1]} >= best ask {book.ask_px[0]}")
+            return True
+        return False
+
+    def reset(self) -> None:
+        """Forget the book (a reconnect: the new subscription brings a snapshot)."""
+        self.book.clear()
+        self.state = WAITING
+        self.last_seq = None
+
+    def lose(self, reason: str, detail: str = "") -> None:
+        self.reset()
+        self.owner.restart(self, reason, detail)
+
+    def describe(self) -> dict:
+        return {"state": "synced" if self.synced else "waiting", "last_seq": self.last_seq}
+
+
+def _seq(d: dict) -> tuple[int, int]:
+    """(seq_provider, event_ts_ns) of one books message: seqId or ts, and ts in ns."""
+    ts = d["ts"]
+    if type(ts) is not str or not ts.isdigit() or not ts.isascii():
+        raise BadInput(f"ts must be a string of digits: ts={ts!r}")
+    ts_ms = int(ts)
+    seq = d.get("seqId", ts_ms)
+    if ts_ms > _MAX_MS or type(seq) is not int or not 0 <= seq <= _MAX_I64:
+        raise BadInput(f"seqId must be an int64 and ts in range: seqId={seq!r} ts={ts!r}")
+    return seq, ts_ms * 1_000_000

@@ -41,6 +41,8 @@ def parse_args(argv):
                    help="release a consumer without pid after this long without a command")
     p.add_argument("--exec-timeout-ms", type=float, default=500.0,
                    help="wait this long for execution to answer a forwarded set-trading-mode")
+    p.add_argument("--idle-max-us", type=float, default=200.0,
+                   help="longest nap of the idle loop (latency when idle vs CPU burnt)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a control endpoint beyond loopback/ipc")
     return p.parse_args(argv)
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     install_signal_stop(stop)
     print(f"dispatch: run={ctx.run_id} control={proc.server.endpoint}", file=sys.stderr, flush=True)
     try:
-        proc.run(stop)
+        proc.run(stop, max_nap_ns=int(a.idle_max_us * 1000))
     finally:
         proc.close()
     return 0

@@ -41,6 +41,10 @@ class ControlServer:
             os.unlink(path)  # a stale socket file of a dead dispatch
         self.sock.bind(endpoint)
 
+    def waiting(self) -> bool:
+        """True when a request may be waiting (cheaper than a failing receive)."""
+        return bool(self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+
     def receive(self, max_n: int = 64) -> list[tuple[list[bytes], bytes]]:
         """Up to `max_n` waiting requests as (envelope, frame); never blocks."""
         out = []

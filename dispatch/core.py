@@ -170,6 +170,8 @@ class DispatchCore:
                 continue
             sel = None if count == len(recs) else np.flatnonzero(hit)
             allowed = self.fair.grant(outlet.consumer_id, count)
+            if allowed is not None and allowed < count:
+                outlet.throttled = True
             self.events_out += outlet.offer(recs, sidx, sel, version, allowed)
 
     def _emit_merged(self, merged: list) -> None:
@@ -208,18 +210,21 @@ class DispatchCore:
                 outlet.drain(version, self.fair.left(outlet.consumer_id))
                 self.fair.used(outlet.consumer_id, outlet.delivered - before)
                 work += outlet.delivered - before
-                if outlet.backlogged and self._last_tick_ns is not None:
-                    outlet.throttled_ns += now - self._last_tick_ns
+            if (outlet.backlogged or outlet.throttled) and self._last_tick_ns is not None:
+                outlet.throttled_ns += now - self._last_tick_ns  # held back since the last tick
+            outlet.throttled = False
         self._report(now)
         self._last_tick_ns = now
         return work
 
     def _report(self, now: int) -> None:
-        """Turn what the stages counted into telemetry events and DLQ records."""
+        """Publish what the stages decided as telemetry events and DLQ records.
+
+        Counters are not touched here: `publish_metrics` copies them from the stages.
+        """
         tel = self.tel
         for s, seq, trace in self.orderer.take_late():
             did = self.ids.next()
-            tel.inc("late_event.dropped", stage="order")
             p, i, k = (int(self.streams.provider[s]), int(self.streams.instrument[s]),
                        int(self.streams.kind[s]))
             tel.event("late_event.dropped", stage="order", provider=_slug(p), instrument=i,
@@ -230,12 +235,10 @@ class DispatchCore:
                              decision_id=did)
         suppressed, late = self.merger.take_events()
         for st, missing, trace in suppressed:
-            tel.inc("merge.suppressed_partial", merge_key=st.label)
             tel.event("merge.suppressed_partial", merge_key=st.label,
                       missing_providers=[_slug(p) for p in missing], trace_id=trace,
                       decision_id=self.ids.next())
         for st, trace in late:
-            tel.inc("late_event.dropped", stage="merge")
             tel.event("late_event.dropped", stage="merge", merge_key=st.label, trace_id=trace,
                       decision_id=self.ids.next())
         if now - self._last_dlq_ns >= self.config.dlq_interval_ns:

@@ -47,7 +47,8 @@ class Outlet:
         self.coalesced = 0
         self.trades_dropped = 0
         self.drop_ids: list[tuple[int, int]] = []   # (event_id, trace_id) of recent drops
-        self.throttled_ns = 0
+        self.throttled_ns = 0      # time spent with a backlog or short of fair-share tokens
+        self.throttled = False     # fair share held records back since the last tick
 
     @property
     def backlogged(self) -> bool:
@@ -153,14 +154,22 @@ class Outlet:
 
 
 class FairShare:
-    """Token buckets per consumer, refilled in proportion to measured demand."""
+    """Token buckets: one for the whole fan-out, one per consumer, shared by demand.
+
+    While the measured total demand fits the budget, only the global bucket meters
+    (nobody is held back). Once it exceeds the budget (saturation), a consumer also
+    needs tokens of its own bucket, refilled at budget * its share of the demand.
+    """
 
     def __init__(self, rate: float, burst_ns: int, alpha: float = 0.2):
         self.rate = rate  # records/s; 0: unlimited
         self.burst_ns = burst_ns
         self.alpha = alpha
-        self.tokens: dict[int, float] = {}
+        self.cap = max(1.0, rate * burst_ns / 1e9)
+        self.pool = self.cap                 # the global bucket, full at start
+        self.tokens: dict[int, float] = {}   # per-consumer buckets
         self.demand: dict[int, float] = {}   # EWMA of offered records/s
+        self.saturated = False
         self._asked: dict[int, int] = {}
         self._last_ns: int | None = None
 
@@ -173,40 +182,49 @@ class FairShare:
             d.pop(cid, None)
 
     def refill(self, now_ns: int) -> None:
-        """Add tokens for the time since the last refill, shared by demand."""
+        """Add tokens for the time since the last refill; re-measure demand."""
         if not self.enabled:
             return
         last, self._last_ns = self._last_ns, now_ns
         if last is None or now_ns <= last:
             return
-        dt = now_ns - last
+        dt = (now_ns - last) / 1e9
         a = self.alpha
         for cid, asked in self._asked.items():
-            self.demand[cid] = (1 - a) * self.demand.get(cid, 0.0) + a * asked * 1e9 / dt
+            self.demand[cid] = (1 - a) * self.demand.get(cid, 0.0) + a * asked / dt
             self._asked[cid] = 0
         total = sum(self.demand.values())
+        self.saturated = total > self.rate
+        self.pool = min(self.cap, self.pool + self.rate * dt)
         if total <= 0:
             return
         for cid, d in self.demand.items():
             share = self.rate * d / total
             cap = max(1.0, share * self.burst_ns / 1e9)
-            self.tokens[cid] = min(cap, self.tokens.get(cid, 0.0) + share * dt / 1e9)
+            self.tokens[cid] = min(cap, self.tokens.get(cid, 0.0) + share * dt)
 
     def grant(self, cid: int, n: int) -> int | None:
         """How many of `n` offered records consumer `cid` may receive now (None: all)."""
         if not self.enabled:
             return None
         self._asked[cid] = self._asked.get(cid, 0) + n
-        k = min(n, int(self.tokens.get(cid, 0.0)))
-        self.tokens[cid] = self.tokens.get(cid, 0.0) - k
-        return k
+        return self._take(cid, n)
 
     def left(self, cid: int) -> int | None:
         """Tokens left for draining a backlog (None: unlimited)."""
         if not self.enabled:
             return None
-        return int(self.tokens.get(cid, 0.0))
+        own = self.tokens.get(cid, 0.0) if self.saturated else self.pool
+        return int(min(own, self.pool))
 
     def used(self, cid: int, n: int) -> None:
-        if self.enabled:
-            self.tokens[cid] = self.tokens.get(cid, 0.0) - n
+        if self.enabled and n:
+            self._take(cid, n)
+
+    def _take(self, cid: int, n: int) -> int:
+        k = min(n, int(self.pool))
+        if self.saturated:
+            k = min(k, int(self.tokens.get(cid, 0.0)))
+            self.tokens[cid] = self.tokens.get(cid, 0.0) - k
+        self.pool -= k
+        return k

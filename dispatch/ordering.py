@@ -12,6 +12,9 @@ records already held takes the slow path, record by record:
   and the gap is counted (`order.gap_unresolved`);
 - a record at or below the last released seq is late: dropped, counted
   (`late_event.dropped{stage=order}`), its id kept for the DLQ.
+
+A new stream (or one whose source restarted) starts at the lowest seq of its first
+batch: there is no earlier record to wait for.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class Orderer:
         st = self.streams
         held = self._held.setdefault(s, {})
         last = int(st.last_seq[s])
+        if last == NO_SEQ:  # a new stream: its lowest seq in this batch is the baseline
+            last = int(batch["seq_provider"][rows].min()) - 1
         for r in rows:
             one = row(batch, r)  # a private 1-record array: held, or handed on
             rec = one[0]

@@ -21,7 +21,7 @@ from events import EVENT, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
 from meltica.telemetry import Telemetry
-from shm import BackoffSleep, RingReader, RingError
+from shm import BackoffSleep, RingClosed, RingError, RingReader, SpinPark
 
 from .config import DispatchConfig
 from .control import ControlServer, ExecutionLink
@@ -86,7 +86,7 @@ class DispatchProcess:
     def do_work(self) -> int:
         now = self.clock()
         work = self.core.tick(now)
-        for envelope, frame in self.server.receive():
+        for envelope, frame in self.server.receive() if self.server.waiting() else ():
             self.service.handle(envelope, frame, now)
             work += 1
         work += self.execution.poll(now)
@@ -147,14 +147,41 @@ class DispatchProcess:
 
     # -- loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event | None = None, max_nap_ns: int = 200_000) -> None:
+    def run(self, stop: threading.Event | None = None, max_nap_ns: int = 200_000,
+            spins: int = 20) -> None:
+        """Loop until `stop`: work; when idle, spin `spins` rounds, then park.
+
+        Parking waits on one ingest ring's futex (rotating among rings) for at most
+        `max_nap_ns`: a publish on that ring wakes dispatch within microseconds, the
+        other rings and control wait at most one nap. Without rings: plain naps.
+        """
         stop = stop or threading.Event()
-        idle = BackoffSleep(spins=50, yields=10, min_sleep_ns=20_000, max_sleep_ns=max_nap_ns)
+        nap = BackoffSleep(spins=0, yields=0, min_sleep_ns=max_nap_ns, max_sleep_ns=max_nap_ns)
+        park = SpinPark(spins=0, max_park_ns=max_nap_ns)
+        idle_rounds = 0
+        turn = 0
         while not stop.is_set():
             if self.do_work():
-                idle.reset()
-            else:
-                idle.idle()
+                idle_rounds = 0
+                continue
+            idle_rounds += 1
+            if idle_rounds < spins:
+                continue
+            sources = list(self.sources.values())
+            if not sources:
+                nap.idle()
+                continue
+            turn = (turn + 1) % len(sources)
+            src = sources[turn]
+            try:
+                batch = src.reader.wait_read(BATCH, timeout_s=max_nap_ns / 1e9, strategy=park)
+            except RingClosed:  # its writer is gone; discovery detaches it
+                nap.idle()
+                continue
+            if len(batch):
+                self.core.process(batch, self.clock())
+                idle_rounds = 0
+            src.reader.release()
 
     def close(self) -> None:
         if self._closed:

@@ -1,0 +1,266 @@
+"""Dispatch: core throughput to 1, 3 and 10 consumers; ingest ring -> consumer latency.
+
+    python -m bench dispatch [--json] [--seconds S] [--skip-latency]
+
+`core_eps_to_N`: records/s through the dispatch core (de-dup, order, route, fan-out
+into N real consumer rings, each consumer subscribed to everything and drained in the
+same process), over 2 providers x 10 instruments x 3 kinds, 4096-record batches.
+Baseline in the same run: `raw_copy_eps`, one raw copy of the same records (the
+memory floor), and the ratio. `latency_<rate>_p50_us` ...: cross-process, a writer
+process stamps `ingest_ts_ns` and writes an md ring at a paced rate, `python -m
+dispatch` fans out, this process reads as a consumer through the SDK. Each figure
+checks its own result: every record delivered, per-stream seq strictly increasing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from events import EVENT, SCHEMA_VERSION, Kind
+from events.instruments import instrument_id
+
+SYMBOLS = [f"C{i}-USDT" for i in range(10)]
+PROVIDERS = (1, 4)
+DISPATCH_ARGS = os.environ.get("BENCH_DISPATCH_ARGS", "").split()
+KINDS = (Kind.BOOK, Kind.TRADE, Kind.TICKER)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def synth(n: int, seq0: np.ndarray | None = None, providers=PROVIDERS):
+    """n records round-robin over every stream, contiguous seqs per stream (vectorised)."""
+    streams = [(p, instrument_id(s), int(k)) for p in providers for s in SYMBOLS for k in KINDS]
+    m = len(streams)
+    seq0 = np.zeros(m, np.int64) if seq0 is None else seq0
+    sid = np.arange(n) % m
+    out = np.zeros(n, EVENT)
+    st = np.array(streams, np.int64)
+    out["schema_version"] = SCHEMA_VERSION
+    out["provider"], out["instrument"], out["kind"] = st[sid, 0], st[sid, 1], st[sid, 2]
+    seq = seq0[sid] + np.arange(n) // m + 1
+    out["seq_provider"] = seq
+    key = ((st[sid, 0].astype(np.uint64) << np.uint64(48)) ^ (st[sid, 2].astype(np.uint64) << np.uint64(32))
+           ^ st[sid, 1].astype(np.uint64))
+    with np.errstate(over="ignore"):
+        out["event_id"] = _mix64(key ^ _mix64(seq.astype(np.uint64))) | np.uint64(1)
+    out["trace_id"] = np.arange(n)
+    return out, seq0 + np.bincount(sid, minlength=m)
+
+
+def core_throughput(consumers: int, seconds: float) -> dict:
+    from dispatch.config import DispatchConfig
+    from dispatch.core import DispatchCore
+    from shm import Namespace, RingReader, RingWriter
+
+    ns = Namespace("bench" + uuid.uuid4().hex[:8])
+    try:
+        clock = [time.time_ns()]
+        core = DispatchCore(DispatchConfig(consumer_ring_capacity=1 << 15), clock=lambda: clock[0])
+        readers = []
+        for i in range(consumers):
+            w = RingWriter.create(ns, f"consumer.b{i}.md", EVENT, 1 << 15, policy="lossless")
+            readers.append(RingReader.attach(ns, f"consumer.b{i}.md", EVENT, start="oldest"))
+            sub = core.add_consumer(f"b{i}", w)
+            for s in SYMBOLS:
+                core.subscribe(sub, instrument_id(s))
+        batches, seq0 = [], None
+        for _ in range(64):
+            b, seq0 = synth(4096, seq0)
+            batches.append(b)
+        total = 0
+        got = [0] * consumers
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+        i = 0
+        while time.perf_counter() < deadline:
+            if i == len(batches):  # fresh seqs for another lap (not timed as setup)
+                t_gen = time.perf_counter()
+                batches = []
+                for _ in range(64):
+                    b, seq0 = synth(4096, seq0)
+                    batches.append(b)
+                deadline += time.perf_counter() - t_gen
+                t0 += time.perf_counter() - t_gen
+                i = 0
+            clock[0] += 1_000_000
+            core.tick()
+            total += core.process(batches[i])
+            i += 1
+            for j, r in enumerate(readers):
+                while True:
+                    k = len(r.try_read(1 << 15))
+                    r.release()
+                    if not k:
+                        break
+                    got[j] += k
+        dt = time.perf_counter() - t0
+        out = core.outlets
+        dropped = sum(o.trades_dropped + o.coalesced for o in out.values())
+        if any(g != total for g in got) or dropped:
+            raise AssertionError(f"fan-out lost records: in={total} got={got} dropped={dropped}")
+        for r in readers:
+            r.close()
+        for o in out.values():
+            o.writer.close()
+        return {"eps": total / dt, "events": total}
+    finally:
+        ns.cleanup()
+
+
+def raw_copy_eps(seconds: float) -> float:
+    b, _ = synth(4096)
+    src = b.view(np.uint64).reshape(len(b), -1)
+    dst = np.empty_like(src)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        dst[:] = src
+        n += len(b)
+    return n / (time.perf_counter() - t0)
+
+
+# -- latency: writer process, dispatch process, this process as the consumer ------------
+
+def writer_main(rate: float, seconds: float) -> int:
+    """Child: write md.okx at `rate` records/s for `seconds`, stamping ingest_ts_ns."""
+    from meltica.run import RunContext
+    from shm import RingWriter
+    from shm.wait import lower_timer_slack
+
+    lower_timer_slack()
+    ctx = RunContext.from_env()
+    w = RingWriter.create(ctx.namespace, "md.okx", EVENT, 1 << 16)
+    per = 1 if rate <= 20_000 else int(rate // 10_000)
+    period = per / rate
+    seq0 = None
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sys.stdin.readline()  # the consumer is subscribed
+    n_total = int(rate * seconds)
+    buf, seq0 = synth(n_total, seq0, providers=(4,))
+    t_next = time.perf_counter()
+    for i in range(0, n_total, per):
+        chunk = buf[i : i + per]
+        chunk["ingest_ts_ns"] = time.time_ns()
+        w.write_batch(chunk)
+        t_next += period
+        delay = t_next - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    sys.stdin.readline()
+    w.close()
+    return 0
+
+
+def latency(rate: float, seconds: float) -> dict:
+    from consumer import Consumer
+    from meltica.run import RunContext
+
+    tmp = Path(tempfile.mkdtemp(prefix="mbench"))
+    ctx = RunContext("lat" + uuid.uuid4().hex[:8], tmp / "run")
+    env = {**os.environ, **ctx.env()}
+    procs = []
+    try:
+        d = subprocess.Popen([sys.executable, "-m", "dispatch", "--telemetry", "",
+                              "--ring-capacity", str(1 << 16), *DISPATCH_ARGS,
+                              "--instruments", ",".join(SYMBOLS)], env=env,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        procs.append(d)
+        d.stderr.readline()  # "dispatch: run=... control=..."
+        wr = subprocess.Popen([sys.executable, "-m", "bench.dispatch", "--writer", str(rate),
+                               str(seconds)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, start_new_session=True)
+        procs.append(wr)
+        wr.stdout.readline()
+        c = Consumer("lat", run=ctx, timeout_s=5)
+        for s in SYMBOLS:
+            assert c.subscribe(s).ok
+        time.sleep(0.3)  # dispatch discovers md.okx
+        wr.stdin.write(b"go\n")
+        wr.stdin.flush()
+        expected = int(rate * seconds)
+        lat = np.empty(expected, np.int64)
+        last_seq: dict = {}
+        n = 0
+        deadline = time.monotonic() + seconds + 10
+        while n < expected and time.monotonic() < deadline:
+            b = c.events(4096, timeout_s=0.05)
+            now = time.time_ns()
+            md = b[b["kind"] != Kind.CONTROL_ACK]
+            md = md[md["kind"] != Kind.CONTROL_RESULT]
+            k = len(md)
+            if not k:
+                continue
+            lat[n : n + k] = now - md["ingest_ts_ns"]
+            for key, seq in zip(zip(md["instrument"].tolist(), md["kind"].tolist()),
+                                md["seq_provider"].tolist()):
+                if seq <= last_seq.get(key, -1):
+                    raise AssertionError(f"out of order: {key} {seq} after {last_seq[key]}")
+                last_seq[key] = seq
+            n += k
+        wr.stdin.write(b"done\n")
+        wr.stdin.flush()
+        c.close()
+        if n < expected:
+            raise AssertionError(f"latency run at {rate}/s delivered {n} of {expected}")
+        warm = lat[n // 10 : n] / 1000
+        return {"p50_us": float(np.percentile(warm, 50)), "p99_us": float(np.percentile(warm, 99)),
+                "p999_us": float(np.percentile(warm, 99.9)), "events": int(n)}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        ctx.namespace.cleanup()
+
+
+def main(argv) -> int:
+    if argv and argv[0] == "--writer":
+        return writer_main(float(argv[1]), float(argv[2]))
+    ap = argparse.ArgumentParser(prog="python -m bench dispatch")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--skip-latency", action="store_true")
+    a = ap.parse_args(argv)
+    res: dict = {}
+    res["raw_copy_eps"] = round(raw_copy_eps(0.5))
+    for n in (1, 3, 10):
+        r = core_throughput(n, a.seconds)
+        res[f"core_eps_to_{n}"] = round(r["eps"])
+        print(f"core -> {n:2d} consumers: {r['eps'] / 1e6:.2f} M events/s", file=sys.stderr)
+    res["core_to_3_vs_raw_copy"] = round(res["core_eps_to_3"] / res["raw_copy_eps"], 4)
+    if not a.skip_latency:
+        for rate, label in ((10_000, "10k"), (100_000, "100k")):
+            r = latency(rate, a.seconds)
+            for k in ("p50_us", "p99_us", "p999_us"):
+                res[f"latency_{label}_{k}"] = round(r[k], 1)
+            print(f"latency at {label}/s: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
+                  f"p99.9 {r['p999_us']:.0f} us", file=sys.stderr)
+    if a.json:
+        print(orjson.dumps(res).decode())
+    else:
+        for k, v in res.items():
+            print(f"{k:32s} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -94,13 +94,14 @@ class BinanceVenue:
         self.userstream: Any = None      # set by the order API (spot only)
         self.orders: Any = None
         self.rest_requests = 0
-        pd = 8 if not self.futures else None
-        self._px: Callable[[Instrument, int], str] = (
-            (lambda i, m: fmt(m, i.price_decimals, 8)) if pd else
-            (lambda i, m: fmt(m, i.price_decimals, i.price_decimals)))
-        self._qty: Callable[[Instrument, int], str] = (
-            (lambda i, m: fmt(m, i.qty_decimals, 8)) if pd else
-            (lambda i, m: fmt(m, i.qty_decimals, i.qty_decimals)))
+        self._px: Callable[[Instrument, int], str]
+        self._qty: Callable[[Instrument, int], str]
+        if self.futures:   # the instrument's own precision: "7.6110"
+            self._px = lambda i, m: fmt(m, i.price_decimals, i.price_decimals)
+            self._qty = lambda i, m: fmt(m, i.qty_decimals, i.qty_decimals)
+        else:              # spot pads to 8 decimals: "0.35130000"
+            self._px = lambda i, m: fmt(m, i.price_decimals, 8)
+            self._qty = lambda i, m: fmt(m, i.qty_decimals, 8)
         self.app = web.Application()
         self.app.on_shutdown.append(self.hub.shutdown)
         add = self.app.router

@@ -7,6 +7,7 @@ decimals; they become strings only at the wire, in the style of each venue.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ def default_instruments(count: int) -> list[Instrument]:
     return out
 
 
+@lru_cache(maxsize=1 << 18)
 def fmt(mantissa: int, decimals: int, fixed: int | None = None) -> str:
-    """Format a mantissa as a decimal string.
+    """Format a mantissa as a decimal string (memoized: prices and sizes repeat).
 
     With `fixed`, pad to exactly that many decimals (Binance spot: 8); without it,
     drop trailing zeros and a bare point (OKX style: "30316", "0.0012").

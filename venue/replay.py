@@ -9,8 +9,8 @@ to: Binance by the recorded "stream" name (raw sockets get "data" alone), OKX by
 (channel, instId); OKX subscribe acks are generated live and the recorded ones
 skipped. Pacing follows recv_ts divided by `speed`, or as fast as the socket
 takes them with speed 0. REST depth requests are answered with the recorded
-snapshot of the symbol: the latest one at or before the furthest position any
-connection has reached (the first one before that). Diff faults (gap, duplicate,
+snapshot of the symbol, whatever the `limit`: the latest one at or before the
+furthest position any connection has reached (the first one before that). Diff faults (gap, duplicate,
 reorder, malformed, OKX checksum) and socket faults apply to replayed frames.
 """
 

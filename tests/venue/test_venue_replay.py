@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -108,3 +109,20 @@ def test_okx_replay_acks_live_and_replays_recorded_books(make_sim, okx):
             bad.append(inst)
     assert bad == ["BTC-USDT"]                   # the one corrupted on purpose
     assert len(got) == len(data_lines)
+
+
+def test_replay_paces_frames_by_recorded_time(make_sim, okx):
+    sim = make_sim(venues=["okx"], replay=str(okx), replay_speed=50.0)   # ~10.8 s -> ~0.22 s
+    lines = [r for r in _recorded(okx) if r["src"] == "ws" and "event" not in r["payload"]
+             and r["payload"]["arg"] == {"channel": "trades", "instId": "BTC-USDT"}]
+    span = (lines[-1]["recv_ts"] - lines[0]["recv_ts"]) / 50.0
+    ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
+    ws.send('{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"}]}')
+    ws.recv()
+    first = orjson.loads(ws.recv())
+    started = time.monotonic()
+    for _ in lines[1:]:
+        ws.recv()
+    ws.close()
+    assert first == lines[0]["payload"]
+    assert time.monotonic() - started >= span * 0.9

@@ -1,0 +1,90 @@
+"""`python -m ingest --venue V [--symbols ...] [...]`: one venue connection -> ring md.<venue>.
+
+The run id and run directory come from the environment (MELTICA_RUN, MELTICA_RUN_DIR).
+Default URLs are the real venues; pass --rest-url / --ws-url for the simulator.
+SIGINT / SIGTERM stop the process cleanly (threads stopped, ring closed and removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from events import BOOK_DEPTH, BadInput, Provider
+from meltica.run import RunContext
+
+from .config import DEFAULT_SYMBOLS, Config
+from .process import IngestProcess, RingInUse
+from .venues import venue_symbol_of
+
+VENUES = ["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx"]
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    ap = argparse.ArgumentParser(
+        prog="python -m ingest",
+        description="Turn one venue's market data into canonical events on ring md.<venue>.")
+    ap.add_argument("--venue", required=True, choices=VENUES)
+    ap.add_argument("--symbols", help="comma-separated venue or canonical symbols "
+                    "(BTCUSDT,ETHUSDT | BTC-USDT,...); default: BTC and ETH against USDT")
+    ap.add_argument("--rest-url", help="REST base URL (default: the real venue)")
+    ap.add_argument("--ws-url", help="WebSocket base URL (default: the real venue)")
+    ap.add_argument("--depth", type=int, default=BOOK_DEPTH, help=f"book levels per side, 1..{BOOK_DEPTH}")
+    ap.add_argument("--ring-capacity", type=int, default=16384, help="records (a power of two)")
+    ap.add_argument("--telemetry", help="ZeroMQ endpoint for telemetry events ('bind:' to bind)")
+    ap.add_argument("--stale-after", type=float, default=60.0,
+                    help="resync a book with no update for this many seconds (0: never)")
+    ap.add_argument("--refresh-min", type=float, default=120.0, help="periodic refresh, seconds (min)")
+    ap.add_argument("--refresh-max", type=float, default=300.0, help="periodic refresh, seconds (max; 0: off)")
+    ap.add_argument("--snapshot-timeout", type=float, default=10.0, help="seconds to wait for a snapshot")
+    ap.add_argument("--snapshot-limit", type=int, default=1000, help="REST depth levels (Binance)")
+    ap.add_argument("--watchdog", type=float, default=30.0, help="reconnect after this many silent seconds")
+    ap.add_argument("--ping-interval", type=float, default=15.0, help="ping after this many idle seconds")
+    ap.add_argument("--backoff-max", type=float, default=30.0, help="reconnect backoff cap, seconds")
+    ap.add_argument("--no-metadata", action="store_true", help="skip exchangeInfo/instruments (scales 8/8)")
+    ap.add_argument("--status-interval", type=float, default=10.0, help="status log and rates, seconds")
+    ap.add_argument("--log-level", default="INFO")
+    args = ap.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    provider = Provider.from_slug(args.venue)
+    raw = args.symbols.split(",") if args.symbols else list(DEFAULT_SYMBOLS[provider])
+    try:
+        symbols = list(dict.fromkeys(venue_symbol_of(provider, s) for s in raw if s.strip()))
+    except BadInput as exc:
+        ap.error(str(exc))
+    return Config(provider, symbols, args.rest_url, args.ws_url, args.depth, args.ring_capacity,
+                  args.telemetry, args.stale_after, args.refresh_min, args.refresh_max,
+                  args.snapshot_timeout, args.snapshot_limit, args.watchdog, args.ping_interval,
+                  backoff_max_s=args.backoff_max, metadata=not args.no_metadata,
+                  status_interval_s=args.status_interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    log = logging.getLogger("ingest")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        proc = IngestProcess(config, RunContext.from_env())
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        proc.start()
+        proc.run(stop)
+    except (ValueError, BadInput, RingInUse) as exc:
+        log.error("%s", exc)
+        return 2
+    finally:
+        proc.close()
+        log.info("stopped: %s", {k: v for k, v in proc.report.counters().items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The live ingest loop of one venue connection. One process, one loop thread.
+
+    proc = IngestProcess(config, RunContext.from_env())
+    proc.start()                 # ring, threads, subscriptions
+    while running: proc.do_work() or proc.idle()
+    proc.close()                 # threads stopped, ring closed and unlinked
+
+`do_work()` drains the inbox (WebSocket frames, REST snapshot replies, connection
+events) into the venue adapter, runs the resync timers, flushes the staged records
+to the ring and returns how many items it handled; `idle()` waits for the I/O
+threads' wake event (bounded, so timers still run). The ring is
+`md.<provider slug>` in the run's namespace, overwrite policy; a leftover segment
+of that name whose writer is gone is removed first, a live one is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from urllib.parse import quote
+
+import orjson
+
+from events import EVENT, Provider
+from meltica.dlq import DeadLetterQueue
+from meltica.telemetry import Telemetry
+from shm import RingReader, RingWriter
+from shm.errors import RingError
+
+from .config import Config
+from .publisher import Publisher
+from .report import Report
+from .stream import Stream, Timers
+from .transport import Backoff, Closed, Opened, RestClient, SnapshotFetcher, SnapshotReply, WsReader
+from .venues import adapter_class, make_instrument
+from .venues.binance.markets import MARKETS
+from .venues.okx import markets as okx
+
+log = logging.getLogger("ingest")
+_S = 1_000_000_000
+
+
+class RingInUse(RuntimeError):
+    """Another live ingest process writes this ring."""
+
+
+def ring_name(provider: Provider) -> str:
+    return f"md.{provider.slug}"
+
+
+def create_ring(ns, provider: Provider, capacity: int) -> RingWriter:
+    """Create `md.<slug>`; remove a leftover of a dead writer, refuse a live one."""
+    name = ring_name(provider)
+    if name in ns.names():
+        state = "stale"
+        try:
+            with RingReader.attach(ns, name, None) as probe:
+                state = probe.writer_state()
+        except (RingError, OSError, ValueError):
+            state = "unreadable"
+        if state == "alive":
+            raise RingInUse(f"ring {ns.full_name(name)} has a live writer: another ingest for "
+                            f"{provider.slug} runs in run {ns.run!r}")
+        log.warning("removing leftover ring %s (writer %s)", ns.full_name(name), state)
+        try:
+            os.unlink(ns.path(name))
+        except FileNotFoundError:
+            pass
+    return RingWriter.create(ns, name, EVENT, capacity, policy="overwrite")
+
+
+def default_urls(provider: Provider) -> tuple[str, str]:
+    if provider is Provider.OKX:
+        return okx.REST_URL, okx.WS_URL
+    m = MARKETS[provider]
+    return m.rest_url, m.ws_url
+
+
+def fetch_metadata(provider: Provider, rest: RestClient, venue_symbols: list[str]) -> dict:
+    """Venue metadata per venue symbol ({} when unavailable: default scales are used).
+
+    Raises ValueError when the venue says a symbol does not exist.
+    """
+    try:
+        if provider is Provider.OKX:
+            out = {}
+            for vs in venue_symbols:
+                status, body = rest.get(f"{okx.INSTRUMENTS_PATH}?instType={okx.inst_type(vs)}&instId={vs}")
+                if status != 200:
+                    raise ValueError(f"okx instruments refused {vs!r}: HTTP {status} {body[:200]!r}")
+                data = orjson.loads(body).get("data") or []
+                if not data:
+                    raise ValueError(f"okx does not list instrument {vs!r}")
+                out[vs] = data[0]
+            return out
+        market = MARKETS[provider]
+        status, body = rest.get(f"{market.exchange_info_path}?symbols="
+                                f"{quote(orjson.dumps(venue_symbols).decode())}")
+        if status == 400:
+            raise ValueError(f"{provider.slug} exchangeInfo refused {venue_symbols}: {body[:200]!r}")
+        if status != 200:
+            log.warning("exchangeInfo answered HTTP %d: default scales", status)
+            return {}
+        info = {s["symbol"]: s for s in orjson.loads(body).get("symbols", [])}
+        missing = [vs for vs in venue_symbols if vs not in info]
+        if missing:
+            raise ValueError(f"{provider.slug} does not list {missing}")
+        return info
+    except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+        log.warning("no instrument metadata (%s: %s): default scales", type(exc).__name__, exc)
+        return {}
+
+
+class IngestProcess:
+    """One venue connection: threads for I/O, the adapter and the ring in the loop thread."""
+
+    def __init__(self, config: Config, ctx, *, telemetry: Telemetry | None = None,
+                 clock=time.monotonic_ns):
+        config.check()
+        self.config = config
+        self.ctx = ctx
+        self.provider = p = config.provider
+        self.clock = clock
+        self.name = f"ingest.{p.slug}"
+        rest_url, ws_url = default_urls(p)
+        self.rest_url = (config.rest_url or rest_url).rstrip("/")
+        self.ws_base = (config.ws_url or ws_url).rstrip("/")
+        self.telemetry = telemetry or Telemetry(self.name, config.telemetry)
+        self.dlq = DeadLetterQueue(ctx.path("dlq"), self.name)
+        self.report = Report(p.slug, self.telemetry, self.dlq)
+        self.inbox: deque = deque()
+        self.wake = threading.Event()
+        self.writer: RingWriter | None = None
+        self.adapter = None
+        self.ws: WsReader | None = None
+        self.fetcher: SnapshotFetcher | None = None
+        self.streams: list[Stream] = []
+        self.items = 0
+        self._next_timers = 0
+        self._next_status = 0
+        self._last_status = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg, p = self.config, self.provider
+        rest = RestClient(self.rest_url, cfg.rest_timeout_s)
+        info = fetch_metadata(p, rest, cfg.symbols) if cfg.metadata else {}
+        self.streams = [Stream(make_instrument(p, vs, info.get(vs)), vs, cfg.depth)
+                        for vs in cfg.symbols]
+        for s in self.streams:
+            log.info("%s: %s as %s (id %d, px_scale %d, sz_scale %d)", p.slug, s.venue_symbol,
+                     s.symbol, s.iid, s.px_scale, s.sz_scale)
+        self.writer = create_ring(self.ctx.namespace, p, cfg.ring_capacity)
+        publisher = Publisher(p, self.writer)
+        refresh = None if not cfg.refresh_max_s else (int(cfg.refresh_min_s * _S), int(cfg.refresh_max_s * _S))
+        timers = Timers(int(cfg.stale_after_s * _S), refresh, int(cfg.snapshot_timeout_s * _S))
+        self.adapter = adapter_class(p)(p, self.streams, publisher, self.report, self,
+                                        timers=timers, clock=self.clock)
+        if p is not Provider.OKX:
+            market = MARKETS[p]
+            limit = cfg.snapshot_limit
+
+            def path_for(vs: str) -> str:
+                return f"{market.depth_path}?symbol={vs}&limit={limit}"
+
+            self.fetcher = SnapshotFetcher(rest, path_for, self.inbox, self.wake, name=f"{self.name}.rest")
+            self.fetcher.start()
+        else:
+            rest.close()
+        self.ws = WsReader(self.ws_base + self.adapter.ws_path(), self.inbox, self.wake,
+                           subscribe=self.adapter.subscribe_frames(),
+                           ping_text="ping" if p is Provider.OKX else None,
+                           ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
+                           backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
+                           name=f"{self.name}.ws")
+        self.ws.start()
+        self._last_status = self.clock()
+        log.info("%s: writing ring %s (capacity %d) from %s", p.slug,
+                 self.ctx.namespace.full_name(ring_name(p)), cfg.ring_capacity, self.ws.url)
+
+    def close(self) -> None:
+        """Stop the threads, flush, close and unlink the ring. Idempotent."""
+        if self.ws is not None:
+            self.ws.stop()
+        if self.fetcher is not None:
+            self.fetcher.stop()
+        if self.adapter is not None:
+            self.adapter.pub.flush()
+            self.adapter = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.telemetry.close()
+
+    # -- the io object the adapter talks to ------------------------------------------
+
+    def request_snapshot(self, venue_symbol: str) -> None:
+        self.fetcher.request(venue_symbol)
+
+    def send(self, text: str) -> None:
+        if not self.ws.send(text):
+            log.info("not connected: %s dropped (the reconnect resubscribes)", text[:80])
+
+    # -- the loop ------------------------------------------------------------------
+
+    def do_work(self, max_items: int = 2048) -> int:
+        """Handle up to `max_items` inbox items, run due timers, flush; return items handled."""
+        inbox, adapter = self.inbox, self.adapter
+        on_frame = adapter.on_frame
+        n = 0
+        while inbox and n < max_items:
+            ns, item = inbox.popleft()
+            n += 1
+            if item.__class__ is bytes:
+                on_frame(item, ns)
+            elif item.__class__ is SnapshotReply:
+                if item.error is None:
+                    adapter.on_snapshot(item.venue_symbol, item.body, ns)
+                else:
+                    log.warning("%s snapshot failed: %s", item.venue_symbol, item.error)
+                    adapter.on_snapshot_error(item.venue_symbol, item.error)
+            elif item.__class__ is Opened:
+                log.info("%s connected to %s", self.provider.slug, item.url)
+                adapter.on_connected(item.first)
+            elif item.__class__ is Closed:
+                self.report.reconnect(item.reason)
+            else:
+                on_frame(item, ns)
+        now = self.clock()
+        if now >= self._next_timers:
+            self._next_timers = now + 50_000_000
+            adapter.check_timers(now)
+            self.writer.heartbeat()
+            if now >= self._next_status:
+                self._status(now)
+        adapter.pub.flush()
+        self.items += n
+        return n
+
+    def idle(self, timeout_s: float = 0.05) -> None:
+        """Wait for the I/O threads (bounded, so timers keep running)."""
+        self.wake.wait(timeout_s)
+        self.wake.clear()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not self.do_work():
+                self.idle()
+
+    def _status(self, now: int) -> None:
+        elapsed = (now - self._last_status) / _S
+        self._last_status = now
+        self._next_status = now + int(self.config.status_interval_s * _S)
+        self.report.flush_rates(self.streams, elapsed)
+        tel = self.telemetry
+        synced = sum(1 for s in self.adapter.syncs.values() if s.synced)
+        tel.gauge("book.synced_count", synced, provider=self.provider.slug)
+        tel.gauge("md.ring.position", self.writer.position, provider=self.provider.slug)
+        for r in self.writer.reader_slots():
+            tel.gauge("md.ring.reader_lost", r["lost"], provider=self.provider.slug, pid=r["pid"])
+        log.info("%s: %d items, %d/%d books synced, events %s, resyncs %d, bad frames %d",
+                 self.provider.slug, self.items, synced, len(self.streams),
+                 self.adapter.pub.counts, self.report.resyncs, self.report.bad_frames)
+
+    def statistics(self) -> dict:
+        return {"items": self.items, "events": self.adapter.pub.counts if self.adapter else {},
+                **self.report.counters(), "bad_frames": self.report.bad_frames,
+                "reconnects": self.report.reconnects,
+                "books": {s.stream.symbol: s.describe() for s in self.adapter.syncs.values()}
+                if self.adapter else {}}

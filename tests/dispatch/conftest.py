@@ -1,12 +1,16 @@
-"""Fixtures for dispatch tests: a core on a fake clock with real consumer rings."""
+"""Fixtures for dispatch tests: a core on a fake clock with real consumer rings, and a
+dispatch process running in a thread of the test (for control and SDK tests)."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 
 from dispatch.config import DispatchConfig
 from dispatch.core import DispatchCore
+from dispatch.process import DispatchProcess
 from dispatch.raw import concat
 from dispatch.testing import FakeClock
 from events import EVENT, Kind
@@ -82,3 +86,19 @@ def seqs_of(recs: np.ndarray, kind: Kind | None = None, provider: int | None = N
     if provider is not None:
         sel &= recs["provider"] == provider
     return recs["seq_provider"][sel].tolist()
+
+
+@pytest.fixture
+def dispatch(run_ctx):
+    """A DispatchProcess of the test's run, looping in a thread; BTC-USDT configured."""
+    proc = DispatchProcess(run_ctx, DispatchConfig(), telemetry="", instruments=["BTC-USDT"],
+                           discover_ns=10_000_000, exec_timeout_ns=300_000_000)
+    stop = threading.Event()
+    t = threading.Thread(target=proc.run, args=(stop,), kwargs={"max_nap_ns": 100_000})
+    t.start()
+    try:
+        yield proc
+    finally:
+        stop.set()
+        t.join(10)
+        proc.close()

@@ -53,7 +53,7 @@ def take_lock(path) -> int:
 
 class ExecutionProcess:
     def __init__(self, ctx: RunContext, *, rest_url: str, ws_url: str, api_key: str, api_secret: str,
-                 control: str | None = None, limits: dict | None = None, durability: str = "power",
+                 control: str | None = None, limits: dict | None = None, durability: str = "process",
                  trading_default: bool = True, telemetry_endpoint: str | None = None, workers: int = 2,
                  timeout_s: float = 2.0, recv_window_ms: int = 5000, ring_capacity: int = 1024,
                  registry: Registry | None = None):

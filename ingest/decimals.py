@@ -20,14 +20,15 @@ def parse(text, scale: int) -> int:
     if type(text) is not str:
         raise DecimalError(f"decimal must be a string: {text!r}")
     whole, _, frac = text.partition(".")
-    if len(frac) > scale:
-        if frac[scale:].strip("0"):
-            raise DecimalError(f"more precision than scale {scale} (or not a decimal): {text!r}")
-        frac = frac[:scale]
     digits = whole + frac
     if not (digits.isascii() and digits.isdigit()):
         raise DecimalError(f"not an unsigned decimal string: {text!r}")
-    m = int(digits) * _POW10[scale - len(frac)]
+    if len(frac) > scale:
+        if frac[scale:].strip("0"):
+            raise DecimalError(f"more precision than scale {scale}: {text!r}")
+        frac = frac[:scale]
+        digits = whole + frac
+    m = int(digits or "0") * _POW10[scale - len(frac)]
     if m > INT64_MAX:
         raise DecimalError(f"too large for int64 at scale {scale}: {text!r}")
     return m

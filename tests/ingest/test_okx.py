@@ -1,0 +1,129 @@
+"""OKX books: the checksum rule (docs vectors), seqId continuity, resubscribe on failure."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from events import HeaderFlag, Kind, Provider
+from ingest.stream import Timers
+from ingest.venues.okx import check_text, signed_crc32, to_canonical, to_venue
+
+from .helpers import S, Rig, okx_books, okx_checksum_of
+
+pytestmark = pytest.mark.timeout(30)
+
+BIDS = [["3366.1", "7"], ["3366", "6"]]
+ASKS = [["3366.8", "9"], ["3368", "8"]]
+
+
+def test_docs_checksum_vectors(shared_data):
+    cases = orjson.loads((shared_data / "vectors" / "okx_checksum_docs.json").read_bytes())["cases"]
+    assert len(cases) == 2
+    for case in cases:
+        b, a = case["bids"], case["asks"]
+        text = check_text([x[0] for x in b], [x[1] for x in b], [x[0] for x in a], [x[1] for x in a])
+        assert text == case["check_string"]
+        assert signed_crc32(text) == case["expected_signed"]
+
+
+def test_docs_vector_through_a_book():
+    rig = Rig(Provider.OKX, ["ETH-USDT"])
+    rig.frame(okx_books("ETH-USDT", "snapshot", BIDS, ASKS, checksum=-1881014294))
+    assert rig.report.checksum_ok == 1 and rig.sync("ETH-USDT").synced
+
+
+def test_symbols_map_both_ways():
+    assert to_canonical("UNI-USD-SWAP") == "UNI-USD-PERP" and to_venue("UNI-USD-PERP") == "UNI-USD-SWAP"
+    assert to_canonical("BTC-USD-220527") == "BTC-USD-220527"
+    assert to_canonical("BTC-USDT") == "BTC-USDT"
+
+
+def synced_rig(**kw):
+    rig = Rig(Provider.OKX, ["BTC-USDT", "ETH-USDT"], **kw)
+    for inst in ("BTC-USDT", "ETH-USDT"):
+        rig.frame(okx_books(inst, "snapshot", BIDS, ASKS, checksum=okx_checksum_of(BIDS, ASKS), seq=10, prev=-1))
+    return rig
+
+
+def test_update_checked_by_checksum_and_sequence_is_published():
+    rig = synced_rig()
+    bids = [["3366.5", "1"]] + BIDS
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=okx_checksum_of(bids, ASKS),
+                        seq=11, prev=10))
+    assert rig.report.checksum_ok == 3 and rig.report.gaps == 0
+    books = rig.records(Kind.BOOK)
+    assert [int(b["seq_provider"]) for b in books] == [10, 10, 11]
+    assert books[0]["flags"] & HeaderFlag.SNAPSHOT
+    assert int(books[-1]["book"]["bid_px"][0]) == 336650000000
+
+
+def test_checksum_mismatch_resubscribes_only_that_instrument():
+    rig = synced_rig()
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=12345, seq=11, prev=10))
+    assert rig.report.checksum_failed == 1 and rig.report.resync_reasons == {"checksum": 1}
+    assert rig.io.sent == [{"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+                           {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}]
+    assert not rig.sync("BTC-USDT").synced and rig.sync("ETH-USDT").synced
+    n = len(rig.records(Kind.BOOK))
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.4", "1"]], [], seq=12, prev=11))  # before the snapshot
+    assert len(rig.records(Kind.BOOK)) == n and rig.report.diffs_dropped_stale == 1
+    rig.frame(okx_books("BTC-USDT", "snapshot", BIDS, ASKS, checksum=okx_checksum_of(BIDS, ASKS), seq=20, prev=-1))
+    last = rig.records(Kind.BOOK)[-1]
+    assert rig.sync("BTC-USDT").synced and last["flags"] & HeaderFlag.RESYNCED
+
+
+def test_seq_gap_resyncs():
+    rig = synced_rig()
+    rig.frame(okx_books("ETH-USDT", "update", [], [["3369", "1"]], seq=13, prev=12))
+    assert rig.report.gaps == 1 and rig.report.resync_reasons == {"gap": 1}
+    assert rig.io.sent[0]["args"][0]["instId"] == "ETH-USDT"
+
+
+def test_heartbeat_update_with_equal_seq_ids_changes_nothing():
+    rig = synced_rig()
+    rig.frame(okx_books("BTC-USDT", "update", [], [], checksum=okx_checksum_of(BIDS, ASKS), seq=10, prev=10))
+    assert rig.report.gaps == 0 and rig.sync("BTC-USDT").synced
+    assert len(rig.records(Kind.BOOK)) == 2
+
+
+def test_zero_checksum_on_a_seq_feed_is_not_verified():
+    rig = synced_rig()
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=0, seq=11, prev=10))
+    assert rig.report.checksum_failed == 0 and rig.sync("BTC-USDT").synced
+
+
+def test_stale_book_and_missing_snapshot_resubscribe():
+    rig = synced_rig(timers=Timers(stale_ns=5 * S, refresh_ns=None, snapshot_timeout_ns=3 * S))
+    rig.clock.advance(3)
+    rig.frame(okx_books("ETH-USDT", "update", [], [], seq=10, prev=10))
+    rig.adapter.check_timers(rig.clock.advance(3))
+    assert rig.report.resync_reasons == {"stale": 1}
+    rig.frame(okx_books("ETH-USDT", "update", [], [], seq=10, prev=10))
+    rig.adapter.check_timers(rig.clock.advance(4))
+    assert rig.report.resync_reasons == {"stale": 1, "snapshot_timeout": 1}
+    assert [m["op"] for m in rig.io.sent] == ["unsubscribe", "subscribe"] * 2
+
+
+def test_trades_and_tickers():
+    rig = synced_rig()
+    rig.frame({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [
+        {"instId": "BTC-USDT", "tradeId": "7849", "px": "30218.8", "sz": "1", "side": "buy", "ts": "1652459199958"},
+        {"instId": "BTC-USDT", "tradeId": "7850", "px": "30218.9", "sz": "2", "side": "sell", "ts": "1652459199959"}]})
+    rig.frame({"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": [
+        {"instType": "SPOT", "instId": "BTC-USDT", "last": "30218.8", "askPx": "30220.1", "askSz": "3",
+         "bidPx": "30210.4", "bidSz": "4", "ts": "1652459223003"}]})
+    trades = rig.records(Kind.TRADE)
+    assert [int(t["seq_provider"]) for t in trades] == [7849, 7850]
+    assert [int(t["trade"]["side"]) for t in trades] == [1, 2]
+    t = rig.records(Kind.TICKER)[0]
+    assert int(t["seq_provider"]) == 1652459223003 and int(t["ticker"]["bid_px"]) == 3021040000000
+
+
+def test_venue_errors_and_pongs_do_not_stop_the_feed():
+    rig = synced_rig()
+    rig.adapter.on_frame(b"pong", 1)
+    rig.frame({"event": "error", "code": "60012", "msg": "Invalid request"})
+    rig.frame({"event": "subscribe", "arg": {"channel": "books", "instId": "BTC-USDT"}})
+    assert rig.report.bad_frames == 1 and rig.report.ignored == 2
+    assert rig.sync("BTC-USDT").synced

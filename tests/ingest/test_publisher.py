@@ -1,0 +1,110 @@
+"""Canonical records: layout, ids, and the batch into a real ring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
+from ingest.book import Book
+from ingest.decimals import Mantissas
+from ingest.publisher import Publisher, event_ids
+from shm import RingReader, RingWriter
+
+from .helpers import Collector
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(provider=st.integers(0, 0xFFFF), kinds=st.lists(st.integers(1, 7), min_size=1, max_size=8),
+       instrument=st.integers(0, 0xFFFFFFFF), seq=st.integers(-(1 << 63), (1 << 63) - 1))
+def test_batch_event_ids_equal_events_event_id(provider, kinds, instrument, seq):
+    n = len(kinds)
+    got = event_ids(provider, np.array(kinds, np.uint16), np.full(n, instrument, np.uint32),
+                    np.full(n, seq, np.int64))
+    assert [int(x) for x in got] == [event_id(provider, k, instrument, seq) for k in kinds]
+
+
+def _book():
+    b = Book(Mantissas(2), Mantissas(4))
+    b.load([[f"{100 - i}.00", "1.5"] for i in range(30)], [["101.25", "0.0001"]], 42)
+    return b
+
+
+def test_records_carry_the_header_contract_and_payloads():
+    sink = Collector()
+    pub = Publisher(Provider.OKX, sink=sink, batch=4)
+    pub.book(7, 2, 4, 42, 111, 222, _book(), 20, int(HeaderFlag.SNAPSHOT))
+    pub.trade(7, 2, 4, 9001, 112, 223, 9001, 10125, 15000, int(Side.SELL))
+    pub.ticker(7, 2, 4, 555, 113, 224, 10000, 15000, 10125, 1, 555)
+    assert pub.flush() == 3
+    recs = sink.records
+    assert list(recs["kind"]) == [Kind.BOOK, Kind.TRADE, Kind.TICKER]
+    assert set(recs["schema_version"]) == {SCHEMA_VERSION}
+    assert set(recs["provider"]) == {Provider.OKX}
+    assert set(recs["routing_version"]) == {0}
+    assert list(recs["seq_provider"]) == [42, 9001, 555]
+    assert list(recs["ingest_ts_ns"]) == [111, 112, 113]
+    assert list(recs["event_ts_ns"]) == [222, 223, 224]
+    for r in recs:
+        assert int(r["event_id"]) == event_id(Provider.OKX, int(r["kind"]), 7, int(r["seq_provider"]))
+    traces = [int(t) for t in recs["trace_id"]]
+    assert traces == sorted(traces) and len(set(traces)) == 3
+    book = to_dict(recs[0])
+    assert recs[0]["flags"] == HeaderFlag.SNAPSHOT
+    assert recs[0]["book"]["depth"] == 20 and recs[0]["book"]["n_bids"] == 20
+    assert book["book"]["bids"][0] == ["100", "1.5"] and book["book"]["bids"][-1] == ["81", "1.5"]
+    assert book["book"]["asks"] == [["101.25", "0.0001"]]
+    assert book["book"]["last_update_id"] == 42
+    assert to_dict(recs[1])["trade"] == {"trade_id": 9001, "px": "101.25", "sz": "1.5", "side": "SELL"}
+    assert to_dict(recs[2])["ticker"]["ask_px"] == "101.25"
+
+
+def test_reused_slots_hold_no_bytes_of_older_longer_records():
+    sink = Collector()
+    pub = Publisher(Provider.BINANCE_SPOT, sink=sink, batch=2)
+    pub.book(1, 2, 4, 1, 1, 1, _book(), 20)
+    pub.book(1, 2, 4, 2, 1, 1, _book(), 20)     # fills the stage: flushed
+    pub.trade(1, 2, 4, 3, 1, 1, 3, 100, 1, 1)   # same slots again
+    pub.ticker(1, 2, 4, 4, 1, 1, 1, 1, 2, 1, 4)
+    pub.flush()
+    raw = sink.records.view(np.uint8).reshape(-1, EVENT.itemsize)
+    assert raw[0, 64 + 48:].any()              # the books were there
+    assert not raw[2, 64 + 32:].any()          # trade payload: 32 bytes
+    assert not raw[3, 64 + 48:].any()          # ticker payload: 48 bytes
+
+
+def test_depth_limits_the_levels_and_pads_with_zeros():
+    sink = Collector()
+    pub = Publisher(Provider.BINANCE_SPOT, sink=sink)
+    pub.book(1, 2, 4, 1, 1, 1, _book(), 5)
+    pub.flush()
+    b = sink.records[0]["book"]
+    assert (b["depth"], b["n_bids"], b["n_asks"]) == (5, 5, 1)
+    assert list(b["bid_px"][:6]) == [10000, 9900, 9800, 9700, 9600, 0]
+    assert not b["ask_px"][1:].any()
+
+
+def test_flushed_batches_reach_a_ring_reader(run_ctx):
+    ns = run_ctx.namespace
+    with RingWriter.create(ns, "md.test", EVENT, 64, policy="overwrite") as w:
+        r = RingReader.attach(ns, "md.test", EVENT, start="oldest")
+        try:
+            pub = Publisher(Provider.BINANCE_SPOT, w, batch=16)
+            for i in range(40):
+                pub.trade(3, 8, 8, i, i, i, i, 100 + i, 1, int(Side.BUY))
+            pub.flush()
+            got = []
+            while True:
+                batch = r.try_read(64)
+                if not len(batch):
+                    r.release()
+                    break
+                got += [int(x) for x in batch["seq_provider"]]
+                r.release()
+            assert got == list(range(40))
+        finally:
+            r.close()

@@ -39,7 +39,7 @@ def test_fills_while_the_user_stream_is_down_are_reconciled(run_ctx, sim, execut
         if statuses(of(got, "rest-1"))[-1] == "FILLED":
             pytest.skip("the market crossed our price before the fault")
         sim.inject(V, "disconnect_userstream", abrupt=True)
-        taker.submit_market("take-1", SYM, "buy", "0.01")
+        taker.submit_market("take-1", SYM, "buy", "0.5")  # sweeps past ours even if asks moved in
         collect(taker, terminal("take-1"))
         collect(maker, terminal("rest-1"), got=got)
         assert statuses(of(got, "rest-1"))[-1] == "FILLED"

@@ -29,6 +29,9 @@ def parse_args(argv):
     p.add_argument("--lateness-ms", type=float, default=150.0, help="wait this long for a gap")
     p.add_argument("--flush-ms", type=float, default=50.0, help="check held records this often")
     p.add_argument("--max-held", type=int, default=200, help="records held per stream")
+    p.add_argument("--order-mode", choices=("auto", "gapless", "monotonic"), default="auto",
+                   help="per-stream seq handling: probe each stream (auto), always wait for "
+                        "gaps (gapless), or never wait (monotonic)")
     p.add_argument("--merge-window-ms", type=float, default=10_000.0, help="merge window length")
     p.add_argument("--merge-max-events", type=int, default=1000, help="merge window size")
     p.add_argument("--ring-capacity", type=int, default=1 << 14,
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     ms = 1_000_000
     config = DispatchConfig(
         lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
+        order_mode=a.order_mode,
         merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
         consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate)
     instruments = [s.strip() for s in a.instruments.split(",") if s.strip()]

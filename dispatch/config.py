@@ -12,6 +12,8 @@ class DispatchConfig:
     lateness_ns: int = 150_000_000        # a gap is waited for this long, then skipped
     flush_ns: int = 50_000_000            # how often held records are checked for expiry
     max_held: int = 200                   # records held per stream before a forced release
+    order_mode: str = "auto"              # "auto" (probe each stream), "gapless", "monotonic"
+    probe_records: int = 64               # auto: records a stream is watched for sparse seqs
     dedup_bits: int = 20                  # de-dup table of 2**bits event ids (8 MiB at 20)
     merge_window_ns: int = 10_000_000_000  # a merge window closes this long after it opens
     merge_max_events: int = 1000          # ... or after this many events

@@ -33,6 +33,8 @@ from .raw import words
 from .routing import RoutingTable, Subscriber
 from .streams import Streams, stream_key
 
+MAX_REPORTS = 100  # telemetry events / DLQ records of one kind per tick
+
 
 class DispatchCore:
     """Every decision of dispatch, for one thread, with an injected clock."""
@@ -47,7 +49,8 @@ class DispatchCore:
         self.ids = ids or IdSource()
         self.streams = Streams()
         self.routing = RoutingTable(self.streams, cfg.max_consumers)
-        self.orderer = Orderer(self.streams, cfg.lateness_ns, cfg.flush_ns, cfg.max_held)
+        self.orderer = Orderer(self.streams, cfg.lateness_ns, cfg.flush_ns, cfg.max_held,
+                               cfg.order_mode, cfg.probe_records)
         self.dedup = Deduper(cfg.dedup_bits)
         self.merger = Merger(cfg.merge_window_ns, cfg.merge_max_events)
         self.fair = FairShare(cfg.fanout_rate, cfg.fair_burst_ns)
@@ -223,7 +226,16 @@ class DispatchCore:
         Counters are not touched here: `publish_metrics` copies them from the stages.
         """
         tel = self.tel
-        for s, seq, trace in self.orderer.take_late():
+        late = self.orderer.take_late()
+        if len(late) > MAX_REPORTS:  # a burst: report the first ones, count the rest
+            tel.event("late_event.dropped", stage="order", unreported=len(late) - MAX_REPORTS,
+                      trace_id=late[MAX_REPORTS][2], decision_id=self.ids.next())
+            late = late[:MAX_REPORTS]
+        for s in self.orderer.sparse:
+            tel.event("order.stream_sparse", stream=self._stream_label(s), trace_id=0,
+                      decision_id=self.ids.next())
+        self.orderer.sparse.clear()
+        for s, seq, trace in late:
             did = self.ids.next()
             p, i, k = (int(self.streams.provider[s]), int(self.streams.instrument[s]),
                        int(self.streams.kind[s]))
@@ -238,7 +250,7 @@ class DispatchCore:
             tel.event("merge.suppressed_partial", merge_key=st.label,
                       missing_providers=[_slug(p) for p in missing], trace_id=trace,
                       decision_id=self.ids.next())
-        for st, trace in late:
+        for st, trace in late[:MAX_REPORTS]:
             tel.event("late_event.dropped", stage="merge", merge_key=st.label, trace_id=trace,
                       decision_id=self.ids.next())
         if now - self._last_dlq_ns >= self.config.dlq_interval_ns:
@@ -262,6 +274,7 @@ class DispatchCore:
             "order.reordered": o["reordered"],
             "order.gap_unresolved": o["gap_unresolved"],
             "order.duplicate": o["duplicate"],
+            "order.sparse_streams": o["sparse_streams"],
             "late_event.dropped{stage=order}": o["late"],
             "late_event.dropped{stage=merge}": m["late"],
             "merge.windows_opened": m["opened"],
@@ -274,9 +287,7 @@ class DispatchCore:
         depth = self.orderer.depth()
         g["order.buffer_depth_max"] = max(depth.values(), default=0)
         for s, d in depth.items():
-            p, i, k = (int(self.streams.provider[s]), int(self.streams.instrument[s]),
-                       int(self.streams.kind[s]))
-            g[f"order.buffer_depth{{stream={_slug(p)}:{i}:{Kind(k).name.lower()}}}"] = d
+            g[f"order.buffer_depth{{stream={self._stream_label(s)}}}"] = d
         for outlet in self.outlets.values():
             lab = f"{{consumer={outlet.name}}}"
             c["fanout.delivered" + lab] = outlet.delivered
@@ -286,6 +297,11 @@ class DispatchCore:
             g["consumer.lag" + lab] = outlet.lag()
             g["fanout.pending" + lab] = len(outlet.pending) + len(outlet.critical)
         return {"counters": c, "gauges": g}
+
+    def _stream_label(self, s: int) -> str:
+        st = self.streams
+        return (f"{_slug(int(st.provider[s]))}:{int(st.instrument[s])}:"
+                f"{Kind(int(st.kind[s])).name.lower()}")
 
     def publish_metrics(self) -> dict:
         """Copy `metrics()` into the Telemetry counters/gauges and publish them as one event."""

@@ -1,20 +1,26 @@
 """Per-stream ordering (LM-03): reorder by `seq_provider` in a small buffer; no global order.
 
-Contract with ingest: `seq_provider` counts a stream's records without gaps (n, n+1,
-...); a record flagged SNAPSHOT or RESYNCED starts the count afresh. In the common
-case every stream of a batch continues where it stopped, and the whole batch passes
-in numpy (`order` returns the passing rows). A stream with a gap, a reordering, or
-records already held takes the slow path, record by record:
+A stream's sequence is either gap-free (n, n+1, ...: synthetic feeds, trade ids) or
+sparse (venue update ids and timestamps: Binance depth `u`, OKX `seqId`, tickers `ts`),
+and ingest passes the venue's own numbers. So each stream has a mode:
 
-- held in a per-stream buffer until the gap fills, then released in seq order;
-- when its oldest held record has waited `lateness_ns` (checked every `flush_ns`), or
-  `max_held` records are held, every held record is released in `ingest_ts_ns` order
-  and the gap is counted (`order.gap_unresolved`);
-- a record at or below the last released seq is late: dropped, counted
-  (`late_event.dropped{stage=order}`), its id kept for the DLQ.
+- GAPLESS: a record that skips ahead is held until the gap fills (then released in
+  seq order), or until its oldest held record has waited `lateness_ns` (checked every
+  `flush_ns`) or `max_held` records are held: then everything held is released in
+  `ingest_ts_ns` order and the gap is counted (`order.gap_unresolved`).
+- SPARSE (monotonic): a record above the last released seq passes at once (a batch's
+  records are sorted by seq first); one at or below it is late.
+- PROBE, every new stream (mode "auto"): treated as GAPLESS for its first
+  `probe_records` records; a gap that does not resolve in that time marks the stream
+  SPARSE (its numbers skip), otherwise it becomes GAPLESS. So a sparse stream pays the
+  lateness once, at its start. `order_mode` "gapless" or "monotonic" fixes the mode.
 
-A new stream (or one whose source restarted) starts at the lowest seq of its first
-batch: there is no earlier record to wait for.
+In every mode a record at or below the last released seq is late: dropped, counted
+(`late_event.dropped{stage=order}`), kept for the DLQ; a record flagged SNAPSHOT or
+RESYNCED restarts the sequence; a new stream (or one whose source restarted) starts
+at the lowest seq of its first batch. In the common case every stream of a batch
+continues in order and the whole batch passes in numpy; other streams take the slow
+path, record by record.
 """
 
 from __future__ import annotations
@@ -27,20 +33,29 @@ from .raw import row
 from .streams import NO_SEQ, BatchIndex, Streams
 
 RESET_FLAGS = int(HeaderFlag.SNAPSHOT) | int(HeaderFlag.RESYNCED)
+PROBE, GAPLESS, SPARSE = 0, 1, 2
+MODES = {"auto": PROBE, "gapless": GAPLESS, "monotonic": SPARSE}
 
 
 class Orderer:
     """The reorder buffers of every stream. One dispatch thread; time comes from callers."""
 
-    def __init__(self, streams: Streams, lateness_ns: int, flush_ns: int, max_held: int):
+    def __init__(self, streams: Streams, lateness_ns: int, flush_ns: int, max_held: int,
+                 mode: str = "auto", probe_records: int = 64):
+        if mode not in MODES:
+            raise ValueError(f"order mode must be one of {sorted(MODES)}: mode={mode!r}")
         self.streams = streams
         self.lateness_ns = lateness_ns
         self.flush_ns = flush_ns
         self.max_held = max_held
+        self.initial_mode = MODES[mode]
+        self.probe_records = probe_records
         self._held: dict[int, dict[int, tuple[np.ndarray, int]]] = {}  # s -> seq -> (rec, arrival)
         self._next_flush = 0
         self.late: list[tuple[int, int, int]] = []  # (stream, seq, trace_id) since last drain
-        self.counts = {"reordered": 0, "gap_unresolved": 0, "late": 0, "duplicate": 0}
+        self.sparse: list[int] = []                 # streams found sparse since last drain
+        self.counts = {"reordered": 0, "gap_unresolved": 0, "late": 0, "duplicate": 0,
+                       "sparse_streams": 0}
 
     # -- the batch path --------------------------------------------------------------
 
@@ -51,33 +66,70 @@ class Orderer:
         Records released from the slow path are appended to `out` as (stream, record).
         """
         st = self.streams
+        groups = ix.streams
+        counts = ix.ends - ix.starts
+        if self.initial_mode != PROBE:
+            st.mode[groups[st.seen[groups] == 0]] = self.initial_mode
         seq = batch["seq_provider"][ix.order]
-        last = st.last_seq[ix.streams]
-        first = seq[ix.starts]
+        last = st.last_seq[groups]
         prev = np.empty_like(seq)
         prev[1:] = seq[:-1]
-        prev[ix.starts] = np.where(last == NO_SEQ, first - 1, last)
-        ok = seq == prev + 1
+        prev[ix.starts] = np.where(last == NO_SEQ, seq[ix.starts] - 1, last)
+        sparse = st.mode[groups] == SPARSE
+        if sparse.any():
+            ok = np.where(np.repeat(sparse, counts), seq > prev, seq == prev + 1)
+        else:
+            ok = seq == prev + 1
         if not ok.all():
             ok |= (batch["flags"][ix.order] & RESET_FLAGS) != 0
-        bad = np.logical_or.reduceat(~ok, ix.starts) | (st.held[ix.streams] > 0)
+        bad = np.logical_or.reduceat(~ok, ix.starts) | (st.held[groups] > 0)
         good = ~bad
-        st.last_seq[ix.streams[good]] = seq[ix.ends[good] - 1]
-        if not bad.any():
-            return None
-        for g in np.flatnonzero(bad):
-            rows = ix.order[ix.starts[g] : ix.ends[g]]
-            self._slow(int(ix.streams[g]), batch, rows, now_ns, out)
-        passing = np.ones(len(batch), bool)
-        passing[ix.order[np.repeat(bad, ix.ends - ix.starts)]] = False
-        return np.flatnonzero(passing)
+        st.last_seq[groups[good]] = seq[ix.ends[good] - 1]
+        st.seen[groups] += counts
+        passing = None
+        if bad.any():
+            for g in np.flatnonzero(bad):
+                rows = ix.order[ix.starts[g] : ix.ends[g]]
+                s = int(groups[g])
+                if st.mode[s] == SPARSE:
+                    self._slow_sparse(s, batch, rows, out)
+                else:
+                    self._slow(s, batch, rows, now_ns, out)
+            keep = np.ones(len(batch), bool)
+            keep[ix.order[np.repeat(bad, counts)]] = False
+            passing = np.flatnonzero(keep)
+        probing = groups[(st.mode[groups] == PROBE) & (st.seen[groups] >= self.probe_records)]
+        st.mode[probing[st.held[probing] == 0]] = GAPLESS  # probed without a lasting gap
+        return passing
+
+    def _baseline(self, s: int, batch: np.ndarray, rows) -> int:
+        last = int(self.streams.last_seq[s])
+        if last == NO_SEQ:  # a new stream: its lowest seq in this batch is the baseline
+            last = int(batch["seq_provider"][rows].min()) - 1
+        return last
+
+    def _late(self, s: int, seq: int, rec) -> None:
+        self.counts["late"] += 1
+        self.late.append((s, seq, int(rec["trace_id"])))
+
+    def _slow_sparse(self, s: int, batch: np.ndarray, rows, out) -> None:
+        last = self._baseline(s, batch, rows)
+        seqs = batch["seq_provider"][rows]
+        for r in np.asarray(rows)[np.argsort(seqs, kind="stable")]:
+            one = row(batch, r)
+            rec = one[0]
+            seq = int(rec["seq_provider"])
+            if seq > last or int(rec["flags"]) & RESET_FLAGS:
+                out.append((s, one))
+                last = seq
+            else:
+                self._late(s, seq, rec)
+        self.streams.last_seq[s] = last
 
     def _slow(self, s: int, batch: np.ndarray, rows, now_ns: int, out) -> None:
         st = self.streams
         held = self._held.setdefault(s, {})
-        last = int(st.last_seq[s])
-        if last == NO_SEQ:  # a new stream: its lowest seq in this batch is the baseline
-            last = int(batch["seq_provider"][rows].min()) - 1
+        last = self._baseline(s, batch, rows)
         for r in rows:
             one = row(batch, r)  # a private 1-record array: held, or handed on
             rec = one[0]
@@ -87,11 +139,8 @@ class Orderer:
                 out.append((s, one))
                 last = seq
                 continue
-            if last == NO_SEQ:
-                last = seq - 1
             if seq <= last:
-                self.counts["late"] += 1
-                self.late.append((s, seq, int(rec["trace_id"])))
+                self._late(s, seq, rec)
                 continue
             if seq in held:
                 self.counts["duplicate"] += 1
@@ -121,6 +170,10 @@ class Orderer:
         held.clear()
         if counted:
             self.counts["gap_unresolved"] += 1
+            if self.streams.mode[s] == PROBE:  # its numbers skip: stop waiting for gaps
+                self.streams.mode[s] = SPARSE
+                self.counts["sparse_streams"] += 1
+                self.sparse.append(s)
         return last
 
     # -- timers ----------------------------------------------------------------------
@@ -140,7 +193,7 @@ class Orderer:
         return released
 
     def reset(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
-        """A source restarted: release what its streams hold and forget their sequence."""
+        """A source restarted: release what its streams hold, forget sequence and mode."""
         st = self.streams
         for s in streams_of:
             s = int(s)
@@ -149,6 +202,8 @@ class Orderer:
                 self._flush(s, held, int(st.last_seq[s]), out, counted=False)
             st.last_seq[s] = NO_SEQ
             st.held[s] = 0
+            st.seen[s] = 0
+            st.mode[s] = PROBE
 
     def depth(self) -> dict[int, int]:
         """Held records per stream (only streams holding some)."""

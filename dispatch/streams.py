@@ -55,6 +55,8 @@ class Streams:
         self.kind = np.zeros(initial, np.int64)
         self.last_seq = np.full(initial, NO_SEQ, np.int64)   # ordering: last released seq
         self.held = np.zeros(initial, np.int64)              # ordering: records held
+        self.seen = np.zeros(initial, np.int64)              # ordering: records seen
+        self.mode = np.zeros(initial, np.int8)               # ordering: PROBE/GAPLESS/SPARSE
         self.on_new = None  # callback(stream index) for routing and merge tables
 
     def __len__(self) -> int:
@@ -81,7 +83,7 @@ class Streams:
     def _grow(self) -> None:
         n = 2 * len(self.provider)
         for name, fill in (("provider", 0), ("instrument", 0), ("kind", 0),
-                           ("last_seq", NO_SEQ), ("held", 0)):
+                           ("last_seq", NO_SEQ), ("held", 0), ("seen", 0), ("mode", 0)):
             old = getattr(self, name)
             new = np.full(n, fill, old.dtype)
             new[: len(old)] = old

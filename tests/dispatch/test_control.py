@@ -216,3 +216,25 @@ def test_control_listens_on_loopback_or_ipc_only_by_default(run_ctx):
     check_local("tcp://127.0.0.1:5555")
     with pytest.raises(ValueError, match="loopback or ipc"):
         check_local("tcp://0.0.0.0:5555")
+
+
+def test_an_ingest_restart_is_reattached_and_its_streams_restart(run_ctx, client):
+    from consumer import Consumer
+
+    okx = int(Provider.OKX)
+    w = RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64)
+    with Consumer("alpha") as c:
+        c.subscribe("BTC-USDT", kinds=["book"])
+        time.sleep(0.05)
+        w.write_batch(records(okx, "BTC-USDT", Kind.BOOK, [500, 501]))
+        seen = []
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen += [int(x["seq_provider"]) for x in c.events(64, 0.05) if x["kind"] == Kind.BOOK]
+        w.close()                                   # ingest dies; a new one starts afresh
+        w = RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64)
+        w.write_batch(records(okx, "BTC-USDT", Kind.BOOK, [7, 8], flags=0))
+        while len(seen) < 4 and time.monotonic() < deadline:
+            seen += [int(x["seq_provider"]) for x in c.events(64, 0.05) if x["kind"] == Kind.BOOK]
+        assert seen == [500, 501, 7, 8]
+    w.close()

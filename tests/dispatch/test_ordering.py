@@ -154,3 +154,38 @@ def test_any_shuffle_within_the_lateness_is_delivered_complete_and_in_order(run_
         assert seqs_of(r.read("a")) == [0] + seqs
     finally:
         r.close()
+
+
+def test_auto_mode_finds_a_sparse_stream_by_its_first_unresolved_gap(rig):
+    from dispatch.ordering import SPARSE
+
+    r = subscribed(rig)                                    # order_mode="auto"
+    r.step(records(OKX, BTC, Kind.BOOK, [100, 107, 115]))  # venue update ids skip
+    assert seqs_of(r.read("a")) == [100]
+    r.step(advance_ns=160 * MS)                            # the first gap costs the lateness
+    assert seqs_of(r.read("a")) == [107, 115]
+    s = r.core.streams.find(r.core.streams.keys[0])
+    assert r.core.streams.mode[s] == SPARSE
+    r.step(records(OKX, BTC, Kind.BOOK, [130, 122, 141]))  # then: sorted per batch, no waiting
+    assert seqs_of(r.read("a")) == [122, 130, 141]
+    r.step(records(OKX, BTC, Kind.BOOK, [135, 150]))       # 135 is older than 141: late
+    assert seqs_of(r.read("a")) == [150]
+    assert r.core.orderer.counts["sparse_streams"] == 1
+
+
+def test_auto_mode_keeps_waiting_for_gaps_in_a_gap_free_stream(rig):
+    from dispatch.ordering import GAPLESS
+
+    r = subscribed(rig, probe_records=64)
+    r.step(records(OKX, BTC, Kind.TRADE, range(1, 65)))
+    assert r.core.streams.mode[0] == GAPLESS
+    r.step(records(OKX, BTC, Kind.TRADE, [66, 65]))
+    assert seqs_of(r.read("a"))[-2:] == [65, 66]
+
+
+def test_monotonic_mode_never_holds_a_record(rig):
+    r = subscribed(rig, order_mode="monotonic")
+    r.step(records(OKX, BTC, Kind.TICKER, [5, 9, 7]))
+    r.step(records(OKX, BTC, Kind.TICKER, [8, 12]))
+    assert seqs_of(r.read("a")) == [5, 7, 9, 12]
+    assert r.core.orderer.depth() == {} and r.core.orderer.counts["late"] == 1

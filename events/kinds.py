@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-SCHEMA_VERSION = 1  # bump on any change of a record layout in `events.records`
+SCHEMA_VERSION = 2  # bump on any change of a record layout in `events.records`
 
 
 class Kind(IntEnum):

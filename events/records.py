@@ -72,6 +72,7 @@ EXEC_REPORT = np.dtype([
     ("last_px", "<i8"), ("last_qty", "<i8"), ("cum_quote", "<i8"), ("fee", "<i8"),
     ("status", "u1"), ("side", "u1"), ("order_type", "u1"), ("tif", "u1"),
     ("px_scale", "i1"), ("sz_scale", "i1"), ("reject_code", "<i2"),
+    ("quote_scale", "i1"), ("fee_scale", "i1"), ("_pad", "V6"),  # scales of cum_quote / fee
     ("client_order_id", f"S{CLIENT_ORDER_ID_BYTES}"),
     ("fee_asset", "S16"),
     ("reason", "S96"),
@@ -107,6 +108,11 @@ def _event_dtype() -> np.dtype:
         names.append(field)
         formats.append(payload)
         offsets.append(HEADER_BYTES)
+    # Cover every byte with some field: numpy copies structured records field by field,
+    # so bytes under no field would be left undefined in copies (rings, journals).
+    names.append("_tail")
+    formats.append(np.dtype((np.void, RECORD_BYTES - HEADER_BYTES)))
+    offsets.append(HEADER_BYTES)
     return np.dtype({"names": names, "formats": formats, "offsets": offsets,
                      "itemsize": RECORD_BYTES})
 

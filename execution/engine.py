@@ -43,6 +43,7 @@ class Venue(Protocol):
 
     provider: Provider
     recv_window_ms: int
+    fee_scale: int  # scale of the fee mantissas in the venue's reports
 
     def place(self, order: Order) -> None: ...
     def cancel(self, order: Order) -> None: ...
@@ -421,6 +422,7 @@ class Engine:
         p["last_px"], p["last_qty"], p["cum_quote"], p["fee"] = s.last_px, s.last_qty, s.cum_quote, s.fee
         p["status"], p["side"], p["order_type"], p["tif"] = s.status, o.side, o.order_type, o.tif
         p["px_scale"], p["sz_scale"], p["reject_code"] = inst.px_scale, inst.sz_scale, max(-32768, min(32767, code))
+        p["quote_scale"], p["fee_scale"] = inst.px_scale + inst.sz_scale, self.venue.fee_scale
         p["client_order_id"] = o.client_order_id.encode()
         p["fee_asset"] = (r.fee_asset if r else "").encode()[:16]
         p["reason"] = o.reason.encode()[:96] if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else b""

@@ -100,3 +100,11 @@ def test_a_mixed_batch_is_one_array_selected_by_kind():
     trades = batch[batch["kind"] == E.Kind.TRADE]
     assert trades["trade"]["px"].tolist() == [1, 3]
     assert np.shares_memory(batch["trade"], batch["book"])  # one union, no copies
+
+
+def test_every_byte_of_a_record_survives_a_numpy_copy():
+    src = E.empty(4)
+    src.view(np.uint8)[:] = np.arange(4 * E.RECORD_BYTES, dtype=np.uint64).astype(np.uint8)
+    picked = src[np.array([True, False, True, True])]  # a copy through a boolean mask
+    assert picked.tobytes() == src[[0, 2, 3]].tobytes()
+    assert np.array(src[1:3]).tobytes() == src[1:3].tobytes()

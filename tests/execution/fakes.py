@@ -36,6 +36,7 @@ class RecordingVenue:
 
     provider = Provider.BINANCE_SPOT
     recv_window_ms = 5000
+    fee_scale = 8
 
     def __init__(self):
         self.calls: list[tuple[str, str]] = []

@@ -51,7 +51,7 @@ def test_a_trade_report_carries_exact_mantissas():
     assert r.status is ExecStatus.PARTIAL
     assert (r.cum_qty, r.last_qty, r.last_px, r.trade_id) == (1000, 1000, 3000001, 77)
     assert r.cum_quote == 300_0001_000  # 300.0001 at scale 2 + 5
-    assert (r.fee, r.fee_asset) == (1, "BTC")  # 0.00001 at scale 5
+    assert (r.fee, r.fee_asset) == (1000, "BTC")  # 0.00001 at the fee scale, 8
 
 
 def test_a_cancel_report_names_both_the_cancel_and_the_order():

@@ -52,6 +52,7 @@ def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float =
 
 class BinanceSpotAdapter:
     provider = Provider.BINANCE_SPOT
+    fee_scale = parse.FEE_SCALE  # scale of the `fee` mantissas this adapter reports
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,

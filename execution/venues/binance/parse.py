@@ -76,17 +76,20 @@ def execution_report(ev: dict, registry: Registry) -> VenueOrderReported:
         client_order_ids=ids, status=status_of(ev["X"]), venue_order_id=int(ev["i"]),
         cum_qty=to_mantissa(ev["z"], ss), cum_quote=to_mantissa(ev["Z"], ps + ss),
         last_qty=to_mantissa(ev["l"], ss), last_px=to_mantissa(ev["L"], ps),
-        trade_id=int(ev.get("t", -1)), fee=_fee(ev.get("n"), ss), fee_asset=ev.get("N") or "",
+        trade_id=int(ev.get("t", -1)), fee=_fee(ev.get("n")), fee_asset=ev.get("N") or "",
         update_id=int(ev.get("I") or 0), reason=_reason(ev.get("r")), event_ts_ns=_ms_to_ns(ev.get("E")),
         source="stream")
 
 
-def _fee(text, scale: int) -> int:
-    """A commission at the size scale; 0 when it is not exact there (events has no fee scale)."""
+FEE_SCALE = 8  # Binance states commissions with 8 decimals
+
+
+def _fee(text) -> int:
+    """A commission at FEE_SCALE; 0 when absent or not exact there."""
     if not text:
         return 0
     try:
-        return to_mantissa(text, scale)
+        return to_mantissa(text, FEE_SCALE)
     except BadInput:
         return 0
 
@@ -120,7 +123,7 @@ def order_response(resp: dict, registry: Registry, source: str = "rest") -> list
             cum += q
             quote += q * p
             out.append(VenueOrderReported(ids, ExecStatus.PARTIAL, oid, cum, quote, last_qty=q, last_px=p,
-                                          trade_id=int(f.get("tradeId", -1)), fee=_fee(f.get("commission"), ss),
+                                          trade_id=int(f.get("tradeId", -1)), fee=_fee(f.get("commission")),
                                           fee_asset=f.get("commissionAsset") or "", event_ts_ns=ts,
                                           source=source))
     out.append(VenueOrderReported(ids, status, oid, to_mantissa(resp["executedQty"], ss),

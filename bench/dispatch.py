@@ -8,8 +8,10 @@ same process), over 2 providers x 10 instruments x 3 kinds, 4096-record batches.
 Baseline in the same run: `raw_copy_eps`, one raw copy of the same records (the
 memory floor), and the ratio. `latency_<rate>_p50_us` ...: cross-process, a writer
 process stamps `ingest_ts_ns` and writes an md ring at a paced rate, `python -m
-dispatch` fans out, this process reads as a consumer through the SDK. Each figure
-checks its own result: every record delivered, per-stream seq strictly increasing.
+dispatch` fans out, this process reads as a consumer through the SDK; baseline
+`ring_direct_<rate>_*`: this process reads the writer's ring itself (one hop, the
+floor of this machine). Each figure checks its own result: every record delivered,
+per-stream seq strictly increasing.
 """
 
 from __future__ import annotations
@@ -166,30 +168,45 @@ def writer_main(rate: float, seconds: float) -> int:
     return 0
 
 
-def latency(rate: float, seconds: float) -> dict:
+def latency(rate: float, seconds: float, direct: bool = False) -> dict:
+    """Ingest ring -> consumer latency through `python -m dispatch`; `direct`: the
+    baseline, this process reading the ingest ring itself (one hop, no dispatch)."""
     from consumer import Consumer
     from meltica.run import RunContext
+    from shm import RingReader
 
     tmp = Path(tempfile.mkdtemp(prefix="mbench"))
     ctx = RunContext("lat" + uuid.uuid4().hex[:8], tmp / "run")
     env = {**os.environ, **ctx.env()}
     procs = []
+    c = reader = None
     try:
-        d = subprocess.Popen([sys.executable, "-m", "dispatch", "--telemetry", "",
-                              "--ring-capacity", str(1 << 16), *DISPATCH_ARGS,
-                              "--instruments", ",".join(SYMBOLS)], env=env,
-                             stderr=subprocess.PIPE, start_new_session=True)
-        procs.append(d)
-        d.stderr.readline()  # "dispatch: run=... control=..."
+        if not direct:
+            d = subprocess.Popen([sys.executable, "-m", "dispatch", "--telemetry", "",
+                                  "--ring-capacity", str(1 << 16), *DISPATCH_ARGS,
+                                  "--instruments", ",".join(SYMBOLS)], env=env,
+                                 stderr=subprocess.PIPE, start_new_session=True)
+            procs.append(d)
+            d.stderr.readline()  # "dispatch: run=... control=..."
         wr = subprocess.Popen([sys.executable, "-m", "bench.dispatch", "--writer", str(rate),
                                str(seconds)], env=env, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, start_new_session=True)
         procs.append(wr)
         wr.stdout.readline()
-        c = Consumer("lat", run=ctx, timeout_s=5)
-        for s in SYMBOLS:
-            assert c.subscribe(s).ok
-        time.sleep(0.3)  # dispatch discovers md.okx
+        if direct:
+            reader = RingReader.attach(ctx.namespace, "md.okx", EVENT, start="oldest")
+
+            def read():
+                reader.release()
+                return reader.wait_read(4096, timeout_s=0.05)
+        else:
+            c = Consumer("lat", run=ctx, timeout_s=5)
+            for s in SYMBOLS:
+                assert c.subscribe(s).ok
+
+            def read():
+                return c.events(4096, timeout_s=0.05)
+            time.sleep(0.3)  # dispatch discovers md.okx
         wr.stdin.write(b"go\n")
         wr.stdin.flush()
         expected = int(rate * seconds)
@@ -198,10 +215,9 @@ def latency(rate: float, seconds: float) -> dict:
         n = 0
         deadline = time.monotonic() + seconds + 10
         while n < expected and time.monotonic() < deadline:
-            b = c.events(4096, timeout_s=0.05)
+            b = read()
             now = time.time_ns()
-            md = b[b["kind"] != Kind.CONTROL_ACK]
-            md = md[md["kind"] != Kind.CONTROL_RESULT]
+            md = b[b["kind"] <= Kind.TICKER]
             k = len(md)
             if not k:
                 continue
@@ -214,13 +230,17 @@ def latency(rate: float, seconds: float) -> dict:
             n += k
         wr.stdin.write(b"done\n")
         wr.stdin.flush()
-        c.close()
         if n < expected:
             raise AssertionError(f"latency run at {rate}/s delivered {n} of {expected}")
         warm = lat[n // 10 : n] / 1000
         return {"p50_us": float(np.percentile(warm, 50)), "p99_us": float(np.percentile(warm, 99)),
                 "p999_us": float(np.percentile(warm, 99.9)), "events": int(n)}
     finally:
+        if c is not None:
+            c.close()
+        if reader is not None:
+            reader.release()
+            reader.close()
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -249,11 +269,14 @@ def main(argv) -> int:
     res["core_to_3_vs_raw_copy"] = round(res["core_eps_to_3"] / res["raw_copy_eps"], 4)
     if not a.skip_latency:
         for rate, label in ((10_000, "10k"), (100_000, "100k")):
-            r = latency(rate, a.seconds)
-            for k in ("p50_us", "p99_us", "p999_us"):
-                res[f"latency_{label}_{k}"] = round(r[k], 1)
-            print(f"latency at {label}/s: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
-                  f"p99.9 {r['p999_us']:.0f} us", file=sys.stderr)
+            for direct, name in ((True, "ring_direct"), (False, "latency")):
+                r = latency(rate, a.seconds, direct)
+                for k in ("p50_us", "p99_us", "p999_us"):
+                    res[f"{name}_{label}_{k}"] = round(r[k], 1)
+                print(f"{name} at {label}/s: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
+                      f"p99.9 {r['p999_us']:.0f} us", file=sys.stderr)
+            res[f"latency_{label}_p99_vs_ring_direct"] = round(
+                res[f"latency_{label}_p99_us"] / res[f"ring_direct_{label}_p99_us"], 2)
     if a.json:
         print(orjson.dumps(res).decode())
     else:

@@ -26,10 +26,11 @@ class Deduper:
         n = len(ids)
         slot = (ids & self.mask).astype(np.intp)
         dup = self.table[slot] == ids
-        rows = np.arange(n, dtype=np.int32)
-        self._first[slot[::-1]] = rows[::-1]  # the last store wins: the first row per slot
-        first = self._first[slot]
-        dup |= (first != rows) & (ids[first] == ids)
+        if n > 1:
+            rows = np.arange(n, dtype=np.int32)
+            self._first[slot[::-1]] = rows[::-1]  # the last store wins: the first row per slot
+            first = self._first[slot]
+            dup |= (first != rows) & (ids[first] == ids)
         self.table[slot] = ids
         k = int(np.count_nonzero(dup))
         if k == 0:

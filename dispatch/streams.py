@@ -98,7 +98,9 @@ class Streams:
         cut = np.flatnonzero(ks[1:] != ks[:-1]) + 1
         starts = np.concatenate(([0], cut))
         ends = np.concatenate((cut, [n]))
-        streams = np.fromiter((self.get(int(k)) for k in ks[starts]), np.int64, len(starts))
+        index, get = self._index, self.get
+        streams = np.array([index.get(k) if k in index else get(k) for k in ks[starts].tolist()],
+                           np.int64)
         sidx = np.empty(n, np.int64)
         sidx[order] = np.repeat(streams, ends - starts)
         return BatchIndex(sidx, order, starts, ends, streams)

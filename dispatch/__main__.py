@@ -6,6 +6,7 @@ import argparse
 import sys
 import threading
 
+from meltica import config
 from meltica.run import RunContext
 
 from .config import DispatchConfig
@@ -14,13 +15,15 @@ from .process import DispatchProcess, install_signal_stop
 
 
 def parse_args(argv):
+    """Flags; defaults from the [dispatch] table of --config / $MELTICA_CONFIG (meltica.config)."""
     p = argparse.ArgumentParser(
         prog="python -m dispatch",
         description="Order, de-duplicate, merge and fan out the run's market data to consumers. "
                     "Run from MELTICA_RUN / MELTICA_RUN_DIR.")
     p.add_argument("--control", help="control ROUTER endpoint (default ipc://<run_dir>/dispatch.ctl)")
-    p.add_argument("--telemetry", help="telemetry PUB endpoint; 'bind:' prefix binds "
-                                       "(default bind:ipc://<run_dir>/dispatch.tel; '' disables)")
+    p.add_argument("--telemetry", help="telemetry PUB endpoint, connected to (a 'bind:' prefix "
+                                       "binds); default $MELTICA_TELEMETRY, else "
+                                       "bind:ipc://<run_dir>/dispatch.tel; '' disables")
     p.add_argument("--execution", help="execution control endpoint for set-trading-mode "
                                        "(default ipc://<run_dir>/execution.ctl)")
     p.add_argument("--instruments", default="",
@@ -48,7 +51,7 @@ def parse_args(argv):
                    help="longest nap of the idle loop (latency when idle vs CPU burnt)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a control endpoint beyond loopback/ipc")
-    return p.parse_args(argv)
+    return config.parse_args(p, argv, "dispatch")
 
 
 def main(argv=None) -> int:
@@ -57,13 +60,13 @@ def main(argv=None) -> int:
     if a.control and not a.allow_remote:
         check_local(a.control)
     ms = 1_000_000
-    config = DispatchConfig(
+    settings = DispatchConfig(
         lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
         order_mode=a.order_mode,
         merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
         consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate)
     instruments = [s.strip() for s in a.instruments.split(",") if s.strip()]
-    proc = DispatchProcess(ctx, config, control=a.control, telemetry=a.telemetry,
+    proc = DispatchProcess(ctx, settings, control=a.control, telemetry=a.telemetry,
                            execution=a.execution, instruments=instruments,
                            trading_default=a.trading_default == "on",
                            silence_ns=int(a.consumer_silence_s * 1e9),

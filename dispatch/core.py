@@ -44,7 +44,7 @@ class DispatchCore:
                  ids: IdSource | None = None):
         self.config = cfg = config or DispatchConfig()
         self.clock = clock
-        self.tel = telemetry or Telemetry("dispatch")
+        self.tel = telemetry or Telemetry("dispatch", None)
         self.dlq = dlq
         self.ids = ids or IdSource()
         self.streams = Streams()
@@ -292,7 +292,7 @@ class DispatchCore:
             lab = f"{{consumer={outlet.name}}}"
             c["fanout.delivered" + lab] = outlet.delivered
             c["fanout.coalesced" + lab] = outlet.coalesced
-            c["fanout.trade_dropped" + lab] = outlet.trades_dropped
+            c[f"fanout.dropped{{consumer={outlet.name},kind=trade}}"] = outlet.trades_dropped
             c["fanout.throttled_ns" + lab] = outlet.throttled_ns
             g["consumer.lag" + lab] = outlet.lag()
             g["fanout.pending" + lab] = len(outlet.pending) + len(outlet.critical)
@@ -304,7 +304,7 @@ class DispatchCore:
                 f"{Kind(int(st.kind[s])).name.lower()}")
 
     def publish_metrics(self) -> dict:
-        """Copy `metrics()` into the Telemetry counters/gauges and publish them as one event."""
+        """Copy `metrics()` into the Telemetry counters and gauges."""
         snap = self.metrics()
         for key, value in snap["counters"].items():
             delta = value - self._published.get(key, 0)
@@ -312,8 +312,7 @@ class DispatchCore:
                 self.tel.inc(key, delta)  # the key already carries its labels
                 self._published[key] = value
         for key, value in snap["gauges"].items():
-            self.tel.gauge(key, value)
-        self.tel.event("dispatch.metrics", **snap)
+            self.tel.gauge(key, value)  # Telemetry publishes its snapshot (topic "metrics")
         return snap
 
 

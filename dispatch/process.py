@@ -11,6 +11,7 @@ there before dispatch started is stale); rings that appear later, from their old
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from events import EVENT, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
-from meltica.telemetry import Telemetry
+from meltica.telemetry import ENV_ENDPOINT, Telemetry
 from shm import BackoffSleep, RingClosed, RingError, RingReader, SpinPark
 
 from .config import DispatchConfig
@@ -40,7 +41,8 @@ def default_execution(ctx: RunContext) -> str:
 
 
 def default_telemetry(ctx: RunContext) -> str:
-    return f"bind:ipc://{Path(ctx.run_dir).resolve() / 'dispatch.tel'}"
+    """$MELTICA_TELEMETRY (the run's collector), else a PUB socket of our own."""
+    return os.environ.get(ENV_ENDPOINT) or f"bind:ipc://{Path(ctx.run_dir).resolve() / 'dispatch.tel'}"
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """Demo strategy: plain and merged subscriptions, counts, and cross-venue spreads.
 
-    MELTICA_RUN=demo python -m strategies.demo --symbol BTC-USDT \
-        --providers binance-spot,okx --seconds 30
+    MELTICA_RUN=demo python -m strategies.demo --symbols BTC-USDT,ETH-USDT \
+        --merged BTC-USDT --providers binance-spot,okx --seconds 30
 
-Subscribes to every kind of `--symbol` from `--providers`, and (with two providers or
-more) to their merged windows. `Demo` is a pure function of the records it is given:
+Subscribes to every kind of each of `--symbols` from `--providers`, and to the merged
+windows of each of `--merged` over those providers; with `--orders` (the default) it
+switches its trading on. Defaults come from the [strategy] table of `--config`. `Demo` is a pure function of the records it is given:
 it counts them, keeps each provider's top of book, and turns every MERGED window whose
 best bid on one venue is above the best ask on another into a `CrossVenue` signal.
 The loop prints the signals and a count line each second; acting on a signal (orders
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from consumer import Consumer
+from meltica import config
 from events import Kind, Provider, to_decimal
 
 
@@ -88,16 +90,25 @@ def _slug(p) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m strategies.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="demo", help="consumer name (its ring: consumer.<name>.md)")
-    ap.add_argument("--symbol", default="BTC-USDT")
+    ap.add_argument("--symbols", default="BTC-USDT", help="comma-separated canonical symbols")
+    ap.add_argument("--merged", default="",
+                    help="comma-separated symbols to merge across every provider (needs two)")
     ap.add_argument("--providers", default="binance-spot,okx", help="comma-separated slugs")
+    ap.add_argument("--orders", action=argparse.BooleanOptionalAction, default=True,
+                    help="switch trading on at start (dispatch forwards it to execution)")
     ap.add_argument("--seconds", type=float, default=0, help="run this long (0: until Ctrl-C)")
-    a = ap.parse_args(argv)
+    a = config.parse_args(ap, sys.argv[1:] if argv is None else argv, "strategy")
     providers = [p for p in a.providers.split(",") if p]
     demo = Demo()
     with Consumer(a.name) as c:
-        print(f"subscribe: {dict(c.subscribe(a.symbol, providers=providers))}", flush=True)
-        if len(providers) >= 2:
-            print(f"merged_subscribe: {dict(c.merged_subscribe(a.symbol, providers))}", flush=True)
+        for symbol in (s for s in a.symbols.split(",") if s):
+            print(f"subscribe {symbol}: {dict(c.subscribe(symbol, providers=providers))}", flush=True)
+        for symbol in (s for s in a.merged.split(",") if s):
+            if len(providers) >= 2:
+                res = c.merged_subscribe(symbol, providers)
+                print(f"merged_subscribe {symbol}: {dict(res)}", flush=True)
+        if a.orders:
+            print(f"set_trading_mode: {dict(c.set_trading_mode(True))}", flush=True)
         end = time.monotonic() + a.seconds if a.seconds else float("inf")
         next_line = time.monotonic() + 1
         try:

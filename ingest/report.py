@@ -17,6 +17,7 @@ ones into `meltica.telemetry.Telemetry` and bad frames into the dead-letter queu
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 log = logging.getLogger("ingest")
 
@@ -46,6 +47,8 @@ class Report:
         self.ignored = 0           # frames of channels ingest does not turn into events
         self.reconnects = 0
         self.refresh_mismatches = 0
+        self.recoveries: deque = deque(maxlen=256)  # (symbol, reason, recovery_ns), newest last
+        self._bad_logged: dict[str, int] = {}
 
     # -- book events -------------------------------------------------------------------
 
@@ -60,6 +63,8 @@ class Report:
                       detail=detail)
 
     def synced(self, symbol: str, recovery_ns: int, reason: str) -> None:
+        self.recoveries.append((symbol, reason, recovery_ns))
+        log.info("%s %s: synced again %.1f ms after %s", self.provider, symbol, recovery_ns / 1e6, reason)
         tel = self.telemetry
         if tel is not None:
             tel.inc("book.synced", provider=self.provider, symbol=symbol)
@@ -101,7 +106,9 @@ class Report:
         """A frame we could not use: DLQ it with the reason, count it, keep running."""
         self.bad_frames += 1
         detail = f"{type(exc).__name__}: {exc}" if exc is not None else ""
-        log.warning("%s: bad frame (%s) %s", self.provider, reason, detail)
+        n = self._bad_logged[reason] = self._bad_logged.get(reason, 0) + 1
+        if n <= 10 or n & (n - 1) == 0:  # a flood of bad frames must not flood the log
+            log.warning("%s: bad frame #%d (%s) %s", self.provider, n, reason, detail)
         if self.telemetry is not None:
             self.telemetry.inc("ingest.bad_frame", provider=self.provider, reason=reason)
         if self.dlq is not None:

@@ -128,3 +128,97 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.02, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(step_s)
+
+
+class LiveIngest:
+    """An IngestProcess (real loopback WebSockets) against a Simulator, run in a thread.
+
+    Records written to its ring are drained by `drain()` into `seen`:
+    (kind, instrument) -> list of (seq_provider, flags). Use as a context manager.
+    """
+
+    def __init__(self, ctx, sim, venue: str, symbols, **overrides):
+        import threading
+
+        from events import EVENT
+        from ingest.config import Config
+        from ingest.process import IngestProcess
+        from meltica.telemetry import Telemetry
+        from shm import RingReader
+
+        ep = sim.endpoints[venue]
+        settings = dict(stale_after_s=60.0, refresh_max_s=0.0, watchdog_s=5.0, ping_interval_s=1.0,
+                        backoff_base_s=0.05, backoff_max_s=0.5, status_interval_s=3600.0,
+                        snapshot_timeout_s=3.0)
+        settings.update(overrides)
+        provider = Provider.from_slug(venue)
+        self.sim = sim
+        self.venue = venue
+        self.config = Config(provider, list(symbols), ep["rest"], ep["ws"], **settings)
+        self.telemetry = Telemetry(f"ingest.{venue}")
+        self.proc = IngestProcess(self.config, ctx, telemetry=self.telemetry)
+        self.stop = threading.Event()
+        self.thread = None
+        self.reader = None
+        try:
+            self.proc.start()
+            self.thread = threading.Thread(target=self.proc.run, args=(self.stop,), daemon=True)
+            self.thread.start()
+            self.reader = RingReader.attach(ctx.namespace, f"md.{venue}", EVENT, start="oldest")
+        except BaseException:
+            self.close()
+            raise
+        self.ids = {s.venue_symbol: s.iid for s in self.proc.streams}
+        self.sym = {s.venue_symbol: s.symbol for s in self.proc.streams}  # -> canonical
+        self.seen: dict = {}
+
+    def drain(self) -> None:
+        while True:
+            batch = self.reader.try_read(1024)
+            if not len(batch):
+                self.reader.release()
+                return
+            for k, i, q, f in zip(batch["kind"].tolist(), batch["instrument"].tolist(),
+                                  batch["seq_provider"].tolist(), batch["flags"].tolist()):
+                self.seen.setdefault((k, i), []).append((q, f))
+            self.reader.release()
+
+    def books(self, venue_symbol: str) -> int:
+        from events import Kind
+        return len(self.seen.get((int(Kind.BOOK), self.ids[venue_symbol]), ()))
+
+    def count(self, kind, venue_symbol: str) -> int:
+        return len(self.seen.get((int(kind), self.ids[venue_symbol]), ()))
+
+    def pump(self, predicate, timeout_s: float = 10.0, step: bool = True, what: str = "condition"):
+        """Step the market (one step per turn) and drain the ring until `predicate()`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if step:
+                self.sim.advance(1)
+            self.drain()
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; "
+                                     f"stats={self.proc.statistics()}")
+            time.sleep(0.01)
+
+    def counter(self, name: str, **labels) -> int:
+        from meltica.telemetry import metric_key
+        return self.telemetry.snapshot()["counters"].get(metric_key(name, labels), 0)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(10)
+        if self.reader is not None:
+            self.reader.close()
+        self.proc.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -30,7 +30,7 @@ from events import BadInput, Side, UnknownInstrument
 from events.fixed import to_decimal
 
 from .markets import MARKETS
-from .sync import WAITING, DepthSync
+from .sync import DepthSync
 
 _SELL, _BUY = int(Side.SELL), int(Side.BUY)
 IGNORED_EVENTS = frozenset({"kline", "markPriceUpdate", "forceOrder", "24hrTicker",
@@ -259,8 +259,6 @@ class BinanceAdapter:
                     self._request(vs)
             elif vs in self.requested and now - self.requested[vs] > timers.snapshot_timeout_ns:
                 self.restart(sync, "snapshot_timeout", "no snapshot answer")
-            elif sync.state == WAITING and vs not in self.requested and vs not in self.deferred:
-                self._request(vs)  # e.g. a snapshot that came back behind the stream
 
     # -- state ---------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ applied the same diff (a different top of book is reported as a mismatch).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 from events import HeaderFlag
@@ -31,6 +32,7 @@ from ...book import Book
 WAITING, LOADED, SYNCED = 0, 1, 2   # no snapshot yet / snapshot, no diff yet / chained
 STATE_NAMES = ("waiting", "loaded", "synced")
 MAX_BUFFER = 4096
+log = logging.getLogger("ingest.binance")
 
 
 class DepthSync:
@@ -141,6 +143,8 @@ class DepthSync:
         if type(L) is not int:
             raise BadInput(f"lastUpdateId must be an integer: {L!r}")
         bids, asks = payload["bids"], payload["asks"]
+        log.debug("%s: snapshot lastUpdateId=%d (state %s, last u %d, %d buffered)", self.stream.symbol,
+                  L, STATE_NAMES[self.state], self.last_u, len(self.buffer))
         if self.state == SYNCED and self.owner is not None:
             # A refresh: build a shadow from the snapshot; the live book keeps publishing.
             shadow = self.shadow or DepthSync(self.stream, self.futures, _Quiet())

@@ -1,0 +1,122 @@
+"""The live `python -m ingest` process end to end: a real process, a real ring, the simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from events import EVENT, Kind, Provider, instrument_id
+from ingest.process import RingInUse, create_ring, ring_name
+from shm import RingReader, RingWriter
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sim():
+    from venue import Simulator
+    s = Simulator(venues=["binance-spot", "okx"], instruments=2, rate=50, seed=3).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _env(run_ctx):
+    return {**os.environ, **run_ctx.env(), "PYTHONPATH": str(REPO)}
+
+
+def _start(run_ctx, reap, *args):
+    p = subprocess.Popen([sys.executable, "-m", "ingest", *args, "--status-interval", "1"],
+                         cwd=REPO, env=_env(run_ctx), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    reap.append(p)
+    return p
+
+
+def _wait_for_ring(run_ctx, name, proc, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while name not in run_ctx.namespace.names():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, f"ring {name} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("venue,symbols", [("binance-spot", "BTCUSDT,ETHUSDT"), ("okx", "BTC-USDT,ETH-USDT")])
+def test_live_ingest_process_writes_books_trades_and_tickers_to_its_ring(run_ctx, reap, sim, venue, symbols):
+    ep = sim.endpoints[venue]
+    proc = _start(run_ctx, reap, "--venue", venue, "--symbols", symbols,
+                  "--rest-url", ep["rest"], "--ws-url", ep["ws"])
+    name = f"md.{venue}"
+    _wait_for_ring(run_ctx, name, proc)
+    reader = RingReader.attach(run_ctx.namespace, name, EVENT, start="oldest")
+    try:
+        seen: dict[tuple[int, int], int] = {}
+        want = {(int(k), instrument_id(s)) for k in (Kind.BOOK, Kind.TRADE, Kind.TICKER)
+                for s in ("BTC-USDT", "ETH-USDT")}
+        deadline = time.monotonic() + 30
+        while not want <= set(seen) or min(seen[w] for w in want) < 3:
+            assert time.monotonic() < deadline, f"records so far: {seen}"
+            batch = reader.wait_read(1024, timeout_s=0.5)
+            for rec in batch:
+                assert rec["provider"] == Provider.from_slug(venue)
+                assert rec["event_id"] != 0 and rec["ingest_ts_ns"] > 0 and rec["routing_version"] == 0
+                if rec["kind"] == Kind.BOOK:
+                    b = rec["book"]
+                    assert b["n_bids"] > 0 and b["n_asks"] > 0 and b["bid_px"][0] < b["ask_px"][0]
+                    assert b["px_scale"] == 8 and b["last_update_id"] == rec["seq_provider"]
+                key = (int(rec["kind"]), int(rec["instrument"]))
+                seen[key] = seen.get(key, 0) + 1
+            reader.release()
+        assert reader.lost == 0
+    finally:
+        reader.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, proc.stderr.read().decode()
+    assert name not in run_ctx.namespace.names()        # the writer removed its ring
+
+
+def test_a_leftover_ring_of_a_dead_ingest_is_replaced(run_ctx, reap, sim):
+    code = ("import os,sys; from events import EVENT; from shm import RingWriter; "
+            "RingWriter.create(sys.argv[1], 'md.binance-spot', EVENT, 64); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, run_ctx.run_id], cwd=REPO, env=_env(run_ctx), check=True,
+                   timeout=30)
+    assert "md.binance-spot" in run_ctx.namespace.names()
+    ep = sim.endpoints["binance-spot"]
+    proc = _start(run_ctx, reap, "--venue", "binance-spot", "--symbols", "BTCUSDT",
+                  "--rest-url", ep["rest"], "--ws-url", ep["ws"], "--ring-capacity", "1024")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with RingReader.attach(run_ctx.namespace, "md.binance-spot", EVENT) as r:
+                if r.capacity == 1024 and r.writer_state() == "alive":
+                    break
+        except Exception:  # noqa: BLE001 - the segment may be mid-replacement
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+
+
+def test_a_ring_with_a_live_writer_is_refused(run_ctx):
+    with RingWriter.create(run_ctx.namespace, ring_name(Provider.OKX), EVENT, 64):
+        with pytest.raises(RingInUse):
+            create_ring(run_ctx.namespace, Provider.OKX, 64)
+
+
+def test_help_and_bad_arguments(run_ctx):
+    out = subprocess.run([sys.executable, "-m", "ingest", "--help"], cwd=REPO, env=_env(run_ctx),
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"--venue" in out.stdout and b"--ring-capacity" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--ring-capacity", "1000"],
+                         cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
+    assert bad.returncode == 2 and b"power of two" in bad.stderr

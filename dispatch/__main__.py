@@ -6,6 +6,8 @@ import argparse
 import sys
 import threading
 
+import orjson
+
 from meltica import config
 from meltica.run import RunContext
 
@@ -77,7 +79,9 @@ def main(argv=None) -> int:
     try:
         proc.run(stop, max_nap_ns=int(a.idle_max_us * 1000))
     finally:
+        counters = proc.core.metrics()["counters"]
         proc.close()
+        print(f"dispatch: stopped: {orjson.dumps(counters).decode()}", file=sys.stderr, flush=True)
     return 0
 
 

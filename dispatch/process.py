@@ -79,6 +79,7 @@ class DispatchProcess:
         self.metrics_ns = metrics_ns
         self._started_ns = clock()
         self._first_scan = True
+        self._retry_at: dict[str, int] = {}  # ring name -> when to try attaching again
         self._next_discover = 0
         self._next_metrics = 0
         self._closed = False
@@ -120,12 +121,13 @@ class DispatchProcess:
                 if src.provider is not None:
                     self.core.reset_source(src.provider, now)
         for name in names:
-            if name in self.sources:
+            if name in self.sources or self._retry_at.get(name, 0) > now:
                 continue
             start = "latest" if self._first_scan else "oldest"
             try:
                 reader = RingReader.attach(self.ns, name, EVENT, start=start, batch_capacity=BATCH)
-            except RingError as e:  # being created, or not an EVENT ring
+            except RingError as e:  # being created, or not an EVENT ring: retry later
+                self._retry_at[name] = now + 5_000_000_000
                 self.tel.inc("source.attach_failed", ring=name)
                 self.tel.event("source.attach_failed", ring=name, error=str(e), trace_id=0,
                                decision_id=self.core.ids.next())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from events import EVENT
 from events.records import MAX_MERGE_LEGS
 from events.ids import IdSource
-from shm import Namespace, RingReader, RingWriter, SegmentExists, procs
+from shm import Namespace, RingError, RingReader, RingWriter, SegmentExists, procs
 
 from .control import ControlServer, ExecutionLink
 from .core import DispatchCore
@@ -85,6 +85,11 @@ class ControlService:
         except ControlError as e:
             self._send(envelope, self.consumers.get(name), result(rid, cmd, self.core.version, e))
             self.tel.inc("control.rejected", code=e.code)
+        except Exception as e:  # a bug or a broken segment must not stop dispatch
+            err = ControlError("internal", f"{cmd} failed: {type(e).__name__}: {e}")
+            self._send(envelope, self.consumers.get(name), result(rid, cmd, self.core.version, err))
+            self.tel.event("control.failed", cmd=cmd, consumer=name, error=str(err), trace_id=0,
+                           decision_id=self.ids.next())
 
     def _reply(self, envelope, reg, *replies) -> None:
         for r in replies:
@@ -153,11 +158,15 @@ class ControlService:
 
     def _remove_stale(self, name: str) -> None:
         """A ring of this name is left from a dead dispatch: remove it, or refuse."""
-        r = RingReader.attach(self.ns, name, EVENT)
         try:
-            state = r.writer_state()
-        finally:
-            r.close()
+            r = RingReader.attach(self.ns, name, EVENT)
+        except RingError:  # another layout (an older schema): nobody can use it
+            state = "unusable"
+        else:
+            try:
+                state = r.writer_state()
+            finally:
+                r.close()
         if state == "alive":
             raise ControlError("name_in_use", f"ring {name} has a live writer")
         try:

@@ -8,13 +8,15 @@ windows of each of `--merged` over those providers; with `--orders` (the default
 switches its trading on. Defaults come from the [strategy] table of `--config`. `Demo` is a pure function of the records it is given:
 it counts them, keeps each provider's top of book, and turns every MERGED window whose
 best bid on one venue is above the best ask on another into a `CrossVenue` signal.
-The loop prints the signals and a count line each second; acting on a signal (orders
-through execution) belongs where the loop says so.
+The loop prints the signals and a count line each second. With trading on, `Trader`
+(strategies/trader.py) places small orders on binance-spot through execution, and the
+loop feeds it the execution reports of this consumer.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -22,8 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from consumer import Consumer
+from consumer.orders import OrderClient
+from events import Kind, PeerGone, Provider, to_decimal
 from meltica import config
-from events import Kind, Provider, to_decimal
+from meltica.telemetry import Telemetry
+
+from .trader import Cancel, PlaceLimit, Trader
 
 
 @dataclass(frozen=True)
@@ -96,10 +102,15 @@ def main(argv=None) -> int:
     ap.add_argument("--providers", default="binance-spot,okx", help="comma-separated slugs")
     ap.add_argument("--orders", action=argparse.BooleanOptionalAction, default=True,
                     help="switch trading on at start (dispatch forwards it to execution)")
+    ap.add_argument("--order-symbol", default="BTC-USDT", help="the symbol the trader orders on binance-spot")
+    ap.add_argument("--order-qty", default="0.001", help="quantity of each order (decimal string)")
+    ap.add_argument("--order-interval-s", type=float, default=2.0, help="seconds between two orders")
     ap.add_argument("--seconds", type=float, default=0, help="run this long (0: until Ctrl-C)")
     a = config.parse_args(ap, sys.argv[1:] if argv is None else argv, "strategy")
     providers = [p for p in a.providers.split(",") if p]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop like Ctrl-C: unregister, close
     demo = Demo()
+    tel = Telemetry(f"strategy.{a.name}")
     with Consumer(a.name) as c:
         for symbol in (s for s in a.symbols.split(",") if s):
             print(f"subscribe {symbol}: {dict(c.subscribe(symbol, providers=providers))}", flush=True)
@@ -107,23 +118,55 @@ def main(argv=None) -> int:
             if len(providers) >= 2:
                 res = c.merged_subscribe(symbol, providers)
                 print(f"merged_subscribe {symbol}: {dict(res)}", flush=True)
+        trader = orders = None
         if a.orders:
             print(f"set_trading_mode: {dict(c.set_trading_mode(True))}", flush=True)
+            trader = Trader(a.order_symbol, a.order_qty, interval_ns=int(a.order_interval_s * 1e9),
+                            prefix=f"{a.name}-{time.time_ns() // 1_000_000:x}")
+            orders = OrderClient(c)
         end = time.monotonic() + a.seconds if a.seconds else float("inf")
         next_line = time.monotonic() + 1
         try:
             while time.monotonic() < end:
-                for signal in demo.on_batch(c.events(1024, timeout_s=0.2)):
+                batch = c.events(1024, timeout_s=0.2)
+                for signal in demo.on_batch(batch):
                     print(signal, flush=True)
-                    # Orders go here: execution's order client (consumer/orders.py) sends
-                    # them for this consumer and refuses while c.trading_enabled is off.
+                if trader is not None:
+                    _trade(trader, orders, batch, tel)
                 if time.monotonic() >= next_line:
                     next_line += 1
                     print(f"counts={demo.counts} top={demo.top} trading={c.trading_enabled}",
                           flush=True)
         except KeyboardInterrupt:
             pass
+        finally:
+            if orders is not None:
+                orders.close()
+            tel.close()
     return 0
+
+
+def _trade(trader: Trader, orders: OrderClient, batch, tel: Telemetry) -> None:
+    """Feed the trader market data and our exec reports; send what it decides."""
+    trader.on_batch(batch)
+    for rec in orders.poll_reports(256):
+        trader.on_report(rec)
+        tel.inc("strategy.exec_reports")
+    for cmd in trader.decide(time.monotonic_ns()):
+        try:
+            if isinstance(cmd, PlaceLimit):
+                reply = orders.submit_limit(cmd.client_order_id, cmd.symbol, cmd.side, cmd.qty,
+                                            cmd.price, tif=cmd.tif)
+                tel.inc("strategy.orders.submitted", status=reply.get("status", "?"))
+                if reply.get("status") not in ("accepted", "duplicate"):
+                    trader.forget(cmd.client_order_id)
+                    print(f"order {cmd.client_order_id} not accepted: {reply}", flush=True)
+            elif isinstance(cmd, Cancel):
+                orders.cancel(cmd.client_order_id)
+                tel.inc("strategy.cancels.sent")
+        except PeerGone as err:  # execution restarting: its reports will tell the outcome
+            tel.inc("strategy.orders.no_answer")
+            print(f"execution did not answer: {err}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""`python -m meltica run`: the whole pipeline on the local venue simulator (or live feeds).
+
+    python -m meltica run [--duration S] [--headless] [--report FILE] [--config FILE]
+                          [--live-feeds] [--run-id ID] [--metrics-port N]
+
+This is what `make run ARGS="..."` calls. Ctrl-C (or the end of --duration) stops every
+program and removes every shared-memory segment of the run, also after crashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+
+import orjson
+
+from shm.cleanup import sweep_stale
+
+from . import config, report
+from .pipeline import Pipeline
+from .run import RunContext
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="python -m meltica", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the whole pipeline")
+    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    run.add_argument("--headless", action="store_true", help="no terminal view; a status line every 5 s")
+    run.add_argument("--report", help="write the run report (JSON) to this file at the end")
+    run.add_argument("--config", help="TOML configuration merged over meltica/defaults.toml")
+    run.add_argument("--live-feeds", action="store_true",
+                     help="the real Binance / OKX public feeds instead of the simulator (needs internet)")
+    run.add_argument("--run-id", help="run id (default run-<time>): shared-memory namespace and run/<id>/")
+    run.add_argument("--metrics-port", type=int, default=None,
+                     help="Prometheus endpoint port (default from config; 0: off)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    cfg = config.load(args.config)
+    if args.metrics_port is not None:
+        cfg["run"]["metrics_port"] = args.metrics_port
+    run_id = args.run_id or time.strftime("run-%Y%m%d-%H%M%S")
+    ctx = RunContext.from_env(run_id)
+    sweep_stale()  # segments of earlier runs whose writers are gone
+    pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None,
+                        config_path=os.path.abspath(args.config) if args.config else None)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"meltica: run {ctx.run_id}, files in {ctx.run_dir}", file=sys.stderr, flush=True)
+    try:
+        pipeline.start()
+        deadline = time.monotonic() + args.duration if args.duration else None
+        if args.headless:
+            _headless(pipeline, stop, deadline)
+        else:
+            _live(pipeline, stop, deadline, args.duration)
+        result = report.build(pipeline)
+    finally:
+        codes = pipeline.stop()
+        pipeline.close()
+    result["exit_codes"] = codes
+    if args.report:
+        with open(args.report, "wb") as f:
+            f.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        print(f"meltica: report written to {args.report}", file=sys.stderr)
+    left = ctx.namespace.names()
+    print(f"meltica: stopped; {len(left)} shared-memory segments left", file=sys.stderr)
+    return 0 if not left else 1
+
+
+def _headless(pipeline, stop, deadline) -> None:
+    next_status = time.monotonic() + 5
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        for name in pipeline.poll():
+            print(f"meltica: restarted {name}", file=sys.stderr, flush=True)
+        if time.monotonic() >= next_status:
+            next_status += 5
+            mon = pipeline.monitor.snapshot() if pipeline.monitor else {"counts": {}}
+            states = " ".join(f"{s['name']}={s['state']}" for s in pipeline.launcher.states())
+            print(f"meltica: {pipeline.uptime_s():.0f}s delivered={sum(mon['counts'].values())} {states}",
+                  file=sys.stderr, flush=True)
+        stop.wait(0.1)
+
+
+def _live(pipeline, stop, deadline, duration) -> None:
+    from rich.live import Live
+
+    from .liveview import LiveView
+
+    view = LiveView(pipeline, duration)
+    with Live(view.render(), refresh_per_second=4, screen=False) as live:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            pipeline.poll()
+            live.update(view.render())
+            stop.wait(0.25)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

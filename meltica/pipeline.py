@@ -1,0 +1,163 @@
+"""The whole pipeline of one run, from a configuration: what `make run` starts.
+
+    venue (the simulator; not with live feeds)
+    execution            (orders; not with live feeds unless API keys are set)
+    dispatch
+    ingest --venue X     (one per [ingest.X] table)
+    strategy             (strategies.demo)
+    + in this process: the telemetry collector, the Prometheus endpoint, the monitor
+
+`Pipeline.start()` brings them up in that order (each program waits for what it needs
+by itself, so the order only shortens start-up), `poll()` restarts what died,
+`report()` summarises the run, `stop()` ends every program and removes every
+shared-memory segment of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from events import Provider
+
+from .collector import Collector
+from .config import section
+from .launcher import Launcher, Program
+from .metrics import serve
+from .monitor import Monitor
+from .run import RunContext
+
+SIM_KEY = ("meltica-sim-key", "meltica-sim-secret")
+
+
+def _csv(value) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value or "").split(",") if v.strip()]
+
+
+class Pipeline:
+    def __init__(self, cfg: dict, ctx: RunContext, *, live_feeds: bool | None = None,
+                 config_path: str | None = None):
+        self.cfg = cfg
+        self.ctx = ctx
+        self.config_path = config_path
+        run = section(cfg, "run")
+        self.live_feeds = run.get("live_feeds", False) if live_feeds is None else live_feeds
+        self.venues = sorted(section(cfg, "ingest"))
+        for v in self.venues:
+            Provider.from_slug(v)  # a clear error for a typo
+        self.symbols = _csv(section(cfg, "strategy").get("symbols") or section(cfg, "dispatch").get("instruments"))
+        self.merged = _csv(section(cfg, "strategy").get("merged"))
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        self.telemetry_endpoint = f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"
+        self.collector: Collector | None = None
+        self.metrics_server = None
+        self.metrics_port = int(run.get("metrics_port", 0) or 0)
+        self.launcher = Launcher(ctx, self.telemetry_endpoint, cwd=str(Path(__file__).resolve().parent.parent))
+        self.monitor: Monitor | None = None
+        self.endpoints: dict = {}
+        self.started_ns = 0
+        self.trading = not self.live_feeds or bool(os.environ.get("MELTICA_BINANCE_API_KEY"))
+
+    # -- programs ------------------------------------------------------------------
+
+    def _common(self) -> list[str]:
+        return ["--config", self.config_path] if self.config_path else []
+
+    def _venue_program(self) -> Program:
+        ep_file = self.ctx.path("venue.endpoints.json")
+        if ep_file.exists():
+            ep_file.unlink()
+        venues = sorted(set(self.venues) | ({"binance-spot"} if self.trading else set()))
+        v = section(self.cfg, "venue")
+        args = ["--venues", ",".join(venues), "--instruments", str(v.get("instruments", 3)),
+                "--rate", str(v.get("rate", 20)), "--seed", str(v.get("seed", 1)),
+                "--endpoints-file", str(ep_file)]
+        return Program("venue", "venue", args)
+
+    def _wait_endpoints(self, timeout_s: float = 30.0) -> dict:
+        ep_file = self.ctx.path("venue.endpoints.json")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ep_file.exists() and ep_file.stat().st_size:
+                return orjson.loads(ep_file.read_bytes().splitlines()[0])["endpoints"]
+            states = {s["name"]: s["state"] for s in self.launcher.states()}
+            if states.get("venue", "running") != "running":
+                raise RuntimeError(f"the venue simulator exited: see {self.ctx.run_dir}/logs/venue.log")
+            time.sleep(0.05)
+        raise RuntimeError(f"the venue simulator did not publish its endpoints within {timeout_s}s")
+
+    def _urls(self, venue: str) -> list[str]:
+        if self.live_feeds:
+            return []
+        ep = self.endpoints[venue]
+        return ["--rest-url", ep["rest"], "--ws-url", ep["ws"]]
+
+    def programs(self) -> list[Program]:
+        """Every program after the simulator, in start order."""
+        tel = ["--telemetry", self.telemetry_endpoint]
+        progs = []
+        if self.trading:
+            env = {}
+            if not self.live_feeds:
+                env = {"MELTICA_BINANCE_API_KEY": SIM_KEY[0], "MELTICA_BINANCE_API_SECRET": SIM_KEY[1]}
+            progs.append(Program("execution", "execution",
+                                 [*self._common(), *self._urls("binance-spot"), *tel], env=env))
+        progs.append(Program("dispatch", "dispatch", [*self._common(), *tel]))
+        for venue in self.venues:
+            progs.append(Program(f"ingest.{venue}", "ingest", [*self._common(), "--venue", venue,
+                                                                *self._urls(venue), *tel]))
+        strat = ["--providers", ",".join(self.venues), *self._common()]
+        if not self.trading or not section(self.cfg, "run").get("orders", True):
+            strat.append("--no-orders")
+        progs.append(Program("strategy.demo", "strategies.demo", strat))
+        return progs
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started_ns = time.monotonic_ns()
+        self.collector = Collector(self.telemetry_endpoint).start()
+        if self.metrics_port:
+            try:
+                self.metrics_server, _ = serve(self.collector, self.metrics_port)
+            except OSError as err:
+                print(f"metrics endpoint not started on port {self.metrics_port}: {err}", file=sys.stderr)
+                self.metrics_port = 0
+        if not self.live_feeds:
+            self.launcher.start(self._venue_program())
+            self.endpoints = self._wait_endpoints()
+        for program in self.programs():
+            self.launcher.start(program)
+        self.monitor = Monitor(self.ctx, self.symbols, self.venues, self.merged if len(self.venues) > 1 else [])
+        self.monitor.start()
+
+    def poll(self) -> list[str]:
+        return self.launcher.poll()
+
+    def uptime_s(self) -> float:
+        return (time.monotonic_ns() - self.started_ns) / 1e9 if self.started_ns else 0.0
+
+    def stop(self) -> dict:
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor.join(5)
+        codes = self.launcher.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        return codes
+
+    def close(self) -> None:
+        if self.collector is not None:
+            self.collector.close()
+            self.collector = None
+
+
+def wait(seconds: float) -> None:
+    threading.Event().wait(seconds)

@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test bench run clean-shm clean
+.PHONY: test bench run supervise clean-shm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench all
+
+# The whole pipeline on the local venue simulator, with a live view: make run ARGS="--help"
+run: $(STAMP)
+	$(PY) -m meltica run $(ARGS)
+
+# The same programs under supervisord (restart on failure); Ctrl-C stops them all.
+supervise: $(STAMP)
+	mkdir -p run/prod/logs
+	-$(VENV)/bin/supervisord -c deploy/supervisord.conf
+	$(PY) -m shm.cleanup --run prod
 
 clean-shm: $(STAMP)
 	$(PY) -m shm.cleanup --all

@@ -38,11 +38,18 @@ def parse_args(argv):
     run.add_argument("--run-id", help="run id (default run-<time>): shared-memory namespace and run/<id>/")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="Prometheus endpoint port (default from config; 0: off)")
+    col = sub.add_parser("collect", help="the run's telemetry collector and /metrics only "
+                                         "(for supervisord; the run comes from MELTICA_RUN / MELTICA_RUN_DIR)")
+    col.add_argument("--metrics-port", type=int, default=9464, help="Prometheus endpoint port (0: off)")
+    col.add_argument("--endpoint", default=None,
+                     help="SUB endpoint to bind (default $MELTICA_TELEMETRY, else ipc://<run_dir>/telemetry.sock)")
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "collect":
+        return collect(args)
     cfg = config.load(args.config)
     if args.metrics_port is not None:
         cfg["run"]["metrics_port"] = args.metrics_port
@@ -74,6 +81,31 @@ def main(argv=None) -> int:
     left = ctx.namespace.names()
     print(f"meltica: stopped; {len(left)} shared-memory segments left", file=sys.stderr)
     return 0 if not left else 1
+
+
+def collect(args) -> int:
+    """Bind the run's telemetry collector and serve /metrics until SIGTERM / Ctrl-C."""
+    from .collector import Collector
+    from .metrics import serve
+
+    ctx = RunContext.from_env()
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    sweep_stale()
+    endpoint = args.endpoint or os.environ.get("MELTICA_TELEMETRY") or \
+        f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    collector = Collector(endpoint).start()
+    server = serve(collector, args.metrics_port)[0] if args.metrics_port else None
+    print(f"meltica collect: run {ctx.run_id}, telemetry {endpoint}, "
+          f"metrics {'http://127.0.0.1:%d/metrics' % args.metrics_port if server else 'off'}",
+          file=sys.stderr, flush=True)
+    stop.wait()
+    if server is not None:
+        server.shutdown()
+    collector.close()
+    return 0
 
 
 def _headless(pipeline, stop, deadline) -> None:

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop like Ctrl-C: unregister, close
     demo = Demo()
     tel = Telemetry(f"strategy.{a.name}")
-    with Consumer(a.name) as c:
+    with _register(a.name) as c:
         for symbol in (s for s in a.symbols.split(",") if s):
             print(f"subscribe {symbol}: {dict(c.subscribe(symbol, providers=providers))}", flush=True)
         for symbol in (s for s in a.merged.split(",") if s):
@@ -129,8 +129,8 @@ def main(argv=None) -> int:
         try:
             while time.monotonic() < end:
                 batch = c.events(1024, timeout_s=0.2)
-                for signal in demo.on_batch(batch):
-                    print(signal, flush=True)
+                for cross in demo.on_batch(batch):
+                    print(cross, flush=True)
                 if trader is not None:
                     _trade(trader, orders, batch, tel)
                 if time.monotonic() >= next_line:
@@ -144,6 +144,18 @@ def main(argv=None) -> int:
                 orders.close()
             tel.close()
     return 0
+
+
+def _register(name: str, patience_s: float = 60.0) -> Consumer:
+    """Register with dispatch, waiting for it to come up (started together, or restarting)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return Consumer(name)
+        except PeerGone:
+            if time.monotonic() > deadline:
+                raise
+            print("dispatch not answering yet; retrying", flush=True)
 
 
 def _trade(trader: Trader, orders: OrderClient, batch, tel: Telemetry) -> None:

@@ -52,17 +52,25 @@ class Mantissas:
 
     def convert(self, text) -> int:
         """Convert and remember `text` (clearing the cache when it reaches its bound)."""
-        # Fast path: exactly `scale` fraction digits, as Binance spot sends them.
-        if type(text) is str and text.isascii():
-            whole, _, frac = text.partition(".")
-            if len(frac) == self.scale and whole.isdigit() and (frac.isdigit() or not frac):
-                m = int(whole + frac)
+        scale = self.scale
+        m = -1
+        if type(text) is str and len(text) > scale and text[-scale - 1] == "." and scale:
+            digits = text.replace(".", "", 1)      # fastest path: exactly `scale` decimals
+            if digits.isdigit() and digits.isascii():
+                m = int(digits)
                 if m > INT64_MAX:
-                    raise DecimalError(f"too large for int64 at scale {self.scale}: {text!r}")
-            else:
-                m = parse(text, self.scale)
-        else:
-            m = parse(text, self.scale)
+                    raise DecimalError(f"too large for int64 at scale {scale}: {text!r}")
+        if m < 0 and type(text) is str and text.isascii():  # fast path: at most `scale` decimals
+            whole, _, frac = text.partition(".")
+            k = len(frac)
+            if k <= scale:
+                digits = whole + frac
+                if digits.isdigit():
+                    m = int(digits) * _POW10[scale - k]
+                    if m > INT64_MAX:
+                        raise DecimalError(f"too large for int64 at scale {scale}: {text!r}")
+        if m < 0:
+            m = parse(text, scale)                 # trailing zeros past the scale, or an error
         cache = self.cache
         if len(cache) >= self.limit:
             cache.clear()

@@ -30,6 +30,7 @@ from .book import Book
 # Header up to event_ts_ns; event_id, routing_version and trace_id (24 bytes) are
 # written as zeros here and filled for the whole batch at flush (vectorized).
 _HEADER = "<HHHHIIqqq24x"
+assert RECORD_BYTES == 768  # the literal in Publisher.ticker
 BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
 TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
 TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
@@ -65,7 +66,7 @@ class Publisher:
     `flags`: header bits OR-ed into every record (HeaderFlag.REPLAYED for replays).
     """
 
-    def __init__(self, provider: int, writer=None, *, batch: int = 256, sink=None, flags: int = 0):
+    def __init__(self, provider: int, writer=None, *, batch: int = 1024, sink=None, flags: int = 0):
         self.provider = int(provider)
         self.writer = writer
         self.sink = sink
@@ -88,11 +89,7 @@ class Publisher:
     def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
              event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
         """Stage the top `depth` levels of `book` as one BOOK record."""
-        cut = -depth - 1
-        bp = book.bid_px[:cut:-1]
-        bs = book.bid_sz[:cut:-1]
-        ap = book.ask_px[:depth]
-        az = book.ask_sz[:depth]
+        bp, bs, ap, az = book.top(depth)  # may raise DecimalError (a text book's size)
         nb = len(bp)
         na = len(ap)
         zb = _PAD[nb:]
@@ -121,13 +118,11 @@ class Publisher:
 
     def ticker(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
                event_ns: int, bid_px: int, bid_sz: int, ask_px: int, ask_sz: int,
-               update_id: int) -> None:
+               update_id: int, _pack=TICKER_STRUCT.pack_into, _kind=K_TICKER) -> None:
         """Stage one TICKER record (best bid / ask as the venue reported it)."""
         n = self.n
-        TICKER_STRUCT.pack_into(
-            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider, self.flags,
-            instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id,
-            px_scale, sz_scale)
+        _pack(self._buf, n * 768, SCHEMA_VERSION, _kind, self.provider, self.flags, instrument, 0,
+              seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id, px_scale, sz_scale)
         self.tickers += 1
         self.n = n = n + 1
         if n == self._cap:

@@ -122,7 +122,7 @@ class Replayer:
 
     def __init__(self, dataset: Dataset, provider: Provider, *, symbol: str | None = None,
                  depth: int = BOOK_DEPTH, writer=None, sink=None, report: Report | None = None,
-                 batch: int = 256):
+                 batch: int = 1024):
         if not 1 <= depth <= BOOK_DEPTH:
             raise ValueError(f"depth must be in 1..{BOOK_DEPTH}: depth={depth}")
         self.dataset = dataset

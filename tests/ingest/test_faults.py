@@ -158,3 +158,22 @@ def test_periodic_refresh_keeps_publishing_and_finds_the_same_book(run_ctx, sim)
         ing.pump(lambda: all(s.shadow is None for s in ing.proc.adapter.syncs.values()), what="swapped")
         assert ing.proc.report.refresh_mismatches == 0 and ing.proc.report.gaps == 0
         assert all(s.synced for s in ing.proc.adapter.syncs.values())
+
+
+@pytest.mark.parametrize("venue", ["binance-spot", "okx"])
+def test_a_duplicated_diff_is_dropped_without_a_resync(run_ctx, sim, venue):
+    btc, _ = SYMBOLS[venue]
+    with live(run_ctx, sim, venue) as ing:
+        stale0, gaps0 = ing.proc.report.diffs_dropped_stale, ing.proc.report.gaps
+        sim.inject(venue, "duplicate", symbol=btc)
+        ing.pump(lambda: ing.proc.report.diffs_dropped_stale > stale0, what="the copy dropped")
+        n = ing.books(btc)
+        ing.pump(lambda: ing.books(btc) > n + 2, what="books after the copy")
+        assert ing.proc.report.gaps == gaps0 and new_reasons(ing) == {}
+
+
+def test_reordered_diffs_are_a_gap_and_recover(run_ctx, sim):
+    with live(run_ctx, sim, "binance-spot") as ing:
+        sim.inject("binance-spot", "reorder", symbol="ETHUSDT")
+        ing.pump(lambda: recovered(ing, "ETH-USDT", "gap"), what="resynced after the reorder")
+        assert new_reasons(ing) == {"gap": 1}

@@ -127,3 +127,22 @@ def test_venue_errors_and_pongs_do_not_stop_the_feed():
     rig.frame({"event": "subscribe", "arg": {"channel": "books", "instId": "BTC-USDT"}})
     assert rig.report.bad_frames == 1 and rig.report.ignored == 2
     assert rig.sync("BTC-USDT").synced
+
+
+def test_a_bad_size_string_reaching_the_top_resyncs_and_goes_to_the_dlq():
+    rig = synced_rig()
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1.2.3"]], [], seq=11, prev=10))
+    assert rig.report.bad_frames == 1 and rig.report.resync_reasons == {"bad_input": 1}
+    assert not rig.sync("BTC-USDT").synced and rig.sync("ETH-USDT").synced
+    rig.frame(okx_books("ETH-USDT", "update", [[3366.5, 1]], [], seq=11, prev=10))
+    assert rig.report.bad_frames == 2 and not rig.sync("ETH-USDT").synced
+
+
+def test_a_repeat_of_the_last_update_is_dropped_not_a_gap():
+    rig = synced_rig()
+    bids = [["3366.5", "1"]] + BIDS
+    upd = okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=okx_checksum_of(bids, ASKS),
+                    seq=11, prev=10)
+    rig.frame(upd)
+    rig.frame(upd)
+    assert rig.report.gaps == 0 and rig.report.diffs_dropped_stale == 1 and rig.sync("BTC-USDT").synced

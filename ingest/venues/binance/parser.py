@@ -57,6 +57,7 @@ class BinanceAdapter:
         self.syncs = {s.venue_symbol: DepthSync(s, self.market.futures, report, self)
                       for s in streams}
         self.ignore = frozenset(ignore)
+        self._ticker = publisher.ticker
         self.deferred: dict[str, int] = {}   # venue symbol -> monotonic ns of a delayed request
         self.requested: dict[str, int] = {}  # venue symbol -> monotonic ns of the open request
 
@@ -96,7 +97,37 @@ class BinanceAdapter:
         try:
             data = msg.get("data", msg)
             if "A" in data and data.get("e", "bookTicker") == "bookTicker":
-                self._ticker(data, recv_ns)     # the most frequent frame: keep it first
+                # bookTicker, the most frequent frame: handled inline
+                stream = self.streams.get(data["s"]) or self._unknown(data["s"])
+                if stream is None:
+                    return
+                stream.messages += 1
+                u = data["u"]
+                if type(u) is not int:
+                    raise BadInput(f"bookTicker update id must be an integer: u={u!r}")
+                px = stream.px
+                pget = px.cache.get
+                t = data["b"]
+                bp = pget(t)
+                if bp is None:
+                    bp = px.convert(t)
+                t = data["a"]
+                ap = pget(t)
+                if ap is None:
+                    ap = px.convert(t)
+                sz = stream.sz
+                sget = sz.cache.get
+                t = data["B"]
+                bs = sget(t)
+                if bs is None:
+                    bs = sz.convert(t)
+                t = data["A"]
+                az = sget(t)
+                if az is None:
+                    az = sz.convert(t)
+                E = data.get("E", 0)
+                self._ticker(stream.iid, stream.px_scale, stream.sz_scale, u, recv_ns,
+                             E * 1_000_000 if type(E) is int else 0, bp, bs, ap, az, u)
                 return
             e = data.get("e")
             if e == "depthUpdate":
@@ -123,38 +154,6 @@ class BinanceAdapter:
             self.report.filtered += 1
             return None
         raise UnknownInstrument(f"unknown venue symbol {venue_symbol!r} on {self.provider.slug}")
-
-    def _ticker(self, d: dict, recv_ns: int) -> None:
-        stream = self.streams.get(d["s"]) or self._unknown(d["s"])
-        if stream is None:
-            return
-        stream.messages += 1
-        u = d["u"]
-        if type(u) is not int:
-            raise BadInput(f"bookTicker update id must be an integer: u={u!r}")
-        px = stream.px
-        sz = stream.sz
-        pget = px.cache.get
-        sget = sz.cache.get
-        b = d["b"]
-        bp = pget(b)
-        if bp is None:
-            bp = px.convert(b)
-        b = d["a"]
-        ap = pget(b)
-        if ap is None:
-            ap = px.convert(b)
-        b = d["B"]
-        bs = sget(b)
-        if bs is None:
-            bs = sz.convert(b)
-        b = d["A"]
-        az = sget(b)
-        if az is None:
-            az = sz.convert(b)
-        E = d.get("E", 0)
-        self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, u, recv_ns,
-                        E * 1_000_000 if type(E) is int else 0, bp, bs, ap, az, u)
 
     def _trade(self, d: dict, e: str, recv_ns: int) -> None:
         stream = self.streams.get(d["s"]) or self._unknown(d["s"])

@@ -116,7 +116,7 @@ class DepthSync:
         book.last_update_id = u
         self.report.diffs_applied += 1
         if book.crossed():
-            self.lose("crossed", f"best bid {book.bid_px[-1]} >= best ask {book.ask_px[0]} at u={u}")
+            self.lose("crossed", f"best bid {book.bid_key[-1]} >= best ask {-book.ask_key[-1]} at u={u}")
             return
         owner = self.owner
         if self.state != SYNCED:

@@ -1,7 +1,8 @@
 """OKX `books` sync of one instrument: snapshot, updates, seqId chain, CRC32 checksum.
 
 A snapshot (action "snapshot", sent on subscribe) replaces the book; each update
-("update") is applied, then checked: `prevSeqId` must equal the last `seqId`
+("update") is applied, then checked: `prevSeqId` must equal the last `seqId` (a
+repeat of the last message, same seqId, is dropped as a duplicate)
 (newer feeds; the 2022 recording has no seqId), and the CRC32 of the top 25
 levels must equal `checksum` (skipped when the field is absent, or 0 on a feed
 with seqId: OKX announced it will send 0). A gap, a checksum mismatch or a crossed
@@ -57,7 +58,7 @@ class BooksSync:
         self.state = SYNCED
         self.owner.synced(self)
         if not self._crossed():
-            self.owner.publish(self, flags, ts, recv_ns)
+            self._publish(flags, ts, recv_ns)
 
     def on_update(self, d: dict, recv_ns: int) -> None:
         seq, ts = _seq(d)
@@ -66,6 +67,9 @@ class BooksSync:
             return
         if self.last_seq is not None and "prevSeqId" in d:
             prev = d["prevSeqId"]
+            if prev != self.last_seq and d.get("seqId") == self.last_seq:
+                self.report.diffs_dropped_stale += 1   # the last message again: a duplicate
+                return
             if prev != self.last_seq:
                 detail = f"last seqId={self.last_seq}, next prevSeqId={prev} seqId={d.get('seqId')}"
                 self.report.gap(self.stream.symbol, detail)
@@ -86,7 +90,14 @@ class BooksSync:
         self.seq = seq
         self.book.last_update_id = seq
         if (bids or asks) and not self._crossed():
-            self.owner.publish(self, 0, ts, recv_ns)
+            self._publish(0, ts, recv_ns)
+
+    def _publish(self, flags: int, ts: int, recv_ns: int) -> None:
+        try:
+            self.owner.publish(self, flags, ts, recv_ns)
+        except BadInput:   # a size string in the top N that is not a decimal
+            self.lose("bad_input", "a published level could not be converted")
+            raise
 
     def _verify(self, d: dict) -> bool:
         expected = d.get("checksum")
@@ -105,7 +116,7 @@ class BooksSync:
     def _crossed(self) -> bool:
         book = self.book
         if book.crossed():
-            self.lose("crossed", f"best bid {book.bid_px[-1]} >= best ask {book.ask_px[0]}")
+            self.lose("crossed", f"best bid {book.bid_key[-1]} >= best ask {-book.ask_key[-1]}")
             return True
         return False
 

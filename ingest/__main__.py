@@ -1,6 +1,8 @@
 """`python -m ingest --venue V [--symbols ...] [...]`: one venue connection -> ring md.<venue>.
 
 The run id and run directory come from the environment (MELTICA_RUN, MELTICA_RUN_DIR).
+Flag defaults come from the run configuration's `[ingest.<venue>]` table
+(`--config FILE` or $MELTICA_CONFIG, see meltica.config); a flag on the command line wins.
 Default URLs are the real venues; pass --rest-url / --ws-url for the simulator.
 SIGINT / SIGTERM stop the process cleanly (threads stopped, ring closed and removed).
 """
@@ -14,6 +16,7 @@ import sys
 import threading
 
 from events import BOOK_DEPTH, BadInput, Provider
+from meltica import config as run_config
 from meltica.run import RunContext
 
 from .config import DEFAULT_SYMBOLS, Config
@@ -47,7 +50,13 @@ def parse_args(argv: list[str] | None) -> Config:
     ap.add_argument("--no-metadata", action="store_true", help="skip exchangeInfo/instruments (scales 8/8)")
     ap.add_argument("--status-interval", type=float, default=10.0, help="status log and rates, seconds")
     ap.add_argument("--log-level", default="INFO")
-    args = ap.parse_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--venue", choices=VENUES)
+    known, _ = pre.parse_known_args(argv)
+    if known.venue:   # the venue picks the config table: [ingest.<venue>]
+        args = run_config.parse_args(ap, argv, f"ingest.{known.venue}")
+    else:
+        args = ap.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     provider = Provider.from_slug(args.venue)

@@ -128,7 +128,10 @@ class IngestProcess:
         rest_url, ws_url = default_urls(p)
         self.rest_url = (config.rest_url or rest_url).rstrip("/")
         self.ws_base = (config.ws_url or ws_url).rstrip("/")
-        self.telemetry = telemetry or Telemetry(self.name, config.telemetry)
+        if telemetry is None:   # no --telemetry: Telemetry's own default ($MELTICA_TELEMETRY)
+            telemetry = Telemetry(self.name) if config.telemetry is None else \
+                Telemetry(self.name, config.telemetry)
+        self.telemetry = telemetry
         self.dlq = DeadLetterQueue(ctx.path("dlq"), self.name)
         self.report = Report(p.slug, self.telemetry, self.dlq)
         self.inbox: deque = deque()
@@ -141,7 +144,8 @@ class IngestProcess:
         self.items = 0
         self._next_timers = 0
         self._next_status = 0
-        self._last_status = 0
+        self._next_rates = 0
+        self._last_rates = 0
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -178,7 +182,7 @@ class IngestProcess:
                            backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
                            name=f"{self.name}.ws")
         self.ws.start()
-        self._last_status = self.clock()
+        self._last_rates = self.clock()
         log.info("%s: writing ring %s (capacity %d) from %s", p.slug,
                  self.ctx.namespace.full_name(ring_name(p)), cfg.ring_capacity, self.ws.url)
 
@@ -190,6 +194,7 @@ class IngestProcess:
             self.fetcher.stop()
         if self.adapter is not None:
             self.adapter.pub.flush()
+            self._rates(self.clock())
             self.adapter = None
         if self.writer is not None:
             self.writer.close()
@@ -235,6 +240,8 @@ class IngestProcess:
             self._next_timers = now + 50_000_000
             adapter.check_timers(now)
             self.writer.heartbeat()
+            if now >= self._next_rates:
+                self._rates(now)
             if now >= self._next_status:
                 self._status(now)
         adapter.pub.flush()
@@ -251,11 +258,15 @@ class IngestProcess:
             if not self.do_work():
                 self.idle()
 
-    def _status(self, now: int) -> None:
-        elapsed = (now - self._last_status) / _S
-        self._last_status = now
-        self._next_status = now + int(self.config.status_interval_s * _S)
+    def _rates(self, now: int) -> None:
+        """Per-instrument frame counts and rates into telemetry (every second)."""
+        elapsed = (now - self._last_rates) / _S
+        self._last_rates = now
+        self._next_rates = now + _S
         self.report.flush_rates(self.streams, elapsed)
+
+    def _status(self, now: int) -> None:
+        self._next_status = now + int(self.config.status_interval_s * _S)
         tel = self.telemetry
         synced = sum(1 for s in self.adapter.syncs.values() if s.synced)
         tel.gauge("book.synced_count", synced, provider=self.provider.slug)

@@ -113,6 +113,47 @@ def test_a_ring_with_a_live_writer_is_refused(run_ctx):
             create_ring(run_ctx.namespace, Provider.OKX, 64)
 
 
+def test_telemetry_reaches_a_collector_with_per_instrument_message_counts(run_ctx, reap, sim, tmp_path):
+    import orjson
+    import zmq
+    endpoint = f"ipc://{tmp_path}/tel.sock"
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"metrics")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.bind(endpoint)
+    try:
+        ep = sim.endpoints["okx"]
+        proc = _start(run_ctx, reap, "--venue", "okx", "--symbols", "BTC-USDT,ETH-USDT",
+                      "--rest-url", ep["rest"], "--ws-url", ep["ws"], "--telemetry", endpoint)
+        want = {f"md.messages{{provider=okx,symbol={s}}}" for s in ("BTC-USDT", "ETH-USDT")}
+        deadline = time.monotonic() + 30
+        counters: dict = {}
+        while not want <= set(counters):
+            assert proc.poll() is None and time.monotonic() < deadline, sorted(counters)
+            if sub.poll(500):
+                _topic, body = sub.recv_multipart()
+                snap = orjson.loads(body)
+                if snap.get("process") == "ingest.okx":
+                    counters = snap["counters"]
+        assert all(counters[k] > 0 for k in want)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        sub.close(0)
+
+
+def test_flag_defaults_come_from_the_run_configuration_table(run_ctx, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[ingest.okx]\nsymbols = "BTC-USDT"\nring_capacity = 1000\n')
+    out = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--config", str(cfg)],
+                         cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
+    assert out.returncode == 2 and b"ring_capacity=1000" in out.stderr
+    cfg.write_text("[ingest.okx]\nbogus = 1\n")
+    out = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--config", str(cfg)],
+                         cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
+    assert out.returncode == 2 and b"bogus" in out.stderr
+
+
 def test_help_and_bad_arguments(run_ctx):
     out = subprocess.run([sys.executable, "-m", "ingest", "--help"], cwd=REPO, env=_env(run_ctx),
                          capture_output=True, timeout=30)

@@ -153,6 +153,7 @@ class Book:
 
 def _apply(levels, neg, key_l, sz_l, px: Mantissas, sz: Mantissas) -> None:
     pget, sget = px.cache.get, sz.cache.get
+    n = len(key_l)        # kept by hand: cheaper than len() per level
     for p, q in levels:   # Binance levels are [price, size] exactly
         m = pget(p)
         if m is None:
@@ -163,15 +164,17 @@ def _apply(levels, neg, key_l, sz_l, px: Mantissas, sz: Mantissas) -> None:
         if s is None:
             s = sz.convert(q)
         i = bisect_left(key_l, m)
-        if i < len(key_l) and key_l[i] == m:
+        if i < n and key_l[i] == m:
             if s:
                 sz_l[i] = s
             else:
                 del key_l[i]
                 del sz_l[i]
+                n -= 1
         elif s:
             key_l.insert(i, m)
             sz_l.insert(i, s)
+            n += 1
 
 
 _NONZERO_LEAD = frozenset("123456789")  # a size string starting so is not zero
@@ -191,6 +194,7 @@ def _is_zero(q) -> bool:
 
 def _apply_text(levels, neg, key_l, sz_l, pt_l, st_l, px: Mantissas, sz: Mantissas) -> None:
     pget, sget = px.cache.get, sz.cache.get
+    n = len(key_l)
     for level in levels:
         p = level[0]
         q = level[1]
@@ -203,7 +207,7 @@ def _apply_text(levels, neg, key_l, sz_l, pt_l, st_l, px: Mantissas, sz: Mantiss
         if s is None:
             s = sz.convert(q)
         i = bisect_left(key_l, m)
-        if i < len(key_l) and key_l[i] == m:
+        if i < n and key_l[i] == m:
             if s:
                 sz_l[i] = s
                 pt_l[i] = p
@@ -213,8 +217,10 @@ def _apply_text(levels, neg, key_l, sz_l, pt_l, st_l, px: Mantissas, sz: Mantiss
                 del sz_l[i]
                 del pt_l[i]
                 del st_l[i]
+                n -= 1
         elif s:
             key_l.insert(i, m)
             sz_l.insert(i, s)
             pt_l.insert(i, p)
             st_l.insert(i, q)
+            n += 1

@@ -142,6 +142,7 @@ class IngestProcess:
         self.fetcher: SnapshotFetcher | None = None
         self.streams: list[Stream] = []
         self.items = 0
+        self.internal_errors = 0
         self._next_timers = 0
         self._next_status = 0
         self._next_rates = 0
@@ -220,21 +221,17 @@ class IngestProcess:
         while inbox and n < max_items:
             ns, item = inbox.popleft()
             n += 1
-            if item.__class__ is bytes:
-                on_frame(item, ns)
-            elif item.__class__ is SnapshotReply:
-                if item.error is None:
-                    adapter.on_snapshot(item.venue_symbol, item.body, ns)
+            try:
+                if item.__class__ is bytes:
+                    on_frame(item, ns)
                 else:
-                    log.warning("%s snapshot failed: %s", item.venue_symbol, item.error)
-                    adapter.on_snapshot_error(item.venue_symbol, item.error)
-            elif item.__class__ is Opened:
-                log.info("%s connected to %s", self.provider.slug, item.url)
-                adapter.on_connected(item.first)
-            elif item.__class__ is Closed:
-                self.report.reconnect(item.reason)
-            else:
-                on_frame(item, ns)
+                    self._event(item, ns)
+            except Exception as exc:  # noqa: BLE001 - a bug, not bad input (adapters DLQ that)
+                self.internal_errors += 1
+                log.exception("%s: internal error on %s", self.provider.slug, type(item).__name__)
+                self.telemetry.inc("ingest.internal_error", provider=self.provider.slug)
+                self.report.bad_frame(item if item.__class__ in (bytes, str) else repr(item),
+                                      "internal_error", exc)
         now = self.clock()
         if now >= self._next_timers:
             self._next_timers = now + 50_000_000
@@ -247,6 +244,22 @@ class IngestProcess:
         adapter.pub.flush()
         self.items += n
         return n
+
+    def _event(self, item, ns: int) -> None:
+        adapter = self.adapter
+        if item.__class__ is SnapshotReply:
+            if item.error is None:
+                adapter.on_snapshot(item.venue_symbol, item.body, ns)
+            else:
+                log.warning("%s snapshot failed: %s", item.venue_symbol, item.error)
+                adapter.on_snapshot_error(item.venue_symbol, item.error)
+        elif item.__class__ is Opened:
+            log.info("%s connected to %s", self.provider.slug, item.url)
+            adapter.on_connected(item.first)
+        elif item.__class__ is Closed:
+            self.report.reconnect(item.reason)
+        else:
+            adapter.on_frame(item, ns)
 
     def idle(self, timeout_s: float = 0.05) -> None:
         """Wait for the I/O threads (bounded, so timers keep running)."""

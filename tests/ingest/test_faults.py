@@ -177,3 +177,22 @@ def test_reordered_diffs_are_a_gap_and_recover(run_ctx, sim):
         sim.inject("binance-spot", "reorder", symbol="ETHUSDT")
         ing.pump(lambda: recovered(ing, "ETH-USDT", "gap"), what="resynced after the reorder")
         assert new_reasons(ing) == {"gap": 1}
+
+
+def test_an_unexpected_error_in_the_adapter_is_reported_and_the_loop_keeps_running(run_ctx, sim):
+    with live(run_ctx, sim, "binance-spot") as ing:
+        real = ing.proc.adapter.on_frame
+        state = {"raised": 0}
+
+        def flaky(frame, ns):          # a bug for one trade frame: not bad input
+            if b"@trade" in frame and not state["raised"]:
+                state["raised"] = 1
+                raise ZeroDivisionError("simulated bug")
+            real(frame, ns)
+
+        ing.proc.adapter.on_frame = flaky
+        ing.pump(lambda: ing.proc.internal_errors == 1, what="the error reported")
+        n = ing.books("BTCUSDT")
+        ing.pump(lambda: ing.books("BTCUSDT") > n + 2, what="books after the error")
+        assert ing.counter("ingest.internal_error", provider="binance-spot") == 1
+        assert [d["reason"] for d in ing.proc.dlq.read_all()] == ["internal_error"]

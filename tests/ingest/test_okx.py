@@ -146,3 +146,13 @@ def test_a_repeat_of_the_last_update_is_dropped_not_a_gap():
     rig.frame(upd)
     rig.frame(upd)
     assert rig.report.gaps == 0 and rig.report.diffs_dropped_stale == 1 and rig.sync("BTC-USDT").synced
+
+
+def test_a_venue_sequence_reset_is_accepted_and_flagged_for_downstream_ordering():
+    rig = synced_rig()
+    bids = [["3366.5", "1"]] + BIDS
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=okx_checksum_of(bids, ASKS),
+                        seq=3, prev=10))                       # seqId < prevSeqId: a reset
+    assert rig.report.gaps == 0 and rig.sync("BTC-USDT").synced
+    last = rig.records(Kind.BOOK)[-1]
+    assert int(last["seq_provider"]) == 3 and last["flags"] & HeaderFlag.RESYNCED

@@ -2,7 +2,9 @@
 
 A snapshot (action "snapshot", sent on subscribe) replaces the book; each update
 ("update") is applied, then checked: `prevSeqId` must equal the last `seqId` (a
-repeat of the last message, same seqId, is dropped as a duplicate)
+repeat of the last message, same seqId, is dropped as a duplicate; a seqId below
+the last one, OKX's sequence reset after maintenance, is accepted and its book is
+flagged RESYNCED so that per-stream ordering downstream restarts)
 (newer feeds; the 2022 recording has no seqId), and the CRC32 of the top 25
 levels must equal `checksum` (skipped when the field is absent, or 0 on a feed
 with seqId: OKX announced it will send 0). A gap, a checksum mismatch or a crossed
@@ -20,6 +22,7 @@ from .checksum import book_checksum
 
 WAITING, SYNCED = 0, 2
 _MAX_I64 = (1 << 63) - 1
+_RESTARTED = int(HeaderFlag.RESYNCED)
 _MAX_MS = _MAX_I64 // 1_000_000
 _ERRORS = (BadInput, TypeError, IndexError, KeyError, ValueError, AttributeError)
 
@@ -85,12 +88,15 @@ class BooksSync:
         self.report.diffs_applied += 1
         if not self._verify(d):
             return
+        flags = 0
         if "seqId" in d:
+            if self.last_seq is not None and d["seqId"] < self.last_seq:
+                flags = _RESTARTED   # the venue reset its sequence: tell dispatch's ordering
             self.last_seq = d["seqId"]
         self.seq = seq
         self.book.last_update_id = seq
         if (bids or asks) and not self._crossed():
-            self._publish(0, ts, recv_ns)
+            self._publish(flags, ts, recv_ns)
 
     def _publish(self, flags: int, ts: int, recv_ns: int) -> None:
         try:

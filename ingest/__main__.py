@@ -23,7 +23,7 @@ from .config import DEFAULT_SYMBOLS, Config
 from .process import IngestProcess, RingInUse
 from .venues import venue_symbol_of
 
-VENUES = ["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx"]
+VENUES = ["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx", "kraken"]
 
 
 def parse_args(argv: list[str] | None) -> Config:

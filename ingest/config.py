@@ -12,6 +12,7 @@ DEFAULT_SYMBOLS = {
     Provider.BINANCE_USDM: ("BTCUSDT", "ETHUSDT"),
     Provider.BINANCE_COINM: ("BTCUSD_PERP", "ETHUSD_PERP"),
     Provider.OKX: ("BTC-USDT", "ETH-USDT"),
+    Provider.KRAKEN: ("XBT/USD", "ETH/USD"),
 }
 
 

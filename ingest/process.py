@@ -37,10 +37,12 @@ from .stream import Stream, Timers
 from .transport import Backoff, Closed, Opened, RestClient, SnapshotFetcher, SnapshotReply, WsReader
 from .venues import adapter_class, make_instrument
 from .venues.binance.markets import MARKETS
+from .venues.kraken import markets as kraken
 from .venues.okx import markets as okx
 
 log = logging.getLogger("ingest")
 _S = 1_000_000_000
+PING_TEXT = {Provider.OKX: "ping", Provider.KRAKEN: '{"event":"ping"}'}  # others: protocol pings
 
 
 class RingInUse(RuntimeError):
@@ -75,6 +77,8 @@ def create_ring(ns, provider: Provider, capacity: int) -> RingWriter:
 def default_urls(provider: Provider) -> tuple[str, str]:
     if provider is Provider.OKX:
         return okx.REST_URL, okx.WS_URL
+    if provider is Provider.KRAKEN:
+        return kraken.REST_URL, kraken.WS_URL
     m = MARKETS[provider]
     return m.rest_url, m.ws_url
 
@@ -84,6 +88,8 @@ def fetch_metadata(provider: Provider, rest: RestClient, venue_symbols: list[str
 
     Raises ValueError when the venue says a symbol does not exist.
     """
+    if provider is Provider.KRAKEN:
+        return {}   # scales 8 / 8 cover Kraken's pair_decimals / lot_decimals
     try:
         if provider is Provider.OKX:
             out = {}
@@ -165,7 +171,7 @@ class IngestProcess:
         timers = Timers(int(cfg.stale_after_s * _S), refresh, int(cfg.snapshot_timeout_s * _S))
         self.adapter = adapter_class(p)(p, self.streams, publisher, self.report, self,
                                         timers=timers, clock=self.clock)
-        if p is not Provider.OKX:
+        if p in MARKETS:
             market = MARKETS[p]
             limit = cfg.snapshot_limit
 
@@ -178,7 +184,7 @@ class IngestProcess:
             rest.close()
         self.ws = WsReader(self.ws_base + self.adapter.ws_path(), self.inbox, self.wake,
                            subscribe=self.adapter.subscribe_frames(),
-                           ping_text="ping" if p is Provider.OKX else None,
+                           ping_text=PING_TEXT.get(p),
                            ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
                            backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
                            name=f"{self.name}.ws")

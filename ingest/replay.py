@@ -68,6 +68,7 @@ def load(path: str | Path, provider: Provider) -> Dataset:
     ds = Dataset(f)
     seen: dict[str, None] = {}
     okx = provider is Provider.OKX
+    kraken = provider is Provider.KRAKEN
     with opener(f, "rb") as fh:
         for raw in fh:
             if not raw.strip():
@@ -85,14 +86,17 @@ def load(path: str | Path, provider: Provider) -> Dataset:
                 ds.lines.append((REST, ns, payload, sym))
                 continue
             ds.lines.append((WS, ns, orjson.dumps(payload), None))
-            sym = _symbol_of(payload, okx)
+            sym = _symbol_of(payload, okx, kraken)
             if sym is not None:
                 seen.setdefault(sym, None)
     ds.venue_symbols = list(seen)
     return ds
 
 
-def _symbol_of(payload, okx: bool):
+def _symbol_of(payload, okx: bool, kraken: bool = False):
+    if kraken:
+        ok = isinstance(payload, list) and len(payload) >= 4 and isinstance(payload[-1], str)
+        return payload[-1] if ok else None
     if not isinstance(payload, dict):
         return None
     if okx:
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ingest.replay", description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", help="dataset folder or messages.jsonl[.gz] file")
     ap.add_argument("--venue", required=True,
-                    choices=["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx"])
+                    choices=["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx",
+                             "kraken"])
     ap.add_argument("--symbol", help="replay only this instrument (venue or canonical symbol)")
     ap.add_argument("--depth", type=int, default=BOOK_DEPTH, help=f"book levels per side (1..{BOOK_DEPTH})")
     ap.add_argument("--json", action="store_true", help="print one JSON object (the default output)")

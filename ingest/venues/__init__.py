@@ -23,7 +23,7 @@ from events import Provider
 
 BINANCE_PROVIDERS = (Provider.BINANCE_SPOT, Provider.BINANCE_USDM, Provider.BINANCE_COINM,
                      Provider.BINANCE_US)
-SUPPORTED = ("binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx")
+SUPPORTED = ("binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx", "kraken")
 
 
 def adapter_class(provider: Provider):
@@ -34,6 +34,9 @@ def adapter_class(provider: Provider):
     if provider is Provider.OKX:
         from .okx import OkxAdapter
         return OkxAdapter
+    if provider is Provider.KRAKEN:
+        from .kraken import KrakenAdapter
+        return KrakenAdapter
     raise ValueError(f"no ingest adapter for provider {provider.slug!r}; supported: {SUPPORTED}")
 
 
@@ -42,10 +45,14 @@ def venue_symbol_of(provider: Provider, text: str) -> str:
 
     Binance: "ETHUSDT" or "ETH-USDT" -> "ETHUSDT" (spot), "BTC-USDT-PERP" -> "BTCUSDT"
     (USD-M). OKX: "BTC-USDT" -> "BTC-USDT", "UNI-USD-PERP" -> "UNI-USD-SWAP".
+    Kraken: "BTC-USD" or "XBT/USD" -> "XBT/USD".
     """
     text = text.strip()
     if provider is Provider.OKX:
         from .okx.markets import to_venue
+        return to_venue(text)
+    if provider is Provider.KRAKEN:
+        from .kraken.markets import to_venue
         return to_venue(text)
     from .binance.markets import MARKETS, to_venue
     if "-" in text:
@@ -57,6 +64,9 @@ def make_instrument(provider: Provider, venue_symbol: str, info: dict | None = N
     """The canonical Instrument of `venue_symbol`; `info`: the venue's metadata entry."""
     if provider is Provider.OKX:
         from .okx.markets import instrument_from_info
+        return instrument_from_info(info, venue_symbol)
+    if provider is Provider.KRAKEN:
+        from .kraken.markets import instrument_from_info
         return instrument_from_info(info, venue_symbol)
     from .binance.markets import MARKETS, instrument_from_info
     return instrument_from_info(MARKETS[provider], info, venue_symbol)

@@ -40,6 +40,22 @@ OKX_FRAMES = [
 ]
 
 
+KRAKEN_ASKS = [["0.05005", "0.00000500", "1582905487.684110"]]
+KRAKEN_BIDS = [["0.05000", "0.10000000", "1582905487.439814"]]
+KRAKEN_FRAMES = [
+    [42, {"a": [["0.05004", "2.00000000", "1582905488.000001"]], "c": "0"}, "book-1000", "XBT/USD"],
+    [0, [["5541.20000", "0.15850568", "1534614057.321597", "s", "l", ""]], "trade", "XBT/USD"],
+    [0, ["5698.40000", "5700.00000", "1542057299.545897", "1.01234567", "0.98765432"], "spread", "XBT/USD"],
+    {"event": "heartbeat"},
+]
+
+
+def _kraken_rig():
+    rig = Rig(Provider.KRAKEN, ["XBT/USD"])
+    rig.frame([42, {"as": KRAKEN_ASKS, "bs": KRAKEN_BIDS}, "book-1000", "XBT/USD"])
+    return rig
+
+
 def _binance_rig():
     rig = Rig(Provider.BINANCE_USDM, ["BTCUSDT"])
     rig.adapter.on_snapshot("BTCUSDT", {"lastUpdateId": 100, "bids": [["10.00", "1"]], "asks": [["11.00", "1"]]}, 1)
@@ -84,13 +100,14 @@ settings_ = settings(max_examples=250, deadline=None, suppress_health_check=[Hea
 def test_arbitrary_bytes_never_raise(raw):
     _feed(_binance_rig(), raw)
     _feed(_okx_rig(), raw)
+    _feed(_kraken_rig(), raw)
 
 
 @settings_
 @given(value=json_values)
 def test_arbitrary_json_never_raises(value):
     raw = orjson.dumps(value)
-    for rig in (_binance_rig(), _okx_rig()):
+    for rig in (_binance_rig(), _okx_rig(), _kraken_rig()):
         _feed(rig, raw)
 
 
@@ -101,6 +118,8 @@ def test_valid_frames_with_one_field_broken_never_raise(which, path, value):
     _feed(rig, orjson.dumps(_mutate(BINANCE_FRAMES[which % len(BINANCE_FRAMES)], path, value)))
     rig = _okx_rig()
     _feed(rig, orjson.dumps(_mutate(OKX_FRAMES[which % len(OKX_FRAMES)], path, value)))
+    rig = _kraken_rig()
+    _feed(rig, orjson.dumps(_mutate(KRAKEN_FRAMES[which % len(KRAKEN_FRAMES)], path, value)))
 
 
 @settings_
@@ -127,6 +146,10 @@ def test_the_valid_frames_used_above_are_valid():
     rig2 = _okx_rig()
     for f in OKX_FRAMES:
         _feed(rig2, orjson.dumps(f))
-    assert rig.report.bad_frames == 0 and rig2.report.bad_frames == 0
+    rig3 = _kraken_rig()
+    for f in KRAKEN_FRAMES[1:]:
+        _feed(rig3, orjson.dumps(f))
+    assert rig.report.bad_frames == 0 and rig2.report.bad_frames == 0 and rig3.report.bad_frames == 0
+    assert rig3.pub.counts == {"book": 1, "trade": 1, "ticker": 1}
     assert rig.pub.counts == {"book": 1, "trade": 2, "ticker": 1}
     assert rig2.pub.counts == {"book": 2, "trade": 1, "ticker": 1}

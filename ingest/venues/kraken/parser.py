@@ -1,0 +1,216 @@
+"""Kraken spot WS v1 frames -> canonical records: the adapter of one Kraken connection.
+
+Frames (as recorded, 2021-04-17):
+  book snapshot  [3648,{"as":[["0.00756500","2.18055889","1618678126.203124"],...],
+                  "bs":[...]},"book-1000","KSM/XBT"]
+  book update    [992,{"b":[["354.15000000","5.00000000","1618678133.365913"]],
+                  "c":"2583817756"},"book-1000","XMR/USD"]   (or {"a":..} {"b":..,"c":..})
+  trade          [0,[["5541.20000","0.15850568","1534614057.321597","s","l",""]],"trade","XBT/USD"]
+  spread         [0,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],
+                  "spread","XBT/USD"]
+  events         {"event":"heartbeat"} / {"event":"subscriptionStatus",...} / {"event":"pong"}
+
+seq_provider: no sequence numbers in v1: book -> newest level timestamp (us), trade and
+spread -> their timestamp (us); each made strictly increasing per pair and kind.
+event_ts_ns: those timestamps in ns. Trade side: "b"/"s" (the taker's).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import orjson
+
+from events import BadInput, Side, UnknownInstrument
+from events.fixed import to_decimal
+
+from .markets import DEFAULT_BOOK_DEPTH, WS_PATH
+from .sync import KrakenBookSync, micros
+
+SIDES = {"b": int(Side.BUY), "s": int(Side.SELL)}
+
+
+class KrakenAdapter:
+    """Adapter for one Kraken WS v1 public connection. One owner thread."""
+
+    def __init__(self, provider, streams, publisher, report, io, *, timers=None,
+                 clock=time.monotonic_ns, ignore=(), book_depth: int = DEFAULT_BOOK_DEPTH):
+        self.provider = provider
+        self.pub = publisher
+        self.report = report
+        self.io = io
+        self.timers = timers
+        self.clock = clock
+        self.book_depth = book_depth
+        self.streams = {s.venue_symbol: s for s in streams}
+        self.syncs = {s.venue_symbol: KrakenBookSync(s, report, self, book_depth) for s in streams}
+        self.ignore = frozenset(ignore)
+        self.last_seq: dict[tuple[str, str], int] = {}   # (pair, "trade"|"spread") -> seq
+        self.resubscribed: dict[str, int] = {}
+
+    # -- connection ----------------------------------------------------------------
+
+    def ws_path(self) -> str:
+        return WS_PATH
+
+    def _sub(self, event: str, name: str, pairs: list[str]) -> str:
+        sub = {"name": name, "depth": self.book_depth} if name == "book" else {"name": name}
+        return orjson.dumps({"event": event, "pair": pairs, "subscription": sub}).decode()
+
+    def subscribe_frames(self) -> list[str]:
+        pairs = list(self.streams)
+        return [self._sub("subscribe", name, pairs) for name in ("book", "trade", "spread")]
+
+    def on_connected(self, first: bool) -> None:
+        now = self.clock()
+        for sync in self.syncs.values():
+            if not first:
+                sync.reset()
+                self.report.resync(sync.stream.symbol, "reconnect", "websocket reconnected")
+                sync.stream.resync_reason = "reconnect"
+            sync.stream.resync_started_ns = now
+            self.resubscribed[sync.stream.venue_symbol] = now
+
+    # -- frames --------------------------------------------------------------------
+
+    def on_frame(self, frame, recv_ns: int) -> None:
+        self.report.messages += 1
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            self.report.bad_frame(frame, "not_json", exc)
+            return
+        try:
+            if type(msg) is dict:
+                event = msg["event"]
+                if event in ("heartbeat", "pong", "systemStatus") or \
+                        (event == "subscriptionStatus" and msg.get("status") != "error"):
+                    self.report.ignored += 1
+                else:
+                    self.report.bad_frame(frame, "venue_error")
+                return
+            if type(msg) is not list or len(msg) < 4:
+                raise BadInput("a Kraken data frame is [channelID, payload.., channelName, pair]")
+            pair, channel, parts = msg[-1], msg[-2], msg[1:-2]
+            stream = self.streams.get(pair)
+            if stream is None:
+                if type(pair) is str and pair in self.ignore:
+                    self.report.filtered += 1
+                    return
+                raise UnknownInstrument(f"unknown pair {pair!r} on kraken")
+            stream.messages += 1
+            if type(channel) is not str:
+                raise BadInput(f"channel name must be a string: {channel!r}")
+            if channel.startswith("book-"):
+                stream.last_book_ns = self.clock()
+                sync = self.syncs[pair]
+                if "as" in parts[0] or "bs" in parts[0]:
+                    sync.on_snapshot(parts[0], recv_ns)
+                else:
+                    sync.on_update(parts, recv_ns)
+            elif channel == "trade":
+                for t in parts[0]:
+                    self._trade(stream, t, recv_ns)
+            elif channel == "spread":
+                self._spread(stream, parts[0], recv_ns)
+            else:
+                self.report.ignored += 1
+        except BadInput as exc:
+            self.report.bad_frame(frame, "bad_input", exc)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                struct.error) as exc:
+            self.report.bad_frame(frame, "malformed", exc)
+
+    def _seq(self, pair: str, kind: str, us: int) -> int:
+        last = self.last_seq.get((pair, kind), 0)
+        seq = us if us > last else last + 1
+        self.last_seq[(pair, kind)] = seq
+        return seq
+
+    def _trade(self, stream, t: list, recv_ns: int) -> None:
+        side = SIDES.get(t[3]) if type(t[3]) is str else None
+        if side is None:
+            raise BadInput(f"unknown trade side: {t[3]!r}")
+        us = micros(t[2])
+        seq = self._seq(stream.venue_symbol, "trade", us)
+        self.pub.trade(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, us * 1000, seq,
+                       stream.px(t[0]), stream.sz(t[1]), side)
+
+    def _spread(self, stream, s: list, recv_ns: int) -> None:
+        us = micros(s[2])
+        seq = self._seq(stream.venue_symbol, "spread", us)
+        self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, us * 1000,
+                        stream.px(s[0]), stream.sz(s[3]), stream.px(s[1]), stream.sz(s[4]), seq)
+
+    # -- owner callbacks -------------------------------------------------------------
+
+    def publish(self, sync: KrakenBookSync, flags: int, event_ns: int, recv_ns: int) -> None:
+        s = sync.stream
+        self.pub.book(s.iid, s.px_scale, s.sz_scale, sync.seq, recv_ns, event_ns, sync.book,
+                      s.depth, flags)
+
+    def synced(self, sync: KrakenBookSync) -> None:
+        s = sync.stream
+        now = self.clock()
+        if s.resync_reason:
+            self.report.synced(s.symbol, now - s.resync_started_ns, s.resync_reason)
+        s.resync_started_ns = 0
+        s.resync_reason = ""
+        s.resyncs_in_row = 0
+        s.last_book_ns = now
+        self.resubscribed.pop(s.venue_symbol, None)
+        if self.timers is not None:
+            self.timers.arm_refresh(s, now)
+
+    def restart(self, sync: KrakenBookSync, reason: str, detail: str) -> None:
+        s = sync.stream
+        self.report.resync(s.symbol, reason, detail)
+        now = self.clock()
+        if not s.resync_started_ns:
+            s.resync_started_ns = now
+        s.resync_reason = reason
+        s.resyncs_in_row += 1
+        self._resubscribe(s.venue_symbol, now)
+
+    def _resubscribe(self, pair: str, now: int) -> None:
+        """Unsubscribe and subscribe `book` again: Kraken answers with a fresh snapshot."""
+        self.resubscribed[pair] = now
+        self.io.send(self._sub("unsubscribe", "book", [pair]))
+        self.io.send(self._sub("subscribe", "book", [pair]))
+
+    # -- timers --------------------------------------------------------------------
+
+    def check_timers(self, now: int) -> None:
+        timers = self.timers
+        if timers is None:
+            return
+        for pair, sync in self.syncs.items():
+            s = sync.stream
+            if sync.synced:
+                if timers.stale(s, now):
+                    sync.lose("stale", f"no book message for {(now - s.last_book_ns) / 1e9:.1f}s")
+                elif timers.refresh_due(s, now):
+                    self.report.resync(s.symbol, "refresh", "periodic")
+                    timers.arm_refresh(s, now)
+                    self._resubscribe(pair, now)
+            else:
+                since = self.resubscribed.get(pair)
+                if since is not None and now - since > timers.snapshot_timeout_ns + timers.backoff_ns(s):
+                    self.restart(sync, "snapshot_timeout", "no snapshot after resubscribe")
+
+    # -- state ---------------------------------------------------------------------
+
+    def books(self) -> dict:
+        out = {}
+        for sync in self.syncs.values():
+            s = sync.stream
+            bp, bs, ap, az = sync.book.top(s.depth)
+            out[s.symbol] = {
+                "bids": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(bp, bs)],
+                "asks": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(ap, az)],
+                "last_update_id": sync.seq,
+                "synced": sync.synced,
+                "venue_symbol": s.venue_symbol,
+            }
+        return out

@@ -101,7 +101,6 @@ def depth_update(symbol: str, U: int, u: int, bids=(), asks=(), pu: int | None =
 
 def okx_books(inst_id: str, action: str, bids, asks, *, checksum=None, seq=None, prev=None,
               ts: str = "1652459225464"):
-    from ingest.venues.okx.checksum import check_text, signed_crc32
     d = {"asks": [list(a) + ["0", "1"] for a in asks], "bids": [list(b) + ["0", "1"] for b in bids], "ts": ts}
     if checksum is not None:
         d["checksum"] = checksum

@@ -28,7 +28,7 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def results(request):
+def results():
     from tests.conftest import SHARED_DATA
     if not SHARED_DATA.is_dir():
         pytest.skip(f"recorded venue data not found at {SHARED_DATA}")

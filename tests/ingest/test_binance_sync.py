@@ -201,3 +201,20 @@ def test_trades_and_tickers_become_records():
     k = rig.records(Kind.TICKER)[0]
     assert int(k["ticker"]["update_id"]) == 35346513501 and int(k["event_ts_ns"]) == 0
     assert int(k["ticker"]["ask_sz"]) == 3143950000
+
+
+def test_failing_snapshot_requests_are_retried_with_a_growing_delay():
+    timers = Timers(stale_ns=0, refresh_ns=None, snapshot_timeout_ns=10 * S)
+    rig = spot(["BTCUSDT"], timers=timers)
+    rig.adapter.on_connected(True)
+    for _ in range(3):
+        rig.adapter.on_snapshot_error("BTCUSDT", "HTTP 503")
+    assert rig.report.resync_reasons == {"snapshot_failed": 3}
+    assert rig.io.snapshots == ["BTCUSDT"] * 3            # the first two at once
+    assert "BTCUSDT" in rig.adapter.deferred               # the third waits
+    rig.adapter.check_timers(rig.clock.advance(0.1))
+    assert rig.io.snapshots == ["BTCUSDT"] * 3
+    rig.adapter.check_timers(rig.clock.advance(0.2))       # 0.25 s after the third failure
+    assert rig.io.snapshots == ["BTCUSDT"] * 4
+    rig.adapter.on_snapshot("BTCUSDT", b"not json", 1)    # a bad body: dead-lettered, retried
+    assert rig.report.bad_frames == 1 and rig.report.resync_reasons["snapshot_failed"] == 4

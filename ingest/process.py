@@ -290,6 +290,8 @@ class IngestProcess:
         synced = sum(1 for s in self.adapter.syncs.values() if s.synced)
         tel.gauge("book.synced_count", synced, provider=self.provider.slug)
         tel.gauge("md.ring.position", self.writer.position, provider=self.provider.slug)
+        tel.gauge("ws.backlog", len(self.inbox), provider=self.provider.slug)
+        tel.gauge("ws.backlog_dropped", self.ws.dropped, provider=self.provider.slug)
         for r in self.writer.reader_slots():
             tel.gauge("md.ring.reader_lost", r["lost"], provider=self.provider.slug, pid=r["pid"])
         log.info("%s: %d items, %d/%d books synced, events %s, resyncs %d, bad frames %d",

@@ -83,7 +83,7 @@ class WsReader(threading.Thread):
     def __init__(self, url: str, inbox: deque, wake: threading.Event, *, subscribe=(),
                  ping_text: str | None = None, ping_interval_s: float = 15.0,
                  watchdog_s: float = 30.0, connect_timeout_s: float = 10.0,
-                 backoff: Backoff | None = None, name: str = "ws"):
+                 backoff: Backoff | None = None, name: str = "ws", max_backlog: int = 200_000):
         super().__init__(name=name, daemon=True)
         self.url = url
         self.inbox = inbox
@@ -99,6 +99,8 @@ class WsReader(threading.Thread):
         self._ws: websocket.WebSocket | None = None
         self.connects = 0
         self.frames = 0
+        self.max_backlog = max_backlog  # frames waiting for the loop; past it, drop (books resync)
+        self.dropped = 0
 
     def send(self, text: str) -> bool:
         """Send a text frame if connected (any thread); False when not connected."""
@@ -183,6 +185,9 @@ class WsReader(threading.Thread):
                 continue
             last_rx = time.monotonic()
             if opcode == websocket.ABNF.OPCODE_TEXT or opcode == websocket.ABNF.OPCODE_BINARY:
+                if len(inbox) >= self.max_backlog:
+                    self.dropped += 1   # the loop is far behind: the sequence checks will resync
+                    continue
                 inbox.append((time.time_ns(), data))
                 wake.set()
                 self.frames += 1

@@ -18,6 +18,16 @@ final best bid / ask must equal ours. cryptofeed is the optional `bench` extra
 
 Caveat, in cryptofeed's favour: its Binance handler subscribes aggTrade, so the
 recording's raw `trade` frames (14,515) take its cheap "unexpected message" path.
+
+Where the time goes (measured on the 2-vCPU build machine, per frame type, ours vs
+cryptofeed): ETHUSDT bookTicker 0.19 s vs 0.17 s (58,758 frames: orjson.loads alone is
+~0.7 us of our ~3.2 us; four cached decimal conversions and one struct pack are
+most of the rest), depth diffs 0.30 s vs 0.47 s (6,470 diffs, 272,764 levels: ~0.42
+us per level with warm caches, bisect on sorted mantissa lists), trades 0.044 s vs
+0.03 s (cryptofeed skips them). OKX per pass: updates 10 ms vs 20 ms (CRC32 of the
+top 25 and the seqId checks included), snapshots 1.8 ms vs 1.3 ms (3 x 800 levels,
+each price converted once). The 2x target is met on OKX updates only: a Python
+ticker path cannot reach half of cryptofeed's C-backed one.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
+from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
 from ingest.book import Book
 from ingest.decimals import Mantissas
 from ingest.publisher import Publisher, event_ids
@@ -108,3 +108,27 @@ def test_flushed_batches_reach_a_ring_reader(run_ctx):
             assert got == list(range(40))
         finally:
             r.close()
+
+
+def test_packed_layouts_match_the_event_dtype_field_by_field():
+    """The struct formats in ingest.publisher must follow events.records; this catches drift."""
+    from ingest.publisher import BOOK_STRUCT, TICKER_STRUCT, TRADE_STRUCT
+    rows = np.zeros(3, EVENT)
+    raw = rows.view(np.uint8).reshape(3, EVENT.itemsize)
+    BOOK_STRUCT.pack_into(raw[0], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                          *range(100, 120), *range(200, 220), *range(300, 320), *range(400, 420))
+    TRADE_STRUCT.pack_into(raw[1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    TICKER_STRUCT.pack_into(raw[2], 0, *range(1, 17))
+    h = [int(rows[0][n]) for n in ("schema_version", "kind", "provider", "flags", "instrument",
+                                   "consumer_id", "seq_provider", "ingest_ts_ns", "event_ts_ns")]
+    assert h == list(range(1, 10))
+    b = rows[0]["book"]
+    assert [int(b[n]) for n in ("depth", "n_bids", "n_asks", "px_scale", "sz_scale", "last_update_id")] == \
+        list(range(10, 16))
+    assert list(b["bid_px"]) == list(range(100, 120)) and list(b["ask_sz"]) == list(range(400, 420))
+    t = rows[1]["trade"]
+    assert [int(t[n]) for n in ("trade_id", "px", "sz", "side", "px_scale", "sz_scale")] == list(range(10, 16))
+    k = rows[2]["ticker"]
+    assert [int(k[n]) for n in ("bid_px", "bid_sz", "ask_px", "ask_sz", "update_id", "px_scale",
+                                "sz_scale")] == list(range(10, 17))
+    assert BOOK_STRUCT.size == 64 + sum(BOOK.fields[n][0].itemsize for n in BOOK.names)

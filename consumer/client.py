@@ -13,7 +13,7 @@ import zmq
 from events import EVENT, Closed, Command, Kind, PeerGone, ResultStatus
 from events.errors import BadInput
 from meltica.run import RunContext
-from shm import RingClosed, RingReader
+from shm import RingClosed, RingError, RingReader
 
 _CRITICAL = np.zeros(256, bool)
 for _k in Kind:
@@ -63,17 +63,24 @@ class Consumer:
         self.reader: RingReader | None = None
         self.min_routing_version = 0  # market data stamped before this is stale
         self.filtered = 0             # stale market-data records dropped so far
+        self.recoveries = 0           # times we re-registered with a restarted dispatch
+        self._subs: dict[tuple, dict] = {}  # what to subscribe again after a dispatch restart
+        self._wanted_trading: bool | None = None
+        self._next_check = 0.0
         try:
-            res = self._request("register", pid=os.getpid())
-            if not res.ok:
-                raise BadInput(f"register {name!r} refused: {res.error}")
-            self.consumer_id: int = res["consumer_id"]
-            self.ring_name: str = res["rings"]["md"]
-            self._trading = bool(res["trading_enabled"])
-            self.reader = RingReader.attach(ctx.namespace, self.ring_name, EVENT, start="oldest")
+            self._register()
         except BaseException:
             self._sock.close(0)
             raise
+
+    def _register(self) -> None:
+        res = self._request("register", pid=os.getpid())
+        if not res.ok:
+            raise BadInput(f"register {self.name!r} refused: {res.error}")
+        self.consumer_id: int = res["consumer_id"]
+        self.ring_name: str = res["rings"]["md"]
+        self._trading = bool(res["trading_enabled"])
+        self.reader = RingReader.attach(self.run.namespace, self.ring_name, EVENT, start="oldest")
 
     # -- control ---------------------------------------------------------------------
 
@@ -102,12 +109,19 @@ class Consumer:
     def subscribe(self, symbol: str, providers=None, kinds=None) -> Result:
         """Receive `kinds` ("book", "trade", "ticker"; all by default) of `symbol` from
         `providers` (slugs; all by default)."""
-        return self._request("subscribe", symbol=symbol, providers=_list(providers),
-                             kinds=_list(kinds))
+        fields = dict(symbol=symbol, providers=_list(providers), kinds=_list(kinds))
+        res = self._request("subscribe", **fields)
+        if res.ok:
+            self._subs[("subscribe", symbol, _key(providers), _key(kinds))] = fields
+        return res
 
     def merged_subscribe(self, symbol: str, providers) -> Result:
         """Receive one MERGED record per closed window of `symbol` over >= 2 `providers`."""
-        return self._request("merged_subscribe", symbol=symbol, providers=_list(providers))
+        fields = dict(symbol=symbol, providers=_list(providers))
+        res = self._request("merged_subscribe", **fields)
+        if res.ok:
+            self._subs[("merged_subscribe", symbol, _key(providers), None)] = fields
+        return res
 
     def unsubscribe(self, symbol: str, providers=None, kinds=None, merged: bool = False) -> Result:
         """Stop receiving; market data already in the ring from before is filtered out."""
@@ -115,6 +129,12 @@ class Consumer:
                             kinds=_list(kinds), merged=merged)
         if res.ok and res.get("changed"):
             self.min_routing_version = max(self.min_routing_version, res.routing_version)
+        if res.ok:
+            cmd = "merged_subscribe" if merged else "subscribe"
+            for key in [k for k in self._subs if k[0] == cmd and k[1] == symbol
+                        and (providers is None or k[2] == _key(providers))
+                        and (merged or kinds is None or k[3] == _key(kinds))]:
+                del self._subs[key]
         return res
 
     def set_trading_mode(self, enabled: bool) -> Result:
@@ -122,6 +142,7 @@ class Consumer:
         res = self._request("set_trading_mode", enabled=bool(enabled))
         if res.ok:
             self._trading = bool(res["trading_enabled"])
+            self._wanted_trading = bool(enabled)
         return res
 
     def list_subscriptions(self) -> Result:
@@ -145,14 +166,21 @@ class Consumer:
         dropped. The batch is valid until the next call.
         """
         r = self.reader
-        if r is None:
+        if self._closed:
             raise Closed(f"consumer {self.name!r} is closed")
+        if r is None:  # dispatch restarted and we could not re-register yet
+            return self._recover(timeout_s)
         r.release()
         try:
             batch = r.wait_read(max_n, timeout_s) if timeout_s else r.try_read(max_n)
         except RingClosed:
-            raise PeerGone(f"dispatch closed ring {self.ring_name}") from None
+            batch = r.try_read(0)
         if len(batch) == 0:
+            now = time.monotonic()
+            if now >= self._next_check:  # a cheap check, at most 4 times a second
+                self._next_check = now + 0.25
+                if r.writer_state() != "alive":
+                    return self._recover(0)
             return batch
         crit = _CRITICAL[batch["kind"]]
         if crit.any():
@@ -163,6 +191,38 @@ class Consumer:
                 self.filtered += int(len(keep) - keep.sum())
                 return batch[keep]
         return batch
+
+    def _recover(self, timeout_s: float) -> np.ndarray:
+        """Dispatch went away: detach, then re-register and subscribe again once it is back.
+
+        Market data is not replayed (a new dispatch starts from the live feed); the
+        subscriptions, merged subscriptions and the trading mode asked for are restored.
+        """
+        if self.reader is not None:
+            self.reader.release()
+            self.reader.close()
+            self.reader = None
+            self._sock.close(0)
+            self._sock = self._ctx.socket(zmq.DEALER)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.connect(self.endpoint)
+        saved, self.timeout_s = self.timeout_s, min(self.timeout_s, 0.5)
+        try:
+            self._register()
+            self.min_routing_version = 0  # a new dispatch numbers its routing table afresh
+            for (cmd, *_), fields in list(self._subs.items()):
+                self._request(cmd, **fields)
+            if self._wanted_trading is not None:
+                self.set_trading_mode(self._wanted_trading)
+            self.recoveries += 1
+        except (PeerGone, BadInput, RingError):
+            if self.reader is not None:
+                self.reader.close()
+                self.reader = None
+            time.sleep(min(timeout_s, 0.1))
+        finally:
+            self.timeout_s = saved
+        return _EMPTY
 
     def _follow_switch(self, crit: np.ndarray) -> None:
         for rec in crit:
@@ -209,6 +269,14 @@ class Consumer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_EMPTY = np.zeros(0, EVENT)
+
+
+def _key(x):
+    lst = _list(x)
+    return None if lst is None else tuple(sorted(lst))
 
 
 def _list(x):

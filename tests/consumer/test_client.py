@@ -111,3 +111,45 @@ def test_iterating_yields_single_private_records(run_ctx, dispatch):
 def test_a_consumer_without_dispatch_fails_fast(run_ctx):
     with pytest.raises(PeerGone, match="did not answer register"):
         Consumer("alpha", timeout_s=0.2)
+
+
+def _start_dispatch(run_ctx):
+    import threading
+
+    from dispatch.config import DispatchConfig
+    from dispatch.process import DispatchProcess
+    proc = DispatchProcess(run_ctx, DispatchConfig(), telemetry="", instruments=["BTC-USDT"],
+                           discover_ns=10_000_000, exec_timeout_ns=300_000_000)
+    stop = threading.Event()
+    t = threading.Thread(target=proc.run, args=(stop,), kwargs={"max_nap_ns": 100_000})
+    t.start()
+
+    def halt():
+        stop.set()
+        t.join(10)
+        proc.close()
+    return halt
+
+
+def test_a_consumer_resubscribes_by_itself_after_dispatch_restarts(run_ctx):
+    halt = _start_dispatch(run_ctx)
+    try:
+        with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 256) as w:
+            c = Consumer("alpha")
+            assert c.subscribe("BTC-USDT", providers="okx", kinds=["trade"]).ok
+            time.sleep(0.05)  # dispatch lists the namespace every 10 ms
+            w.write_batch(records(OKX, "BTC-USDT", Kind.TRADE, range(1, 4)))
+            assert md(drain(c, lambda g: len(md(g)) >= 3)) == [(Kind.TRADE, s) for s in (1, 2, 3)]
+            halt()  # dispatch stops: its rings close
+            halt = _start_dispatch(run_ctx)  # a new dispatch knows nothing of alpha
+            deadline = time.monotonic() + 10
+            while c.recoveries == 0 and time.monotonic() < deadline:
+                c.events(256, timeout_s=0.05)  # finds the ring closed, registers again
+            assert c.recoveries == 1
+            time.sleep(0.05)
+            w.write_batch(records(OKX, "BTC-USDT", Kind.TRADE, range(4, 7)))
+            got = drain(c, lambda g: len(md(g)) >= 3)
+            assert md(got) == [(Kind.TRADE, s) for s in (4, 5, 6)]
+            c.close()
+    finally:
+        halt()

@@ -19,7 +19,7 @@ from .instruments import Instrument, Registry, instrument_id, split_symbol
 from .kinds import (SCHEMA_VERSION, Command, ExecStatus, HeaderFlag, Kind, OrderType, Provider,
                     ResultStatus, Side, TimeInForce)
 from .records import (BOOK, BOOK_DEPTH, CONTROL_ACK, CONTROL_RESULT, EVENT, EXEC_REPORT, HEADER,
-                      MAX_MERGE_LEGS, MERGED, PAYLOADS, RECORD_BYTES, TICKER, TRADE, empty,
+                      MAX_MERGE_LEGS, MERGED, PAYLOADS, RECORD_BYTES, TICKER, TRADE, concat, empty,
                       stamp_header)
 from .render import to_dict, to_json
 
@@ -33,5 +33,5 @@ __all__ = [
     "ExecStatus", "Command", "ResultStatus",
     "EVENT", "HEADER", "BOOK", "TRADE", "TICKER", "MERGED", "EXEC_REPORT", "CONTROL_ACK",
     "CONTROL_RESULT", "PAYLOADS", "BOOK_DEPTH", "MAX_MERGE_LEGS", "RECORD_BYTES",
-    "empty", "stamp_header", "to_dict", "to_json",
+    "concat", "empty", "stamp_header", "to_dict", "to_json",
 ]

@@ -11,7 +11,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from meltica import config as run_config
 from meltica.run import RunContext
+
+REAL_REST, REAL_WS = "https://api.binance.com", "wss://stream.binance.com:9443"
 
 SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
 ENV_KEY, ENV_SECRET = "MELTICA_BINANCE_API_KEY", "MELTICA_BINANCE_API_SECRET"
@@ -55,18 +58,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
     p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
     p.add_argument("--venue", default="binance-spot", choices=["binance-spot"], help="venue (default binance-spot)")
-    p.add_argument("--rest-url", default=os.environ.get("MELTICA_BINANCE_REST_URL"),
-                   help="venue REST base URL (env MELTICA_BINANCE_REST_URL)")
-    p.add_argument("--ws-url", default=os.environ.get("MELTICA_BINANCE_WS_URL"),
-                   help="venue WebSocket base URL for the user stream (env MELTICA_BINANCE_WS_URL)")
+    p.add_argument("--rest-url", default=os.environ.get("MELTICA_BINANCE_REST_URL", REAL_REST),
+                   help=f"venue REST base URL (env MELTICA_BINANCE_REST_URL; default the real venue, {REAL_REST})")
+    p.add_argument("--ws-url", default=os.environ.get("MELTICA_BINANCE_WS_URL", REAL_WS),
+                   help=f"venue WebSocket base URL for the user stream (env MELTICA_BINANCE_WS_URL; "
+                        f"default the real venue, {REAL_WS})")
     p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
                    f"{ENV_KEY} / {ENV_SECRET})")
     p.add_argument("--limits", help="pre-trade limits: JSON file, JSON text, or "
                    "max_notional=DEC,max_open_orders=N,max_orders_per_s=N")
-    p.add_argument("--durability", choices=["power", "process"], default="process",
-                   help="process (default): journal and store written (page cache) before anything is "
-                   "published or sent, so a killed process loses nothing; power: also fsync them first "
-                   "(survives power loss; on a shared disk fsync spikes cost 100s of ms at p99)")
+    p.add_argument("--durability", choices=["power", "process"], default="power",
+                   help="power (default): journal and store fsynced before anything is published or "
+                   "sent, so not even a power cut loses an order or a report (on a shared disk fsync "
+                   "spikes cost 100s of ms at p99); process: written to the page cache only, so a "
+                   "killed process loses nothing but a power cut may")
     p.add_argument("--trading-default", choices=["on", "off"], default="on",
                    help="trading switch of a consumer never seen before (default on)")
     p.add_argument("--telemetry", help="telemetry PUB endpoint (bind:ENDPOINT binds)")
@@ -77,9 +82,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if not args.rest_url or not args.ws_url:
-        parser().error("--rest-url and --ws-url are required (or MELTICA_BINANCE_REST_URL / _WS_URL)")
+    args = run_config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "execution")
     from .limits import parse_limits
     from .process import AlreadyRunning, ExecutionProcess, install_signals
     key, secret = load_credentials(args.api_key_file, args.rest_url)

@@ -26,7 +26,7 @@ class RunContext:
     def from_env(cls, run_id: str | None = None, run_dir: str | os.PathLike | None = None) -> "RunContext":
         rid = run_id or os.environ.get("MELTICA_RUN", "default")
         rdir = Path(run_dir or os.environ.get("MELTICA_RUN_DIR") or Path("run") / rid)
-        return cls(rid, rdir)
+        return cls(rid, rdir.absolute())  # absolute: ipc:// endpoints in it must not depend on cwd
 
     @property
     def namespace(self) -> Namespace:

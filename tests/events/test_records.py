@@ -108,3 +108,14 @@ def test_every_byte_of_a_record_survives_a_numpy_copy():
     picked = src[np.array([True, False, True, True])]  # a copy through a boolean mask
     assert picked.tobytes() == src[[0, 2, 3]].tobytes()
     assert np.array(src[1:3]).tobytes() == src[1:3].tobytes()
+
+
+def test_concat_keeps_the_record_layout_and_every_byte():
+    a, b = E.empty(2), E.empty(3)
+    a["seq_provider"], b["seq_provider"] = [1, 2], [3, 4, 5]
+    b["trade"]["px"] = [7, 8, 9]
+    joined = E.concat([a, b])
+    assert joined.dtype == E.EVENT and joined["seq_provider"].tolist() == [1, 2, 3, 4, 5]
+    assert joined["trade"]["px"][2:].tolist() == [7, 8, 9]
+    assert joined.view(np.uint8).tobytes() == a.view(np.uint8).tobytes() + b.view(np.uint8).tobytes()
+    assert len(E.concat([])) == 0

@@ -262,8 +262,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="duration of the order stream (default 5)")
     p.add_argument("--md-rate", type=float, default=50.0, help="simulator market steps per second (default 50)")
     p.add_argument("--reports", type=int, default=100_000, help="reports for the exec-channel run")
-    p.add_argument("--durability", choices=["power", "process"], default="process",
-                   help="execution's durability (default process, execution's default; power: fsync first)")
+    p.add_argument("--durability", choices=["power", "process"], default="power",
+                   help="execution's durability (default power, execution's default; process: no fsync)")
     args = p.parse_args(argv)
     from meltica.run import RunContext
 

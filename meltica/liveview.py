@@ -2,11 +2,12 @@
 
 Redrawn a few times a second from the monitor consumer (top of book, latency, counts),
 the telemetry collector (rates, resyncs, drops, windows, orders) and the launcher
-(process states). Rates are differences between two redraws.
+(process states). Rates are taken over the last 5 seconds.
 """
 
 from __future__ import annotations
 
+import collections
 import time
 
 from rich.console import Group
@@ -20,15 +21,18 @@ class LiveView:
     def __init__(self, pipeline, duration_s: float | None):
         self.p = pipeline
         self.duration_s = duration_s
-        self._last: dict[str, tuple[float, int]] = {}
+        self._last: dict[str, collections.deque] = {}
 
-    def _rate(self, key: str, total: int) -> float:
+    def _rate(self, key: str, total: int, window_s: float = 5.0) -> float:
+        """Per-second rate of a growing total over the last `window_s` (counters arrive
+        in snapshots about once a second, so a shorter window would read 0 in between)."""
         now = time.monotonic()
-        prev = self._last.get(key)
-        self._last[key] = (now, total)
-        if prev is None or now <= prev[0]:
-            return 0.0
-        return (total - prev[1]) / (now - prev[0])
+        hist = self._last.setdefault(key, collections.deque())
+        hist.append((now, total))
+        while len(hist) > 2 and now - hist[1][0] >= window_s:
+            hist.popleft()
+        t0, v0 = hist[0]
+        return (total - v0) / (now - t0) if now > t0 else 0.0
 
     def render(self) -> Group:
         p = self.p

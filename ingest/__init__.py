@@ -25,7 +25,9 @@ Contract with the rest of the pipeline:
             one is refused. Closed and unlinked on SIGTERM / SIGINT.
   header    provider (events.Provider), instrument (events.instrument_id of the
             canonical symbol), seq_provider (Binance: depth u, trade t, aggTrade a,
-            bookTicker u; OKX: books seqId or ts, trades tradeId, tickers ts),
+            bookTicker u; OKX: books seqId, trades tradeId, tickers and books of
+            feeds without seqId ts_ms * 1000 + k, k counting that stream's messages
+            in the same millisecond; Kraken: microsecond times, made increasing),
             ingest_ts_ns (time.time_ns() when the frame was read), event_ts_ns (the
             venue's event time in ns; 0 where it sends none: Binance spot
             bookTicker), event_id (events.event_id), trace_id (a per-process

@@ -117,7 +117,51 @@ def test_trades_and_tickers():
     assert [int(t["seq_provider"]) for t in trades] == [7849, 7850]
     assert [int(t["trade"]["side"]) for t in trades] == [1, 2]
     t = rig.records(Kind.TICKER)[0]
-    assert int(t["seq_provider"]) == 1652459223003 and int(t["ticker"]["bid_px"]) == 3021040000000
+    assert int(t["seq_provider"]) == 1652459223003_000 and int(t["ticker"]["bid_px"]) == 3021040000000
+    assert int(t["event_ts_ns"]) == 1652459223003 * 1_000_000
+
+
+def _ticker(inst_id: str, ts: str, bid: str) -> dict:
+    return {"arg": {"channel": "tickers", "instId": inst_id}, "data": [
+        {"instType": "SPOT", "instId": inst_id, "last": bid, "askPx": "30220.1", "askSz": "3",
+         "bidPx": bid, "bidSz": "4", "ts": ts}]}
+
+
+def test_two_tickers_in_the_same_millisecond_get_distinct_increasing_seq_and_event_ids():
+    rig = synced_rig()
+    rig.frame(_ticker("BTC-USDT", "1652459223003", "30210.4"))
+    rig.frame(_ticker("BTC-USDT", "1652459223003", "30210.5"))   # same ms, new best bid
+    rig.frame(_ticker("ETH-USDT", "1652459223003", "2000.1"))    # another stream starts at k = 0
+    rig.frame(_ticker("BTC-USDT", "1652459223004", "30210.6"))
+    rig.frame(_ticker("BTC-USDT", "1652459223001", "30210.7"))   # ts went back: still increasing
+    recs = rig.records(Kind.TICKER)
+    btc = recs[recs["instrument"] == rig.streams[0].iid]
+    assert [int(s) for s in btc["seq_provider"]] == [1652459223003_000, 1652459223003_001,
+                                                     1652459223004_000, 1652459223004_001]
+    assert [int(b) for b in btc["ticker"]["bid_px"]] == [3021040000000, 3021050000000,
+                                                         3021060000000, 3021070000000]
+    assert [int(t) // 1_000_000 for t in btc["event_ts_ns"]] == [1652459223003, 1652459223003,
+                                                                  1652459223004, 1652459223001]
+    ids = [int(i) for i in recs["event_id"]]
+    assert len(set(ids)) == len(ids) == 5
+    eth = recs[recs["instrument"] == rig.streams[1].iid]
+    assert [int(s) for s in eth["seq_provider"]] == [1652459223003_000]
+
+
+def test_books_without_seq_ids_in_the_same_millisecond_get_increasing_seq():
+    rig = Rig(Provider.OKX, ["BTC-USDT"])
+    ts = "1652459225464"
+    rig.frame(okx_books("BTC-USDT", "snapshot", BIDS, ASKS, checksum=okx_checksum_of(BIDS, ASKS), ts=ts))
+    bids = [["3366.5", "1"]] + BIDS
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=okx_checksum_of(bids, ASKS), ts=ts))
+    bids = [["3366.5", "2"]] + BIDS
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "2"]], [], checksum=okx_checksum_of(bids, ASKS), ts=ts))
+    books = rig.records(Kind.BOOK)
+    assert rig.report.checksum_ok == 3 and rig.report.gaps == 0
+    assert [int(b["seq_provider"]) for b in books] == [1652459225464_000, 1652459225464_001,
+                                                       1652459225464_002]
+    assert [int(b["book"]["last_update_id"]) for b in books] == [int(b["seq_provider"]) for b in books]
+    assert len({int(i) for i in books["event_id"]}) == 3
 
 
 def test_venue_errors_and_pongs_do_not_stop_the_feed():

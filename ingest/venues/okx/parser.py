@@ -13,7 +13,9 @@ Frames (as recorded, 2022-05-13):
   events   {"event":"subscribe","arg":{...}} / {"event":"error","code":"60012","msg":..}
   "pong"   the answer to our "ping" text frame (keep-alive)
 
-seq_provider: books -> seqId (or ts), trades -> tradeId, tickers -> ts. event_ts_ns:
+seq_provider: books -> seqId (or ts_ms * 1000 + k), trades -> tradeId, tickers ->
+ts_ms * 1000 + k, k counting that stream's messages within the same millisecond (see
+`seq`: ts alone repeats, and equal seq_provider means equal event_id). event_ts_ns:
 "ts" in ns. Trade side: "buy"/"sell" (the taker's), any other value is bad input.
 """
 
@@ -28,6 +30,7 @@ from events import BadInput, Side, UnknownInstrument
 from events.fixed import to_decimal
 
 from .markets import WS_PATH
+from .seq import next_seq
 from .sync import BooksSync
 
 SIDES = {"buy": int(Side.BUY), "sell": int(Side.SELL)}
@@ -55,6 +58,7 @@ class OkxAdapter:
         self.syncs = {s.venue_symbol: BooksSync(s, report, self) for s in streams}
         self.ignore = frozenset(ignore)
         self.resubscribed: dict[str, int] = {}   # instId -> monotonic ns of the resubscribe
+        self.ticker_seq: dict[str, int] = {}     # instId -> last tickers seq_provider
         self.venue_errors = 0
 
     # -- connection ----------------------------------------------------------------
@@ -162,9 +166,12 @@ class OkxAdapter:
         ts = _ms(t["ts"])
         px, sz = stream.px, stream.sz
         bp, bs, ap, az = t["bidPx"], t["bidSz"], t["askPx"], t["askSz"]
-        self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, ts, recv_ns, ts * 1_000_000,
-                        px(bp) if bp else 0, sz(bs) if bs else 0, px(ap) if ap else 0,
-                        sz(az) if az else 0, ts)
+        bp, bs = px(bp) if bp else 0, sz(bs) if bs else 0
+        ap, az = px(ap) if ap else 0, sz(az) if az else 0
+        vs = stream.venue_symbol
+        seq = self.ticker_seq[vs] = next_seq(ts, self.ticker_seq.get(vs, 0))
+        self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, ts * 1_000_000,
+                        bp, bs, ap, az, seq)
 
     # -- owner callbacks from BooksSync -----------------------------------------------
 

@@ -10,7 +10,9 @@ levels must equal `checksum` (skipped when the field is absent, or 0 on a feed
 with seqId: OKX announced it will send 0). A gap, a checksum mismatch or a crossed
 book drops this instrument's book; the adapter resubscribes `books` for it, which
 makes OKX send a new snapshot. Updates before that snapshot are dropped.
-seq_provider is `seqId`, or `ts` when the feed has no seqId.
+seq_provider is `seqId`, or, when the feed has no seqId, ts_ms * 1000 + k with k
+counting this instrument's books messages within the same millisecond (`seq`): ts
+alone repeats, and a repeated seq_provider is a repeated event_id downstream.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from events import BadInput, HeaderFlag
 
 from ...book import Book
 from .checksum import book_checksum
+from .seq import next_seq
 
 WAITING, SYNCED = 0, 2
 _MAX_I64 = (1 << 63) - 1
@@ -45,7 +48,7 @@ class BooksSync:
 
     def on_snapshot(self, d: dict, recv_ns: int) -> None:
         """{"asks": [[px, sz, "0", n]..], "bids": [..], "ts": "..", "checksum": c, "seqId": s}."""
-        seq, ts = _seq(d)
+        seq_id, ts = _seq(d)
         try:
             self.book.load(d["bids"], d["asks"])
         except _ERRORS:
@@ -54,8 +57,8 @@ class BooksSync:
         self.report.snapshots += 1
         if not self._verify(d):
             return
-        self.last_seq = d.get("seqId")
-        self.seq = seq
+        self.last_seq = seq_id
+        self.seq = seq = seq_id if seq_id is not None else next_seq(ts // 1_000_000, self.seq)
         self.book.last_update_id = seq
         flags = int(HeaderFlag.SNAPSHOT) | (int(HeaderFlag.RESYNCED) if self.stream.resync_reason else 0)
         self.state = SYNCED
@@ -64,7 +67,7 @@ class BooksSync:
             self._publish(flags, ts, recv_ns)
 
     def on_update(self, d: dict, recv_ns: int) -> None:
-        seq, ts = _seq(d)
+        seq_id, ts = _seq(d)
         if self.state != SYNCED:
             self.report.diffs_dropped_stale += 1
             return
@@ -83,16 +86,18 @@ class BooksSync:
             self.book.apply_bids(bids)
             self.book.apply_asks(asks)
         except _ERRORS:
-            self.lose("bad_input", f"update seq={seq} could not be applied")
+            self.lose("bad_input", f"update seqId={seq_id} ts={ts // 1_000_000} could not be applied")
             raise
         self.report.diffs_applied += 1
         if not self._verify(d):
             return
         flags = 0
-        if "seqId" in d:
-            if self.last_seq is not None and d["seqId"] < self.last_seq:
+        if seq_id is not None:
+            if self.last_seq is not None and seq_id < self.last_seq:
                 flags = _RESTARTED   # the venue reset its sequence: tell dispatch's ordering
-            self.last_seq = d["seqId"]
+            self.last_seq = seq = seq_id
+        else:
+            seq = next_seq(ts // 1_000_000, self.seq)
         self.seq = seq
         self.book.last_update_id = seq
         if (bids or asks) and not self._crossed():
@@ -140,13 +145,13 @@ class BooksSync:
         return {"state": "synced" if self.synced else "waiting", "last_seq": self.last_seq}
 
 
-def _seq(d: dict) -> tuple[int, int]:
-    """(seq_provider, event_ts_ns) of one books message: seqId or ts, and ts in ns."""
+def _seq(d: dict) -> tuple[int | None, int]:
+    """(seqId or None, event_ts_ns) of one books message."""
     ts = d["ts"]
     if type(ts) is not str or not ts.isdigit() or not ts.isascii():
         raise BadInput(f"ts must be a string of digits: ts={ts!r}")
     ts_ms = int(ts)
-    seq = d.get("seqId", ts_ms)
+    seq = d.get("seqId", 0)
     if ts_ms > _MAX_MS or type(seq) is not int or not 0 <= seq <= _MAX_I64:
         raise BadInput(f"seqId must be an int64 and ts in range: seqId={seq!r} ts={ts!r}")
-    return seq, ts_ms * 1_000_000
+    return d.get("seqId"), ts_ms * 1_000_000

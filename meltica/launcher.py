@@ -71,6 +71,7 @@ class Launcher:
         self._running: dict[str, _Running] = {}
         self._order: list[str] = []
         self.stopping = False
+        self.left_by_programs: list[str] | None = None  # segments the programs left (set by stop)
 
     def _env(self, program: Program) -> dict[str, str]:
         env = dict(os.environ)
@@ -151,7 +152,11 @@ class Launcher:
         return {name: self._running[name].restarts for name in self._order}
 
     def stop(self, timeout_s: float = 10.0) -> dict[str, int | None]:
-        """Stop every program (reverse start order), then remove the run's segments."""
+        """Stop every program (reverse start order), then remove the run's segments.
+
+        `left_by_programs` then names the segments that outlived their programs (a clean
+        stop leaves none; the sweep removes them anyway).
+        """
         self.stopping = True
         for name in reversed(self._order):
             p = self._running[name].proc
@@ -177,6 +182,7 @@ class Launcher:
             if r.log is not None:
                 r.log.close()
                 r.log = None
+        self.left_by_programs = self.ctx.namespace.names()  # each program should have removed its own
         self.ctx.namespace.cleanup()
         sweep_stale()
         return codes

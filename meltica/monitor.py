@@ -2,8 +2,10 @@
 and the run report. Market data only; it never trades.
 
 Keeps, per (provider, symbol): best bid / ask and the time of the last book or ticker;
-per (provider, kind): records delivered; and the ingest -> consumer latency of the last
-`keep` records per provider (now - header.ingest_ts_ns, both wall clock ns on this host).
+per (provider, kind): records delivered; the ingest -> consumer latency of the last
+`keep` records per provider (now - header.ingest_ts_ns, both wall clock ns on this host);
+and how often its consumer re-registered with a restarted dispatch (`recoveries`), with
+the market-data records received since the last time (`md_since_recovery`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Monitor(threading.Thread):
         self._lat: dict[str, np.ndarray] = {}
         self._lat_n: dict[str, int] = {}
         self.merged_seen = 0
+        self.recoveries = 0
+        self.md_since_recovery = 0
         self.subscribed = threading.Event()
         self.error: str | None = None
         self.results: list[dict] = []
@@ -69,6 +73,9 @@ class Monitor(threading.Thread):
             self.subscribed.set()
             while not self._halt.is_set():
                 batch = consumer.events(max_n=4096, timeout_s=0.2)
+                if consumer.recoveries != self.recoveries:
+                    with self._lock:
+                        self.recoveries, self.md_since_recovery = consumer.recoveries, 0
                 if len(batch):
                     self._apply(batch, time.time_ns())
         except PeerGone as err:
@@ -91,6 +98,7 @@ class Monitor(threading.Thread):
                 md = sel & ((kinds == Kind.BOOK) | (kinds == Kind.TICKER) | (kinds == Kind.TRADE))
                 self._keep_latency(slug, lat[md])
             self.merged_seen += int(np.count_nonzero(kinds == Kind.MERGED))
+            self.md_since_recovery += len(batch)
             for rec in batch[(kinds == Kind.BOOK) | (kinds == Kind.TICKER)][-64:]:
                 self._top_of(rec, now_ns)
 
@@ -139,7 +147,8 @@ class Monitor(threading.Thread):
         with self._lock:
             return {"top": {f"{p}/{s}": v for (p, s), v in self.top.items()},
                     "counts": {f"{p}/{k}": n for (p, k), n in sorted(self.counts.items())},
-                    "merged": self.merged_seen}
+                    "merged": self.merged_seen, "recoveries": self.recoveries,
+                    "md_since_recovery": self.md_since_recovery}
 
 
 def _slug(p: int) -> str:

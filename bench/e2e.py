@@ -1,0 +1,814 @@
+"""The whole pipeline, end to end: `python -m bench e2e [--json] [--quick]`.
+
+    simulator -> ingest (one per venue) -> dispatch -> consumers (this process + strategies.demo)
+
+Each step starts a fresh `meltica.pipeline.Pipeline` (simulator with `instruments`
+instruments on binance-spot and okx at `rate` market steps/s per instrument; execution;
+dispatch; one ingest per venue; the demo strategy on BTC-USDT only, with its orders),
+stops the operator's monitor (our own consumer measures), subscribes a benchmark
+consumer (`consumer.Consumer`) to every kind of every instrument of every venue, warms
+up, then measures for `--seconds`:
+
+  offered_msgs_per_s     WebSocket frames the simulator sent to ingest (its /_sim/stats)
+  sim_steps_per_s        market steps it achieved (vs `rate`: the simulator can saturate)
+  delivered_eps          market-data events/s this consumer received
+  lost / coalesced / ... from telemetry over the window: md ring laps (dispatch behind
+                         ingest), ingest WebSocket backlog drops, fan-out coalescing and
+                         trade drops for this consumer, late and de-dup drops
+  ingest_*_us            p50/p99/p99.9 of now - header.ingest_ts_ns (ingest's receipt)
+  venue_*_us             p50/p99/p99.9 of now - header.event_ts_ns (the venue's event
+                         time: the simulator stamps it in whole ms from the same host
+                         clock, truncated, so this reads 0-1 ms high, 0.5 ms on average)
+  order_*_ms             an order round trip while market data flows: OrderClient
+                         submit (marketable IOC, buy/sell alternating, `--order-rate`/s)
+                         -> reply; -> first exec report (ACK); -> terminal report
+  cpu_pct                per process, over the window (100 = one core of 2)
+
+Baseline in the same run: `ring_direct_*` (bench.dispatch's writer process -> this
+process over one shm ring, no pipeline; the floor of one hop on this machine), and every
+latency figure is also given as a ratio to it. `hops` (a step with a tap process that
+reads the ingest rings directly) splits ingest -> consumer into ingest -> md ring and
+md ring -> consumer (dispatch), joined per record by event_id.
+
+Checks (the step fails loudly otherwise): per stream (provider, instrument, kind),
+`seq_provider` strictly increases except across a SNAPSHOT/RESYNCED record; no event_id
+is delivered twice; after the ingests are stopped and everything drained, this consumer
+received exactly what dispatch says it delivered to it; every order reached a terminal
+report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from bench.common import emit, log, percentiles_us
+
+VENUES = ("binance-spot", "okx")
+MD_KINDS = (1, 2, 3)  # Kind.BOOK, TRADE, TICKER
+RESET = 1 | 2         # HeaderFlag.SNAPSHOT | RESYNCED
+REPO = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def symbols_for(n: int) -> list[str]:
+    from venue.instruments import default_instruments
+    return [i.canonical for i in default_instruments(n)]
+
+
+def config_text(symbols: list[str], rate: float, demo_symbols: str = "BTC-USDT",
+                ring_capacity: int = 16384) -> str:
+    """The run configuration of one step (merged over meltica/defaults.toml)."""
+    syms = ",".join(symbols)
+    ingest = "".join(f'\n[ingest.{v}]\nsymbols = "{syms}"\nring_capacity = {ring_capacity}\n'
+                     f"status_interval = 1\n" for v in VENUES)
+    return (f'[run]\nmetrics_port = 0\norders = true\n\n[venue]\nvenues = "{",".join(VENUES)}"\n'
+            f"instruments = {len(symbols)}\nrate = {rate}\nseed = 1\n{ingest}\n"
+            f'[dispatch]\ninstruments = "{syms}"\nring_capacity = {ring_capacity}\n\n'
+            f'[strategy]\nsymbols = "{demo_symbols}"\nmerged = "BTC-USDT"\n')
+
+
+# -- process figures (/proc) --------------------------------------------------------------
+
+def cpu_ticks(pid: int) -> int | None:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (/proc/stat)."""
+    with open("/proc/stat", "rb") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+def loadavg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+class CpuWindow:
+    """CPU % per process (and of the machine) between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.c0 = {n: cpu_ticks(p) for n, p in self.pids.items()}
+        self.m0 = machine_ticks()
+
+    def stop(self) -> dict:
+        dt = time.monotonic() - self.t0
+        out = {}
+        for n, p in self.pids.items():
+            c1 = cpu_ticks(p)
+            if c1 is not None and self.c0.get(n) is not None:
+                out[n] = round(100.0 * (c1 - self.c0[n]) / TICKS / dt, 1)
+        b1, t1 = machine_ticks()
+        ncpu = os.cpu_count() or 1
+        out["machine_busy"] = round(100.0 * ncpu * (b1 - self.m0[0]) / max(1, t1 - self.m0[1]), 1)
+        out["others"] = round(out["machine_busy"] - sum(v for k, v in out.items() if k != "machine_busy"), 1)
+        return out
+
+
+# -- the pipeline of one step ---------------------------------------------------------------
+
+class PipelineRun:
+    """A `Pipeline` with this step's configuration, in a temporary run directory."""
+
+    def __init__(self, symbols: list[str], rate: float, tag: str, demo_symbols: str = "BTC-USDT",
+                 ring_capacity: int = 16384):
+        from meltica import config
+        from meltica.pipeline import Pipeline
+        from meltica.run import RunContext
+
+        self.symbols = symbols
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"meltica-{tag}-"))
+        cfg_path = self.tmp / "run.toml"
+        cfg_path.write_text(config_text(symbols, rate, demo_symbols, ring_capacity))
+        self.ctx = RunContext(f"bench-{tag}-{uuid.uuid4().hex[:8]}", self.tmp / "run")
+        self.pipeline = Pipeline(config.load(cfg_path), self.ctx, config_path=str(cfg_path))
+        self.stopped = False
+
+    def start(self) -> None:
+        self.pipeline.start()
+        mon = self.pipeline.monitor
+        if mon is not None:  # a second consumer in our process would share our GIL
+            mon.stop()
+
+    def pids(self) -> dict[str, int]:
+        out = {s["name"]: s["pid"] for s in self.pipeline.launcher.states() if s["pid"]}
+        out["bench"] = os.getpid()
+        return out
+
+    def sim_stats(self, timeout_s: float = 30.0) -> dict:
+        """Every simulated venue's counters (GET /_sim/stats; slow when its loop is saturated)."""
+        out = {}
+        for venue, ep in self.pipeline.endpoints.items():
+            with urllib.request.urlopen(ep["rest"] + "/_sim/stats", timeout=timeout_s) as r:
+                out[venue] = orjson.loads(r.read())
+        return out
+
+    def snapshots(self) -> dict:
+        return self.pipeline.collector.snapshots() if self.pipeline.collector else {}
+
+    def stop_program(self, name: str) -> None:
+        """SIGTERM one program (it is not restarted: we never call `poll()` after this)."""
+        pid = self.pipeline.launcher.pid(name)
+        if pid:
+            os.killpg(pid, signal.SIGTERM)
+
+    def states(self) -> dict[str, str]:
+        return {s["name"]: s["state"] for s in self.pipeline.launcher.states()}
+
+    def stop(self) -> list[str]:
+        """Stop every program; return the run's segments left in /dev/shm (should be none)."""
+        if self.stopped:
+            return []
+        self.stopped = True
+        try:
+            mon = self.pipeline.monitor
+            if mon is not None:
+                mon.join(5)
+            self.pipeline.stop()
+        finally:
+            self.pipeline.close()
+        left = self.ctx.namespace.names()
+        self.ctx.namespace.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return left
+
+
+def counters(snaps: dict) -> dict[str, float]:
+    """Every counter and gauge of every process as 'process/key' -> value."""
+    out = {}
+    for proc, snap in snaps.items():
+        for kind in ("counters", "gauges"):
+            for key, value in snap.get(kind, {}).items():
+                out[f"{proc}/{key}"] = value
+    return out
+
+
+def drops(c0: dict, c1: dict, consumer: str = "bench") -> dict:
+    """Loss and drop figures between two `counters()` readings (counter deltas, gauge levels)."""
+    def delta(pred) -> int:
+        return int(sum(v - c0.get(k, 0) for k, v in c1.items() if pred(k)))
+
+    def level(pred) -> int:
+        return int(sum(v for k, v in c1.items() if pred(k)))
+
+    return {
+        "md_ring_lost": delta(lambda k: k.startswith("dispatch/ingest.lost")),
+        "ws_backlog_dropped": level(lambda k: "/ws.backlog_dropped" in k),
+        "coalesced": delta(lambda k: k == f"dispatch/fanout.coalesced{{consumer={consumer}}}"),
+        "trades_dropped": delta(lambda k: k.startswith(f"dispatch/fanout.dropped{{consumer={consumer},")),
+        "coalesced_demo": delta(lambda k: k == "dispatch/fanout.coalesced{consumer=demo}"),
+        "late_dropped": delta(lambda k: k.startswith("dispatch/late_event.dropped{")),
+        "dedup_dropped": delta(lambda k: k == "dispatch/dedup.dropped"),
+        "gap_unresolved": delta(lambda k: k == "dispatch/order.gap_unresolved"),
+        "resyncs": delta(lambda k: "/book.resync{" in k),
+        "reconnects": delta(lambda k: "/ws.reconnect" in k),
+    }
+
+
+def sim_sent(stats: dict) -> tuple[int, int, int]:
+    """(market-data frames sent, market steps, slow-client disconnects) over every venue."""
+    sent = sum(sum(v.get("messages", {}).values()) for k, v in stats.items() if k in VENUES)
+    steps = max(v.get("market", {}).get("steps", 0) for v in stats.values())
+    slow = sum(v.get("slow_disconnects", 0) for v in stats.values())
+    return sent, steps, slow
+
+
+# -- the benchmark consumer -----------------------------------------------------------------
+
+class Receiver:
+    """A `consumer.Consumer` subscribed to everything, checking what it gets.
+
+    `poll()` reads one batch: per-stream order and duplicates are always checked;
+    latencies are kept while `recording`.
+    """
+
+    def __init__(self, ctx, symbols: list[str], name: str = "bench", patience_s: float = 60.0,
+                 keep_ids: bool = True):
+        from consumer import Consumer
+        from events import PeerGone
+
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.c = Consumer(name, ctx, timeout_s=3.0)
+                break
+            except (PeerGone, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for s in symbols:
+            res = self.c.subscribe(s)
+            if not res.ok:
+                raise SystemExit(f"subscribe {s} refused: {dict(res)}")
+        self.keep_ids = keep_ids
+        self.last: dict[int, int] = {}
+        self.seen_books: set[tuple[int, int]] = set()
+        self.total = 0            # every record, critical ones included (dispatch's count)
+        self.md = 0
+        self.out_of_order = 0
+        self.resets = 0
+        self.recording = False
+        self.rec_md = 0
+        self._ing: list[np.ndarray] = []
+        self._ven: list[np.ndarray] = []
+        self._v2i: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+        self._t_ids: list[np.ndarray] = []
+        self._sk: list[np.ndarray] = []
+
+    def poll(self, timeout_s: float = 0.01) -> int:
+        b = self.c.events(8192, timeout_s=timeout_s)
+        now = time.time_ns()
+        n = len(b)
+        if not n:
+            return 0
+        self.total += n
+        kind = b["kind"]
+        md = b[(b["provider"] != 0) & (kind >= MD_KINDS[0]) & (kind <= MD_KINDS[-1])]
+        if not len(md):
+            return n
+        self.md += len(md)
+        self._check_order(md)
+        if len(self.seen_books) < 10_000:
+            bk = md[md["kind"] == MD_KINDS[0]]
+            self.seen_books.update(zip(bk["provider"].tolist(), bk["instrument"].tolist()))
+        if self.recording:
+            self.rec_md += len(md)
+            self._ing.append(now - md["ingest_ts_ns"])
+            ev = md["event_ts_ns"]
+            has = ev != 0
+            self._ven.append(now - ev[has])
+            self._v2i.append(md["ingest_ts_ns"][has] - ev[has])
+            if self.keep_ids:
+                self._ids.append(md["event_id"].copy())
+                self._t_ids.append(np.full(len(md), now, np.int64))
+                self._sk.append((md["provider"].astype(np.int64) << 8) | md["kind"])
+        return n
+
+    def _check_order(self, md: np.ndarray) -> None:
+        key = (md["provider"].astype(np.int64) << 48) | (md["kind"].astype(np.int64) << 32) | \
+            md["instrument"].astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        k, s = key[order], md["seq_provider"][order]
+        reset = (md["flags"][order] & RESET) != 0
+        self.resets += int(reset.sum())
+        same = k[1:] == k[:-1]
+        bad = same & (s[1:] <= s[:-1]) & ~reset[1:]
+        self.out_of_order += int(bad.sum())
+        starts = np.flatnonzero(np.r_[True, ~same])
+        ends = np.r_[starts[1:], len(k)]
+        last = self.last
+        for i, j, kk in zip(starts.tolist(), ends.tolist(), k[starts].tolist()):
+            prev = last.get(kk)
+            if prev is not None and s[i] <= prev and not reset[i]:
+                self.out_of_order += 1
+            last[kk] = int(s[j - 1])
+
+    def take(self) -> dict:
+        """The recorded samples (ns arrays); recording stops."""
+        self.recording = False
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)  # noqa: E731
+        out = {"ingest": cat(self._ing), "venue": cat(self._ven), "venue_to_ingest": cat(self._v2i),
+               "ids": cat(self._ids).astype(np.uint64), "t": cat(self._t_ids), "sk": cat(self._sk)}
+        self._ing, self._ven, self._v2i, self._ids, self._t_ids, self._sk = [], [], [], [], [], []
+        return out
+
+    def close(self) -> None:
+        self.c.close()
+
+
+class _OrderSender:
+    """What OrderClient needs of a consumer: a name and an open trading switch."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.trading_enabled = True
+
+
+def orders_main(run_id: str, seconds: float, rate: float, out: str, patience_s: float = 5.0) -> int:
+    """Child: marketable IOC orders on binance-spot BTC-USDT at `rate`/s for `seconds`,
+    buy and sell alternating; write the round-trip times (s) to `out` as JSON.
+
+    A process of its own, like a strategy's order thread: OrderClient.submit blocks until
+    execution replies (after its fsync), and a consumer that submitted from its market-data
+    loop would stall its own market data for that long (measured: p99 190-560 ms stalls).
+    """
+    from consumer.orders import OrderClient
+    from events import ExecStatus
+    from meltica.run import RunContext
+
+    oc = OrderClient(_OrderSender(f"e2e-orders-{uuid.uuid4().hex[:6]}"), run=RunContext.from_env(run_id),
+                     timeout_s=5.0)
+    oc.hello()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sent: dict[bytes, float] = {}
+    reply, ack, fill, acked, done = [], [], [], set(), set()
+    rejected = 0
+
+    def drain(wait: float) -> None:
+        for rec in oc.poll_reports(256, timeout_s=wait):
+            now = time.perf_counter()
+            coid = bytes(rec["exec"]["client_order_id"]).rstrip(b"\0")
+            t0 = sent.get(coid)
+            if t0 is None:
+                continue
+            if coid not in acked:
+                acked.add(coid)
+                ack.append(now - t0)
+            if ExecStatus(int(rec["exec"]["status"])).terminal and coid not in done:
+                done.add(coid)
+                fill.append(now - t0)
+
+    t_start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        due = t_start + i / rate
+        while (left := due - time.perf_counter()) > 0:
+            drain(min(left, 0.002))
+        coid = f"e2e-{i}"
+        t0 = time.perf_counter()
+        sent[coid.encode()] = t0
+        r = oc.submit_limit(coid, "BTC-USDT", "buy" if i % 2 == 0 else "sell", "0.001",
+                            "70000" if i % 2 == 0 else "60000", tif="IOC")
+        reply.append(time.perf_counter() - t0)
+        if r.get("status") != "accepted":
+            rejected += 1
+            del sent[coid.encode()]
+    deadline = time.monotonic() + patience_s
+    while len(done) < len(sent) and time.monotonic() < deadline:
+        drain(0.05)
+    oc.close()
+    Path(out).write_bytes(orjson.dumps({"sent": len(sent), "rejected": rejected, "terminal": len(done),
+                                        "reply": reply, "ack": ack, "fill": fill}))
+    return 0
+
+
+def order_figures(path: str) -> dict:
+    try:
+        z = orjson.loads(Path(path).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {"orders": 0, "orders_terminal": 0, "orders_error": "the order process wrote no result"}
+
+    def ms(xs, q):
+        return round(float(np.percentile(np.array(xs) * 1e3, q)), 2) if xs else None
+    out = {"orders": z["sent"], "orders_rejected": z["rejected"], "orders_terminal": z["terminal"]}
+    for name in ("reply", "ack", "fill"):
+        out[f"order_{name}_p50_ms"] = ms(z[name], 50)
+        out[f"order_{name}_p99_ms"] = ms(z[name], 99)
+        out[f"order_{name}_max_ms"] = ms(z[name], 100)
+    return out
+
+
+# -- a tap on the ingest rings (a separate process: the hop breakdown) ------------------------
+
+def tap_main(run_id: str, seconds: float, out: str) -> int:
+    """Child: read every md.<venue> ring directly for `seconds`; save (event_id, t_ns)."""
+    from events import EVENT
+    from shm import RingReader
+
+    from meltica.run import RunContext
+
+    ns = RunContext.from_env(run_id).namespace
+    readers = [RingReader.attach(ns, f"md.{v}", EVENT, start="latest") for v in VENUES]
+    ids, ts, ing = [], [], []
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    end = time.monotonic() + seconds
+    turn = 0
+    while time.monotonic() < end:
+        got = 0
+        for r in readers:
+            b = r.try_read(4096)
+            if len(b):
+                now = time.time_ns()
+                ids.append(b["event_id"].copy())
+                ts.append(np.full(len(b), now, np.int64))
+                ing.append(b["ingest_ts_ns"].copy())
+                got += len(b)
+            r.release()
+        if not got:  # park on one ring (as dispatch does), bounded
+            turn = (turn + 1) % len(readers)
+            b = readers[turn].wait_read(4096, timeout_s=0.0002)
+            if len(b):
+                now = time.time_ns()
+                ids.append(b["event_id"].copy())
+                ts.append(np.full(len(b), now, np.int64))
+                ing.append(b["ingest_ts_ns"].copy())
+            readers[turn].release()
+    lost = sum(r.lost for r in readers)
+    for r in readers:
+        r.close()
+    cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+    np.savez(out, ids=cat(ids, np.uint64), t=cat(ts, np.int64), ingest=cat(ing, np.int64),
+             lost=np.array([lost]))
+    return 0
+
+
+def hop_split(tap_file: str, rec: dict) -> dict:
+    """Per record (joined by event_id): ingest -> md ring reader, md ring -> this consumer."""
+    z = np.load(tap_file)
+    _, ia, ib = np.intersect1d(z["ids"], rec["ids"], assume_unique=False, return_indices=True)
+    if not len(ia):
+        return {"hop_joined": 0}
+    ring = z["t"][ia] - z["ingest"][ia]
+    rest = rec["t"][ib] - z["t"][ia]
+    out = {"hop_joined": int(len(ia)), "tap_lost": int(z["lost"][0])}
+    out.update(percentiles_us(ring, "hop_ingest_to_md_ring"))
+    out.update(percentiles_us(rest, "hop_md_ring_to_consumer"))
+    return out
+
+
+# -- one step ----------------------------------------------------------------------------------
+
+def _child(args: list[str], run: PipelineRun) -> subprocess.Popen:
+    """Start a helper process of this benchmark (`python -m bench.e2e --tap|--orders ...`)."""
+    return subprocess.Popen([sys.executable, "-m", "bench.e2e", *args], env={**os.environ, **run.ctx.env()},
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _wait_ready(helpers: list[subprocess.Popen], rx: "Receiver", timeout_s: float = 30.0) -> None:
+    """Read market data while the helpers start (a consumer that stops reading measures its
+    own backlog, not the pipeline), until each printed its "ready" line."""
+    import select
+
+    waiting = {h.stdout.fileno(): h for h in helpers}
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"helpers did not start: {[h.args[3] for h in waiting.values()]}")
+        rx.poll(0.005)
+        ready, _, _ = select.select(list(waiting), [], [], 0)
+        for fd in ready:
+            h = waiting.pop(fd)
+            if h.stdout.readline().strip() != b"ready":
+                raise SystemExit(f"helper {h.args[3]} failed to start")
+
+
+def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float = 20.0,
+             tap: bool = False, warmup_s: float = 2.0, settle_s: float = 0.5, label: str = "") -> dict:
+    """Start a pipeline, measure `seconds`, drain, check, stop; return the step's figures."""
+    symbols = symbols_for(instruments)
+    run = PipelineRun(symbols, rate, "e2e")
+    res: dict = {"step": label or f"{instruments}x{rate:g}", "instruments": instruments,
+                 "venues": len(VENUES), "rate": rate, "load_1m_before": loadavg()}
+    rx = None
+    helpers: list[subprocess.Popen] = []
+    t_start = time.monotonic()
+    try:
+        run.start()
+        rx = Receiver(run.ctx, symbols)
+        # warm-up: every book of every venue arrived, then `warmup_s` more (the ordering
+        # stage probes each new stream and may hold it once, up to its lateness)
+        n_books = instruments * len(VENUES)
+        deadline = time.monotonic() + 60
+        while len(rx.seen_books) < n_books:
+            rx.poll(0.05)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"step {res['step']}: only {len(rx.seen_books)} of {n_books} books "
+                                 f"after 60 s; programs {run.states()}")
+        res["startup_s"] = round(time.monotonic() - t_start, 1)
+        t_warm = time.monotonic() + warmup_s
+        while time.monotonic() < t_warm:
+            rx.poll(0.01)
+        orders_file = str(run.tmp / "orders.json")
+        if order_rate > 0:
+            helpers.append(_child(["--orders", run.ctx.run_id, str(seconds + settle_s), str(order_rate),
+                                   orders_file], run))
+        tap_file = str(run.tmp / "tap.npz")
+        if tap:
+            helpers.append(_child(["--tap", run.ctx.run_id, str(seconds + settle_s), tap_file], run))
+        t_h = time.monotonic()
+        _wait_ready(helpers, rx)
+        res["phase_helpers_s"] = round(time.monotonic() - t_h, 1)
+        t_settle = time.monotonic() + settle_s
+        while time.monotonic() < t_settle:
+            rx.poll(0.01)
+        cpu = CpuWindow({**run.pids(), **({"tap": helpers[-1].pid} if tap else {})})
+        # the window's counts run from one reading of the simulator's and telemetry's
+        # counters to the next; latencies are recorded inside it, after a short settle
+        # (a reading blocks this loop for a moment: the first batch after it is late)
+        c0, s0 = counters(run.snapshots()), sim_sent(run.sim_stats())
+        md0 = rx.md
+        cpu.start()
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 0.3:
+            rx.poll(0.01)
+        rx.recording = True
+        end = t0 + seconds
+        while time.monotonic() < end:
+            rx.poll(0.01)
+        rec = rx.take()
+        md1 = rx.md
+        dt = time.monotonic() - t0
+        res["cpu_pct"] = cpu.stop()
+        s1 = sim_sent(run.sim_stats())
+        c1 = counters(run.snapshots())
+        res["seconds"] = round(dt, 2)
+        res["offered_msgs_per_s"] = round((s1[0] - s0[0]) / dt)
+        res["sim_steps_per_s"] = round((s1[1] - s0[1]) / dt, 1)
+        res["sim_slow_disconnects"] = s1[2]
+        res["delivered_eps"] = round((md1 - md0) / dt)
+        res["delivered_vs_offered"] = round(res["delivered_eps"] / max(1, res["offered_msgs_per_s"]), 3)
+        res.update(drops(c0, c1))
+        res.update(percentiles_us(rec["ingest"], "ingest"))
+        res.update(percentiles_us(rec["venue"], "venue"))
+        res.update(percentiles_us(rec["venue_to_ingest"], "hop_venue_to_ingest"))
+        res["latency_samples"] = int(len(rec["ingest"]))
+        res["by_kind"] = by_kind(rec)
+        # the helpers finish (orders in flight reach their terminal report) while data flows
+        t_fin = time.monotonic() + 10
+        t_h = time.monotonic()
+        while any(h.poll() is None for h in helpers) and time.monotonic() < t_fin:
+            rx.poll(0.01)
+        if order_rate > 0:
+            res.update(order_figures(orders_file))
+        if tap:
+            res.update(hop_split(tap_file, rec))
+        # drain: stop the ingests; then everything dispatch routed to us must arrive
+        for v in VENUES:
+            run.stop_program(f"ingest.{v}")
+        res["phase_tail_s"] = round(time.monotonic() - t_h, 1)
+        t_h = time.monotonic()
+        delivered = _drain(run, rx)
+        res["phase_drain_s"] = round(time.monotonic() - t_h, 1)
+        res["received_total"], res["dispatch_delivered"] = rx.total, delivered
+        dup = len(rec["ids"]) - len(np.unique(rec["ids"]))
+        res.update(out_of_order=rx.out_of_order, duplicates=int(dup), resets=rx.resets)
+        res["load_1m_after"] = loadavg()
+        problems = []
+        if rx.out_of_order:
+            problems.append(f"{rx.out_of_order} records out of per-stream order")
+        if dup:
+            problems.append(f"{dup} duplicated event ids")
+        if delivered != rx.total:
+            problems.append(f"received {rx.total} records, dispatch says it delivered {delivered}")
+        # orders still open 5 s after the last one: a failure, unless the step saturated
+        # (the simulator's order API runs on the loop that is busy generating market data)
+        late = order_rate > 0 and res.get("orders_terminal", 0) < max(1, res.get("orders", 0))
+        if late and res["delivered_vs_offered"] >= 0.97:
+            problems.append(f"only {res.get('orders_terminal')} of {res.get('orders')} orders "
+                            f"reached a terminal report within 5 s")
+        res["check"] = "ok" if not problems else "; ".join(problems)
+        return res
+    finally:
+        if rx is not None:
+            rx.close()
+        for h in helpers:
+            if h.poll() is None:
+                os.killpg(h.pid, signal.SIGKILL)
+            h.wait(5)
+        t_h = time.monotonic()
+        left = run.stop()
+        res["phase_stop_s"] = round(time.monotonic() - t_h, 1)
+        if left:
+            res["check"] = f"segments left behind: {left}"
+        res["step_wall_s"] = round(time.monotonic() - t_start, 1)
+
+
+def by_kind(rec: dict) -> dict:
+    """ingest -> consumer p50 / p99 (us) per provider and kind."""
+    from events import Kind, Provider
+
+    out = {}
+    for key in np.unique(rec["sk"]):
+        m = rec["sk"] == key
+        p50, p99 = np.percentile(rec["ingest"][m], [50, 99]) / 1e3
+        name = f"{Provider(int(key >> 8)).slug}/{Kind(int(key & 255)).name.lower()}"
+        out[name] = {"n": int(m.sum()), "p50_us": round(float(p50), 1), "p99_us": round(float(p99), 1)}
+    return out
+
+
+def _drain(run: PipelineRun, rx: Receiver, patience_s: float = 15.0) -> int | None:
+    """After the ingests stop: read until dispatch's count of what it delivered to us
+    (its telemetry, published every second) equals what we received, for a second."""
+    key = "dispatch/fanout.delivered{consumer=bench}"
+    deadline = time.monotonic() + patience_s
+    agree_since = None
+    while time.monotonic() < deadline:
+        rx.poll(0.05)
+        if counters(run.snapshots()).get(key) == rx.total:
+            agree_since = agree_since or time.monotonic()
+            if time.monotonic() - agree_since > 1.2:
+                break
+        else:
+            agree_since = None
+    return counters(run.snapshots()).get(key)
+
+
+# -- baseline ----------------------------------------------------------------------------------
+
+def ring_direct(rate: float, seconds: float) -> dict:
+    """One shm hop, no pipeline: bench.dispatch's writer process -> this process."""
+    from bench.dispatch import latency
+    r = latency(rate, seconds, direct=True)
+    return {"ring_direct_rate": rate, "ring_direct_p50_us": round(r["p50_us"], 1),
+            "ring_direct_p99_us": round(r["p99_us"], 1), "ring_direct_p999_us": round(r["p999_us"], 1)}
+
+
+def parse_steps(text: str) -> list[tuple[int, float]]:
+    out = []
+    for part in text.split(","):
+        n, _, r = part.partition(":")
+        out.append((int(n), float(r)))
+    return out
+
+
+def machine_busy_pct(seconds: float = 1.0) -> float:
+    """CPU the whole machine uses now (100 = one core): between steps, that is others' work."""
+    b0, t0 = machine_ticks()
+    time.sleep(seconds)
+    b1, t1 = machine_ticks()
+    return round(100.0 * (os.cpu_count() or 1) * (b1 - b0) / max(1, t1 - t0), 1)
+
+
+def quiet(wait_s: float, threshold: float = 25.0) -> float:
+    """Wait (up to `wait_s`) until the machine is quieter than `threshold`; return its busy %."""
+    busy = machine_busy_pct()
+    deadline = time.monotonic() + wait_s
+    while busy > threshold and time.monotonic() < deadline:
+        log(f"e2e: machine busy {busy:.0f}% (others' work); waiting")
+        busy = machine_busy_pct(2.0)
+    return busy
+
+
+def sustained(step: dict) -> bool:
+    """The step's offered load went through: everything offered was delivered, nothing was
+    lost or coalesced, and latency did not build up (a backlog grows without bound)."""
+    lossless = not any(step.get(k) for k in ("md_ring_lost", "ws_backlog_dropped", "coalesced",
+                                              "trades_dropped", "sim_slow_disconnects"))
+    return (step.get("check") == "ok" and lossless and step["delivered_vs_offered"] >= 0.97
+            and (step.get("ingest_p99_us") or 1e12) < 100_000)
+
+
+def derive(step: dict, base: dict) -> None:
+    """Ratios to the ring baseline; CPU microseconds per delivered event per process."""
+    for q in ("p50", "p99", "p999"):
+        b = base.get(f"ring_direct_{q}_us")
+        v = step.get(f"ingest_{q}_us")
+        if b and v:
+            step[f"ingest_{q}_vs_ring_direct"] = round(v / b, 1)
+    eps = step.get("delivered_eps") or 0
+    if eps:
+        step["cpu_us_per_event"] = {k: round(v / 100 * 1e6 / eps, 1) for k, v in step["cpu_pct"].items()
+                                    if k not in ("machine_busy", "others")}
+    step["sim_kept_up"] = abs(step["sim_steps_per_s"] / step["rate"] - 1) <= 0.05  # > 1: catching up
+    step["sustained"] = sustained(step)
+
+
+SUMMARY = ("offered_msgs_per_s", "delivered_eps", "sim_steps_per_s", "ingest_p50_us", "ingest_p99_us",
+           "ingest_p999_us", "venue_p50_us", "venue_p99_us", "coalesced", "md_ring_lost",
+           "order_ack_p50_ms", "order_ack_p99_ms", "sustained", "check")
+
+
+def main(argv) -> int:
+    if argv and argv[0] == "--tap":
+        return tap_main(argv[1], float(argv[2]), argv[3])
+    if argv and argv[0] == "--orders":
+        return orders_main(argv[1], float(argv[2]), float(argv[3]), argv[4])
+    ap = argparse.ArgumentParser(prog="python -m bench e2e", description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="three short steps (under a minute)")
+    ap.add_argument("--steps", help="INSTRUMENTS:RATE,... (rate: market steps/s per instrument)")
+    ap.add_argument("--hop-steps", help="INSTRUMENTS:RATE,... measured again with the ring tap")
+    ap.add_argument("--seconds", type=float, help="measured seconds per step")
+    ap.add_argument("--warmup", type=float, help="seconds after every book arrived (2; quick 1.5)")
+    ap.add_argument("--order-rate", type=float, default=20.0, help="orders/s during each step (0: none)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0,
+                    help="before each step, wait up to this many seconds for others' load to drop")
+    a = ap.parse_args(argv)
+    if a.quick:
+        steps, hop_steps, seconds = [(10, 20), (10, 100), (10, 250)], [], a.seconds or 3.0
+    else:
+        steps = [(10, 10), (10, 40), (10, 100), (10, 160), (10, 250), (10, 400)]
+        hop_steps, seconds = [(10, 40), (10, 160)], a.seconds or 15.0
+    steps = parse_steps(a.steps) if a.steps else steps
+    hop_steps = parse_steps(a.hop_steps) if a.hop_steps else hop_steps
+    t_all = time.monotonic()
+    res: dict = {"bench": "e2e", "mode": "quick" if a.quick else "full", "cpus": os.cpu_count(),
+                 "load_1m_start": loadavg(), "seconds_per_step": seconds}
+    base = ring_direct(10_000, 1.0 if a.quick else 3.0)
+    res.update(base)
+    log(f"e2e: baseline ring direct at 10k/s: p50 {base['ring_direct_p50_us']} us, "
+        f"p99 {base['ring_direct_p99_us']} us")
+    plan = [(n, r, False) for n, r in steps] + [(n, r, True) for n, r in hop_steps]
+    if a.quick:  # the hop breakdown rides on the lightest step
+        plan[0] = (*plan[0][:2], True)
+    res["steps"] = []
+    for n, r, tap in plan:
+        busy = quiet(a.wait_quiet) if a.wait_quiet else None
+        log(f"e2e: step {n} instruments x {r:g} steps/s{' (with ring tap)' if tap else ''} ...")
+        step = run_step(n, r, seconds, order_rate=a.order_rate, tap=tap,
+                        warmup_s=a.warmup or (1.5 if a.quick else 2.0))
+        step["tap"] = tap
+        if busy is not None:
+            step["machine_busy_before_pct"] = busy
+        derive(step, base)
+        res["steps"].append(step)
+        log("e2e:   " + ", ".join(f"{k}={step.get(k)}" for k in SUMMARY))
+    measured = [s for s in res["steps"] if not s["tap"]]
+    ok = [s for s in measured if s["sustained"]]
+    res["max_sustained_eps"] = max((s["delivered_eps"] for s in ok), default=0)
+    res["max_delivered_eps"] = max((s["delivered_eps"] for s in measured), default=0)
+    first_bad = next((s for s in measured if not s["sustained"]), None)
+    res["saturated_at_offered"] = first_bad["offered_msgs_per_s"] if first_bad else None
+    bad = [f"{s['step']}: {s['check']}" for s in res["steps"] if s["check"] != "ok"]
+    res["check"] = "ok" if not bad else "; ".join(bad)
+    res["load_1m_end"] = loadavg()
+    res["wall_s"] = round(time.monotonic() - t_all, 1)
+    if a.json:
+        emit(res, True, "")
+    else:
+        print(f"bench e2e ({res['mode']}, {res['wall_s']} s, load {res['load_1m_start']} -> "
+              f"{res['load_1m_end']}): ring direct p50 {base['ring_direct_p50_us']} us, "
+              f"p99 {base['ring_direct_p99_us']} us")
+        for s in res["steps"]:
+            print(f"  {s['step']:>8}{' tap' if s['tap'] else '    '}  offered {s['offered_msgs_per_s']:>6}/s  "
+                  f"delivered {s['delivered_eps']:>6}/s  ingest p50/p99/p99.9 {s.get('ingest_p50_us')}/"
+                  f"{s.get('ingest_p99_us')}/{s.get('ingest_p999_us')} us  venue p50/p99 "
+                  f"{s.get('venue_p50_us')}/{s.get('venue_p99_us')} us  order ack p50/p99 "
+                  f"{s.get('order_ack_p50_ms')}/{s.get('order_ack_p99_ms')} ms  "
+                  f"{'sustained' if s['sustained'] else 'NOT sustained'}  {s['check']}")
+        print(f"  max sustained delivered: {res['max_sustained_eps']}/s; check: {res['check']}")
+    return 0 if res["check"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -39,7 +39,6 @@ from meltica.run import RunContext
 
 VENUES = ("binance-spot", "okx")
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
-MD_KINDS = (Kind.BOOK, Kind.TRADE, Kind.TICKER)
 RESYNC_FLAGS = int(HeaderFlag.SNAPSHOT) | int(HeaderFlag.RESYNCED)
 # Binance order status at the venue -> ours (events.ExecStatus names)
 VENUE_STATUS = {"NEW": "ACK", "PARTIALLY_FILLED": "PARTIAL", "FILLED": "FILLED", "CANCELED": "CANCELLED",
@@ -403,5 +402,5 @@ def sub_unsub_cycle(c, symbol: str, anchor: str, poll, *, after_records: int = 2
             "sub_effect_ns": sub_effect}
 
 
-__all__ = ["PipelineRun", "Kill", "Operator", "Probe", "VENUES", "SYMBOLS", "MD_KINDS", "RESYNC_FLAGS",
+__all__ = ["PipelineRun", "Kill", "Operator", "Probe", "VENUES", "SYMBOLS", "RESYNC_FLAGS",
            "VENUE_STATUS", "sub_unsub_cycle", "percentile_ms", "config_text"]

@@ -44,7 +44,7 @@ from execution.journal import JournalReader
 from execution.store import consumer_id_of
 from meltica.launcher import Program
 
-from ._chaos_harness import (SYMBOLS, VENUE_STATUS, VENUES, Kill, Operator, PipelineRun, Probe,
+from ._chaos_harness import (VENUE_STATUS, VENUES, Kill, Operator, PipelineRun, Probe,
                              percentile_ms, sub_unsub_cycle)
 from ._chaos_trader import orders_of
 from .common import emit, log
@@ -311,8 +311,17 @@ def evidence(state: dict, tid: int) -> dict:
         if not len(recs) or int(recs[-1]["exec"]["status"]) != r["status"] \
                 or int(recs["exec"]["last_qty"].sum()) != r["filled"]:
             last_status_wrong.append(coid)
+    seqs = j["exec"]["exec_seq"]
+    last_journaled = {}  # (consumer id, client order id) -> status of its last report
+    for rec in j:
+        last_journaled[(int(rec["consumer_id"]), bytes(rec["exec"]["client_order_id"]).rstrip(b"\0").decode())] = \
+            int(rec["exec"]["status"])
+    journal_vs_store = sorted(r["client_order_id"] for r in rows
+                              if last_journaled.get((r["consumer_id"], r["client_order_id"])) != r["status"])
     received = state["venue"]["received"]
     return {
+        "journal_gap_free": [int(s) for s in seqs] == list(range(1, len(seqs) + 1)),
+        "journal_last_report_differs_from_store": journal_vs_store,
         "orders": len(rows), "trader_orders": len(trader_rows), "trader_commands": state["commands"],
         "exec_reports_journaled": int(j["exec"]["exec_seq"][-1]) if len(j) else 0,
         "trader_reports": len(have),
@@ -359,6 +368,8 @@ def figures(out: dict) -> dict:
         res[key] = out.get(key)
     res["venue_duplicates"] = len(out.get("venue_duplicates", []))
     res["state_mismatches"] = len(out.get("state_mismatches", []))
+    res["journal_gap_free"] = out.get("journal_gap_free")
+    res["journal_last_report_differs_from_store"] = len(out.get("journal_last_report_differs_from_store", []))
     res["leaked_segments_live"] = len(set(out.get("live_segments", [])) ^ LIVE_SET)
     res["leaked_segments_by_programs_at_stop"] = len(out.get("left_by_programs") or [])
     res["leaked_segments_after_stop"] = len(out.get("left_after_stop") or [])
@@ -368,9 +379,11 @@ def figures(out: dict) -> dict:
         "subscribe_effect_p99_under_1s": (res["subscribe_effect_ms_p99"] or 1e9) < EFFECT_TARGET_MS,
         "unsubscribe_effect_p99_under_1s": (res["unsubscribe_effect_ms_p99"] or 1e9) < EFFECT_TARGET_MS,
         "no_exec_report_lost_or_duplicated": out.get("exec_reports_lost") == 0
-        and out.get("exec_reports_duplicated") == 0 and bool(out.get("trader_log_equals_journal")),
+        and out.get("exec_reports_duplicated") == 0 and bool(out.get("trader_log_equals_journal"))
+        and bool(out.get("journal_gap_free")),
         "no_venue_duplicate": res["venue_duplicates"] == 0,
-        "every_order_matches_venue": res["state_mismatches"] == 0,
+        "every_order_matches_venue": res["state_mismatches"] == 0
+        and res["journal_last_report_differs_from_store"] == 0,
         "no_leaked_segment": res["leaked_segments_live"] == 0 and res["leaked_segments_after_stop"] == 0,
     }
     return res

@@ -38,8 +38,9 @@ def test_sigkill_every_process_type_in_turn_loses_duplicates_and_leaks_nothing(t
     assert out["monitor"]["recoveries"] == 1 and out["monitor"]["md_since_recovery"] > 0
     assert out["probe_error"] is None
 
-    # no exec report lost or duplicated: the trader holds every report of its orders
-    # 1..N exactly once, byte for byte as journaled
+    # no exec report lost or duplicated: the journal numbers every report 1..N without a
+    # gap, and the trader holds every report of its orders exactly once, byte for byte
+    assert out["journal_gap_free"], logs
     assert out["exec_reports_lost"] == 0 and out["exec_reports_duplicated"] == 0, logs
     assert out["trader_log_equals_journal"], logs
     assert out["trader_reports"] > 0 and out["trader_orders"] > 0
@@ -51,6 +52,7 @@ def test_sigkill_every_process_type_in_turn_loses_duplicates_and_leaks_nothing(t
     # Allowed: an order the venue never saw is REJECTED by us (killed before it left)
     assert out["venue_duplicates"] == [], logs
     assert out["state_mismatches"] == [], logs
+    assert out["journal_last_report_differs_from_store"] == [], logs  # journal and store agree
     assert set(out["statuses"]) <= {"ACK", "PARTIAL", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"}, out["statuses"]
 
     # subscribe / unsubscribe kept their promise under load

@@ -4,6 +4,8 @@ one more consumer. One pipeline serves every test of the module (conftest.py).""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 
@@ -193,8 +195,8 @@ def test_orders_walk_their_lifecycles_through_execution_and_the_venue(pipeline):
         assert c.set_trading_mode(True).ok and c.trading_enabled
         oc.hello()
         bid, ask = best_of_book(pipeline, c)
-        far_below = f"{int(float(bid) * 0.5)}.00"   # rests; never fills
-        through = f"{int(float(ask) * 1.05)}.00"    # crosses the book
+        far_below = str((Decimal(bid) / 2).quantize(Decimal("0.01")))           # rests; never fills
+        through = str((Decimal(ask) * Decimal("1.05")).quantize(Decimal("0.01")))  # crosses the book
 
         assert oc.submit_limit("e2e-ioc", "BTC-USDT", "buy", "0.001", through, tif="IOC")["status"] == "accepted"
         ioc = oc.wait_for("e2e-ioc", [ExecStatus.FILLED, ExecStatus.EXPIRED, ExecStatus.REJECTED], 30)

@@ -241,7 +241,8 @@ class Probe(threading.Thread):
 
     Kept: per (provider, instrument) the last book's arrival and ingest time, every book
     flagged SNAPSHOT/RESYNCED, the arrival of the first market data after each recovery
-    of the SDK (dispatch restarted), and counts per (provider, instrument, kind).
+    of the SDK (dispatch restarted), counts per (provider, instrument, kind), and every
+    break of per-stream order (a seq_provider below or equal to the one before).
     """
 
     def __init__(self, ctx: RunContext, name: str, symbols=SYMBOLS, providers=VENUES, merged=("BTC-USDT",)):
@@ -258,6 +259,10 @@ class Probe(threading.Thread):
         self.recovered: list[int] = []           # first market data after recovery n (0: not yet)
         self.last_md_ns = 0
         self.md_total = 0
+        self.last_seq: dict[tuple[int, int, int], int] = {}
+        self.disorder: dict[str, int] = {}       # "backwards" / "repeated" -> records
+        self.disorder_samples: list[dict] = []   # the first few, with their stream
+        self.phase = "start"                     # set by the caller: what happens now
 
     def run(self) -> None:
         from consumer import Consumer
@@ -298,16 +303,35 @@ class Probe(threading.Thread):
             self.md_total += len(md)
             if self.recovered and self.recovered[-1] == 0:
                 self.recovered[-1] = now
-            keys, n = np.unique(np.stack([md["provider"].astype(np.int64), md["instrument"].astype(np.int64),
-                                          md["kind"].astype(np.int64)], axis=1), axis=0, return_counts=True)
-            for (p, i, k), m in zip(keys.tolist(), n.tolist()):
-                self.counts[(p, i, k)] = self.counts.get((p, i, k), 0) + m
-            books = md[md["kind"] == Kind.BOOK]
-            for rec in books:
+            streams = (md["provider"].astype(np.int64) << 40) | (md["instrument"].astype(np.int64) << 8) \
+                | md["kind"].astype(np.int64)
+            for key in np.unique(streams).tolist():
+                recs = md[streams == key]
+                p, i, k = key >> 40, (key >> 8) & 0xFFFFFFFF, key & 0xFF
+                self.counts[(p, i, k)] = self.counts.get((p, i, k), 0) + len(recs)
+                if k != Kind.MERGED:
+                    self._order(p, i, k, recs["seq_provider"], now)
+            for rec in md[md["kind"] == Kind.BOOK]:
                 key = (int(rec["provider"]), int(rec["instrument"]))
                 self.last_book[key] = (now, int(rec["ingest_ts_ns"]))
                 if int(rec["flags"]) & RESYNC_FLAGS:
                     self.flagged.append((now, int(rec["ingest_ts_ns"]), key[0], key[1], int(rec["flags"])))
+
+    def _order(self, p: int, i: int, k: int, seqs: np.ndarray, now: int) -> None:
+        """Per-stream order at the consumer: count a seq_provider below (backwards) or equal
+        to (repeated) the one before, across every restart."""
+        prev = self.last_seq.get((p, i, k))
+        allseq = seqs if prev is None else np.concatenate([[prev], seqs])
+        d = np.diff(allseq)
+        for what, n in (("backwards", int(np.count_nonzero(d < 0))), ("repeated", int(np.count_nonzero(d == 0)))):
+            if n:
+                self.disorder[what] = self.disorder.get(what, 0) + n
+                j = int(np.flatnonzero(d < 0 if what == "backwards" else d == 0)[0])
+                if len(self.disorder_samples) < 20:
+                    self.disorder_samples.append({"what": what, "provider": _slug(p), "instrument": i,
+                                                  "kind": Kind(k).name, "before": int(allseq[j]),
+                                                  "seq": int(allseq[j + 1]), "phase": self.phase})
+        self.last_seq[(p, i, k)] = int(seqs[-1])
 
     def start_and_wait(self, timeout_s: float = 30.0) -> "Probe":
         self.start()
@@ -344,6 +368,13 @@ class Probe(threading.Thread):
         """When market data first arrived after the SDK's n-th recovery (0: not yet)."""
         with self._lock:
             return self.recovered[n - 1] if len(self.recovered) >= n else 0
+
+
+def _slug(p: int) -> str:
+    try:
+        return Provider(p).slug
+    except ValueError:
+        return str(p)
 
 
 def percentile_ms(samples_ns: list[int], q: float) -> float | None:

@@ -184,8 +184,10 @@ def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 1
         probe = Probe(run.ctx, "probe").start_and_wait()
         run.wait_until(lambda: len(trader_log(run)) >= 5 and all(probe.books_after(v, 0) for v in VENUES),
                        30, "the trader's first reports and books of every symbol at the probe")
+        probe.phase = "steady"
         out["effects"] = effects(run, cycles)
         for name in kills:
+            probe.phase = f"after SIGKILL {name}"
             k = run.kill(name)
             log(f"chaos: SIGKILL {name} (pid {k.pid})")
             run.wait_respawn(k)
@@ -206,6 +208,7 @@ def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 1
         out["live_segments"] = sorted(run.ctx.namespace.names())
         out["restarts"] = run.pipeline.launcher.restarts()
         out["probe_error"] = repr(probe.error) if probe.error else None
+        out["probe_disorder"], out["probe_disorder_samples"] = dict(probe.disorder), list(probe.disorder_samples)
         out["monitor"] = {k: v for k, v in run.pipeline.monitor.snapshot().items() if k != "top"}
     finally:
         if probe is not None:
@@ -370,6 +373,7 @@ def figures(out: dict) -> dict:
     res["state_mismatches"] = len(out.get("state_mismatches", []))
     res["journal_gap_free"] = out.get("journal_gap_free")
     res["journal_last_report_differs_from_store"] = len(out.get("journal_last_report_differs_from_store", []))
+    res["md_out_of_order_at_probe"] = sum((out.get("probe_disorder") or {}).values())
     res["leaked_segments_live"] = len(set(out.get("live_segments", [])) ^ LIVE_SET)
     res["leaked_segments_by_programs_at_stop"] = len(out.get("left_by_programs") or [])
     res["leaked_segments_after_stop"] = len(out.get("left_after_stop") or [])

@@ -7,6 +7,8 @@
     dispatch       coalesced and dropped records, late drops, merge windows emitted/suppressed
     orders         strategy orders submitted / accepted / rejected, exec reports, last exec_seq
     processes      per program: restarts, last state
+    monitor_*      the monitor consumer's error (if it stopped) and re-registrations after
+                   dispatch restarts
     telemetry      every counter of every process (the raw material of the above)
 """
 
@@ -93,5 +95,6 @@ def build(pipeline) -> dict:
         "processes": {s["name"]: {"restarts": s["restarts"], "state": s["state"]}
                       for s in pipeline.launcher.states()},
         "monitor_error": mon.error if mon else None,
+        "monitor_recoveries": mon.recoveries if mon else 0,
         "telemetry": {proc: snap.get("counters", {}) for proc, snap in sorted(snaps.items())},
     }

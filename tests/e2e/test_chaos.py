@@ -32,6 +32,10 @@ def test_sigkill_every_process_type_in_turn_loses_duplicates_and_leaks_nothing(t
         if k["name"].startswith("ingest."):
             assert k["outcome"] in ("flagged", "coalesced"), k
 
+    # per-stream order held at the probe through every restart: no seq_provider below or
+    # equal to the one before it (a stream may skip ahead: what a dead process held is gone)
+    assert out["probe_disorder"] == {}, out["probe_disorder_samples"]
+
     # the consumers resumed after the dispatch restart: the run waited for the probe and
     # the monitor to receive again and for demo, monitor, probe and trader to be
     # registered with their subscriptions and delivered to (else run_scenario raised)

@@ -683,6 +683,17 @@ def ring_direct(rate: float, seconds: float) -> dict:
             "ring_direct_p99_us": round(r["p99_us"], 1), "ring_direct_p999_us": round(r["p999_us"], 1)}
 
 
+def code_state() -> dict:
+    """The commit measured, and the files that differed from it (a shared working tree)."""
+    def git(*args) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "modified": dirty}
+
+
 def parse_steps(text: str) -> list[tuple[int, float]]:
     out = []
     for part in text.split(","):
@@ -763,7 +774,7 @@ def main(argv) -> int:
     hop_steps = parse_steps(a.hop_steps) if a.hop_steps else hop_steps
     t_all = time.monotonic()
     res: dict = {"bench": "e2e", "mode": "quick" if a.quick else "full", "cpus": os.cpu_count(),
-                 "load_1m_start": loadavg(), "seconds_per_step": seconds}
+                 "load_1m_start": loadavg(), "seconds_per_step": seconds, "code": code_state()}
     base = ring_direct(10_000, 1.0 if a.quick else 3.0)
     res.update(base)
     log(f"e2e: baseline ring direct at 10k/s: p50 {base['ring_direct_p50_us']} us, "

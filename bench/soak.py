@@ -44,8 +44,8 @@ import time
 import numpy as np
 
 from bench.common import emit, log
-from bench.e2e import (TICKS, VENUES, PipelineRun, Receiver, _drain, counters, cpu_ticks, drops,
-                       loadavg, sim_sent, symbols_for)
+from bench.e2e import (TICKS, VENUES, PipelineRun, Receiver, _drain, code_state, counters, cpu_ticks,
+                       drops, loadavg, sim_sent, symbols_for)
 
 MSGS_PER_STEP = 2.2  # WebSocket messages per market step per instrument per venue (measured)
 
@@ -122,7 +122,7 @@ def soak(minutes: float, rate: float, instruments: int, sample_s: float, warmup_
     run = PipelineRun(symbols, round(steps, 1), "soak")
     res: dict = {"bench": "soak", "minutes": minutes, "target_msgs_per_s": rate, "instruments": instruments,
                  "sim_steps_per_s": round(steps, 1), "sample_s": sample_s, "warmup_s": warmup_s,
-                 "load_1m_start": loadavg(), "cpus": os.cpu_count()}
+                 "load_1m_start": loadavg(), "cpus": os.cpu_count(), "code": code_state()}
     rx = poller = None
     try:
         run.start()

@@ -100,15 +100,22 @@ def dispatch_counter(run: PipelineRun, key: str) -> int:
 
 # -- recoveries, one per program type ------------------------------------------------------
 
-def recover_ingest(run: PipelineRun, probe: Probe, k: Kill, venue: str) -> None:
+def recover_ingest(run: PipelineRun, probe: Probe, k: Kill, venue: str, with_dispatch: bool) -> None:
     """Books of every symbol come again, the first after the restart flagged SNAPSHOT or
-    RESYNCED. Allowed instead of the flag: the probe's flagged book was coalesced away by
-    dispatch (its ring was full) and later books of every symbol arrived."""
+    RESYNCED ("flagged"). Allowed instead of the flag, with books of every symbol ingested
+    after the kill arriving:
+      "coalesced"  dispatch coalesced the flagged book away in the probe's full ring;
+      "unflagged"  only when dispatch was killed too: a new dispatch reads the ingest
+                   rings from their newest record, so flagged books the new ingest wrote
+                   before it attached are never routed (dispatch/process.py)."""
     def back():
         if probe.resynced_after(venue, k.wall_ns):
             return "flagged"
-        if probe.books_after(venue, k.wall_ns) and dispatch_counter(run, "fanout.coalesced{consumer=probe}"):
-            return "coalesced"
+        if probe.books_after(venue, k.wall_ns):
+            if dispatch_counter(run, "fanout.coalesced{consumer=probe}"):
+                return "coalesced"
+            if with_dispatch:
+                return "unflagged"
         return None
     k.figures["outcome"] = run.wait_until(back, 30, f"books of every symbol of {venue} after its restart")
     arrivals = probe.resynced_after(venue, k.wall_ns) or {}
@@ -142,24 +149,22 @@ def recover_dispatch(run: PipelineRun, probe: Probe, k: Kill, n: int) -> None:
     k.figures["kill_to_all_registered_ms"] = _ms(seen["registered"] - k.mono_ns)
 
 
-def recover_execution(run: PipelineRun, k: Kill) -> None:
+def recover_execution(run: PipelineRun, k: Kill, journaled_at_kill: int) -> None:
     """execution is ready again (its pid in exec/ready) and journals new reports."""
-    before = len(journal(run))
     ready = run.wait_until(lambda: run.execution_ready() and time.monotonic_ns(), 30, "execution ready again")
     k.figures["kill_to_ready_ms"] = _ms(ready - k.mono_ns)
-    t = run.wait_until(lambda: len(journal(run)) > before and time.monotonic_ns(), 30,
+    t = run.wait_until(lambda: len(journal(run)) > journaled_at_kill and time.monotonic_ns(), 30,
                        "a new exec report after the execution restart")
     k.figures["kill_to_next_report_ms"] = _ms(t - k.mono_ns)
 
 
-def recover_strategy(run: PipelineRun, k: Kill, consumer: str) -> None:
+def recover_strategy(run: PipelineRun, k: Kill, consumer: str, sent_at_kill: int) -> None:
     """The strategy registers again (by its new pid); the trader sends commands again."""
     t = run.wait_until(lambda: registered(run, consumer, run.pid(k.name)) and time.monotonic_ns(), 30,
                        f"{consumer} registered again")
     k.figures["kill_to_registered_ms"] = _ms(t - k.mono_ns)
     if consumer == TRADER:
-        sent = trader_commands(run)
-        t = run.wait_until(lambda: trader_commands(run) > sent and time.monotonic_ns(), 30,
+        t = run.wait_until(lambda: trader_commands(run) > sent_at_kill and time.monotonic_ns(), 30,
                            "the trader sending again")
         k.figures["kill_to_trading_ms"] = _ms(t - k.mono_ns)
 
@@ -169,6 +174,9 @@ def recover_strategy(run: PipelineRun, k: Kill, consumer: str) -> None:
 def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 10.0, cycles: int = 10,
                  kills=KILL_ORDER) -> dict:
     """Run the scenario under `root` (config, run directory); return evidence and figures.
+
+    `kills`: program names, killed one after another, each after the recovery of the one
+    before; an item that is a tuple of names is killed at once.
 
     The pipeline is stopped and the run's segments removed before this returns, also
     when it raises.
@@ -186,24 +194,32 @@ def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 1
                        30, "the trader's first reports and books of every symbol at the probe")
         probe.phase = "steady"
         out["effects"] = effects(run, cycles)
-        for name in kills:
-            probe.phase = f"after SIGKILL {name}"
-            k = run.kill(name)
-            log(f"chaos: SIGKILL {name} (pid {k.pid})")
-            run.wait_respawn(k)
-            k.figures["kill_to_respawn_ms"] = _ms(k.respawned_ns - k.mono_ns)
-            if name.startswith("ingest."):
-                recover_ingest(run, probe, k, name.split(".", 1)[1])
-            elif name == "dispatch":
-                recover_dispatch(run, probe, k, sum(1 for x in out["kills"] if x["name"] == "dispatch") + 1)
-            elif name == "execution":
-                recover_execution(run, k)
-            else:
-                recover_strategy(run, k, name.split(".", 1)[1])
+        dispatch_kills = 0
+        for group in kills:
+            names = (group,) if isinstance(group, str) else tuple(group)
+            probe.phase = f"after SIGKILL {'+'.join(names)}"
+            journaled, sent = len(journal(run)), trader_commands(run)
+            ks = [run.kill(name) for name in names]
+            log(f"chaos: SIGKILL {', '.join(f'{k.name} (pid {k.pid})' for k in ks)}")
+            for k in ks:
+                run.wait_respawn(k)
+                k.figures["kill_to_respawn_ms"] = _ms(k.respawned_ns - k.mono_ns)
+            for k in ks:
+                if k.name.startswith("ingest."):
+                    recover_ingest(run, probe, k, k.name.split(".", 1)[1], "dispatch" in names)
+                elif k.name == "dispatch":
+                    dispatch_kills += 1
+                    recover_dispatch(run, probe, k, dispatch_kills)
+                elif k.name == "execution":
+                    recover_execution(run, k, journaled)
+                else:
+                    recover_strategy(run, k, k.name.split(".", 1)[1], sent)
             run.wait_until(lambda: set(run.ctx.namespace.names()) == LIVE_SET, 30,
-                           f"the live set of segments after the {name} restart: {sorted(LIVE_SET)}")
-            out["kills"].append({"name": name, "pid": k.pid, "new_pid": k.new_pid, **k.figures})
-            log(f"chaos: {name} recovered: {k.figures}")
+                           f"the live set of segments after restarting {names}: {sorted(LIVE_SET)}")
+            for k in ks:
+                out["kills"].append({"name": k.name, "with": [n for n in names if n != k.name], "pid": k.pid,
+                                     "new_pid": k.new_pid, **k.figures})
+                log(f"chaos: {k.name} recovered: {k.figures}")
         out.update(settle(run))
         out["live_segments"] = sorted(run.ctx.namespace.names())
         out["restarts"] = run.pipeline.launcher.restarts()
@@ -355,7 +371,7 @@ def figures(out: dict) -> dict:
     res: dict = {}
     for k in out["kills"]:
         for key, value in k.items():
-            if key not in ("name", "pid", "new_pid"):
+            if key not in ("name", "with", "pid", "new_pid"):
                 res[f"{k['name']}.{key}"] = value
     unsub = [e["unsub_effect_ns"] for e in out["effects"]]
     sub = [e["sub_effect_ns"] for e in out["effects"]]

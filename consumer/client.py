@@ -196,7 +196,8 @@ class Consumer:
         """Dispatch went away: detach, then re-register and subscribe again once it is back.
 
         Market data is not replayed (a new dispatch starts from the live feed); the
-        subscriptions, merged subscriptions and the trading mode asked for are restored.
+        subscriptions, merged subscriptions and the trading mode last in effect (ours or
+        an operator's) are restored.
         """
         if self.reader is not None:
             self.reader.release()
@@ -233,6 +234,7 @@ class Consumer:
                 text = bytes(res["message"]).rstrip(b"\0")
                 if text.startswith(b"trading_enabled="):
                     self._trading = text.endswith(b"true")
+                    self._wanted_trading = self._trading  # an operator's switch, too, outlives a dispatch restart
 
     def __iter__(self):
         """Yield single records (private copies) until the consumer is closed."""

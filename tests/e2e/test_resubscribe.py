@@ -74,3 +74,24 @@ def test_an_unsubscribed_kind_stays_unsubscribed_after_a_dispatch_restart(run):
         run.wait_until(take, 30, "200 BTC-USDT books after the restart", step_s=0)
         assert op.consumers()["e2e-narrow"] == listed
         assert kinds.get(int(Kind.TRADE), 0) == 0, f"trades after the restart: {kinds}"
+
+
+def test_an_operators_trading_off_survives_a_dispatch_restart(run):
+    """The kill switch: an operator turns a strategy's trading off (dispatch forwards it to
+    execution); a dispatch restart must not turn it on again, in the SDK, in dispatch or
+    in execution."""
+    from consumer.orders import OrderClient
+
+    op = Operator(run.ctx)
+    with Consumer("e2e-switch", run.ctx) as c, OrderClient(c, run=run.ctx) as oc:
+        assert c.set_trading_mode(True).ok and c.trading_enabled
+        res = op.request("set_trading_mode", consumer="e2e-switch", enabled=False)
+        assert res["ok"] and res["forward"]["status"] == "ok", res
+        run.wait_until(lambda: c.events(64, timeout_s=0.05) is not None and not c.trading_enabled, 10,
+                       "the consumer's switch following the operator's", step_s=0)
+        restart_dispatch(run, c)
+        after = {"sdk": c.trading_enabled,
+                 "dispatch": op.request("list_subscriptions", consumer="e2e-switch")["trading_enabled"]}
+        c._trading = True  # bypass the SDK's switch: does execution still refuse?
+        after["execution"] = oc.submit_limit("e2e-sw-1", "BTC-USDT", "buy", "0.001", "30000")["status"]
+        assert after == {"sdk": False, "dispatch": False, "execution": "rejected"}

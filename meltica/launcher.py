@@ -5,8 +5,8 @@ the programs in order), with its output in `<run_dir>/logs/<name>.log`, the run'
 environment (MELTICA_RUN, MELTICA_RUN_DIR, MELTICA_TELEMETRY), and PR_SET_PDEATHSIG so
 that it is killed if this launcher dies without stopping it. A program that exits while
 the run goes on is restarted with capped exponential backoff, and every restart is
-counted. `stop()` sends SIGTERM in reverse start order, waits, SIGKILLs what is left,
-and removes every shared-memory segment of the run.
+counted. `stop()` ends the programs one at a time in reverse start order (SIGTERM, a
+bounded wait, SIGKILL if need be) and removes every shared-memory segment of the run.
 """
 
 from __future__ import annotations
@@ -152,27 +152,29 @@ class Launcher:
         return {name: self._running[name].restarts for name in self._order}
 
     def stop(self, timeout_s: float = 10.0) -> dict[str, int | None]:
-        """Stop every program (reverse start order), then remove the run's segments.
+        """Stop every program, one at a time in reverse start order, then remove the
+        run's segments.
 
-        `left_by_programs` then names the segments that outlived their programs (a clean
-        stop leaves none; the sweep removes them anyway).
+        Each program gets SIGTERM and its share of `timeout_s` to exit (then SIGKILL)
+        before the next one is asked: strategies leave while dispatch still answers their
+        unregister, ingest closes its ring while dispatch reads it, execution outlives
+        every order client, the venue goes last. `left_by_programs` then names the
+        segments that outlived their programs (a clean stop leaves none; the sweep
+        removes them anyway).
         """
         self.stopping = True
-        for name in reversed(self._order):
-            p = self._running[name].proc
-            if p is not None and p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + timeout_s
         codes: dict[str, int | None] = {}
-        for name in reversed(self._order):
+        names = [n for n in reversed(self._order) if self._running[n].proc is not None]
+        for left, name in zip(range(len(names), 0, -1), names):
             r = self._running[name]
-            if r.proc is None:
-                continue
+            if r.proc.poll() is None:
+                try:
+                    os.killpg(r.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
             try:
-                codes[name] = r.proc.wait(max(0.1, deadline - time.monotonic()))
+                codes[name] = r.proc.wait(max(0.5, (deadline - time.monotonic()) / left))
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(r.proc.pid, signal.SIGKILL)

@@ -5,9 +5,18 @@ venue sends for prices and sizes (unsigned, ASCII digits, at most one '.'), and 
 about three times faster; `Mantissas` caches it per scale, because a book sees the
 same price strings over and over. A test checks `parse` against `events.to_mantissa`
 on arbitrary input (hypothesis).
+
+`Mantissas.many(texts)` converts a whole column (a diff's prices, a run of
+bookTicker sizes): one C-level `map` over the cache, then the misses together: when
+every miss has exactly `scale` decimals (Binance pads every price and size to the
+symbol's precision), or none, one regular expression checks them all at once in
+their "\n"-joined text and `map(int, ...)` converts them (~0.2 us a string instead of
+~0.7 us one by one); anything else goes through `convert`, string by string.
 """
 
 from __future__ import annotations
+
+import re
 
 from events.errors import DecimalError
 from events.fixed import INT64_MAX
@@ -41,7 +50,7 @@ class Mantissas:
     `m.convert(text)` on a miss (see ingest.book).
     """
 
-    __slots__ = ("scale", "cache", "limit")
+    __slots__ = ("scale", "cache", "limit", "_exact", "_whole")
 
     def __init__(self, scale: int, limit: int = 1 << 17):
         if not 0 <= scale <= 18:
@@ -49,13 +58,72 @@ class Mantissas:
         self.scale = scale
         self.cache: dict[str, int] = {}
         self.limit = limit
+        # "\n"-joined strings with exactly `scale` decimals / none; at most 18 digits each,
+        # so every value fits int64. re.ASCII: [0-9] only.
+        w = 18 - scale
+        one = f"[0-9]{{1,{w}}}\\.[0-9]{{{scale}}}" if scale else "[0-9]{1,18}"
+        self._exact = re.compile(f"(?:{one}\n)*{one}", re.ASCII) if w else None
+        self._whole = re.compile(f"(?:[0-9]{{1,{w}}}\n)*[0-9]{{1,{w}}}", re.ASCII) \
+            if scale and w else None
+
+    def many(self, texts) -> list[int]:
+        """The mantissas of a sequence of strings, in order; DecimalError for a bad one."""
+        try:
+            out = list(map(self.cache.get, texts))
+        except TypeError:                      # an unhashable value: say which
+            out = [self(t) for t in texts]
+        if None in out:
+            self._misses(texts, out)
+        return out
+
+    def fresh(self, texts) -> list[int]:
+        """The mantissas of strings that are mostly new (sizes): converted at once, not cached.
+
+        A cache of sizes hardly ever hits (39% of the bookTicker sizes of a day of
+        ETHUSDT are new) and grows to ~10 MB, slowing every lookup; so sizes skip it."""
+        vals = self._together(texts) if len(texts) > 1 else None
+        if vals is None:
+            vals = self.many(texts)
+        return vals
+
+    def _misses(self, texts, out: list) -> None:
+        idx = [i for i, v in enumerate(out) if v is None]
+        miss = [texts[i] for i in idx]
+        vals = self._together(miss) if len(miss) > 1 else None
+        if vals is None:
+            vals = [self(t) for t in miss]     # repeats in `miss` are cache hits by then
+        else:
+            cache = self.cache
+            if len(cache) + len(vals) > self.limit:
+                cache.clear()
+            if len(vals) <= self.limit:
+                cache.update(zip(miss, vals))
+        for i, v in zip(idx, vals):
+            out[i] = v
+
+    def _together(self, miss: list):
+        """Convert `miss` at once if every string has exactly `scale` decimals, or none; else None."""
+        try:
+            text = "\n".join(miss)
+        except TypeError:
+            return None
+        if self._exact is None:
+            return None
+        if self._exact.fullmatch(text):
+            parts = text.replace(".", "").split("\n")
+            return list(map(int, parts)) if len(parts) == len(miss) else None
+        if self._whole is not None and self._whole.fullmatch(text):
+            parts = text.split("\n")
+            if len(parts) == len(miss):        # one "\n" inside a string would add a part
+                return list(map(_POW10[self.scale].__mul__, map(int, parts)))
+        return None
 
     def convert(self, text) -> int:
         """Convert and remember `text` (clearing the cache when it reaches its bound)."""
         scale = self.scale
         m = -1
-        if type(text) is str and len(text) > scale and text[-scale - 1] == "." and scale:
-            digits = text.replace(".", "", 1)      # fastest path: exactly `scale` decimals
+        if type(text) is str and scale and text[-scale - 1:-scale] == ".":
+            digits = text[:-scale - 1] + text[-scale:]   # fastest path: exactly `scale` decimals
             if digits.isdigit() and digits.isascii():
                 m = int(digits)
                 if m > INT64_MAX:

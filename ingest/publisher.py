@@ -6,6 +6,14 @@ work), and the staged batch goes to the ring with `RingWriter.write_batch`
 (try_claim / raw copy / publish). `flush()` runs at the end of every unit of
 work and whenever the stage is full, so a record waits at most one loop turn.
 
+Deferred rows (the bulk frames of a venue, e.g. Binance bookTicker and trades): an
+adapter may claim a stage row for a frame it has only parsed (`claim(rows)`, in
+frame order), and fill all such rows together, with numpy, from columns
+(`fill_tickers` / `fill_trades`), or one by one (`ticker_at` / `trade_at`), in a
+`filler` it registered: `flush()` calls every filler first. A row whose frame
+turned out bad is given back with `drop(row)`; flush closes the gap, so the ring
+sees the remaining records in frame order.
+
 Header fields filled here (events.records.HEADER):
   schema_version  events.SCHEMA_VERSION      kind, provider  Kind / Provider values
   flags           HeaderFlag bits (SNAPSHOT, RESYNCED, REPLAYED)
@@ -35,7 +43,9 @@ BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
 TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
 TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
 _PAD = (0,) * BOOK_DEPTH
+_SIZE_OF_KIND = np.zeros(8, np.int16)   # bytes each kind's record writes (ours: 3 kinds)
 K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
+_SIZE_OF_KIND[[K_BOOK, K_TRADE, K_TICKER]] = BOOK_STRUCT.size, TRADE_STRUCT.size, TICKER_STRUCT.size
 _U64 = np.uint64
 _C0, _C1, _C2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 _S27, _S30, _S31, _S32, _S48 = (_U64(v) for v in (27, 30, 31, 32, 48))
@@ -85,6 +95,15 @@ class Publisher:
         self._event_id = self.stage["event_id"]
         self._trace_id = self.stage["trace_id"]
         self._ramp = np.arange(1, batch + 1, dtype=np.uint64)
+        self._ingest = self.stage["ingest_ts_ns"]
+        self._event_ts = self.stage["event_ts_ns"]
+        tk, tr = self.stage["ticker"], self.stage["trade"]
+        self._tk = (tk["bid_px"], tk["bid_sz"], tk["ask_px"], tk["ask_sz"], tk["update_id"])
+        self._tr = (tr["trade_id"], tr["px"], tr["sz"], tr["side"])
+        self._templates: dict = {}
+        self._held = np.zeros(batch, np.int16)    # per stage row: bytes its last record wrote
+        self.fillers: list = []       # called first by flush(): they fill claimed rows
+        self._dropped: list[int] = []
 
     def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
              event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
@@ -128,6 +147,88 @@ class Publisher:
         if n == self._cap:
             self.flush()
 
+    # -- deferred rows ------------------------------------------------------------
+
+    def claim(self, rows: list) -> None:
+        """Claim the next stage row for a filler: its index is appended to `rows`.
+
+        Keep the frame where the filler finds it first: a stage filled by this claim
+        is flushed here, and the flush runs the fillers."""
+        n = self.n
+        rows.append(n)
+        self.n = n = n + 1
+        if n == self._cap:
+            self.flush()
+
+    def drop(self, row: int) -> None:
+        """Give back a claimed row that gets no record (its frame was bad)."""
+        self._dropped.append(row)
+
+    def ticker_at(self, row: int, instrument: int, px_scale: int, sz_scale: int, seq: int,
+                  ingest_ns: int, event_ns: int, bid_px: int, bid_sz: int, ask_px: int,
+                  ask_sz: int, update_id: int) -> None:
+        """Write one TICKER record into claimed `row` (as `ticker` does at the end)."""
+        TICKER_STRUCT.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider,
+                                self.flags, instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz,
+                                ask_px, ask_sz, update_id, px_scale, sz_scale)
+        self.tickers += 1
+
+    def trade_at(self, row: int, instrument: int, px_scale: int, sz_scale: int, seq: int,
+                 ingest_ns: int, event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
+        """Write one TRADE record into claimed `row` (as `trade` does at the end)."""
+        TRADE_STRUCT.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider,
+                               self.flags, instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz,
+                               side, px_scale, sz_scale)
+        self.trades += 1
+
+    def _template(self, st: struct.Struct, kind: int, instrument: int, px_scale: int,
+                  sz_scale: int) -> np.ndarray:
+        """The packed bytes of a record of `kind` with its constant fields set, the rest 0."""
+        key = (kind, instrument, px_scale, sz_scale)
+        t = self._templates.get(key)
+        if t is None:   # header constants, 3 header times, 5 (ticker) or 4 (trade) payload ints
+            zeros = (0,) * (8 if kind == K_TICKER else 7)
+            t = np.frombuffer(st.pack(SCHEMA_VERSION, kind, self.provider, self.flags, instrument, 0,
+                                      *zeros, px_scale, sz_scale), np.uint8)
+            self._templates[key] = t
+        return t
+
+    def fill_tickers(self, rows, instrument: int, px_scale: int, sz_scale: int, seq, ingest_ns,
+                     event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id) -> None:
+        """Write TICKER records into claimed `rows` from equal-length int columns (lists or arrays).
+
+        Same bytes as `ticker_at` row by row (tested). OverflowError if a value does
+        not fit int64; then no row counts as written (the caller falls back)."""
+        r = np.array(rows, np.intp)
+        self._raw[r, :TICKER_STRUCT.size] = self._template(TICKER_STRUCT, K_TICKER, instrument,
+                                                           px_scale, sz_scale)
+        self._seq[r] = seq
+        self._ingest[r] = ingest_ns
+        self._event_ts[r] = event_ns
+        bp, bs, ap, az, uid = self._tk
+        bp[r] = bid_px
+        bs[r] = bid_sz
+        ap[r] = ask_px
+        az[r] = ask_sz
+        uid[r] = update_id
+        self.tickers += len(r)
+
+    def fill_trades(self, rows, instrument: int, px_scale: int, sz_scale: int, seq, ingest_ns,
+                    event_ns, trade_id, px, sz, side) -> None:
+        """Write TRADE records into claimed `rows` from equal-length columns (see fill_tickers)."""
+        r = np.array(rows, np.intp)
+        self._raw[r, :TRADE_STRUCT.size] = self._template(TRADE_STRUCT, K_TRADE, instrument,
+                                                          px_scale, sz_scale)
+        self._seq[r] = seq
+        self._ingest[r] = ingest_ns
+        self._event_ts[r] = event_ns
+        tid, p, q, sd = self._tr
+        tid[r] = trade_id
+        p[r] = px
+        q[r] = sz
+        sd[r] = side
+        self.trades += len(r)
+
     @property
     def counts(self) -> dict:
         """Records staged so far, by kind."""
@@ -135,7 +236,18 @@ class Publisher:
 
     def flush(self) -> int:
         """Write the staged records to the ring (and the sink); return how many."""
+        for fill in self.fillers:
+            fill()
         n = self.n
+        if self._dropped:
+            keep = np.ones(n, bool)
+            keep[self._dropped] = False
+            self._dropped.clear()
+            m = int(keep.sum())
+            self._raw[:m] = self._raw[:n][keep]
+            self._held[:m] = self._held[:n][keep]
+            self._held[m:n] = BOOK_STRUCT.size       # what they hold now is unknown: assume long
+            self.n = n = m
         if not n:
             return 0
         kind = self._kind[:n]
@@ -143,10 +255,15 @@ class Publisher:
         self._trace_id[:n] = self._ramp[:n] + self._trace
         self._trace += n
         raw = self._raw[:n]
-        if self.trades or self.tickers:
-            # a reused slot may hold an older, longer payload: zero what follows ours
-            raw[kind == K_TRADE, TRADE_STRUCT.size:BOOK_STRUCT.size] = 0
-            raw[kind == K_TICKER, TICKER_STRUCT.size:BOOK_STRUCT.size] = 0
+        size = _SIZE_OF_KIND[kind]
+        stale = self._held[:n] > size
+        if stale.any():
+            # a stage row that held a longer record still holds its bytes past ours: zero them
+            for k, end in ((K_TRADE, TRADE_STRUCT.size), (K_TICKER, TICKER_STRUCT.size)):
+                rows = np.flatnonzero(stale & (kind == k))
+                if len(rows):
+                    raw[rows, end:BOOK_STRUCT.size] = 0
+        self._held[:n] = size
         batch = self.stage[:n]
         if self.writer is not None:
             self.writer.write_batch(batch)  # overwrite policy: always takes the whole batch

@@ -132,3 +132,22 @@ def test_packed_layouts_match_the_event_dtype_field_by_field():
     assert [int(k[n]) for n in ("bid_px", "bid_sz", "ask_px", "ask_sz", "update_id", "px_scale",
                                 "sz_scale")] == list(range(10, 17))
     assert BOOK_STRUCT.size == 64 + sum(BOOK.fields[n][0].itemsize for n in BOOK.names)
+
+
+def test_a_dropped_claimed_row_is_skipped_and_later_short_records_carry_no_older_bytes():
+    sink = Collector()
+    pub = Publisher(Provider.BINANCE_SPOT, sink=sink, batch=4)
+    pub.book(1, 2, 4, 1, 1, 1, _book(), 20)
+    pub.ticker(1, 2, 4, 2, 1, 1, 1, 1, 2, 1, 2)
+    rows: list[int] = []
+    pub.claim(rows)                             # a frame that turns out bad
+    pub.drop(rows[0])
+    pub.trade(1, 2, 4, 3, 1, 1, 3, 100, 1, 1)   # fills the stage: flushed without the gap
+    pub.trade(1, 2, 4, 4, 1, 1, 4, 100, 1, 1)   # row 0 held the book, row 1 the ticker
+    pub.trade(1, 2, 4, 5, 1, 1, 5, 100, 1, 1)
+    pub.trade(1, 2, 4, 6, 1, 1, 6, 100, 1, 1)   # row 3: held a moved record
+    pub.flush()
+    recs = sink.records
+    assert [int(s) for s in recs["seq_provider"]] == [1, 2, 3, 4, 5, 6]
+    raw = recs.view(np.uint8).reshape(-1, EVENT.itemsize)
+    assert not raw[3:, 64 + 32:].any()          # trade payloads are 32 bytes

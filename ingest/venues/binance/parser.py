@@ -17,6 +17,10 @@ seq_provider: depth -> u, trade -> t, aggTrade -> a, bookTicker -> u. event_ts_n
 "E" in ns, or 0 when the venue sends no event time (spot bookTicker). Trade side is
 the taker's: "m" (buyer is maker) true -> SELL. Frames of other channels (kline,
 markPrice, ...) are counted as ignored; anything unparseable goes to the DLQ.
+
+Combined-stream bookTicker and trade frames of a carried symbol ("stream":
+"ethusdt@bookTicker") keep their payload fields and are written at the flush, a run
+at a time (`deferred`); every other frame is handled here.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ import time
 
 import orjson
 
-from events import BadInput, Side, UnknownInstrument
+from events import BadInput, UnknownInstrument
 from events.fixed import to_decimal
 
+from .deferred import RUN, Deferred, ticker_values, trade_values
 from .markets import MARKETS
 from .sync import DepthSync
 
-_SELL, _BUY = int(Side.SELL), int(Side.BUY)
 IGNORED_EVENTS = frozenset({"kline", "markPriceUpdate", "forceOrder", "24hrTicker",
                             "24hrMiniTicker", "depth", "indexPriceUpdate", "contractInfo"})
 
@@ -57,8 +61,12 @@ class BinanceAdapter:
         self.syncs = {s.venue_symbol: DepthSync(s, self.market.futures, report, self)
                       for s in streams}
         self.ignore = frozenset(ignore)
-        self._ticker = publisher.ticker
-        self.deferred: dict[str, int] = {}   # venue symbol -> monotonic ns of a delayed request
+        trades = "aggTrade" if self.market.futures else "trade"
+        self.waiting = [Deferred(s, ch, self.market.futures) for s in streams
+                        for ch in ("bookTicker", trades)]
+        self._waiting = {q.name: q for q in self.waiting}   # combined-stream name -> Deferred
+        publisher.fillers.append(self._fill)
+        self.deferred: dict[str, int] = {}    # venue symbol -> monotonic ns of a delayed request
         self.requested: dict[str, int] = {}  # venue symbol -> monotonic ns of the open request
 
     # -- connection ----------------------------------------------------------------
@@ -94,40 +102,35 @@ class BinanceAdapter:
         except orjson.JSONDecodeError as exc:
             self.report.bad_frame(frame, "not_json", exc)
             return
+        if type(msg) is dict:
+            name = msg.get("stream")
+            q = self._waiting.get(name) if type(name) is str else None
+            if q is not None:    # a bookTicker or trade of a carried symbol: written at flush
+                data = msg.get("data")
+                try:
+                    v = q.getter(data) if type(data) is dict and len(data) == q.nkeys else None
+                except KeyError:
+                    v = None
+                if v is None:
+                    q.odd[len(q.values)] = msg
+                q.values.append(v)
+                q.frames.append(frame)
+                q.recv.append(recv_ns)
+                rows = q.rows
+                self.pub.claim(rows)
+                if len(rows) >= RUN:
+                    q.fill(self.pub, self.report)
+                return
         try:
             data = msg.get("data", msg)
             if "A" in data and data.get("e", "bookTicker") == "bookTicker":
-                # bookTicker, the most frequent frame: handled inline
                 stream = self.streams.get(data["s"]) or self._unknown(data["s"])
                 if stream is None:
                     return
                 stream.messages += 1
-                u = data["u"]
-                if type(u) is not int:
-                    raise BadInput(f"bookTicker update id must be an integer: u={u!r}")
-                px = stream.px
-                pget = px.cache.get
-                t = data["b"]
-                bp = pget(t)
-                if bp is None:
-                    bp = px.convert(t)
-                t = data["a"]
-                ap = pget(t)
-                if ap is None:
-                    ap = px.convert(t)
-                sz = stream.sz
-                sget = sz.cache.get
-                t = data["B"]
-                bs = sget(t)
-                if bs is None:
-                    bs = sz.convert(t)
-                t = data["A"]
-                az = sget(t)
-                if az is None:
-                    az = sz.convert(t)
-                E = data.get("E", 0)
-                self._ticker(stream.iid, stream.px_scale, stream.sz_scale, u, recv_ns,
-                             E * 1_000_000 if type(E) is int else 0, bp, bs, ap, az, u)
+                u, ens, bp, bs, ap, az = ticker_values(stream, data)
+                self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, u, recv_ns, ens,
+                                bp, bs, ap, az, u)
                 return
             e = data.get("e")
             if e == "depthUpdate":
@@ -160,14 +163,14 @@ class BinanceAdapter:
         if stream is None:
             return
         stream.messages += 1
-        tid = d["t"] if e == "trade" else d["a"]
-        m = d["m"]
-        if type(tid) is not int or type(m) is not bool:
-            raise BadInput(f"trade id must be an integer and m a boolean: id={tid!r} m={m!r}")
-        E = d.get("E", 0)
-        self.pub.trade(stream.iid, stream.px_scale, stream.sz_scale, tid, recv_ns,
-                       E * 1_000_000 if type(E) is int else 0, tid, stream.px(d["p"]),
-                       stream.sz(d["q"]), _SELL if m else _BUY)
+        tid, ens, px, sz, side = trade_values(stream, d, e)
+        self.pub.trade(stream.iid, stream.px_scale, stream.sz_scale, tid, recv_ns, ens, tid, px, sz, side)
+
+    def _fill(self) -> None:
+        """The publisher's filler: the waiting bookTicker and trade frames into their rows."""
+        for q in self.waiting:
+            if q.rows:
+                q.fill(self.pub, self.report)
 
     # -- snapshots -----------------------------------------------------------------
 

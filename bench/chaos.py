@@ -30,6 +30,8 @@ from the venue's, leaked segments. `targets_met` holds one boolean per target.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -409,6 +411,18 @@ def figures(out: dict) -> dict:
     return res
 
 
+def code_state() -> dict:
+    """The commit measured and the files that differed from it (the working tree is shared)."""
+    def git(*args) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent.parent,
+                                  capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(),
+            "modified": [line[3:] for line in git("status", "--porcelain").splitlines()]}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench chaos", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -419,8 +433,9 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="meltica-chaos-")
     t0 = time.monotonic()
+    env = {"cpus": os.cpu_count(), "load_1m_start": round(os.getloadavg()[0], 2), "code": code_state()}
     out = run_scenario(tmp, rate=a.rate, trader_rate=a.trader_rate, cycles=a.cycles)
-    res = {"bench": "chaos", "rate": a.rate, "trader_rate": a.trader_rate, **figures(out),
+    res = {"bench": "chaos", "rate": a.rate, "trader_rate": a.trader_rate, **env, **figures(out),
            "seconds": round(time.monotonic() - t0, 1)}
     if a.keep:
         res["run_dir"] = out["run_dir"]

@@ -6,12 +6,14 @@
 into N real consumer rings, each consumer subscribed to everything and drained in the
 same process), over 2 providers x 10 instruments x 3 kinds, 4096-record batches.
 Baseline in the same run: `raw_copy_eps`, one raw copy of the same records (the
-memory floor), and the ratio. `latency_<rate>_p50_us` ...: cross-process, a writer
-process stamps `ingest_ts_ns` and writes an md ring at a paced rate, `python -m
-dispatch` fans out, this process reads as a consumer through the SDK; baseline
-`ring_direct_<rate>_*`: this process reads the writer's ring itself (one hop, the
-floor of this machine). Each figure checks its own result: every record delivered,
-per-stream seq strictly increasing.
+memory floor), and the ratio. `core_batch_<n>_us`: median cost of one `process` call
+for a batch of n in-order records to one consumer (what each wake-up costs at 10k/s);
+baseline `core_batch_<n>_vector_us`, the same batches through the numpy path only.
+`latency_<rate>_p50_us` ...: cross-process, a writer process stamps `ingest_ts_ns`
+and writes an md ring at a paced rate, `python -m dispatch` fans out, this process
+reads as a consumer through the SDK; baseline `ring_direct_<rate>_*`: this process
+reads the writer's ring itself (one hop, the floor of this machine). Each figure
+checks its own result: every record delivered, per-stream seq strictly increasing.
 """
 
 from __future__ import annotations
@@ -120,6 +122,44 @@ def core_throughput(consumers: int, seconds: float) -> dict:
         for o in out.values():
             o.writer.close()
         return {"eps": total / dt, "events": total}
+    finally:
+        ns.cleanup()
+
+
+def core_batch_us(size: int, small: bool, batches: int = 3000) -> float:
+    """Median cost of one `process` call: `size` in-order records, one consumer."""
+    from dispatch.config import DispatchConfig
+    from dispatch.core import DispatchCore
+    from shm import Namespace, RingReader, RingWriter
+
+    ns = Namespace("bench" + uuid.uuid4().hex[:8])
+    try:
+        core = DispatchCore(DispatchConfig(), clock=time.time_ns)
+        if not small:
+            core.small.limit = 0
+        w = RingWriter.create(ns, "consumer.b.md", EVENT, 1 << 16, policy="lossless")
+        r = RingReader.attach(ns, "consumer.b.md", EVENT, start="oldest")
+        sub = core.add_consumer("b", w)
+        for s in SYMBOLS:
+            core.subscribe(sub, instrument_id(s))
+        recs, _ = synth(size * (batches + 100), providers=(4,))
+        core.process(recs[: size * 100])  # every stream seen: the steady state
+        r.try_read(1 << 16)
+        r.release()
+        took = np.empty(batches, np.int64)
+        got = 0
+        for i in range(batches):
+            b = recs[size * (100 + i) : size * (101 + i)]
+            t0 = time.perf_counter_ns()
+            core.process(b)
+            took[i] = time.perf_counter_ns() - t0
+            got += len(r.try_read(1 << 16))
+            r.release()
+        if got != size * batches:
+            raise AssertionError(f"batches of {size}: delivered {got} of {size * batches}")
+        r.close()
+        w.close()
+        return float(np.median(took)) / 1000
     finally:
         ns.cleanup()
 
@@ -267,6 +307,11 @@ def main(argv) -> int:
         res[f"core_eps_to_{n}"] = round(r["eps"])
         print(f"core -> {n:2d} consumers: {r['eps'] / 1e6:.2f} M events/s", file=sys.stderr)
     res["core_to_3_vs_raw_copy"] = round(res["core_eps_to_3"] / res["raw_copy_eps"], 4)
+    for size in (1, 10):
+        res[f"core_batch_{size}_us"] = round(core_batch_us(size, small=True), 1)
+        res[f"core_batch_{size}_vector_us"] = round(core_batch_us(size, small=False), 1)
+        print(f"core, one batch of {size:2d}: {res[f'core_batch_{size}_us']} us "
+              f"(vector path {res[f'core_batch_{size}_vector_us']} us)", file=sys.stderr)
     if not a.skip_latency:
         for rate, label in ((10_000, "10k"), (100_000, "100k")):
             for direct, name in ((True, "ring_direct"), (False, "latency")):

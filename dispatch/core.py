@@ -31,6 +31,7 @@ from .merge import MERGED_PROVIDER_BASE, Merger
 from .ordering import Orderer
 from .raw import words
 from .routing import RoutingTable, Subscriber
+from .small import SmallBatches
 from .streams import Streams, stream_key
 
 MAX_REPORTS = 100  # telemetry events / DLQ records of one kind per tick
@@ -54,6 +55,7 @@ class DispatchCore:
         self.dedup = Deduper(cfg.dedup_bits)
         self.merger = Merger(cfg.merge_window_ns, cfg.merge_max_events)
         self.fair = FairShare(cfg.fanout_rate, cfg.fair_burst_ns)
+        self.small = SmallBatches(self.streams, self.dedup, self.orderer)
         self.outlets: dict[int, Outlet] = {}   # slot -> outlet
         self.configured: set[int] = set()      # instrument ids from config
         self.events_in = 0
@@ -119,6 +121,11 @@ class DispatchCore:
             return 0
         now = self._now(now_ns)
         self.events_in += n
+        if n <= self.small.limit:
+            rows = self.small.admit(batch)
+            if rows is not None:  # nothing to decide: route as is
+                self._route_rows(batch, rows, now)
+                return n
         keep = self.dedup.fresh(batch["event_id"])
         if keep is not None:
             batch = batch[keep]
@@ -150,17 +157,42 @@ class DispatchCore:
         sidx = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
         self._route(recs, sidx, now)
 
+    def _merge(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
+        feed = self.routing.merge_feed[sidx]
+        if feed.any():
+            merged: list = []
+            for k in list(self.merger.keys):
+                sel = np.flatnonzero(feed & np.uint64(1 << k))
+                if len(sel):
+                    self.merger.feed(k, recs[sel], now, merged)
+            self._emit_merged(merged)
+
+    def _route_rows(self, recs: np.ndarray, sidx: list[int], now: int) -> None:
+        """`_route` for a tiny batch (`sidx` a list): Python ints, no numpy per consumer."""
+        rt = self.routing
+        if self.merger.keys:
+            self._merge(recs, np.array(sidx, np.int64), now)
+        route = rt.route
+        masks = [int(route[s]) for s in sidx]
+        if not any(masks):
+            return
+        n = len(sidx)
+        version = rt.version
+        for slot, outlet in self.outlets.items():
+            rows = [r for r in range(n) if masks[r] >> slot & 1]
+            count = len(rows)
+            if count == 0:
+                continue
+            allowed = self.fair.grant(outlet.consumer_id, count)
+            if allowed is not None and allowed < count:
+                outlet.throttled = True
+            self.events_out += outlet.offer(recs, sidx, None if count == n else rows, version,
+                                            allowed)
+
     def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
         rt = self.routing
         if self.merger.keys:
-            feed = rt.merge_feed[sidx]
-            if feed.any():
-                merged: list = []
-                for k in list(self.merger.keys):
-                    sel = np.flatnonzero(feed & np.uint64(1 << k))
-                    if len(sel):
-                        self.merger.feed(k, recs[sel], now, merged)
-                self._emit_merged(merged)
+            self._merge(recs, sidx, now)
         masks = rt.route[sidx]
         if not masks.any():
             return

@@ -21,12 +21,23 @@ at least a quarter of the total demand. Critical records are never metered.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
-from events import Kind
+from events import EVENT, Kind
 from shm import RingWriter
 
 from .raw import concat, row, words
+
+SMALL_WRITE = 4  # records; up to this many are copied one by one as stamped bytes
+_SIZE = EVENT.itemsize
+_VERSION_AT = EVENT.fields["routing_version"][1]   # uint64: word _VERSION_AT // 8
+_CONSUMER_AT = EVENT.fields["consumer_id"][1]      # uint32: half-word _CONSUMER_AT // 4
+_PUT_VERSION = struct.Struct("<Q").pack_into
+_PUT_CONSUMER = struct.Struct("<I").pack_into
+assert EVENT.fields["routing_version"][0] == np.uint64 and _VERSION_AT % 8 == 0
+assert EVENT.fields["consumer_id"][0] == np.uint32 and _CONSUMER_AT % 4 == 0
 _CRITICAL = np.zeros(256, bool)
 _COALESCE = np.zeros(256, bool)
 for _k in Kind:
@@ -49,6 +60,7 @@ class Outlet:
         self.drop_ids: list[tuple[int, int]] = []   # (event_id, trace_id) of recent drops
         self.throttled_ns = 0      # time spent with a backlog or short of fair-share tokens
         self.throttled = False     # fair share held records back since the last tick
+        self._one = bytearray(_SIZE)  # scratch: one record being stamped
 
     @property
     def backlogged(self) -> bool:
@@ -71,30 +83,50 @@ class Outlet:
             k = len(dst)
             if k == 0:
                 break
-            words(dst)[:] = src[done : done + k]  # 1. payload
-            dst["routing_version"] = version
-            dst["consumer_id"] = self.consumer_id
-            w.publish()                            # 2. cursor (see shm._base)
+            d = words(dst)
+            d[:] = src[done : done + k]                            # 1. payload, stamped
+            d[:, _VERSION_AT // 8] = version
+            d.view(np.uint32)[:, _CONSUMER_AT // 4] = self.consumer_id
+            w.publish()                                            # 2. cursor (see shm._base)
             done += k
         self.delivered += done
         return done
 
-    def offer(self, recs: np.ndarray, sidx: np.ndarray, sel: np.ndarray | None, version: int,
-              allowed: int | None = None) -> int:
-        """Deliver rows `sel` of `recs` (None: all), at most `allowed` now; backlog the rest."""
+    def _write_rows(self, recs: np.ndarray, rows, version: int) -> int:
+        """Copy rows `rows` of `recs` one by one as stamped bytes: cheapest for a few."""
+        raw = memoryview(recs.view(np.uint8))
+        one, put = self._one, self.writer.try_write_bytes
+        done = 0
+        for r in rows:
+            one[:] = raw[r * _SIZE : (r + 1) * _SIZE]
+            _PUT_VERSION(one, _VERSION_AT, version)
+            _PUT_CONSUMER(one, _CONSUMER_AT, self.consumer_id)
+            if not put(one):  # payload, then cursor (shm: try_write_bytes)
+                break
+            done += 1
+        self.delivered += done
+        return done
+
+    def offer(self, recs: np.ndarray, sidx, sel, version: int, allowed: int | None = None) -> int:
+        """Deliver rows `sel` of `recs` (None: all), at most `allowed` now; backlog the rest.
+
+        `sidx` (stream of every row of `recs`) and `sel` may be arrays or lists.
+        """
         n = len(recs) if sel is None else len(sel)
         if n == 0:
             return 0
         done = 0
         if not self.backlogged:
             limit = n if allowed is None else min(n, allowed)
-            src = words(recs)
-            part = src[:limit] if sel is None else src[sel[:limit]]
-            done = self._write(part, version)
+            if limit <= SMALL_WRITE:
+                done = self._write_rows(recs, range(limit) if sel is None else sel[:limit], version)
+            else:
+                src = words(recs)
+                done = self._write(src[:limit] if sel is None else src[sel[:limit]], version)
             if done == n:
                 return done
-        rest = np.arange(done, n) if sel is None else sel[done:]
-        self._backlog(recs, sidx, rest)
+        rest = np.arange(done, n) if sel is None else np.asarray(sel[done:], np.int64)
+        self._backlog(recs, np.asarray(sidx, np.int64), rest)
         return done
 
     def _backlog(self, recs: np.ndarray, sidx: np.ndarray, rows: np.ndarray) -> None:

@@ -6,22 +6,25 @@ about three times faster; `Mantissas` caches it per scale, because a book sees t
 same price strings over and over. A test checks `parse` against `events.to_mantissa`
 on arbitrary input (hypothesis).
 
-`Mantissas.many(texts)` converts a whole column (a diff's prices, a run of
-bookTicker sizes): one C-level `map` over the cache, then the misses together: when
-every miss has exactly `scale` decimals (Binance pads every price and size to the
-symbol's precision), or none, one regular expression checks them all at once in
-their "\n"-joined text and `map(int, ...)` converts them (~0.2 us a string instead of
-~0.7 us one by one); anything else goes through `convert`, string by string.
+`Mantissas.many(texts)` converts a whole column (a snapshot's prices, a run of
+bookTicker sizes): one C-level `map` over the cache, then the misses together: one
+regular expression checks them all at once in their "\n"-joined text (exactly
+`scale` decimals, as Binance pads them; or at most `scale`, as OKX sends them) and
+C-level `map`s convert them (~0.2-0.4 us a string instead of ~0.7 us one by one);
+anything else (a bad string among them) goes through `convert`, string by string.
 """
 
 from __future__ import annotations
 
 import re
+from operator import itemgetter, methodcaller, mul
 
 from events.errors import DecimalError
 from events.fixed import INT64_MAX
 
 _POW10 = [10**i for i in range(19)]
+_PARTITION = methodcaller("partition", ".")
+_FRACTION = itemgetter(2)
 
 
 def parse(text, scale: int) -> int:
@@ -50,7 +53,7 @@ class Mantissas:
     `m.convert(text)` on a miss (see ingest.book).
     """
 
-    __slots__ = ("scale", "cache", "limit", "_exact", "_whole")
+    __slots__ = ("scale", "cache", "limit", "_exact", "_upto", "_factor")
 
     def __init__(self, scale: int, limit: int = 1 << 17):
         if not 0 <= scale <= 18:
@@ -58,13 +61,14 @@ class Mantissas:
         self.scale = scale
         self.cache: dict[str, int] = {}
         self.limit = limit
-        # "\n"-joined strings with exactly `scale` decimals / none; at most 18 digits each,
-        # so every value fits int64. re.ASCII: [0-9] only.
+        # "\n"-joined strings with exactly `scale` decimals / at most `scale`; at most
+        # 18 - scale digits before the point, so every mantissa fits int64. re.ASCII: [0-9].
         w = 18 - scale
         one = f"[0-9]{{1,{w}}}\\.[0-9]{{{scale}}}" if scale else "[0-9]{1,18}"
+        upto = f"[0-9]{{1,{w}}}(?:\\.[0-9]{{0,{scale}}})?"
         self._exact = re.compile(f"(?:{one}\n)*{one}", re.ASCII) if w else None
-        self._whole = re.compile(f"(?:[0-9]{{1,{w}}}\n)*[0-9]{{1,{w}}}", re.ASCII) \
-            if scale and w else None
+        self._upto = re.compile(f"(?:{upto}\n)*{upto}", re.ASCII) if w else None
+        self._factor = [10 ** (scale - k) for k in range(scale + 1)]   # by decimals sent
 
     def many(self, texts) -> list[int]:
         """The mantissas of a sequence of strings, in order; DecimalError for a bad one."""
@@ -112,18 +116,20 @@ class Mantissas:
         if self._exact.fullmatch(text):
             parts = text.replace(".", "").split("\n")
             return list(map(int, parts)) if len(parts) == len(miss) else None
-        if self._whole is not None and self._whole.fullmatch(text):
-            parts = text.split("\n")
-            if len(parts) == len(miss):        # one "\n" inside a string would add a part
-                return list(map(_POW10[self.scale].__mul__, map(int, parts)))
+        if self._upto.fullmatch(text):         # OKX: "30249.4", "452", "0.5000"
+            parts = text.replace(".", "").split("\n")
+            if len(parts) != len(miss):        # one "\n" inside a string would add a part
+                return None
+            decimals = map(len, map(_FRACTION, map(_PARTITION, miss)))
+            return list(map(mul, map(int, parts), map(self._factor.__getitem__, decimals)))
         return None
 
     def convert(self, text) -> int:
         """Convert and remember `text` (clearing the cache when it reaches its bound)."""
         scale = self.scale
         m = -1
-        if type(text) is str and scale and text[-scale - 1:-scale] == ".":
-            digits = text[:-scale - 1] + text[-scale:]   # fastest path: exactly `scale` decimals
+        if type(text) is str and len(text) > scale and text[-scale - 1] == "." and scale:
+            digits = text.replace(".", "", 1)      # fastest path: exactly `scale` decimals
             if digits.isdigit() and digits.isascii():
                 m = int(digits)
                 if m > INT64_MAX:

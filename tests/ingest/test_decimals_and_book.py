@@ -100,3 +100,44 @@ def test_book_keeps_venue_strings_for_checksums():
     assert b.top_text(25) == (["3366.1", "3366"], ["7", "6.0"], ["3366.8", "3368"], ["9", "8"])
     b.apply_bids([["3366.1", "0", "0", "0"]])
     assert b.top_text(25)[0] == ["3366"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(decimal_text, max_size=12), scale=st.integers(0, 18))
+def test_a_column_converts_like_its_strings_one_by_one(texts, scale):
+    """Mantissas.many (cache, then the misses together by one regular expression) == each alone."""
+    try:
+        expected = [parse(t, scale) for t in texts]
+    except DecimalError:
+        expected = None
+    m = Mantissas(scale)
+    try:
+        got = m.many(texts)
+    except DecimalError:
+        got = None
+    assert got == expected
+    if expected is not None:
+        assert m.many(texts) == expected             # now from the cache
+        assert Mantissas(scale).fresh(texts) == expected
+
+
+def test_columns_of_venue_strings_convert_together():
+    m = Mantissas(8)
+    assert m.many(["2683.80000000", "0.00200000", "2683.80000000"]) == [268380000000, 200000, 268380000000]
+    assert m.many(["30249.4", "452", "0.5000", "5."]) == [3024940000000, 45200000000, 50000000, 500000000]
+    for column in (m.many, m.fresh):       # a "\n" inside a string: found one by one
+        with pytest.raises(DecimalError):
+            column(["1.00000000", "2\n3.00000000"])
+    with pytest.raises(DecimalError):
+        m.fresh(["1.5", "x"])
+
+
+def test_a_snapshot_side_loads_the_same_by_columns_or_level_by_level():
+    levels = [["10.5", "1"], ["9.25", "2.5"], ["11", "0.1"]]
+    for keep_text in (False, True):
+        a = Book(Mantissas(8), Mantissas(8), keep_text)
+        a.load(levels, levels)
+        b = Book(Mantissas(8), Mantissas(8), keep_text)
+        b.load(levels + [["1", "0"]], levels + [["1", "0"]])   # a zero size: level by level
+        assert a.top(5) == b.top(5) and a.top_text(5) == b.top_text(5)
+        assert a.bid_key == [925000000, 1050000000, 1100000000]

@@ -1,40 +1,59 @@
-"""The whole pipeline, end to end: `python -m bench e2e [--json] [--quick]`.
+"""The whole pipeline, end to end: `python -m bench e2e [--json] [--quick] [--steps N:R,..]`.
 
     simulator -> ingest (one per venue) -> dispatch -> consumers (this process + strategies.demo)
 
-Each step starts a fresh `meltica.pipeline.Pipeline` (simulator with `instruments`
-instruments on binance-spot and okx at `rate` market steps/s per instrument; execution;
-dispatch; one ingest per venue; the demo strategy on BTC-USDT only, with its orders),
-stops the operator's monitor (our own consumer measures), subscribes a benchmark
-consumer (`consumer.Consumer`) to every kind of every instrument of every venue, warms
-up, then measures for `--seconds`:
+Each step starts a fresh `meltica.pipeline.Pipeline` (the simulator with N instruments on
+binance-spot and okx at R market steps/s per instrument -- about 2.2 WebSocket messages
+per step per instrument per venue, sent as one burst per step; execution; dispatch; one
+ingest per venue; the demo strategy on BTC-USDT only, placing its orders), stops the
+operator's monitor (our own consumer measures), subscribes a benchmark consumer
+(`consumer.Consumer`, this process's main thread, nothing else on it) to every kind of
+every instrument of every venue, warms up, then measures for `--seconds`:
 
-  offered_msgs_per_s     WebSocket frames the simulator sent to ingest (its /_sim/stats)
-  sim_steps_per_s        market steps it achieved (vs `rate`: the simulator can saturate)
+  offered_msgs_per_s     WebSocket messages the simulator sent to ingest (its /_sim/stats)
+  sim_steps_per_s        market steps it made (vs R: below, it saturated; above, it was
+                         catching up a backlog in bursts)
   delivered_eps          market-data events/s this consumer received
-  lost / coalesced / ... from telemetry over the window: md ring laps (dispatch behind
+  md_ring_lost, ...      from telemetry over the window: md ring laps (dispatch behind
                          ingest), ingest WebSocket backlog drops, fan-out coalescing and
-                         trade drops for this consumer, late and de-dup drops
+                         trade drops for this consumer (and the demo), late and de-dup
+                         drops, dispatch's own saturation time, this outlet's throttled time
   ingest_*_us            p50/p99/p99.9 of now - header.ingest_ts_ns (ingest's receipt)
   venue_*_us             p50/p99/p99.9 of now - header.event_ts_ns (the venue's event
-                         time: the simulator stamps it in whole ms from the same host
-                         clock, truncated, so this reads 0-1 ms high, 0.5 ms on average)
-  order_*_ms             an order round trip while market data flows: OrderClient
-                         submit (marketable IOC, buy/sell alternating, `--order-rate`/s)
-                         -> reply; -> first exec report (ACK); -> terminal report
-  cpu_pct                per process, over the window (100 = one core of 2)
+                         time: the simulator stamps whole ms from the same host clock,
+                         truncated, so this reads 0-1 ms high, 0.5 ms on average)
+  by_kind                ingest -> consumer p50/p99 per venue and kind
+  order_*_ms             an order round trip while market data flows, from a helper
+                         process (a strategy's order thread: `OrderClient.submit` blocks
+                         until execution replies, and a consumer submitting from its
+                         market-data loop stalls its own market data for that long --
+                         measured 190-560 ms at p99): marketable IOC orders on binance-spot
+                         at `--order-rate`/s; submit -> reply, -> first exec report (ACK),
+                         -> terminal report; and the first report's path split by its
+                         stamps: submit -> venue event time -> execution -> client
+  cpu_pct                per process over the window (100 = one core); `others` is what
+                         the rest of the machine used meanwhile (it is shared);
+                         cpu_us_per_event the same per delivered event
+  sustained              nothing lost or coalesced, >= 97% of the offered load delivered,
+                         ingest p99 under 100 ms
 
-Baseline in the same run: `ring_direct_*` (bench.dispatch's writer process -> this
-process over one shm ring, no pipeline; the floor of one hop on this machine), and every
-latency figure is also given as a ratio to it. `hops` (a step with a tap process that
-reads the ingest rings directly) splits ingest -> consumer into ingest -> md ring and
-md ring -> consumer (dispatch), joined per record by event_id.
+Baseline in the same run: `ring_direct_*`, one shm hop with no pipeline (bench.dispatch's
+writer process -> this process, 10k records/s): the floor of this machine; latency
+figures are also given as ratios to it. Steps with `tap` run a helper that reads the
+ingest rings directly (as dispatch does): joined per record by event_id, it splits
+ingest -> consumer into ingest -> md ring and md ring -> consumer (dispatch and the
+consumer ring); `hop_venue_to_ingest` is header.ingest_ts_ns - event_ts_ns.
 
-Checks (the step fails loudly otherwise): per stream (provider, instrument, kind),
-`seq_provider` strictly increases except across a SNAPSHOT/RESYNCED record; no event_id
-is delivered twice; after the ingests are stopped and everything drained, this consumer
-received exactly what dispatch says it delivered to it; every order reached a terminal
-report.
+Checks (a step that fails says why in `check`; the exit status is 1): per stream
+(provider, instrument, kind) `seq_provider` strictly increases except across a
+SNAPSHOT/RESYNCED record; no event_id arrives twice; after the ingests are stopped and
+everything drained, this consumer received exactly what dispatch says it delivered to
+it; every order reached a terminal report (unless the step saturated: the simulator's
+order API shares the loop that is then behind on market data).
+
+Quick: 3 steps of 3 s (the first with the tap), under a minute. Full: 6 steps of 12 s
+and 2 tap steps, under 10 minutes. `--wait-quiet S` waits up to S s before each step for
+others' load to drop below `--quiet-below` %.
 """
 
 from __future__ import annotations

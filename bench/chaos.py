@@ -86,10 +86,24 @@ def trader_commands(run: PipelineRun) -> int:
         return 0
 
 
-def registered(run: PipelineRun, consumer: str, pid: int | None) -> bool:
-    """dispatch announced the registration of `consumer` by process `pid`."""
-    events = run.pipeline.collector.recent_events(1000, "consumer.registered")
-    return any(e.get("consumer") == consumer and e.get("pid") == pid for e in events)
+def ring_identity(run: PipelineRun, consumer: str) -> tuple[int, int] | None:
+    """(inode, ctime) of `consumer.<name>.md`: dispatch creates it anew at every registration."""
+    try:
+        st = os.stat(run.ctx.namespace.path(f"consumer.{consumer}.md"))
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
+def registered_again(run: PipelineRun, op: Operator, consumer: str, ring_at_kill) -> bool:
+    """`consumer` registered since the kill (its ring is another one) and subscribed.
+
+    (Not from dispatch's consumer.registered event: telemetry is PUB/SUB, and a dispatch
+    that just started may lose its first events before its connection is up.)"""
+    ring = ring_identity(run, consumer)
+    if ring is None or ring == ring_at_kill:
+        return False
+    return bool(op.consumers().get(consumer, {}).get("subscriptions"))
 
 
 def dispatch_counter(run: PipelineRun, key: str) -> int:
@@ -130,7 +144,7 @@ def recover_ingest(run: PipelineRun, probe: Probe, k: Kill, venue: str, with_dis
 def recover_dispatch(run: PipelineRun, probe: Probe, k: Kill, n: int) -> None:
     """Every consumer registers again with its subscriptions and receives again."""
     mon = run.pipeline.monitor
-    op = Operator(run.ctx)
+    op = Operator(run.ctx, timeout_s=0.5)  # short: the loop also restarts what died
     seen: dict[str, int] = {}
 
     def stamp(what: str, ok: bool) -> None:
@@ -160,9 +174,10 @@ def recover_execution(run: PipelineRun, k: Kill, journaled_at_kill: int) -> None
     k.figures["kill_to_next_report_ms"] = _ms(t - k.mono_ns)
 
 
-def recover_strategy(run: PipelineRun, k: Kill, consumer: str, sent_at_kill: int) -> None:
-    """The strategy registers again (by its new pid); the trader sends commands again."""
-    t = run.wait_until(lambda: registered(run, consumer, run.pid(k.name)) and time.monotonic_ns(), 30,
+def recover_strategy(run: PipelineRun, k: Kill, consumer: str, sent_at_kill: int, ring_at_kill) -> None:
+    """The strategy registers again and subscribes; the trader sends commands again."""
+    op = Operator(run.ctx, timeout_s=0.5)  # short: the loop also restarts what died
+    t = run.wait_until(lambda: registered_again(run, op, consumer, ring_at_kill) and time.monotonic_ns(), 30,
                        f"{consumer} registered again")
     k.figures["kill_to_registered_ms"] = _ms(t - k.mono_ns)
     if consumer == TRADER:
@@ -201,6 +216,7 @@ def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 1
             names = (group,) if isinstance(group, str) else tuple(group)
             probe.phase = f"after SIGKILL {'+'.join(names)}"
             journaled, sent = len(journal(run)), trader_commands(run)
+            rings = {c: ring_identity(run, c) for c in CONSUMERS}
             ks = [run.kill(name) for name in names]
             log(f"chaos: SIGKILL {', '.join(f'{k.name} (pid {k.pid})' for k in ks)}")
             for k in ks:
@@ -215,7 +231,8 @@ def run_scenario(root: str | Path, *, rate: float = 50.0, trader_rate: float = 1
                 elif k.name == "execution":
                     recover_execution(run, k, journaled)
                 else:
-                    recover_strategy(run, k, k.name.split(".", 1)[1], sent)
+                    consumer = k.name.split(".", 1)[1]
+                    recover_strategy(run, k, consumer, sent, rings[consumer])
             run.wait_until(lambda: set(run.ctx.namespace.names()) == LIVE_SET, 30,
                            f"the live set of segments after restarting {names}: {sorted(LIVE_SET)}")
             for k in ks:

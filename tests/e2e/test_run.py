@@ -75,6 +75,20 @@ def ended(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def describe(pid: int, logs: Path) -> str:
+    """A program still alive: its state, where it waits, its command, the end of its log."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except FileNotFoundError:
+        return f"{pid}: gone"
+    tails = {f.name: f.read_text(errors="replace")[-600:] for f in logs.glob("*.log")}
+    module = cmd.split(" -m ", 1)[-1].split()[0] if " -m " in cmd else "?"
+    tail = next((t for name, t in tails.items() if name.startswith(module)), "")
+    return f"{pid} state {state} wchan {wchan}: {cmd[:160]}\n{tail}"
+
+
 def test_ctrl_c_ends_the_run_with_a_report_and_no_segment_left(tmp_path, reap):
     report = tmp_path / "report.json"
     p, ctx, err = start_run(tmp_path, reap, "--report", str(report))
@@ -104,10 +118,11 @@ def test_a_killed_launcher_takes_every_program_with_it_and_they_remove_their_seg
     try:
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not all(ended(c) for c in programs) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [c for c in programs if not ended(c)] == [], "programs outlived their launcher"
+        left = [describe(c, ctx.run_dir / "logs") for c in programs if not ended(c)]
+        assert left == [], "programs outlived their launcher:\n" + "\n".join(left)
         # each program removed its own segments on SIGTERM (nobody swept them)
         assert ctx.namespace.names() == []
     finally:

@@ -26,11 +26,16 @@ from .run import RunContext
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def _die_with_parent(parent_pid: int):
+    """The child's preexec: SIGTERM when the launcher dies. Runs between fork and exec."""
+    def preexec() -> None:
+        try:
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent_pid:  # the launcher died before prctl: no signal would ever come
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
 
 
 @dataclass
@@ -94,7 +99,7 @@ class Launcher:
             r.log = open(log_path, "ab")
         r.proc = subprocess.Popen(r.program.argv(), stdin=subprocess.DEVNULL, stdout=r.log,
                                   stderr=subprocess.STDOUT, env=self._env(r.program), cwd=self.cwd,
-                                  start_new_session=True, preexec_fn=_die_with_parent)
+                                  start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
         r.started_ns = time.monotonic_ns()
 
     def poll(self) -> list[str]:

@@ -13,7 +13,7 @@ import zmq
 from events import EVENT, Closed, Command, Kind, PeerGone, ResultStatus
 from events.errors import BadInput
 from meltica.run import RunContext
-from shm import RingClosed, RingError, RingReader
+from shm import RingClosed, RingError, RingReader, SpinPark, WaitStrategy
 
 _CRITICAL = np.zeros(256, bool)
 for _k in Kind:
@@ -47,12 +47,17 @@ class Consumer:
     """
 
     def __init__(self, name: str, run: RunContext | str | None = None, control: str | None = None,
-                 *, timeout_s: float = 3.0, filter_stale: bool = True):
+                 *, timeout_s: float = 3.0, filter_stale: bool = True,
+                 wait: WaitStrategy | None = None):
         ctx = run if isinstance(run, RunContext) else RunContext.from_env(run)
         self.name = name
         self.run = ctx
         self.timeout_s = timeout_s
         self.filter_stale = filter_stale
+        # events(timeout_s) spins a few rounds, then parks on the ring's futex: dispatch's
+        # publish wakes it within microseconds, and an idle consumer burns no CPU that
+        # dispatch or ingest need (2 cores shared by every process of a run).
+        self.wait = wait or SpinPark(spins=10, max_park_ns=2_000_000)
         self.endpoint = control or default_control(ctx)
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
@@ -172,7 +177,11 @@ class Consumer:
             return self._recover(timeout_s)
         r.release()
         try:
-            batch = r.wait_read(max_n, timeout_s) if timeout_s else r.try_read(max_n)
+            if timeout_s:
+                self.wait.reset()
+                batch = r.wait_read(max_n, timeout_s, self.wait)
+            else:
+                batch = r.try_read(max_n)
         except RingClosed:
             batch = r.try_read(0)
         if len(batch) == 0:

@@ -49,8 +49,9 @@ def parse_args(argv):
                    help="release a consumer without pid after this long without a command")
     p.add_argument("--exec-timeout-ms", type=float, default=500.0,
                    help="wait this long for execution to answer a forwarded set-trading-mode")
-    p.add_argument("--idle-max-us", type=float, default=200.0,
-                   help="longest nap of the idle loop (latency when idle vs CPU burnt)")
+    p.add_argument("--idle-max-us", type=float, default=1000.0,
+                   help="longest park of the idle loop; records wake it at once, control "
+                        "requests wait at most this long (latency of control vs CPU burnt)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a control endpoint beyond loopback/ipc")
     return config.parse_args(p, argv, "dispatch")

@@ -225,6 +225,21 @@ class DispatchCore:
 
     # -- timers ----------------------------------------------------------------------
 
+    def next_due_ns(self) -> int | None:
+        """When `tick` next has a timer to serve: held records, a merge window (None: none).
+
+        A backlogged outlet is not a timer: it drains when its consumer reads, which
+        nothing signals, so the loop polls it (`backlogged`).
+        """
+        due = [t for t in (self.orderer.next_expiry_ns(), self.merger.next_close_ns())
+               if t is not None]
+        return min(due) if due else None
+
+    @property
+    def backlogged(self) -> bool:
+        """Some consumer has records waiting for room in its ring (or for tokens)."""
+        return any(o.backlogged for o in self.outlets.values())
+
     def tick(self, now_ns: int | None = None) -> int:
         """Release expired gaps, close windows whose time is up, drain backlogs."""
         now = self._now(now_ns)

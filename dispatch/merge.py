@@ -128,6 +128,11 @@ class Merger:
 
     # -- windows out -----------------------------------------------------------------
 
+    def next_close_ns(self) -> int | None:
+        """When the first open window's time is up (None: no window is open)."""
+        opens = [st.window.open_ns for st in self.keys.values() if st.window is not None]
+        return min(opens) + self.window_ns if opens else None
+
     def expire(self, now_ns: int, out: list) -> None:
         """Close every window whose time is up."""
         for k, st in self.keys.items():

@@ -205,6 +205,10 @@ class Orderer:
             st.seen[s] = 0
             st.mode[s] = PROBE
 
+    def next_expiry_ns(self) -> int | None:
+        """When `expire` next has something to check (None: nothing is held)."""
+        return self._next_flush if any(self._held.values()) else None
+
     def depth(self) -> dict[int, int]:
         """Held records per stream (only streams holding some)."""
         return {s: len(h) for s, h in self._held.items() if h}

@@ -1,12 +1,14 @@
 """The dispatch process: discover ingest rings, run the core, serve control.
 
 `do_work()` does one round and returns how much it did: control requests, records
-read from every `md.*` ring of the run, timers. `run()` loops over it with an idle
-strategy (spin, yield, then naps of at most `max_nap_ns`). Ingest rings are found by
-listing the run's namespace every `discover_ns`; a ring whose segment was replaced
-(ingest restarted) is re-attached from its oldest record and its streams restart
-their sequence. Rings present at start are read from their newest record (what was
-there before dispatch started is stale); rings that appear later, from their oldest.
+read from every `md.*` ring of the run, timers. `run()` loops over it; when a round
+finds nothing it parks on every ingest ring at once (`dispatch.park`), so a publish
+wakes it within microseconds, and for no longer than the next timer, the consumer
+backlog poll or `max_nap_ns` (control requests wait at most that). Ingest rings are
+found by listing the run's namespace every `discover_ns`; a ring whose segment was
+replaced (ingest restarted) is re-attached from its oldest record and its streams
+restart their sequence. Rings present at start are read from their newest record (what
+was there before dispatch started is stale); rings that appear later, from their oldest.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from events import EVENT, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
 from meltica.telemetry import ENV_ENDPOINT, Telemetry
-from shm import BackoffSleep, RingClosed, RingError, RingReader, SpinPark
+from shm import RingError, RingReader
 
 from .config import DispatchConfig
 from .control import ControlServer, ExecutionLink
 from .core import DispatchCore
+from .park import Parker
 from .service import ControlService
 
 BATCH = 4096
@@ -83,6 +86,7 @@ class DispatchProcess:
         self._next_discover = 0
         self._next_metrics = 0
         self._closed = False
+        self._sources_gen = 0  # bumped whenever `sources` changes (the parker is rebuilt)
 
     # -- one round -------------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class DispatchProcess:
             if state == "replaced" and src.reader.available() <= 0:
                 src.reader.close()
                 del self.sources[name]
+                self._sources_gen += 1
                 self.tel.event("source.detached", ring=name, reason=state, trace_id=0,
                                decision_id=self.core.ids.next())
                 if src.provider is not None:
@@ -137,6 +142,7 @@ class DispatchProcess:
             except ValueError:
                 provider = None
             self.sources[name] = Source(name, reader, provider)
+            self._sources_gen += 1
             self.tel.event("source.attached", ring=name, start=start, trace_id=0,
                            decision_id=self.core.ids.next())
         self._first_scan = False
@@ -151,41 +157,41 @@ class DispatchProcess:
 
     # -- loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event | None = None, max_nap_ns: int = 200_000,
-            spins: int = 20) -> None:
-        """Loop until `stop`: work; when idle, spin `spins` rounds, then park.
+    def run(self, stop: threading.Event | None = None, max_nap_ns: int = 1_000_000,
+            spins: int = 1, backlog_poll_ns: int = 100_000) -> None:
+        """Loop until `stop`: work; after `spins` idle rounds in a row, park on the rings.
 
-        Parking waits on one ingest ring's futex (rotating among rings) for at most
-        `max_nap_ns`: a publish on that ring wakes dispatch within microseconds, the
-        other rings and control wait at most one nap. Without rings: plain naps.
+        The park ends when an ingest ring publishes, or after `idle_ns()`: at most
+        `max_nap_ns`, less when a timer is due, `backlog_poll_ns` while a consumer's
+        ring is full. `stop` set from another thread is seen within one nap; a signal
+        interrupts the park at once.
         """
         stop = stop or threading.Event()
-        nap = BackoffSleep(spins=0, yields=0, min_sleep_ns=max_nap_ns, max_sleep_ns=max_nap_ns)
-        park = SpinPark(spins=0, max_park_ns=max_nap_ns)
+        parker, built = Parker([]), -1
         idle_rounds = 0
-        turn = 0
         while not stop.is_set():
+            if built != self._sources_gen:  # before its readers can be closed
+                parker = Parker([src.reader for src in self.sources.values()])
+                built = self._sources_gen
+            tokens = parker.tokens()  # before looking: a publish after this ends the park
             if self.do_work():
                 idle_rounds = 0
                 continue
             idle_rounds += 1
-            if idle_rounds < spins:
+            if idle_rounds < spins or built != self._sources_gen:
                 continue
-            sources = list(self.sources.values())
-            if not sources:
-                nap.idle()
-                continue
-            turn = (turn + 1) % len(sources)
-            src = sources[turn]
-            try:
-                batch = src.reader.wait_read(BATCH, timeout_s=max_nap_ns / 1e9, strategy=park)
-            except RingClosed:  # its writer is gone; discovery detaches it
-                nap.idle()
-                continue
-            if len(batch):
-                self.core.process(batch, self.clock())
-                idle_rounds = 0
-            src.reader.release()
+            parker.park(tokens, self.idle_ns(max_nap_ns, backlog_poll_ns))
+
+    def idle_ns(self, max_nap_ns: int, backlog_poll_ns: int) -> int:
+        """How long the loop may park: until the next timer, bounded by `max_nap_ns`."""
+        now = self.clock()
+        t = min(max_nap_ns, self._next_discover - now, self._next_metrics - now)
+        due = self.core.next_due_ns()
+        if due is not None:
+            t = min(t, due - now)
+        if self.core.backlogged or self.execution.pending:
+            t = min(t, backlog_poll_ns)
+        return t
 
     def close(self) -> None:
         if self._closed:

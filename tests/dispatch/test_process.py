@@ -1,0 +1,97 @@
+"""The dispatch process loop: input rings read by `do_work`, parking on their futexes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from dispatch.config import DispatchConfig
+from dispatch.park import HAVE_WAITV, Parker
+from dispatch.process import DispatchProcess
+from dispatch.testing import FakeClock, records
+from events import EVENT, Kind, Provider, instrument_id
+from shm import RingReader, RingWriter
+
+from .conftest import seqs_of
+
+pytestmark = pytest.mark.timeout(30)
+OKX = int(Provider.OKX)
+BTC = "BTC-USDT"
+MS = 1_000_000
+
+
+@pytest.fixture
+def proc(run_ctx):
+    """A DispatchProcess on a fake clock, driven by calling `do_work` (no thread)."""
+    p = DispatchProcess(run_ctx, DispatchConfig(), telemetry="", discover_ns=10 * MS,
+                        clock=FakeClock())
+    p.do_work()  # the first scan: rings found later are read from their oldest record
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def consumer(proc, ns, name="a"):
+    w = RingWriter.create(ns, f"consumer.{name}.md", EVENT, 1024, policy="lossless",
+                          reader_timeout_ns=None)
+    proc.core.subscribe(proc.core.add_consumer(name, w), instrument_id(BTC))
+    return w, RingReader.attach(ns, f"consumer.{name}.md", EVENT, start="oldest")
+
+
+def drained(reader) -> list[int]:
+    b = reader.try_read(1 << 12)
+    seqs = seqs_of(b)
+    reader.release()
+    return seqs
+
+
+def test_a_parked_loop_wakes_when_any_of_its_rings_publishes(run_ctx):
+    rings = [RingWriter.create(run_ctx.namespace, f"md.t{i}", EVENT, 64) for i in range(3)]
+    readers = [RingReader.attach(run_ctx.namespace, f"md.t{i}", EVENT) for i in range(3)]
+    parker = Parker(readers)
+    tokens = parker.tokens()
+    woke = threading.Event()
+
+    def park():
+        parker.park(tokens, 20_000_000_000)  # 20 s: only a publish ends it within the test
+        woke.set()
+
+    t = threading.Thread(target=park)
+    t.start()
+    rings[2].write_batch(records(OKX, BTC, Kind.TRADE, [1]))
+    assert woke.wait(10)
+    t.join(10)
+    if HAVE_WAITV:  # one futex_waitv on all three rings, not one ring in turn
+        assert parker.parks == 1
+    for r in readers:
+        r.close()
+    for w in rings:
+        w.close()
+
+
+def test_a_park_returns_at_once_when_a_ring_published_after_the_tokens_were_taken(run_ctx):
+    with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64) as md:
+        reader = RingReader.attach(run_ctx.namespace, "md.okx", EVENT)
+        parker = Parker([reader])
+        tokens = parker.tokens()
+        md.write_batch(records(OKX, BTC, Kind.TRADE, [1]))  # after the look, before the park
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (parker.park(tokens, 20_000_000_000), done.set()))
+        t.start()
+        assert done.wait(10)
+        t.join(10)
+        reader.close()
+
+
+def test_the_loop_parks_no_longer_than_its_next_timer(proc, run_ctx):
+    w_out, r_out = consumer(proc, run_ctx.namespace)
+    assert proc.idle_ns(1_000_000, 100_000) == 1_000_000
+    proc.core.process(records(OKX, BTC, Kind.TRADE, [1]))
+    proc.core.process(records(OKX, BTC, Kind.TRADE, [3]))  # 3 waits for 2: the flush timer
+    proc.clock.advance(45 * MS)                            # the flush is due 50 ms after start
+    proc.do_work()
+    assert proc.idle_ns(10**12, 100_000) == proc.core.next_due_ns() - proc.clock() == 5 * MS
+    r_out.close()
+    w_out.close()

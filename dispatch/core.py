@@ -142,6 +142,13 @@ class DispatchCore:
             self._route_list(slow, now)
         return n
 
+    def source_lapped(self, provider: int, now_ns: int | None = None) -> None:
+        """Records of `provider` were overwritten before dispatch read them: skip their gaps."""
+        out: list = []
+        self.orderer.skip_gaps(self.streams.of_provider(provider), out)
+        if out:
+            self._route_list(out, self._now(now_ns))
+
     def reset_source(self, provider: int, now_ns: int | None = None) -> None:
         """An ingest ring was replaced (ingest restarted): restart its streams' sequences."""
         out: list = []
@@ -322,6 +329,7 @@ class DispatchCore:
             "order.gap_unresolved": o["gap_unresolved"],
             "order.duplicate": o["duplicate"],
             "order.sparse_streams": o["sparse_streams"],
+            "order.lapped": o["lapped"],
             "late_event.dropped{stage=order}": o["late"],
             "late_event.dropped{stage=merge}": m["late"],
             "merge.windows_opened": m["opened"],

@@ -15,7 +15,9 @@ and ingest passes the venue's own numbers. So each stream has a mode:
   SPARSE (its numbers skip), otherwise it becomes GAPLESS. So a sparse stream pays the
   lateness once, at its start. `order_mode` "gapless" or "monotonic" fixes the mode.
 
-In every mode a record at or below the last released seq is late: dropped, counted
+When a source's ring lapped dispatch (records lost unread), its streams stop waiting
+for the gaps that loss left (`skip_gaps`). In every mode a record at or below the last
+released seq is late: dropped, counted
 (`late_event.dropped{stage=order}`), kept for the DLQ; a record flagged SNAPSHOT or
 RESYNCED restarts the sequence; a new stream (or one whose source restarted) starts
 at the lowest seq of its first batch. In the common case every stream of a batch
@@ -55,7 +57,7 @@ class Orderer:
         self.late: list[tuple[int, int, int]] = []  # (stream, seq, trace_id) since last drain
         self.sparse: list[int] = []                 # streams found sparse since last drain
         self.counts = {"reordered": 0, "gap_unresolved": 0, "late": 0, "duplicate": 0,
-                       "sparse_streams": 0}
+                       "sparse_streams": 0, "lapped": 0}
 
     # -- the batch path --------------------------------------------------------------
 
@@ -191,6 +193,24 @@ class Orderer:
                 st.last_seq[s] = self._flush(s, held, int(st.last_seq[s]), out)
                 st.held[s] = 0
         return released
+
+    def skip_gaps(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
+        """Records of these streams were lost before dispatch read them (its ring lapped).
+
+        A gap they leave never fills: release what waits behind one at once (ingest_ts
+        order) and take each stream's next record as its baseline. Mode and probe
+        state stay: a loss is no evidence of a sparse sequence. Without this, a dispatch
+        that falls behind would hold every stream for the lateness, record by record.
+        """
+        st = self.streams
+        self.counts["lapped"] += 1
+        for s in streams_of:
+            s = int(s)
+            held = self._held.get(s)
+            if held:
+                self._flush(s, held, int(st.last_seq[s]), out, counted=False)
+            st.last_seq[s] = NO_SEQ
+            st.held[s] = 0
 
     def reset(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
         """A source restarted: release what its streams hold, forget sequence and mode."""

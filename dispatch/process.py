@@ -53,7 +53,8 @@ class Source:
     name: str
     reader: RingReader
     provider: int | None
-    lost: int = 0
+    lost: int = 0     # lapped records already published as telemetry
+    noted: int = 0    # lapped records already handled by the core
 
 
 class DispatchProcess:
@@ -98,11 +99,16 @@ class DispatchProcess:
             work += 1
         work += self.execution.poll(now)
         for src in list(self.sources.values()):
-            batch = src.reader.try_read(BATCH)
+            reader = src.reader
+            batch = reader.try_read(BATCH)
             n = len(batch)
+            if reader.lost != src.noted:  # lapped: what this batch follows is gone
+                src.noted = reader.lost
+                if src.provider is not None:
+                    self.core.source_lapped(src.provider, now)
             if n:
                 self.core.process(batch, now)
-            src.reader.release()
+            reader.release()
             work += n
         if now >= self._next_discover:
             self._next_discover = now + self.discover_ns

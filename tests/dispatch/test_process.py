@@ -47,6 +47,25 @@ def drained(reader) -> list[int]:
     return seqs
 
 
+def test_a_lapped_ingest_ring_does_not_hold_its_streams_for_the_lost_records(proc, run_ctx):
+    w_out, r_out = consumer(proc, run_ctx.namespace)
+    with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64) as md:
+        proc.clock.advance(10 * MS)
+        proc.do_work()                                   # finds md.okx
+        md.write_batch(records(OKX, BTC, Kind.TRADE, range(1, 65)))
+        proc.do_work()
+        assert drained(r_out) == list(range(1, 65))      # probed gap-free: gaps wait from now on
+        md.write_batch(records(OKX, BTC, Kind.TRADE, range(65, 301)))  # laps dispatch by 172
+        while proc.do_work():                            # the clock stands still
+            pass
+        assert drained(r_out) == list(range(237, 301))   # at once, not after the lateness
+        assert proc.core.orderer.depth() == {}
+        counters = proc.core.metrics()["counters"]
+        assert counters["order.lapped"] == 1 and counters["order.gap_unresolved"] == 0
+    r_out.close()
+    w_out.close()
+
+
 def test_a_parked_loop_wakes_when_any_of_its_rings_publishes(run_ctx):
     rings = [RingWriter.create(run_ctx.namespace, f"md.t{i}", EVENT, 64) for i in range(3)]
     readers = [RingReader.attach(run_ctx.namespace, f"md.t{i}", EVENT) for i in range(3)]

@@ -210,11 +210,19 @@ class PipelineRun:
     def states(self) -> dict[str, str]:
         return {s["name"]: s["state"] for s in self.pipeline.launcher.states()}
 
-    def stop(self) -> list[str]:
+    def log_tails(self, lines: int = 15) -> None:
+        """The end of every program's log, to stderr (when a step failed)."""
+        for path in sorted((self.ctx.run_dir / "logs").glob("*.log")):
+            tail = path.read_bytes().decode(errors="replace").splitlines()[-lines:]
+            log(f"--- {path.name}\n" + "\n".join(tail))
+
+    def stop(self, failed: bool = False) -> list[str]:
         """Stop every program; return the run's segments left in /dev/shm (should be none)."""
         if self.stopped:
             return []
         self.stopped = True
+        if failed:
+            self.log_tails()
         try:
             mon = self.pipeline.monitor
             if mon is not None:
@@ -567,6 +575,7 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
     rx = None
     helpers: list[subprocess.Popen] = []
     t_start = time.monotonic()
+    failed = True
     try:
         run.start()
         rx = Receiver(run.ctx, symbols)
@@ -662,6 +671,7 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
             problems.append(f"only {res.get('orders_terminal')} of {res.get('orders')} orders "
                             f"reached a terminal report within 5 s")
         res["check"] = "ok" if not problems else "; ".join(problems)
+        failed = bool(problems)
         return res
     finally:
         if rx is not None:
@@ -671,7 +681,7 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
                 os.killpg(h.pid, signal.SIGKILL)
             h.wait(5)
         t_h = time.monotonic()
-        left = run.stop()
+        left = run.stop(failed)
         res["phase_stop_s"] = round(time.monotonic() - t_h, 1)
         if left:
             res["check"] = f"segments left behind: {left}"
@@ -725,8 +735,11 @@ def code_state() -> dict:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit and (REPO / "COMMIT").exists():  # an export (`git archive`) of one commit
+        return {"commit": (REPO / "COMMIT").read_text().strip(), "modified": [], "export": str(REPO)}
     dirty = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "modified": dirty}
+    return {"commit": commit, "modified": dirty}
 
 
 def parse_steps(text: str) -> list[tuple[int, float]]:

@@ -124,6 +124,7 @@ def soak(minutes: float, rate: float, instruments: int, sample_s: float, warmup_
                  "sim_steps_per_s": round(steps, 1), "sample_s": sample_s, "warmup_s": warmup_s,
                  "load_1m_start": loadavg(), "cpus": os.cpu_count(), "code": code_state()}
     rx = poller = None
+    failed = True
     try:
         run.start()
         rx = Receiver(run.ctx, symbols, keep_ids=False)
@@ -210,13 +211,14 @@ def soak(minutes: float, rate: float, instruments: int, sample_s: float, warmup_
             problems.append(f"programs restarted: {res['restarts']}")
         res["check"] = "ok" if not problems else "; ".join(problems)
         res["load_1m_end"] = loadavg()
+        failed = bool(problems)
         return res
     finally:
         if poller is not None:
             poller.halt.set()
         if rx is not None:
             rx.close()
-        left = run.stop()
+        left = run.stop(failed)
         if left:
             res["check"] = f"segments left behind: {left}"
 

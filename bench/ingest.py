@@ -151,6 +151,12 @@ def run_cryptofeed(make, frames: list[str], passes: int) -> tuple[float, object]
     return asyncio.run(go())
 
 
+def _spread(values: list[float]) -> dict:
+    """min / median / max of a side's timed runs (or of the per-run ratios), 3 decimals."""
+    v = sorted(values)
+    return {"min": round(v[0], 3), "median": round(v[len(v) // 2], 3), "max": round(v[-1], 3)}
+
+
 def _same_top(ours: dict, cf_book) -> bool:
     bid, ask = cf_book.bids.index(0)[0], cf_book.asks.index(0)[0]
     return Decimal(ours["bids"][0][0]) == bid and Decimal(ours["asks"][0][0]) == ask
@@ -178,40 +184,49 @@ def main(argv: list[str]) -> int:
     version = cryptofeed_version()
     gc.collect()
     gc.freeze()   # the loaded recordings are long-lived: keep them out of every collection
-    best = {"eth_ours": float("inf"), "eth_cf": float("inf"), "okx_ours": float("inf"), "okx_cf": float("inf")}
-    out: dict = {}
+    runs: dict[str, list[float]] = {"eth_ours": [], "eth_cf": [], "okx_ours": [], "okx_cf": []}
+    out: dict = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         for i in range(args.repeat):
             t, eth_res = run_ours(eth, Provider.BINANCE_SPOT, 1, ns)
-            best["eth_ours"] = min(best["eth_ours"], t)
+            runs["eth_ours"].append(t)
             t, okx_res = run_ours(okx, Provider.OKX, args.okx_passes, ns)
-            best["okx_ours"] = min(best["okx_ours"], t)
+            runs["okx_ours"].append(t)
             if version is not None:
                 t, book = run_cryptofeed(lambda: _cf_binance(eth), eth_frames, 1)
-                best["eth_cf"] = min(best["eth_cf"], t)
+                runs["eth_cf"].append(t)
                 if not _same_top(eth_res["books"]["ETH-USDT"], book):
                     raise AssertionError("cryptofeed's ETHUSDT top of book differs from ours")
                 t, book = run_cryptofeed(_cf_okx, okx_frames, args.okx_passes)
-                best["okx_cf"] = min(best["okx_cf"], t)
+                runs["okx_cf"].append(t)
                 if not _same_top(okx_res["books"]["BTC-USDT"], book):
                     raise AssertionError("cryptofeed's OKX BTC-USDT top of book differs from ours")
-            log(f"run {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
+            log(f"run {i + 1}/{args.repeat}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in runs.items() if v))
     finally:
         ns.cleanup()
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    best = {k: min(v) if v else float("inf") for k, v in runs.items()}
     n_eth, n_okx = len(eth_frames), len(okx_frames) * args.okx_passes
+    out["repeat"] = args.repeat
     out["binance_ethusdt_frames"] = n_eth
     out["binance_ours_msgs_per_s"] = round(n_eth / best["eth_ours"])
+    out["binance_ours_s"] = _spread(runs["eth_ours"])
     out["okx_frames"] = n_okx
     out["okx_ours_msgs_per_s"] = round(n_okx / best["okx_ours"])
+    out["okx_ours_s"] = _spread(runs["okx_ours"])
     out["okx_checksums_verified_per_pass"] = okx_res["checksum_ok"]
     if version is None:
         out["cryptofeed"] = "unavailable: pip install -e '.[bench]' (cryptofeed>=2.4)"
     else:
         out["cryptofeed"] = version
         out["binance_cryptofeed_msgs_per_s"] = round(n_eth / best["eth_cf"])
+        out["binance_cryptofeed_s"] = _spread(runs["eth_cf"])
         out["binance_ratio"] = round(best["eth_cf"] / best["eth_ours"], 2)
+        out["binance_ratio_per_run"] = _spread([c / o for o, c in zip(runs["eth_ours"], runs["eth_cf"])])
         out["okx_cryptofeed_msgs_per_s"] = round(n_okx / best["okx_cf"])
+        out["okx_cryptofeed_s"] = _spread(runs["okx_cf"])
         out["okx_ratio"] = round(best["okx_cf"] / best["okx_ours"], 2)
+        out["okx_ratio_per_run"] = _spread([c / o for o, c in zip(runs["okx_ours"], runs["okx_cf"])])
         out["target_ratio"] = TARGET
         out["meets_target"] = out["binance_ratio"] >= TARGET and out["okx_ratio"] >= TARGET
     emit(out, args.json, "ingest: recorded frames through parse + book + event + ring")

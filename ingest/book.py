@@ -169,7 +169,7 @@ class Book:
         if self.keep_text and (None in bs or None in az):
             bs = self._sizes(self.bid_sz, self.bid_st, n)
             az = self._sizes(self.ask_sz, self.ask_st, n)
-        return self.bid_key[:cut:-1], bs, [-k for k in self.ask_key[:cut:-1]], az
+        return self.bid_key[:cut:-1], bs, list(map(_neg, self.ask_key[:cut:-1])), az
 
     def _sizes(self, sz_l, st_l, n):
         conv = self.sz

@@ -69,7 +69,7 @@ class Consumer:
         self.min_routing_version = 0  # market data stamped before this is stale
         self.filtered = 0             # stale market-data records dropped so far
         self.recoveries = 0           # times we re-registered with a restarted dispatch
-        self._subs: dict[tuple, dict] = {}  # what to subscribe again after a dispatch restart
+        self._restore: dict = {}  # dispatch's own listing of our subscriptions, for a restart
         self._wanted_trading: bool | None = None
         self._next_check = 0.0
         try:
@@ -114,18 +114,14 @@ class Consumer:
     def subscribe(self, symbol: str, providers=None, kinds=None) -> Result:
         """Receive `kinds` ("book", "trade", "ticker"; all by default) of `symbol` from
         `providers` (slugs; all by default)."""
-        fields = dict(symbol=symbol, providers=_list(providers), kinds=_list(kinds))
-        res = self._request("subscribe", **fields)
-        if res.ok:
-            self._subs[("subscribe", symbol, _key(providers), _key(kinds))] = fields
+        res = self._request("subscribe", symbol=symbol, providers=_list(providers), kinds=_list(kinds))
+        self._remember(res)
         return res
 
     def merged_subscribe(self, symbol: str, providers) -> Result:
         """Receive one MERGED record per closed window of `symbol` over >= 2 `providers`."""
-        fields = dict(symbol=symbol, providers=_list(providers))
-        res = self._request("merged_subscribe", **fields)
-        if res.ok:
-            self._subs[("merged_subscribe", symbol, _key(providers), None)] = fields
+        res = self._request("merged_subscribe", symbol=symbol, providers=_list(providers))
+        self._remember(res)
         return res
 
     def unsubscribe(self, symbol: str, providers=None, kinds=None, merged: bool = False) -> Result:
@@ -134,13 +130,17 @@ class Consumer:
                             kinds=_list(kinds), merged=merged)
         if res.ok and res.get("changed"):
             self.min_routing_version = max(self.min_routing_version, res.routing_version)
-        if res.ok:
-            cmd = "merged_subscribe" if merged else "subscribe"
-            for key in [k for k in self._subs if k[0] == cmd and k[1] == symbol
-                        and (providers is None or k[2] == _key(providers))
-                        and (merged or kinds is None or k[3] == _key(kinds))]:
-                del self._subs[key]
+        self._remember(res)
         return res
+
+    def _remember(self, res: Result) -> None:
+        """After a change, keep dispatch's own listing of what we now receive: replaying
+        it after a dispatch restart restores exactly that, partial unsubscribes included."""
+        if res.ok and res.get("changed", True):
+            listing = self._request("list_subscriptions")
+            if listing.ok:
+                self._restore = {"subscriptions": listing.get("subscriptions", []),
+                                 "merged": listing.get("merged", [])}
 
     def set_trading_mode(self, enabled: bool) -> Result:
         """Ask dispatch (and through it execution) to switch trading on or off."""
@@ -220,8 +220,12 @@ class Consumer:
         try:
             self._register()
             self.min_routing_version = 0  # a new dispatch numbers its routing table afresh
-            for (cmd, *_), fields in list(self._subs.items()):
-                self._request(cmd, **fields)
+            for sub in self._restore.get("subscriptions", []):
+                self._request("subscribe", symbol=sub["symbol"],
+                              providers=None if sub["provider"] == "*" else [sub["provider"]],
+                              kinds=None if sub["kind"] == "*" else [sub["kind"]])
+            for m in self._restore.get("merged", []):
+                self._request("merged_subscribe", symbol=m["symbol"], providers=m["providers"])
             if self._wanted_trading is not None:
                 self.set_trading_mode(self._wanted_trading)
             self.recoveries += 1
@@ -283,11 +287,6 @@ class Consumer:
 
 
 _EMPTY = np.zeros(0, EVENT)
-
-
-def _key(x):
-    lst = _list(x)
-    return None if lst is None else tuple(sorted(lst))
 
 
 def _list(x):

@@ -49,10 +49,6 @@ def test_plain_and_merged_subscriptions_come_back_as_they_were(run):
         assert op.consumers()["e2e-resub"] == listed
 
 
-@pytest.mark.xfail(strict=True, reason="consumer SDK bug: Consumer._subs replays subscribe commands, and an "
-                                       "unsubscribe of a subset of a subscription's kinds or providers "
-                                       "does not remove or narrow the command it undid; after a dispatch "
-                                       "restart the unsubscribed kinds come back (consumer/client.py)")
 def test_an_unsubscribed_kind_stays_unsubscribed_after_a_dispatch_restart(run):
     btc = instrument_id("BTC-USDT")
     op = Operator(run.ctx)

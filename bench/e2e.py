@@ -51,7 +51,7 @@ everything drained, this consumer received exactly what dispatch says it deliver
 it; every order reached a terminal report (unless the step saturated: the simulator's
 order API shares the loop that is then behind on market data).
 
-Quick: 3 steps of 3 s (the first with the tap), under a minute. Full: 6 steps of 12 s
+Quick: 2 steps of 3 s (below saturation, with the tap; above it), under a minute. Full: 6 steps of 12 s
 and 2 tap steps, under 10 minutes. `--wait-quiet S` waits up to S s before each step for
 others' load to drop below `--quiet-below` %.
 """
@@ -664,12 +664,10 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
             problems.append(f"{dup} duplicated event ids")
         if delivered != rx.total:
             problems.append(f"received {rx.total} records, dispatch says it delivered {delivered}")
-        # orders still open 5 s after the last one: a failure, unless the step saturated
-        # (the simulator's order API runs on the loop that is busy generating market data)
-        late = order_rate > 0 and res.get("orders_terminal", 0) < max(1, res.get("orders", 0))
-        if late and res["delivered_vs_offered"] >= 0.97:
-            problems.append(f"only {res.get('orders_terminal')} of {res.get('orders')} orders "
-                            f"reached a terminal report within 5 s")
+        # orders still open 5 s after the last one: judged in `derive`, a failure only if
+        # the step was sustained (else the simulator's order API, on the loop that is
+        # behind on market data, is what was slow)
+        res["orders_late"] = order_rate > 0 and res.get("orders_terminal", 0) < max(1, res.get("orders", 0))
         res["check"] = "ok" if not problems else "; ".join(problems)
         failed = bool(problems)
         return res
@@ -769,12 +767,13 @@ def quiet(wait_s: float, threshold: float = 25.0) -> float:
 
 
 def sustained(step: dict) -> bool:
-    """The step's offered load went through: everything offered was delivered, nothing was
-    lost or coalesced, and latency did not build up (a backlog grows without bound)."""
+    """The step's offered load went through in a steady state: the simulator made the steps
+    asked of it (not behind, not catching up in bursts), everything offered was delivered,
+    nothing was lost or coalesced, and no backlog built up (ingest p99 under 100 ms)."""
     lossless = not any(step.get(k) for k in ("md_ring_lost", "ws_backlog_dropped", "coalesced",
                                               "trades_dropped", "sim_slow_disconnects"))
-    return (step.get("check") == "ok" and lossless and step["delivered_vs_offered"] >= 0.97
-            and (step.get("ingest_p99_us") or 1e12) < 100_000)
+    return (step.get("check") == "ok" and lossless and step["sim_kept_up"]
+            and step["delivered_vs_offered"] >= 0.97 and (step.get("ingest_p99_us") or 1e12) < 100_000)
 
 
 def derive(step: dict, base: dict) -> None:
@@ -790,6 +789,10 @@ def derive(step: dict, base: dict) -> None:
                                     if k not in ("machine_busy", "others")}
     step["sim_kept_up"] = abs(step["sim_steps_per_s"] / step["rate"] - 1) <= 0.05  # > 1: catching up
     step["sustained"] = sustained(step)
+    if step.get("orders_late") and step["sustained"]:
+        late = (f"only {step.get('orders_terminal')} of {step.get('orders')} orders reached a terminal "
+                f"report within 5 s")
+        step["check"] = late if step["check"] == "ok" else f"{step['check']}; {late}"
 
 
 SUMMARY = ("offered_msgs_per_s", "delivered_eps", "sim_steps_per_s", "ingest_p50_us", "ingest_p99_us",
@@ -804,7 +807,7 @@ def main(argv) -> int:
         return orders_main(argv[1], float(argv[2]), float(argv[3]), argv[4])
     ap = argparse.ArgumentParser(prog="python -m bench e2e", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="three short steps (under a minute)")
+    ap.add_argument("--quick", action="store_true", help="two short steps (under a minute)")
     ap.add_argument("--steps", help="INSTRUMENTS:RATE,... (rate: market steps/s per instrument)")
     ap.add_argument("--hop-steps", help="INSTRUMENTS:RATE,... measured again with the ring tap")
     ap.add_argument("--seconds", type=float, help="measured seconds per step")
@@ -816,7 +819,7 @@ def main(argv) -> int:
                     help="machine busy %% (100 = one core) that counts as quiet")
     a = ap.parse_args(argv)
     if a.quick:
-        steps, hop_steps, seconds = [(10, 20), (10, 100), (10, 250)], [], a.seconds or 3.0
+        steps, hop_steps, seconds = [(10, 20), (10, 200)], [], a.seconds or 3.0
     else:
         steps = [(10, 10), (10, 40), (10, 80), (10, 120), (10, 160), (10, 250)]
         hop_steps, seconds = [(10, 40), (10, 120)], a.seconds or 12.0

@@ -133,3 +133,17 @@ def test_a_frame_with_other_keys_sends_its_run_row_by_row_with_the_same_result()
     assert (raw(got) == raw(want)).all() and len(got) == len(frames) - 1
     assert int(got[5]["event_ts_ns"]) == 1723161255000_000000
     assert batched.report.bad_frames == single.report.bad_frames == 1
+
+
+def test_a_bug_in_the_run_path_costs_no_record(monkeypatch):
+    from ingest.venues.binance.deferred import Deferred
+
+    def broken(self, pub):
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(Deferred, "_tickers", broken)
+    rig = two_rigs()[0]
+    frames = [spot_ticker(i) for i in range(MIN_RUN + 1)]
+    recs = feed(rig, frames, flush_each=False)
+    assert [int(s) for s in recs["seq_provider"]] == [1000 + i for i in range(len(frames))]
+    assert rig.report.bad_frames == 0

@@ -126,10 +126,14 @@ class Deferred:
         ticker = self.event == "bookTicker"
         self.stream.messages += len(self.rows)
         try:
-            if len(self.rows) >= MIN_RUN and not self.odd and \
-                    (self._tickers(pub) if ticker else self._trades(pub)):
-                return
-            self._one_by_one(pub, report, ticker)
+            try:
+                done = len(self.rows) >= MIN_RUN and not self.odd and \
+                    (self._tickers(pub) if ticker else self._trades(pub))
+            except Exception:  # noqa: BLE001 - a bug here must not lose the run
+                log.exception("%s: a run failed; writing it row by row", self.name)
+                done = False
+            if not done:
+                self._one_by_one(pub, report, ticker)
         finally:
             self.values.clear()
             self.frames.clear()

@@ -74,17 +74,24 @@ class Outlet:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _write(self, src: np.ndarray, version: int) -> int:
-        """Copy uint64 rows `src` into the ring as far as they fit; return the count."""
+    def _write(self, src: np.ndarray, version: int, sel: np.ndarray | None = None) -> int:
+        """Copy uint64 rows `src` (rows `sel` of it) into the ring as far as they fit.
+
+        Selected rows are gathered straight into the ring (no temporary copy).
+        """
         done = 0
+        n = len(src) if sel is None else len(sel)
         w = self.writer
-        while done < len(src):
-            dst = w.try_claim(len(src) - done)
+        while done < n:
+            dst = w.try_claim(n - done)
             k = len(dst)
             if k == 0:
                 break
             d = words(dst)
-            d[:] = src[done : done + k]                            # 1. payload, stamped
+            if sel is None:                                        # 1. payload, stamped
+                d[:] = src[done : done + k]
+            else:
+                np.take(src, sel[done : done + k], axis=0, out=d, mode="clip")
             d[:, _VERSION_AT // 8] = version
             d.view(np.uint32)[:, _CONSUMER_AT // 4] = self.consumer_id
             w.publish()                                            # 2. cursor (see shm._base)
@@ -122,7 +129,8 @@ class Outlet:
                 done = self._write_rows(recs, range(limit) if sel is None else sel[:limit], version)
             else:
                 src = words(recs)
-                done = self._write(src[:limit] if sel is None else src[sel[:limit]], version)
+                done = (self._write(src[:limit], version) if sel is None
+                        else self._write(src, version, np.asarray(sel[:limit], np.intp)))
             if done == n:
                 return done
         rest = np.arange(done, n) if sel is None else np.asarray(sel[done:], np.int64)

@@ -13,7 +13,7 @@ from events import HeaderFlag, Kind, Provider, instrument_id
 
 from .conftest import CoreRig, seqs_of
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)  # hang guard; ~3 s on an idle machine
 OKX, BIN = int(Provider.OKX), int(Provider.BINANCE_SPOT)
 BTC = "BTC-USDT"
 MS = 1_000_000
@@ -56,16 +56,16 @@ record_plan = hs.tuples(hs.integers(0, len(STREAMS) - 1),
                         hs.sampled_from(["next", "next", "next", "skip", "repeat", "old", "reset"]))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hs.data())
 def test_tiny_batches_through_the_fast_path_match_the_vector_path(run_ctx, data):
     mode = data.draw(hs.sampled_from(["auto", "gapless", "monotonic"]))
-    fast, ref = twin_rigs(run_ctx, order_mode=mode, probe_records=4)
+    fast, ref = twin_rigs(run_ctx, order_mode=mode, probe_records=4, dedup_bits=10)  # compared often
     try:
         nxt = {s: 1 for s in range(len(STREAMS))}
         ts = 1
-        for _ in range(data.draw(hs.integers(5, 40))):
+        for _ in range(data.draw(hs.integers(5, 25))):
             plan = data.draw(hs.lists(record_plan, min_size=1, max_size=12))
             parts = []
             for s, how in plan:

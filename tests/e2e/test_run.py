@@ -1,6 +1,10 @@
 """`python -m meltica run` as an operator uses it: Ctrl-C ends the run with a report and no
 shared-memory segment left; a launcher killed outright takes its programs with it
-(PR_SET_PDEATHSIG), and they remove their own segments on the way out."""
+(PR_SET_PDEATHSIG), and they remove their own segments on the way out.
+
+A killed launcher sends each program several SIGTERMs (see test_signals.py): a program
+whose handler is not re-entrant may then hang, which the second test reports with the
+program's Python stack."""
 
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ def start_run(tmp_path: Path, reap: list, *extra: str) -> tuple[subprocess.Popen
     with open(err, "wb") as f:
         p = subprocess.Popen([sys.executable, "-m", "meltica", "run", "--headless", "--config", str(cfg),
                               "--run-id", ctx.run_id, *extra], cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
-                             env={**os.environ, **ctx.env()}, start_new_session=True)
+                             env={**os.environ, **ctx.env(), "PYTHONFAULTHANDLER": "1"},  # stacks on SIGABRT
+                             start_new_session=True)
     reap.append(p)
     return p, ctx, err
 
@@ -76,16 +81,20 @@ def ended(pid: int) -> bool:
 
 
 def describe(pid: int, logs: Path) -> str:
-    """A program still alive: its state, where it waits, its command, the end of its log."""
+    """A program still alive: its state, where it waits, its command, its Python stack
+    (SIGABRT with PYTHONFAULTHANDLER on: the dump lands at the end of its log)."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         wchan = Path(f"/proc/{pid}/wchan").read_text()
     except FileNotFoundError:
         return f"{pid}: gone"
-    tails = {f.name: f.read_text(errors="replace")[-600:] for f in logs.glob("*.log")}
+    os.kill(pid, signal.SIGABRT)
+    deadline = time.monotonic() + 5
+    while not ended(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     module = cmd.split(" -m ", 1)[-1].split()[0] if " -m " in cmd else "?"
-    tail = next((t for name, t in tails.items() if name.startswith(module)), "")
+    tail = next((f.read_text(errors="replace")[-2500:] for f in logs.glob("*.log") if f.name.startswith(module)), "")
     return f"{pid} state {state} wchan {wchan}: {cmd[:160]}\n{tail}"
 
 

@@ -76,6 +76,13 @@ def register(name: str, ctx: RunContext, symbol: str) -> Consumer:
     return c
 
 
+def _on_term(*_) -> None:
+    """A stop: unregister and close. Later SIGTERMs (a dying launcher sends several) are
+    ignored, so none interrupts the cleanup."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench._chaos_trader", description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="trader")
@@ -92,7 +99,7 @@ def main(argv=None) -> int:
     if whole:
         last = int(np.frombuffer(os.pread(fd, RECORD_BYTES, (whole - 1) * RECORD_BYTES), EVENT)[0]["exec"]["exec_seq"])
     i = int(next_path.read_text()) if next_path.exists() else 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stop: unregister and close
+    signal.signal(signal.SIGTERM, _on_term)
     c = register(a.name, ctx, a.symbol)
     oc = OrderClient(c, run=ctx, timeout_s=1.0, resume_from=last)
     print(f"trader {a.name}: pid {os.getpid()}, resuming at command {i}, after exec_seq {last}", flush=True)

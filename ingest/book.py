@@ -22,7 +22,7 @@ as desynced and resyncs it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from operator import itemgetter, methodcaller, neg as _neg
+from operator import neg as _neg
 
 from events.errors import DecimalError
 
@@ -62,8 +62,6 @@ class Book:
         self.last_update_id = last_update_id
 
     def _load_side(self, levels, sign, key_l, sz_l, pt_l, st_l) -> None:
-        if self._load_columns(levels, sign, key_l, sz_l, pt_l, st_l):
-            return
         px, sz = self.px, self.sz
         pget, sget = px.cache.get, sz.cache.get
         rows = {}
@@ -96,40 +94,6 @@ class Book:
         keys = sorted(rows)
         key_l.extend(keys)
         sz_l.extend([rows[k] for k in keys])
-
-    def _load_columns(self, levels, sign, key_l, sz_l, pt_l, st_l) -> bool:
-        """Load a side a column at a time (C-level maps, `Mantissas.many`, one keyed sort).
-
-        Only for the common case: no zero size, no repeated price, every price good;
-        False otherwise (nothing loaded): the level-by-level loop then decides."""
-        try:
-            if not levels:
-                return True
-            ps, qs = zip(*map(_PX_SZ, levels))
-            if self.keep_text:
-                if "" in map(_STRIP_ZERO, qs):   # a zero size (or not a size): level by level
-                    return False
-                sizes = None
-            else:
-                sizes = self.sz.many(qs)
-                if 0 in sizes:
-                    return False
-            keys = self.px.many(ps)
-        except (DecimalError, TypeError, AttributeError, IndexError, ValueError):
-            return False
-        if sign < 0:
-            keys = list(map(_neg, keys))
-        if len(set(keys)) != len(keys):
-            return False
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        key_l.extend(map(keys.__getitem__, order))
-        if self.keep_text:
-            sz_l.extend([None] * len(order))     # converted when they reach the top (top())
-            pt_l.extend(map(ps.__getitem__, order))
-            st_l.extend(map(qs.__getitem__, order))
-        else:
-            sz_l.extend(map(sizes.__getitem__, order))
-        return True
 
     def apply_bids(self, levels) -> None:
         """Apply [price, size, ...] updates to the bids; size zero removes the level."""
@@ -166,7 +130,7 @@ class Book:
         cut = -n - 1
         bs = self.bid_sz[:cut:-1]
         az = self.ask_sz[:cut:-1]
-        if self.keep_text and (None in bs or None in az):
+        if self.keep_text and not (all(bs) and all(az)):   # None: a snapshot size not converted yet
             bs = self._sizes(self.bid_sz, self.bid_st, n)
             az = self._sizes(self.ask_sz, self.ask_st, n)
         return self.bid_key[:cut:-1], bs, list(map(_neg, self.ask_key[:cut:-1])), az
@@ -215,8 +179,6 @@ def _apply(levels, neg, key_l, sz_l, px: Mantissas, sz: Mantissas) -> None:
 
 
 _NONZERO_LEAD = frozenset("123456789")  # a size string starting so is not zero
-_PX_SZ = itemgetter(0, 1)
-_STRIP_ZERO = methodcaller("strip", "0.")    # "" for a zero size ("0", "0.000") or "" / "."
 
 
 def _is_zero(q) -> bool:

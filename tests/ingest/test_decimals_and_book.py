@@ -130,14 +130,3 @@ def test_columns_of_venue_strings_convert_together():
             column(["1.00000000", "2\n3.00000000"])
     with pytest.raises(DecimalError):
         m.fresh(["1.5", "x"])
-
-
-def test_a_snapshot_side_loads_the_same_by_columns_or_level_by_level():
-    levels = [["10.5", "1"], ["9.25", "2.5"], ["11", "0.1"]]
-    for keep_text in (False, True):
-        a = Book(Mantissas(8), Mantissas(8), keep_text)
-        a.load(levels, levels)
-        b = Book(Mantissas(8), Mantissas(8), keep_text)
-        b.load(levels + [["1", "0"]], levels + [["1", "0"]])   # a zero size: level by level
-        assert a.top(5) == b.top(5) and a.top_text(5) == b.top_text(5)
-        assert a.bid_key == [925000000, 1050000000, 1100000000]

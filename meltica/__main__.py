@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 
 import orjson
@@ -23,6 +21,7 @@ from shm.cleanup import sweep_stale
 from . import config, report
 from .pipeline import Pipeline
 from .run import RunContext
+from .signals import StopFlag, stop_on_signals
 
 
 def parse_args(argv):
@@ -58,9 +57,8 @@ def main(argv=None) -> int:
     sweep_stale()  # segments of earlier runs whose writers are gone
     pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None,
                         config_path=os.path.abspath(args.config) if args.config else None)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag()
+    stop_on_signals(stop)
     print(f"meltica: run {ctx.run_id}, files in {ctx.run_dir}", file=sys.stderr, flush=True)
     try:
         pipeline.start()
@@ -93,9 +91,8 @@ def collect(args) -> int:
     sweep_stale()
     endpoint = args.endpoint or os.environ.get("MELTICA_TELEMETRY") or \
         f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopFlag()
+    stop_on_signals(stop)
     collector = Collector(endpoint).start()
     server = serve(collector, args.metrics_port)[0] if args.metrics_port else None
     print(f"meltica collect: run {ctx.run_id}, telemetry {endpoint}, "

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=0, help="run this long (0: until Ctrl-C)")
     a = config.parse_args(ap, sys.argv[1:] if argv is None else argv, "strategy")
     providers = [p for p in a.providers.split(",") if p]
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop like Ctrl-C: unregister, close
+    signal.signal(signal.SIGTERM, _exit_once)  # stop like Ctrl-C: unregister, close
     demo = Demo()
     tel = Telemetry(f"strategy.{a.name}")
     with _register(a.name) as c:
@@ -144,6 +144,12 @@ def main(argv=None) -> int:
                 orders.close()
             tel.close()
     return 0
+
+
+def _exit_once(*_) -> None:
+    """Leave through the normal cleanup; further SIGTERMs must not interrupt it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
 
 
 def _register(name: str, patience_s: float = 60.0) -> Consumer:

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import orjson
@@ -77,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("venue")
-    stop = threading.Event()
+    # A list, not a threading.Event: Event.set() takes a lock, and a second signal landing
+    # inside the first handler would wait for that lock forever (a burst of SIGTERMs).
+    stop: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
     venues = [v.strip() for v in args.venues.split(",") if v.strip()]
     try:
         sim = Simulator(venues=venues, instruments=args.instruments, rate=args.rate, seed=args.seed,
@@ -100,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(line.decode() + "\n")
     sys.stdout.flush()
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.2)  # a signal interrupts the sleep; its handler runs at once
     finally:
         log.info("stopping")
         sim.stop()

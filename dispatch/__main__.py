@@ -42,7 +42,11 @@ def parse_args(argv):
     p.add_argument("--ring-capacity", type=int, default=1 << 14,
                    help="records per consumer ring (power of two)")
     p.add_argument("--fanout-rate", type=float, default=0.0,
-                   help="fan-out budget in records/s shared fairly by consumers (0: unlimited)")
+                   help="fixed fan-out budget in records/s shared fairly by consumers (0: none; "
+                        "dispatch still meters by itself when it finds it is saturated)")
+    p.add_argument("--saturation-ms", type=float, default=100.0,
+                   help="judge saturation (input left unread) this often and set the fan-out "
+                        "budget so that every consumer keeps >= 25%% of its demand; 0: never")
     p.add_argument("--trading-default", choices=("on", "off"), default="off",
                    help="trading switch of a newly registered consumer")
     p.add_argument("--consumer-silence-s", type=float, default=30.0,
@@ -67,7 +71,8 @@ def main(argv=None) -> int:
         lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
         order_mode=a.order_mode,
         merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
-        consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate)
+        consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate,
+        saturation_interval_ns=int(a.saturation_ms * ms))
     instruments = [s.strip() for s in a.instruments.split(",") if s.strip()]
     proc = DispatchProcess(ctx, settings, control=a.control, telemetry=a.telemetry,
                            execution=a.execution, instruments=instruments,

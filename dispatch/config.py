@@ -22,6 +22,8 @@ class DispatchConfig:
     fanout_rate: float = 0.0              # fan-out budget in records/s; 0: unlimited
     fair_min_share: float = 0.25          # floor of every consumer's share of its demand
     fair_burst_ns: int = 50_000_000       # token bucket depth, as time at the refill rate
+    saturation_interval_ns: int = 100_000_000  # judge saturation this often; 0: never
+    saturation_backlog: int = 1024        # input records left after every round: behind
     dlq_interval_ns: int = 100_000_000    # at most one drop record per consumer per interval
 
     def __post_init__(self):

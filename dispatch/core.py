@@ -12,6 +12,8 @@ read from ingest rings and calls `tick` once per loop.
     core.tick(); core.process(batch)            # per loop: tick, then each ring's batch
 
 De-dup runs first, so a duplicate never takes a reorder-buffer slot nor counts as late.
+After each round of reads the process reports what it left unread (`note_input`); when
+that shows dispatch cannot keep up, fan-out is metered fairly (`dispatch.saturation`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .merge import MERGED_PROVIDER_BASE, Merger
 from .ordering import Orderer
 from .raw import words
 from .routing import RoutingTable, Subscriber
+from .saturation import Saturation
 from .small import SmallBatches
 from .streams import Streams, stream_key
 
@@ -56,6 +59,9 @@ class DispatchCore:
         self.merger = Merger(cfg.merge_window_ns, cfg.merge_max_events)
         self.fair = FairShare(cfg.fanout_rate, cfg.fair_burst_ns)
         self.small = SmallBatches(self.streams, self.dedup, self.orderer)
+        self.saturation = (Saturation(cfg.saturation_interval_ns, cfg.fair_min_share,
+                                      cfg.saturation_backlog)
+                           if cfg.saturation_interval_ns else None)
         self.outlets: dict[int, Outlet] = {}   # slot -> outlet
         self.configured: set[int] = set()      # instrument ids from config
         self.events_in = 0
@@ -142,6 +148,14 @@ class DispatchCore:
             self._route_list(slow, now)
         return n
 
+    def note_input(self, waiting: int, lost: int = 0) -> None:
+        """After a round of reads: records still waiting on the inputs, records lapped there.
+
+        This is how dispatch finds it is saturated (`dispatch.saturation`).
+        """
+        if self.saturation is not None:
+            self.saturation.observe(waiting, lost)
+
     def source_lapped(self, provider: int, now_ns: int | None = None) -> None:
         """Records of `provider` were overwritten before dispatch read them: skip their gaps."""
         out: list = []
@@ -187,14 +201,9 @@ class DispatchCore:
         version = rt.version
         for slot, outlet in self.outlets.items():
             rows = [r for r in range(n) if masks[r] >> slot & 1]
-            count = len(rows)
-            if count == 0:
-                continue
-            allowed = self.fair.grant(outlet.consumer_id, count)
-            if allowed is not None and allowed < count:
-                outlet.throttled = True
-            self.events_out += outlet.offer(recs, sidx, None if count == n else rows, version,
-                                            allowed)
+            if rows:
+                self._offer(outlet, recs, sidx, None if len(rows) == n else rows, len(rows),
+                            version)
 
     def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
         rt = self.routing
@@ -211,10 +220,19 @@ class DispatchCore:
             if count == 0:
                 continue
             sel = None if count == len(recs) else np.flatnonzero(hit)
-            allowed = self.fair.grant(outlet.consumer_id, count)
-            if allowed is not None and allowed < count:
+            self._offer(outlet, recs, sidx, sel, count, version)
+
+    def _offer(self, outlet: Outlet, recs: np.ndarray, sidx, sel, count: int,
+               version: int) -> None:
+        """Offer `count` rows to one consumer within its fair share; the rest backlogs."""
+        cid = outlet.consumer_id
+        allowed = self.fair.grant(cid, count)
+        done = outlet.offer(recs, sidx, sel, version, allowed)
+        if allowed is not None:
+            self.fair.used(cid, done)
+            if allowed < count:
                 outlet.throttled = True
-            self.events_out += outlet.offer(recs, sidx, sel, version, allowed)
+        self.events_out += done
 
     def _emit_merged(self, merged: list) -> None:
         version = self.routing.version
@@ -227,8 +245,7 @@ class DispatchCore:
             sidx = np.array([s], np.int64)
             for slot, outlet in self.outlets.items():
                 if mask >> slot & 1:
-                    self.events_out += outlet.offer(rec, sidx, None, version,
-                                                    self.fair.grant(outlet.consumer_id, 1))
+                    self._offer(outlet, rec, sidx, None, 1, version)
 
     # -- timers ----------------------------------------------------------------------
 
@@ -260,13 +277,17 @@ class DispatchCore:
         self._emit_merged(merged)
         work += len(merged)
         self.fair.refill(now)
+        if self.saturation is not None:
+            self.fair.govern(self.saturation.update(now, self.events_out, self.fair.total_demand))
         version = self.routing.version
         for outlet in self.outlets.values():
             if outlet.backlogged:
-                before = outlet.delivered
+                before, waiting = outlet.delivered, len(outlet.latest)
                 outlet.drain(version, self.fair.left(outlet.consumer_id))
-                self.fair.used(outlet.consumer_id, outlet.delivered - before)
-                work += outlet.delivered - before
+                done = outlet.delivered - before
+                self.fair.used(outlet.consumer_id, waiting - len(outlet.latest))  # not critical
+                self.events_out += done
+                work += done
             if (outlet.backlogged or outlet.throttled) and self._last_tick_ns is not None:
                 outlet.throttled_ns += now - self._last_tick_ns  # held back since the last tick
             outlet.throttled = False
@@ -338,19 +359,24 @@ class DispatchCore:
             "merge.emitted": m["emitted"],
             "merge.suppressed_partial": m["suppressed"],
         }
-        g = {"routing.version": self.routing.version, "dispatch.consumers": len(self.outlets)}
+        g = {"routing.version": self.routing.version, "dispatch.consumers": len(self.outlets),
+             "fanout.budget": self.fair.rate, "fanout.demand": round(self.fair.total_demand),
+             "dispatch.saturated": int(self.saturation is not None and self.saturation.saturated)}
+        if self.saturation is not None:
+            c["dispatch.saturated_ns"] = self.saturation.saturated_ns
         depth = self.orderer.depth()
         g["order.buffer_depth_max"] = max(depth.values(), default=0)
         for s, d in depth.items():
             g[f"order.buffer_depth{{stream={self._stream_label(s)}}}"] = d
         for outlet in self.outlets.values():
             lab = f"{{consumer={outlet.name}}}"
+            c["fanout.offered" + lab] = self.fair.offered.get(outlet.consumer_id, 0)
             c["fanout.delivered" + lab] = outlet.delivered
             c["fanout.coalesced" + lab] = outlet.coalesced
             c[f"fanout.dropped{{consumer={outlet.name},kind=trade}}"] = outlet.trades_dropped
             c["fanout.throttled_ns" + lab] = outlet.throttled_ns
             g["consumer.lag" + lab] = outlet.lag()
-            g["fanout.pending" + lab] = len(outlet.pending) + len(outlet.critical)
+            g["fanout.pending" + lab] = len(outlet.latest) + len(outlet.critical)
         return {"counters": c, "gauges": g}
 
     def _stream_label(self, s: int) -> str:

@@ -12,11 +12,13 @@ lags, or its fair share is spent) goes to the outlet's backlog:
 While a backlog exists, newer records of the consumer join it too (a stream never
 overtakes itself); `drain` empties it as space frees up, critical records first.
 
-`FairShare` meters fan-out when a budget (records/s) is set: one token bucket per
-consumer, refilled in proportion to the consumer's measured demand, so that under
-saturation every consumer receives the same fraction of what it subscribed to — the
-largest possible minimum fraction, which meets the 25% floor whenever the budget is
-at least a quarter of the total demand. Critical records are never metered.
+`FairShare` meters fan-out when a budget (records/s) is in force: a fixed one
+(--fanout-rate) or the one dispatch sets itself once it finds it cannot keep up
+(`dispatch.saturation`). One token bucket per consumer, refilled in proportion to the
+consumer's measured demand, so that under saturation every consumer receives the same
+fraction of what it subscribed to — the largest possible minimum fraction, which meets
+the 25% floor whenever the budget is at least a quarter of the total demand (the
+governor never sets less). Critical records are never metered.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from events import EVENT, Kind
 from shm import RingWriter
 
-from .raw import concat, row, words
+from .raw import WORDS, row, words
 
 SMALL_WRITE = 4  # records; up to this many are copied one by one as stamped bytes
 _SIZE = EVENT.itemsize
@@ -45,6 +47,48 @@ for _k in Kind:
     _COALESCE[int(_k)] = _k.coalescable
 
 
+class Latest:
+    """The newest waiting record of each stream, as rows of words indexed by stream.
+
+    Coalescing a batch and draining are a few numpy calls whatever the number of
+    streams (a dict of per-stream copies cost ~2 us per stream and batch, as much as
+    the copies metering saves). Streams drain in the order they started waiting; a
+    newer record of a waiting stream replaces it in place and keeps its turn.
+    """
+
+    def __init__(self, streams: int = 64):
+        self.words = np.zeros((streams, WORDS), np.uint64)
+        self.since = np.zeros(streams, np.int64)  # 0: nothing waits; else its turn
+        self._turn = 1
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def put(self, streams: np.ndarray, src: np.ndarray) -> int:
+        """Keep `src` rows (words) as the newest of distinct `streams`; return replacements."""
+        if streams.max() >= len(self.since):
+            n = max(2 * len(self.since), int(streams.max()) + 1)
+            self.words = np.concatenate([self.words, np.zeros((n - len(self.since), WORDS),
+                                                              np.uint64)])
+            self.since = np.concatenate([self.since, np.zeros(n - len(self.since), np.int64)])
+        fresh = streams[self.since[streams] == 0]
+        self.since[fresh] = np.arange(self._turn, self._turn + len(fresh))
+        self._turn += len(fresh)
+        self._count += len(fresh)
+        self.words[streams] = src
+        return len(streams) - len(fresh)
+
+    def oldest(self, k: int) -> np.ndarray:
+        """The `k` streams that have waited longest, oldest first."""
+        waiting = np.flatnonzero(self.since)
+        return waiting[np.argsort(self.since[waiting], kind="stable")[:k]]
+
+    def take(self, streams: np.ndarray) -> None:
+        self.since[streams] = 0
+        self._count -= len(streams)
+
+
 class Outlet:
     """One consumer's ring and backlog. Written by the dispatch thread only."""
 
@@ -53,7 +97,7 @@ class Outlet:
         self.consumer_id = consumer_id
         self.name = name
         self.critical: list[np.ndarray] = []        # 1-record arrays, oldest first
-        self.pending: dict[int, np.ndarray] = {}    # stream -> newest 1-record array
+        self.latest = Latest()                      # newest waiting record per stream
         self.delivered = 0
         self.coalesced = 0
         self.trades_dropped = 0
@@ -64,7 +108,7 @@ class Outlet:
 
     @property
     def backlogged(self) -> bool:
-        return bool(self.critical or self.pending)
+        return bool(self.critical or len(self.latest))
 
     def lag(self) -> int:
         """Records written and not yet read by the consumer (0 when it has no reader)."""
@@ -149,12 +193,8 @@ class Outlet:
             # newest per stream: the last occurrence, found on the reversed rows
             uniq, first_rev = np.unique(s_rows[::-1], return_index=True)
             newest = c_rows[::-1][first_rev]
-            replaced = len(c_rows) - len(uniq)
-            for s, r in zip(uniq.tolist(), newest.tolist()):
-                if s in self.pending:
-                    replaced += 1
-                self.pending[s] = row(recs, r)
-            self.coalesced += replaced
+            replaced = self.latest.put(uniq, words(recs)[newest])
+            self.coalesced += len(c_rows) - len(uniq) + replaced
         t_rows = rows[~coal & ~crit]
         if len(t_rows):
             self.trades_dropped += len(t_rows)
@@ -178,14 +218,13 @@ class Outlet:
                 return done
             self.critical.pop(0)
             done += 1
-        budget = len(self.pending) if allowed is None else min(allowed, len(self.pending))
+        waiting = len(self.latest)
+        budget = waiting if allowed is None else min(allowed, waiting)
         if budget <= 0:
             return done
-        streams = list(self.pending)[:budget]
-        src = words(concat(self.pending[s] for s in streams))
-        k = self._write(src, version)
-        for s in streams[:k]:
-            del self.pending[s]
+        streams = self.latest.oldest(budget)
+        k = self._write(self.latest.words, version, streams)
+        self.latest.take(streams[:k])
         return done + k
 
     def take_drops(self) -> tuple[int, list[tuple[int, int]]]:
@@ -196,75 +235,107 @@ class Outlet:
 class FairShare:
     """Token buckets: one for the whole fan-out, one per consumer, shared by demand.
 
-    While the measured total demand fits the budget, only the global bucket meters
-    (nobody is held back). Once it exceeds the budget (saturation), a consumer also
-    needs tokens of its own bucket, refilled at budget * its share of the demand.
+    Demand, the records/s offered to each consumer, is measured always (an EWMA over
+    windows of `window_ns`). The budget is the lower of `cap_rate` (a fixed cap,
+    --fanout-rate; 0: none) and the one `govern` sets (`dispatch.saturation`); with
+    neither, nothing is metered. While the total demand fits the budget only the
+    global bucket meters (nobody is held back). Beyond it (saturation) a consumer also
+    needs tokens of its own bucket, refilled at budget x its share of the demand, so
+    that every consumer receives the same fraction of what it subscribed to: the
+    largest possible minimum, at least 25% whenever the budget is at least a quarter
+    of the demand (the governor never sets less). Critical records are never metered.
+
+    `grant` says how many records may go now; `used` takes the tokens of those that
+    went (a backlogged outlet writes none of them, and must not spend tokens for them).
     """
 
-    def __init__(self, rate: float, burst_ns: int, alpha: float = 0.2):
-        self.rate = rate  # records/s; 0: unlimited
+    def __init__(self, rate: float, burst_ns: int, alpha: float = 0.2,
+                 window_ns: int = 10_000_000):
+        self.cap_rate = rate   # records/s from the configuration; 0: no fixed cap
+        self.rate = rate       # the budget in force; 0: unlimited
         self.burst_ns = burst_ns
         self.alpha = alpha
+        self.window_ns = window_ns
         self.cap = max(1.0, rate * burst_ns / 1e9)
         self.pool = self.cap                 # the global bucket, full at start
         self.tokens: dict[int, float] = {}   # per-consumer buckets
         self.demand: dict[int, float] = {}   # EWMA of offered records/s
+        self.offered: dict[int, int] = {}    # records offered so far (a counter)
         self.saturated = False
         self._asked: dict[int, int] = {}
         self._last_ns: int | None = None
+        self._window_ns: int | None = None   # start of the current demand window
 
     @property
     def enabled(self) -> bool:
         return self.rate > 0
 
+    @property
+    def total_demand(self) -> float:
+        return sum(self.demand.values())
+
     def forget(self, cid: int) -> None:
-        for d in (self.tokens, self.demand, self._asked):
+        for d in (self.tokens, self.demand, self._asked, self.offered):
             d.pop(cid, None)
 
+    def govern(self, budget: float | None) -> None:
+        """Set the governed budget (records/s; None: lift it). The fixed cap still holds."""
+        rate = self.cap_rate if budget is None else (
+            min(self.cap_rate, budget) if self.cap_rate else budget)
+        if rate == self.rate:
+            return
+        if rate and not self.rate:  # metering starts: a full global bucket, empty own ones
+            self.tokens.clear()
+            self.pool = max(1.0, rate * self.burst_ns / 1e9)
+        self.rate = rate
+        self.cap = max(1.0, rate * self.burst_ns / 1e9)
+        self.pool = min(self.pool, self.cap)
+        self.saturated = self.enabled and self.total_demand > rate
+
     def refill(self, now_ns: int) -> None:
-        """Add tokens for the time since the last refill; re-measure demand."""
+        """Add tokens for the time since the last refill; re-measure demand every window."""
+        last, self._last_ns = self._last_ns, now_ns
+        if last is None or self._window_ns is None:
+            self._window_ns = now_ns
+            return
+        if now_ns <= last:
+            return
+        if now_ns - self._window_ns >= self.window_ns:
+            span, a = (now_ns - self._window_ns) / 1e9, self.alpha
+            for cid, asked in self._asked.items():
+                self.demand[cid] = (1 - a) * self.demand.get(cid, 0.0) + a * asked / span
+                self._asked[cid] = 0
+            self._window_ns = now_ns
         if not self.enabled:
             return
-        last, self._last_ns = self._last_ns, now_ns
-        if last is None or now_ns <= last:
-            return
         dt = (now_ns - last) / 1e9
-        a = self.alpha
-        for cid, asked in self._asked.items():
-            self.demand[cid] = (1 - a) * self.demand.get(cid, 0.0) + a * asked / dt
-            self._asked[cid] = 0
-        total = sum(self.demand.values())
+        depth = max(self.burst_ns / 1e9, dt)  # a slow round must not lose its refill
+        total = self.total_demand
         self.saturated = total > self.rate
-        self.pool = min(self.cap, self.pool + self.rate * dt)
+        self.pool = min(max(self.cap, self.rate * dt), self.pool + self.rate * dt)
         if total <= 0:
             return
         for cid, d in self.demand.items():
             share = self.rate * d / total
-            cap = max(1.0, share * self.burst_ns / 1e9)
-            self.tokens[cid] = min(cap, self.tokens.get(cid, 0.0) + share * dt)
+            self.tokens[cid] = min(max(1.0, share * depth), self.tokens.get(cid, 0.0) + share * dt)
 
     def grant(self, cid: int, n: int) -> int | None:
         """How many of `n` offered records consumer `cid` may receive now (None: all)."""
-        if not self.enabled:
-            return None
         self._asked[cid] = self._asked.get(cid, 0) + n
-        return self._take(cid, n)
+        self.offered[cid] = self.offered.get(cid, 0) + n
+        return self.left(cid) if self.enabled else None
 
     def left(self, cid: int) -> int | None:
-        """Tokens left for draining a backlog (None: unlimited)."""
+        """Tokens left for consumer `cid` (None: unlimited)."""
         if not self.enabled:
             return None
-        own = self.tokens.get(cid, 0.0) if self.saturated else self.pool
-        return int(min(own, self.pool))
+        if self.saturated:
+            return int(min(self.tokens.get(cid, 0.0), self.pool))
+        return int(self.pool)
 
     def used(self, cid: int, n: int) -> None:
+        """Consumer `cid` received `n` metered records: take their tokens."""
         if self.enabled and n:
-            self._take(cid, n)
-
-    def _take(self, cid: int, n: int) -> int:
-        k = min(n, int(self.pool))
-        if self.saturated:
-            k = min(k, int(self.tokens.get(cid, 0.0)))
-            self.tokens[cid] = self.tokens.get(cid, 0.0) - k
-        self.pool -= k
-        return k
+            self.pool -= n
+            if self.saturated:
+                self.tokens[cid] = self.tokens.get(cid, 0.0) - n

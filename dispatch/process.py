@@ -98,11 +98,13 @@ class DispatchProcess:
             self.service.handle(envelope, frame, now)
             work += 1
         work += self.execution.poll(now)
+        waiting = lapped = 0
         for src in list(self.sources.values()):
             reader = src.reader
             batch = reader.try_read(BATCH)
             n = len(batch)
             if reader.lost != src.noted:  # lapped: what this batch follows is gone
+                lapped += reader.lost - src.noted
                 src.noted = reader.lost
                 if src.provider is not None:
                     self.core.source_lapped(src.provider, now)
@@ -110,6 +112,8 @@ class DispatchProcess:
                 self.core.process(batch, now)
             reader.release()
             work += n
+            waiting += reader.available()
+        self.core.note_input(waiting, lapped)
         if now >= self._next_discover:
             self._next_discover = now + self.discover_ns
             self._discover(now)

@@ -114,3 +114,34 @@ def test_the_loop_parks_no_longer_than_its_next_timer(proc, run_ctx):
     assert proc.idle_ns(10**12, 100_000) == proc.core.next_due_ns() - proc.clock() == 5 * MS
     r_out.close()
     w_out.close()
+
+
+def test_input_left_unread_round_after_round_makes_dispatch_meter_its_fan_out(proc, run_ctx):
+    w_out = RingWriter.create(run_ctx.namespace, "consumer.a.md", EVENT, 1 << 15,
+                              policy="lossless", reader_timeout_ns=None)
+    proc.core.subscribe(proc.core.add_consumer("a", w_out), instrument_id(BTC))
+    r_out = RingReader.attach(run_ctx.namespace, "consumer.a.md", EVENT, start="oldest")
+    seq = 1
+    with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 1 << 15) as md:
+        proc.clock.advance(10 * MS)
+        proc.do_work()                                    # finds md.okx
+        md.write_batch(records(OKX, BTC, Kind.BOOK, range(seq, seq + 2048)))
+        seq += 2048
+        for _ in range(15):  # each round reads 4096 and leaves 2048 behind: it never catches up
+            md.write_batch(records(OKX, BTC, Kind.BOOK, range(seq, seq + 4096)))
+            seq += 4096
+            proc.clock.advance(20 * MS)
+            proc.do_work()
+            drained(r_out)
+        assert proc.core.saturation.saturated
+        gauges = proc.core.metrics()["gauges"]
+        assert gauges["dispatch.saturated"] == 1 and 0 < gauges["fanout.budget"]
+        assert proc.core.outlets[0].coalesced > 0         # books over the budget: latest wins
+        for _ in range(100):  # the input drains: metering is lifted again
+            proc.clock.advance(20 * MS)
+            proc.do_work()
+            drained(r_out)
+        assert not proc.core.saturation.saturated and proc.core.fair.rate == 0
+        assert proc.core.metrics()["counters"]["dispatch.saturated_ns"] > 0
+    r_out.close()
+    w_out.close()

@@ -12,10 +12,9 @@ emit the StoreLoad fence between raising the hint and the kernel's load of the w
 and control requests and timers need the loop now and then. Without futex_waitv the
 parker waits on one ring's futex (the one read least recently, in turn), or naps.
 
-    parker = Parker.of(readers)
-    tokens = parker.tokens()        # before looking for work
-    if not do_work():
-        parker.park(tokens, timeout_ns)
+    parker = Parker(readers)
+    do_work()                                    # reads every ring as far as it can
+    parker.park(parker.read_up_to(), timeout_ns)  # or tokens() taken before the round
 """
 
 from __future__ import annotations
@@ -88,6 +87,14 @@ class Parker:
     def tokens(self) -> list[int]:
         """Every ring's writer position: take them before looking for work."""
         return [r.writer_position() for r in self.readers]
+
+    def read_up_to(self) -> list[int]:
+        """Every ring's read position: tokens after a round that read all it could.
+
+        A ring whose writer is past it (published since, or more than one batch) ends
+        the park at once; so no idle round is needed to take tokens before parking.
+        """
+        return [r.position for r in self.readers]
 
     def park(self, tokens: list[int], timeout_ns: int) -> None:
         """Sleep until a ring's position differs from its token, a wake, or `timeout_ns`."""

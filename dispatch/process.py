@@ -168,29 +168,26 @@ class DispatchProcess:
     # -- loop ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, max_nap_ns: int = 1_000_000,
-            spins: int = 1, backlog_poll_ns: int = 100_000) -> None:
-        """Loop until `stop`: work; after `spins` idle rounds in a row, park on the rings.
+            backlog_poll_ns: int = 100_000) -> None:
+        """Loop until `stop`: one round of work, then park on the rings until there is more.
 
-        The park ends when an ingest ring publishes, or after `idle_ns()`: at most
-        `max_nap_ns`, less when a timer is due, `backlog_poll_ns` while a consumer's
-        ring is full. `stop` set from another thread is seen within one nap; a signal
-        interrupts the park at once.
+        The park's tokens are the positions the round read each ring up to, so it ends
+        at once if a writer published past them (meanwhile, or beyond one read's
+        batch), else when one publishes, or after `idle_ns()`: at most `max_nap_ns`,
+        less when a timer is due, `backlog_poll_ns` while a consumer's ring is full. No
+        idle round is spent before parking. `stop` set from another thread is seen
+        within one nap; a signal interrupts the park at once.
         """
         stop = stop or threading.Event()
         parker, built = Parker([]), -1
-        idle_rounds = 0
         while not stop.is_set():
             if built != self._sources_gen:  # before its readers can be closed
                 parker = Parker([src.reader for src in self.sources.values()])
                 built = self._sources_gen
-            tokens = parker.tokens()  # before looking: a publish after this ends the park
-            if self.do_work():
-                idle_rounds = 0
+            self.do_work()
+            if built != self._sources_gen or self.server.waiting():
                 continue
-            idle_rounds += 1
-            if idle_rounds < spins or built != self._sources_gen:
-                continue
-            parker.park(tokens, self.idle_ns(max_nap_ns, backlog_poll_ns))
+            parker.park(parker.read_up_to(), self.idle_ns(max_nap_ns, backlog_poll_ns))
 
     def idle_ns(self, max_nap_ns: int, backlog_poll_ns: int) -> int:
         """How long the loop may park: until the next timer, bounded by `max_nap_ns`."""

@@ -145,3 +145,19 @@ def test_input_left_unread_round_after_round_makes_dispatch_meter_its_fan_out(pr
         assert proc.core.metrics()["counters"]["dispatch.saturated_ns"] > 0
     r_out.close()
     w_out.close()
+
+
+def test_a_park_after_a_partial_read_returns_at_once(run_ctx):
+    with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64) as md:
+        reader = RingReader.attach(run_ctx.namespace, "md.okx", EVENT)
+        parker = Parker([reader])
+        md.write_batch(records(OKX, BTC, Kind.TRADE, [1, 2, 3]))
+        assert len(reader.try_read(2)) == 2                  # one record left behind
+        reader.release()
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (parker.park(parker.read_up_to(), 20_000_000_000),
+                                             done.set()))
+        t.start()
+        assert done.wait(10)
+        t.join(10)
+        reader.close()

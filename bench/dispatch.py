@@ -1,6 +1,6 @@
 """Dispatch: core throughput to 1, 3 and 10 consumers; ingest ring -> consumer latency.
 
-    python -m bench dispatch [--json] [--seconds S] [--skip-latency]
+    python -m bench dispatch [--json] [--seconds S] [--skip-latency] [--skip-saturation]
 
 `core_eps_to_N`: records/s through the dispatch core (de-dup, order, route, fan-out
 into N real consumer rings, each consumer subscribed to everything and drained in the
@@ -12,8 +12,16 @@ baseline `core_batch_<n>_vector_us`, the same batches through the numpy path onl
 `latency_<rate>_p50_us` ...: cross-process, a writer process stamps `ingest_ts_ns`
 and writes an md ring at a paced rate, `python -m dispatch` fans out, this process
 reads as a consumer through the SDK; baseline `ring_direct_<rate>_*`: this process
-reads the writer's ring itself (one hop, the floor of this machine). Each figure
-checks its own result: every record delivered, per-stream seq strictly increasing.
+reads the writer's ring itself (one hop, the floor of this machine); `*_cores`: CPU
+used meanwhile by dispatch and by the reading process, in cores, `*_sleeps_per_record`
+their voluntary context switches (parks, naps) per record. `saturation_*`:
+a writer offers more than dispatch can fan out to three consumers of unequal appetite
+(1, 3 and 10 of the 10 symbols); dispatch finds it is saturated by itself (no
+--fanout-rate) and meters; `saturation_share_<consumer>` is the fraction of the
+records dispatch routed to a consumer that it delivered (target: min >= 0.25),
+`saturation_input_read` the fraction of the written records dispatch read at all.
+Each figure checks its own result: every record delivered (unsaturated), per-stream
+seq strictly increasing, every control result received.
 """
 
 from __future__ import annotations
@@ -208,6 +216,136 @@ def writer_main(rate: float, seconds: float) -> int:
     return 0
 
 
+def saturate_writer_main(rate: float, seconds: float) -> int:
+    """Child: write md.okx at up to `rate` records/s for `seconds`; print the count written."""
+    from meltica.run import RunContext
+    from shm import RingWriter
+
+    ctx = RunContext.from_env()
+    w = RingWriter.create(ctx.namespace, "md.okx", EVENT, 1 << 16)
+    laps = 128  # records per stream and chunk: seqs stay contiguous when advanced by it
+    chunk, _ = synth(laps * len(SYMBOLS) * len(KINDS), providers=(4,))
+    ids = np.arange(1, len(chunk) + 1, dtype=np.uint64)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    written, t0 = 0, time.perf_counter()
+    while (t := time.perf_counter() - t0) < seconds:
+        if written > rate * t:
+            time.sleep(0.0002)
+            continue
+        chunk["ingest_ts_ns"] = time.time_ns()
+        chunk["event_id"] = ids + np.uint64(written)
+        w.write_batch(chunk)
+        written += len(chunk)
+        chunk["seq_provider"] += laps
+    sys.stdout.write(f"{written}\n")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    w.close()
+    return 0
+
+
+SAT_APPETITE = {"small": SYMBOLS[:1], "medium": SYMBOLS[:3], "large": SYMBOLS}
+
+
+def _check_order(md: np.ndarray, last: dict) -> None:
+    """Per stream (instrument, kind): seq strictly increasing within and across batches."""
+    key = md["instrument"].astype(np.int64) * 16 + md["kind"]
+    order = np.argsort(key, kind="stable")
+    k, q = key[order], md["seq_provider"][order]
+    same = k[1:] == k[:-1]
+    if (q[1:][same] <= q[:-1][same]).any():
+        raise AssertionError("a stream's records arrived out of order within a batch")
+    starts = np.flatnonzero(np.r_[True, ~same])
+    ends = np.r_[starts[1:], len(k)] - 1
+    for kk, first, end in zip(k[starts].tolist(), q[starts].tolist(), q[ends].tolist()):
+        if first <= last.get(kk, -1):
+            raise AssertionError(f"stream {kk}: seq {first} after {last[kk]}")
+        last[kk] = end
+
+
+def saturation(rate: float, seconds: float) -> dict:
+    """Offer `rate` records/s to `python -m dispatch` with three unequal consumers."""
+    from consumer import Consumer
+    from meltica.run import RunContext
+
+    tmp = Path(tempfile.mkdtemp(prefix="mbench"))
+    ctx = RunContext("sat" + uuid.uuid4().hex[:8], tmp / "run")
+    env = {**os.environ, **ctx.env()}
+    procs, cons = [], {}
+    try:
+        d = subprocess.Popen([sys.executable, "-m", "dispatch", "--telemetry", "",
+                              "--ring-capacity", str(1 << 16), *DISPATCH_ARGS,
+                              "--instruments", ",".join(SYMBOLS)], env=env,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        procs.append(d)
+        d.stderr.readline()
+        wr = subprocess.Popen([sys.executable, "-m", "bench.dispatch", "--saturate", str(rate),
+                               str(seconds)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, start_new_session=True)
+        procs.append(wr)
+        wr.stdout.readline()
+        for name, syms in SAT_APPETITE.items():
+            c = cons[name] = Consumer(name, run=ctx, timeout_s=5)
+            for sym in syms:
+                assert c.subscribe(sym).ok
+        time.sleep(0.3)  # dispatch discovers md.okx
+        wr.stdin.write(b"go\n")
+        wr.stdin.flush()
+        got = {n: 0 for n in cons}
+        results = {n: 0 for n in cons}
+        last: dict = {n: {} for n in cons}
+        end = time.monotonic() + seconds + 1.5  # the writer, then dispatch's backlog
+        while time.monotonic() < end:
+            for n, c in cons.items():
+                b = c.events(1 << 16)
+                md = b[b["kind"] <= Kind.TICKER]
+                if len(md):
+                    _check_order(md, last[n])
+                    got[n] += len(md)
+                results[n] += int(np.count_nonzero(b["kind"] == Kind.CONTROL_RESULT))
+        wr.stdin.write(b"done\n")
+        wr.stdin.flush()
+        written = int(wr.stdout.readline())
+        for n, syms in SAT_APPETITE.items():
+            if results[n] < 1 + len(syms):  # register, one subscribe per symbol (and listings)
+                raise AssertionError(f"{n}: {results[n]} control results, {1 + len(syms)} asked")
+        d.terminate()
+        d.wait(10)
+        tail = d.stderr.read().decode().strip().splitlines()
+        counters = orjson.loads(tail[-1].split("stopped: ", 1)[1])
+        out = {"written": written, "input_read": counters["dispatch.events_in"] / written,
+               "saturated_s": counters.get("dispatch.saturated_ns", 0) / 1e9}
+        for n in cons:
+            offered = counters[f"fanout.offered{{consumer={n}}}"]
+            out[f"share_{n}"] = got[n] / offered if offered else 0.0
+        out["share_min"] = min(out[f"share_{n}"] for n in cons)
+        return out
+    finally:
+        for c in cons.values():
+            c.close()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        ctx.namespace.cleanup()
+
+
+def _usage(pid: int | str) -> tuple[float, int]:
+    """CPU seconds (user + system) and voluntary context switches (sleeps) of `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/status") as f:
+        sleeps = next(int(line.split()[1]) for line in f
+                      if line.startswith("voluntary_ctxt_switches"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), sleeps
+
+
 def latency(rate: float, seconds: float, direct: bool = False) -> dict:
     """Ingest ring -> consumer latency through `python -m dispatch`; `direct`: the
     baseline, this process reading the ingest ring itself (one hop, no dispatch)."""
@@ -247,6 +385,9 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
             def read():
                 return c.events(4096, timeout_s=0.05)
             time.sleep(0.3)  # dispatch discovers md.okx
+        use0 = {"consumer": _usage("self")} if direct else {"consumer": _usage("self"),
+                                                              "dispatch": _usage(procs[0].pid)}
+        t0 = time.monotonic()
         wr.stdin.write(b"go\n")
         wr.stdin.flush()
         expected = int(rate * seconds)
@@ -268,13 +409,18 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
                     raise AssertionError(f"out of order: {key} {seq} after {last_seq[key]}")
                 last_seq[key] = seq
             n += k
+        wall, cpu = time.monotonic() - t0, {}
+        for who, (cpu_s, sleeps) in use0.items():
+            now_cpu, now_sleeps = _usage("self" if who == "consumer" else procs[0].pid)
+            cpu[f"{who}_cores"] = (now_cpu - cpu_s) / wall
+            cpu[f"{who}_sleeps_per_record"] = (now_sleeps - sleeps) / max(n, 1)
         wr.stdin.write(b"done\n")
         wr.stdin.flush()
         if n < expected:
             raise AssertionError(f"latency run at {rate}/s delivered {n} of {expected}")
         warm = lat[n // 10 : n] / 1000
         return {"p50_us": float(np.percentile(warm, 50)), "p99_us": float(np.percentile(warm, 99)),
-                "p999_us": float(np.percentile(warm, 99.9)), "events": int(n)}
+                "p999_us": float(np.percentile(warm, 99.9)), "events": int(n), **cpu}
     finally:
         if c is not None:
             c.close()
@@ -295,10 +441,15 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
 def main(argv) -> int:
     if argv and argv[0] == "--writer":
         return writer_main(float(argv[1]), float(argv[2]))
+    if argv and argv[0] == "--saturate":
+        return saturate_writer_main(float(argv[1]), float(argv[2]))
     ap = argparse.ArgumentParser(prog="python -m bench dispatch")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-saturation", action="store_true")
+    ap.add_argument("--saturation-rate", type=float, default=2e6,
+                    help="records/s offered in the saturation run")
     a = ap.parse_args(argv)
     res: dict = {}
     res["raw_copy_eps"] = round(raw_copy_eps(0.5))
@@ -318,10 +469,21 @@ def main(argv) -> int:
                 r = latency(rate, a.seconds, direct)
                 for k in ("p50_us", "p99_us", "p999_us"):
                     res[f"{name}_{label}_{k}"] = round(r[k], 1)
+                for k in ("consumer_cores", "dispatch_cores", "consumer_sleeps_per_record",
+                          "dispatch_sleeps_per_record"):
+                    if k in r:
+                        res[f"{name}_{label}_{k}"] = round(r[k], 2)
                 print(f"{name} at {label}/s: p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us, "
                       f"p99.9 {r['p999_us']:.0f} us", file=sys.stderr)
             res[f"latency_{label}_p99_vs_ring_direct"] = round(
                 res[f"latency_{label}_p99_us"] / res[f"ring_direct_{label}_p99_us"], 2)
+    if not a.skip_saturation:
+        r = saturation(a.saturation_rate, a.seconds)
+        for k in ("input_read", "saturated_s", "share_min", *(f"share_{n}" for n in SAT_APPETITE)):
+            res[f"saturation_{k}"] = round(r[k], 3)
+        print(f"saturation at {a.saturation_rate / 1e6:.1f} M/s offered: read "
+              f"{r['input_read']:.0%}, metered {r['saturated_s']:.1f} s, shares "
+              + ", ".join(f"{n} {r[f'share_{n}']:.2f}" for n in SAT_APPETITE), file=sys.stderr)
     if a.json:
         print(orjson.dumps(res).decode())
     else:

@@ -43,9 +43,12 @@ trades 0.5 ms vs 0.2 ms, tickers 0.4 ms vs 0.1 ms.
 
 So 2x is out of reach in CPython on Binance: the depth diffs alone (0.36 s) take
 more than half of cryptofeed's whole run (0.65 s), and per level the loop is at
-its floor (converting a diff's sizes together, a dict of sizes beside the sorted
-keys, or uncached inline conversion measured no better in one process: 0.278 /
-0.290 / 0.348 s best of 7). OKX runs at 1.6-1.7x.
+its floor: a dict of sizes beside the sorted keys (bisect only to insert or
+delete), a diff's sizes converted together, or sizes converted inline without the
+cache were all within noise of it, alternated in one process over the depth diffs
+(best of 7: 0.278 s as is vs 0.290 / 0.348 s for the last two at load 5; a second
+round with all four: 0.39 / 0.37 / 0.36 / 0.36 s, medians 0.42 / 0.46 / 0.42 /
+0.48 s). OKX runs at 1.6-1.7x.
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ applied update), TRADE and TICKER records to ring `md.<provider slug>`.
 `python -m ingest.replay` drives the same adapters from a recording.
 
 Modules:
-  decimals   venue decimal strings -> int64 mantissas, cached per scale
+  decimals   venue decimal strings -> int64 mantissas, cached per scale; whole columns at once
   book       venue-neutral order book (sorted mantissa lists, best level last)
-  publisher  records into a staging batch, then the ring (event ids, trace ids)
+  publisher  records into a staging batch, then the ring (event ids, trace ids); rows
+             claimed in frame order and filled a run at a time (Binance bookTicker, trades)
   stream     per-instrument state and the time-driven resync policy (Timers)
   report     counters, telemetry names, dead letters
-  venues/    one package per venue: markets, parser (the adapter), sync (+ okx checksum)
+  venues/    one package per venue: markets, parser (the adapter), sync (+ okx checksum,
+             okx seq, binance deferred)
   transport  WebSocket (websocket-client) and REST (http.client) threads, reconnect
   process    the live loop (`do_work()`); config its settings; __main__ its CLI
   replay     the replay CLI

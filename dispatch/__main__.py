@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 
 import orjson
 
 from meltica import config
 from meltica.run import RunContext
+from meltica.signals import StopFlag
 
 from .config import DispatchConfig
 from .control import check_local
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                            trading_default=a.trading_default == "on",
                            silence_ns=int(a.consumer_silence_s * 1e9),
                            exec_timeout_ns=int(a.exec_timeout_ms * ms))
-    stop = threading.Event()
+    stop = StopFlag()
     install_signal_stop(stop)
     print(f"dispatch: run={ctx.run_id} control={proc.server.endpoint}", file=sys.stderr, flush=True)
     try:

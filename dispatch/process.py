@@ -14,7 +14,6 @@ was there before dispatch started is stale); rings that appear later, from their
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from events import EVENT, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
+from meltica.signals import StopFlag, stop_on_signals
 from meltica.telemetry import ENV_ENDPOINT, Telemetry
 from shm import RingError, RingReader
 
@@ -213,7 +213,10 @@ class DispatchProcess:
         self.tel.close()
 
 
-def install_signal_stop(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT end the loop (the caller then closes, unlinking consumer rings)."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+def install_signal_stop(stop: StopFlag) -> None:
+    """SIGTERM and SIGINT end the loop (the caller then closes, unlinking consumer rings).
+
+    `stop` is a meltica.signals.StopFlag: setting a threading.Event from a handler
+    deadlocks when a second signal lands inside the first handler.
+    """
+    stop_on_signals(stop)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
 from events import BOOK_DEPTH, BadInput, Provider
 from meltica import config as run_config
 from meltica.run import RunContext
+from meltica.signals import StopFlag, stop_on_signals
 
 from .config import DEFAULT_SYMBOLS, Config
 from .process import IngestProcess, RingInUse
@@ -75,9 +74,8 @@ def parse_args(argv: list[str] | None) -> Config:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     log = logging.getLogger("ingest")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopFlag()  # not threading.Event: its set() deadlocks under a second signal
+    stop_on_signals(stop)
     try:
         proc = IngestProcess(config, RunContext.from_env())
     except ValueError as exc:

@@ -100,15 +100,10 @@ def wait_for_line(path, text: str, proc: subprocess.Popen, timeout_s: float = 30
         time.sleep(0.02)
 
 
-def _bug(where: str):
-    return pytest.mark.xfail(strict=True, reason=f"bug in {where}: its SIGTERM handler calls threading.Event.set(), "
-                                                 "which deadlocks when a second SIGTERM lands inside the first handler")
-
-
 @pytest.mark.parametrize("program", [
-    pytest.param("dispatch", marks=_bug("dispatch/process.py install_signal_stop")),
-    pytest.param("ingest", marks=_bug("ingest/__main__.py main")),
-    "venue",  # fixed in c57bd74
+    "dispatch",
+    "ingest",
+    "venue",
 ])
 def test_a_second_sigterm_inside_the_first_ones_handler_still_ends_the_program(program, run_ctx, reap, tmp_path):
     from venue import Simulator

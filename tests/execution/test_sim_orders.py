@@ -123,4 +123,6 @@ def test_pre_trade_limits_from_the_command_line(run_ctx, sim, execution):
         assert oc.submit_limit("l-big", SYM, "buy", "0.01", "60000")["code"] == "max_notional"
         assert oc.submit_limit("l-1", SYM, "buy", "0.001", "60000")["status"] == "accepted"
         assert oc.submit_limit("l-2", SYM, "buy", "0.001", "60000")["code"] == "max_open_orders"
+        # accepted = persisted; it reaches the venue right after: its ACK says so
+        collect(oc, lambda got: bool(of(got, "l-1")))
     assert len(sim_orders(sim)["received"]) == 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 
+from events import to_decimal
+
 log = logging.getLogger("ingest")
 
 RESYNC_REASONS = ("gap", "checksum", "stale", "crossed", "refresh", "reconnect", "bad_input",
@@ -137,6 +139,19 @@ class Report:
             "checksum_ok": self.checksum_ok, "checksum_failed": self.checksum_failed,
             "resyncs": self.resyncs,
         }
+
+
+def book_view(stream, book, last_update_id: int, synced: bool) -> dict:
+    """One symbol's final state for the replay report: top-N as decimal strings."""
+    bp, bs, ap, az = book.top(stream.depth)
+    ps, ss = stream.px_scale, stream.sz_scale
+    return {
+        "bids": [[to_decimal(p, ps), to_decimal(q, ss)] for p, q in zip(bp, bs)],
+        "asks": [[to_decimal(p, ps), to_decimal(q, ss)] for p, q in zip(ap, az)],
+        "last_update_id": last_update_id,
+        "synced": synced,
+        "venue_symbol": stream.venue_symbol,
+    }
 
 
 def _rawtext(raw):

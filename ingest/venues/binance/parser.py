@@ -31,7 +31,7 @@ import time
 import orjson
 
 from events import BadInput, UnknownInstrument
-from events.fixed import to_decimal
+from ...report import book_view
 
 from .deferred import RUN, Deferred, ticker_values, trade_values
 from .markets import MARKETS
@@ -266,15 +266,5 @@ class BinanceAdapter:
 
     def books(self) -> dict:
         """Final state per canonical symbol: top-N bids/asks as decimal strings."""
-        out = {}
-        for sync in self.syncs.values():
-            s = sync.stream
-            bp, bs, ap, az = sync.book.top(s.depth)
-            out[s.symbol] = {
-                "bids": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(bp, bs)],
-                "asks": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(ap, az)],
-                "last_update_id": sync.last_u,
-                "synced": sync.synced,
-                "venue_symbol": s.venue_symbol,
-            }
-        return out
+        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.last_u, sync.synced)
+                for sync in self.syncs.values()}

@@ -23,7 +23,7 @@ import time
 import orjson
 
 from events import BadInput, Side, UnknownInstrument
-from events.fixed import to_decimal
+from ...report import book_view
 
 from .markets import DEFAULT_BOOK_DEPTH, WS_PATH
 from .sync import KrakenBookSync, micros
@@ -202,15 +202,5 @@ class KrakenAdapter:
     # -- state ---------------------------------------------------------------------
 
     def books(self) -> dict:
-        out = {}
-        for sync in self.syncs.values():
-            s = sync.stream
-            bp, bs, ap, az = sync.book.top(s.depth)
-            out[s.symbol] = {
-                "bids": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(bp, bs)],
-                "asks": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(ap, az)],
-                "last_update_id": sync.seq,
-                "synced": sync.synced,
-                "venue_symbol": s.venue_symbol,
-            }
-        return out
+        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.seq, sync.synced)
+                for sync in self.syncs.values()}

@@ -27,7 +27,7 @@ import time
 import orjson
 
 from events import BadInput, Side, UnknownInstrument
-from events.fixed import to_decimal
+from ...report import book_view
 
 from .markets import WS_PATH
 from .seq import next_seq
@@ -233,15 +233,5 @@ class OkxAdapter:
     # -- state ---------------------------------------------------------------------
 
     def books(self) -> dict:
-        out = {}
-        for sync in self.syncs.values():
-            s = sync.stream
-            bp, bs, ap, az = sync.book.top(s.depth)
-            out[s.symbol] = {
-                "bids": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(bp, bs)],
-                "asks": [[to_decimal(p, s.px_scale), to_decimal(q, s.sz_scale)] for p, q in zip(ap, az)],
-                "last_update_id": sync.seq,
-                "synced": sync.synced,
-                "venue_symbol": s.venue_symbol,
-            }
-        return out
+        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.seq, sync.synced)
+                for sync in self.syncs.values()}

@@ -337,7 +337,7 @@ class Receiver:
             return n
         self.md += len(md)
         self._check_order(md)
-        if len(self.seen_books) < 10_000:
+        if not self.recording and len(self.seen_books) < 10_000:  # the warm-up's question
             bk = md[md["kind"] == MD_KINDS[0]]
             self.seen_books.update(zip(bk["provider"].tolist(), bk["instrument"].tolist()))
         if self.recording:
@@ -595,11 +595,11 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
             rx.poll(0.01)
         orders_file = str(run.tmp / "orders.json")
         if order_rate > 0:
-            helpers.append(_child(["--orders", run.ctx.run_id, str(seconds + settle_s), str(order_rate),
+            helpers.append(_child(["--orders", run.ctx.run_id, str(seconds + settle_s + 1), str(order_rate),
                                    orders_file], run))
         tap_file = str(run.tmp / "tap.npz")
         if tap:
-            helpers.append(_child(["--tap", run.ctx.run_id, str(seconds + settle_s), tap_file], run))
+            helpers.append(_child(["--tap", run.ctx.run_id, str(seconds + settle_s + 1), tap_file], run))
         t_h = time.monotonic()
         _wait_ready(helpers, rx)
         res["phase_helpers_s"] = round(time.monotonic() - t_h, 1)
@@ -607,15 +607,14 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
         while time.monotonic() < t_settle:
             rx.poll(0.01)
         cpu = CpuWindow({**run.pids(), **({"tap": helpers[-1].pid} if tap else {})})
-        # the window's counts run from one reading of the simulator's and telemetry's
-        # counters to the next; latencies are recorded inside it, after a short settle
-        # (a reading blocks this loop for a moment: the first batch after it is late)
-        c0, s0 = counters(run.snapshots()), sim_sent(run.sim_stats())
-        md0 = rx.md
+        # the window runs from one reading of the simulator's counters to the next; each
+        # reading is an HTTP request to a loop that may be busy for a second, so it runs
+        # on a thread while this one keeps reading (a consumer that stops reading makes
+        # its own backlog, which dispatch then coalesces)
+        s0, ts0 = _while_reading(rx, lambda: sim_sent(run.sim_stats()))
+        c0, md0 = counters(run.snapshots()), rx.md
         cpu.start()
         t0 = time.monotonic()
-        while time.monotonic() < t0 + 0.3:
-            rx.poll(0.01)
         rx.recording = True
         end = t0 + seconds
         while time.monotonic() < end:
@@ -624,11 +623,11 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
         md1 = rx.md
         dt = time.monotonic() - t0
         res["cpu_pct"] = cpu.stop()
-        s1 = sim_sent(run.sim_stats())
         c1 = counters(run.snapshots())
+        s1, ts1 = _while_reading(rx, lambda: sim_sent(run.sim_stats()))
         res["seconds"] = round(dt, 2)
-        res["offered_msgs_per_s"] = round((s1[0] - s0[0]) / dt)
-        res["sim_steps_per_s"] = round((s1[1] - s0[1]) / dt, 1)
+        res["offered_msgs_per_s"] = round((s1[0] - s0[0]) / (ts1 - ts0))
+        res["sim_steps_per_s"] = round((s1[1] - s0[1]) / (ts1 - ts0), 1)
         res["sim_slow_disconnects"] = s1[2]
         res["delivered_eps"] = round((md1 - md0) / dt)
         res["delivered_vs_offered"] = round(res["delivered_eps"] / max(1, res["offered_msgs_per_s"]), 3)
@@ -685,6 +684,17 @@ def run_step(instruments: int, rate: float, seconds: float, *, order_rate: float
         if left:
             res["check"] = f"segments left behind: {left}"
         res["step_wall_s"] = round(time.monotonic() - t_start, 1)
+
+
+def _while_reading(rx: "Receiver", fn):
+    """Run `fn()` on a thread while this one keeps reading; return (result, time it returned)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(lambda: (fn(), time.monotonic()))
+        while not fut.done():
+            rx.poll(0.005)
+        return fut.result()
 
 
 def by_kind(rec: dict) -> dict:

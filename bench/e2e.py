@@ -112,17 +112,6 @@ def cpu_ticks(pid: int) -> int | None:
         return None
 
 
-def rss_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine (/proc/stat)."""
     with open("/proc/stat", "rb") as f:
@@ -261,10 +250,14 @@ def drops(c0: dict, c1: dict, consumer: str = "bench") -> dict:
         "coalesced": delta(lambda k: k == f"dispatch/fanout.coalesced{{consumer={consumer}}}"),
         "trades_dropped": delta(lambda k: k.startswith(f"dispatch/fanout.dropped{{consumer={consumer},")),
         "coalesced_demo": delta(lambda k: k == "dispatch/fanout.coalesced{consumer=demo}"),
-        "late_dropped": delta(lambda k: k.startswith("dispatch/late_event.dropped{")),
+        # late at the ordering stage: market data dropped; late at the merge stage: fragments
+        # of a merged window (LM-05), the plain streams are not affected
+        "late_dropped": delta(lambda k: k == "dispatch/late_event.dropped{stage=order}"),
+        "late_merge_dropped": delta(lambda k: k == "dispatch/late_event.dropped{stage=merge}"),
         "dedup_dropped": delta(lambda k: k == "dispatch/dedup.dropped"),
         "gap_unresolved": delta(lambda k: k == "dispatch/order.gap_unresolved"),
         "resyncs": delta(lambda k: "/book.resync{" in k),
+        "resyncs_not_refresh": delta(lambda k: "/book.resync{" in k and "reason=refresh" not in k),
         "reconnects": delta(lambda k: "/ws.reconnect" in k),
         # dispatch's own view: time it judged itself saturated (and metered fan-out), and
         # time this consumer's outlet held records back (backlog or fair share)
@@ -316,7 +309,6 @@ class Receiver:
         self.out_of_order = 0
         self.resets = 0
         self.recording = False
-        self.rec_md = 0
         self._ing: list[np.ndarray] = []
         self._ven: list[np.ndarray] = []
         self._v2i: list[np.ndarray] = []
@@ -341,7 +333,6 @@ class Receiver:
             bk = md[md["kind"] == MD_KINDS[0]]
             self.seen_books.update(zip(bk["provider"].tolist(), bk["instrument"].tolist()))
         if self.recording:
-            self.rec_md += len(md)
             self._ing.append(now - md["ingest_ts_ns"])
             ev = md["event_ts_ns"]
             has = ev != 0

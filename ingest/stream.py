@@ -38,6 +38,22 @@ class Stream:
         self.resync_reason = ""
         self.resyncs_in_row = 0      # resyncs without a success in between (backoff)
 
+    def resync_began(self, reason: str, now_ns: int) -> None:
+        """A resync of this instrument starts (or another one while it still runs)."""
+        if not self.resync_started_ns:
+            self.resync_started_ns = now_ns
+        self.resync_reason = reason
+        self.resyncs_in_row += 1
+
+    def resync_ended(self, now_ns: int) -> tuple[int, str]:
+        """The book is synced again: return (ns the resync took, its reason; "" if none)."""
+        took, reason = now_ns - self.resync_started_ns, self.resync_reason
+        self.resync_started_ns = 0
+        self.resync_reason = ""
+        self.resyncs_in_row = 0
+        self.last_book_ns = now_ns
+        return took, reason
+
     def __repr__(self) -> str:
         return f"Stream({self.symbol!r}, venue={self.venue_symbol!r})"
 

@@ -211,12 +211,9 @@ class BinanceAdapter:
     def synced(self, sync: DepthSync) -> None:
         s = sync.stream
         now = self.clock()
-        if s.resync_reason:
-            self.report.synced(s.symbol, now - s.resync_started_ns, s.resync_reason)
-        s.resync_started_ns = 0
-        s.resync_reason = ""
-        s.resyncs_in_row = 0
-        s.last_book_ns = now
+        took, reason = s.resync_ended(now)
+        if reason:
+            self.report.synced(s.symbol, took, reason)
         if self.timers is not None:
             self.timers.arm_refresh(s, now)
 
@@ -224,10 +221,7 @@ class BinanceAdapter:
         s = sync.stream
         self.report.resync(s.symbol, reason, detail)
         now = self.clock()
-        if not s.resync_started_ns:
-            s.resync_started_ns = now
-        s.resync_reason = reason
-        s.resyncs_in_row += 1
+        s.resync_began(reason, now)
         delay = self.timers.backoff_ns(s) if self.timers is not None else 0
         if delay:
             self.deferred[s.venue_symbol] = now + delay

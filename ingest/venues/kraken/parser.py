@@ -153,12 +153,9 @@ class KrakenAdapter:
     def synced(self, sync: KrakenBookSync) -> None:
         s = sync.stream
         now = self.clock()
-        if s.resync_reason:
-            self.report.synced(s.symbol, now - s.resync_started_ns, s.resync_reason)
-        s.resync_started_ns = 0
-        s.resync_reason = ""
-        s.resyncs_in_row = 0
-        s.last_book_ns = now
+        took, reason = s.resync_ended(now)
+        if reason:
+            self.report.synced(s.symbol, took, reason)
         self.resubscribed.pop(s.venue_symbol, None)
         if self.timers is not None:
             self.timers.arm_refresh(s, now)
@@ -167,10 +164,7 @@ class KrakenAdapter:
         s = sync.stream
         self.report.resync(s.symbol, reason, detail)
         now = self.clock()
-        if not s.resync_started_ns:
-            s.resync_started_ns = now
-        s.resync_reason = reason
-        s.resyncs_in_row += 1
+        s.resync_began(reason, now)
         self._resubscribe(s.venue_symbol, now)
 
     def _resubscribe(self, pair: str, now: int) -> None:

@@ -1,8 +1,8 @@
 """Canonical records (events.EVENT) out of ingest: staged in a batch, then into the md ring.
 
 One owner thread (the ingest loop). Records are packed with one precompiled
-`struct` per kind straight into a preallocated staging array (no per-event numpy
-work), and the staged batch goes to the ring with `RingWriter.write_batch`
+`struct` per kind (a book's levels by the book itself, `Book.write_top`)
+straight into a preallocated staging array (no per-event numpy work), and the staged batch goes to the ring with `RingWriter.write_batch`
 (try_claim / raw copy / publish). `flush()` runs at the end of every unit of
 work and whenever the stage is full, so a record waits at most one loop turn.
 
@@ -40,9 +40,10 @@ from .book import Book
 _HEADER = "<HHHHIIqqq24x"
 assert RECORD_BYTES == 768  # the literal in Publisher.ticker
 BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
+BOOK_HEAD = struct.Struct(_HEADER + "HHHbbq")   # then the four columns: Book.write_top
+assert BOOK_HEAD.size == EVENT.fields["book"][1] + EVENT["book"].fields["bid_px"][1]
 TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
 TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
-_PAD = (0,) * BOOK_DEPTH
 _SIZE_OF_KIND = np.zeros(8, np.int16)   # bytes each kind's record writes (ours: 3 kinds)
 K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
 _SIZE_OF_KIND[[K_BOOK, K_TRADE, K_TICKER]] = BOOK_STRUCT.size, TRADE_STRUCT.size, TICKER_STRUCT.size
@@ -108,16 +109,12 @@ class Publisher:
     def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
              event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
         """Stage the top `depth` levels of `book` as one BOOK record."""
-        bp, bs, ap, az = book.top(depth)  # may raise DecimalError (a text book's size)
-        nb = len(bp)
-        na = len(ap)
-        zb = _PAD[nb:]
-        za = _PAD[na:]
         n = self.n
-        BOOK_STRUCT.pack_into(
-            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.flags,
-            instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale, book.last_update_id,
-            *bp, *zb, *bs, *zb, *ap, *za, *az, *za)
+        at = n * RECORD_BYTES
+        nb, na = book.write_top(self._buf, at + BOOK_HEAD.size, depth, BOOK_DEPTH)
+        BOOK_HEAD.pack_into(self._buf, at, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.flags,
+                            instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale,
+                            book.last_update_id)
         self.books += 1
         self.n = n = n + 1
         if n == self._cap:

@@ -66,7 +66,7 @@ def test_decimals_of_steps():
 
 
 def _book(keep_text=False):
-    return Book(Mantissas(8), Mantissas(8), keep_text)
+    return Book(8, 8, keep_text)
 
 
 def test_book_applies_updates_deletes_and_reports_top_best_first():

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
 from ingest.book import Book
-from ingest.decimals import Mantissas
 from ingest.publisher import Publisher, event_ids
 from shm import RingReader, RingWriter
 
@@ -29,7 +28,7 @@ def test_batch_event_ids_equal_events_event_id(provider, kinds, instrument, seq)
 
 
 def _book():
-    b = Book(Mantissas(2), Mantissas(4))
+    b = Book(2, 4)
     b.load([[f"{100 - i}.00", "1.5"] for i in range(30)], [["101.25", "0.0001"]], 42)
     return b
 

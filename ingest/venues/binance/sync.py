@@ -49,7 +49,7 @@ class DepthSync:
         self.futures = futures
         self.report = report
         self.owner = owner
-        self.book = Book(stream.px, stream.sz)
+        self.book = Book(stream.px_scale, stream.sz_scale)
         self.state = WAITING
         self.last_u = 0
         self.buffer: deque = deque(maxlen=MAX_BUFFER)
@@ -116,7 +116,8 @@ class DepthSync:
         book.last_update_id = u
         self.report.diffs_applied += 1
         if book.crossed():
-            self.lose("crossed", f"best bid {book.bid_key[-1]} >= best ask {-book.ask_key[-1]} at u={u}")
+            bp, _, ap, _ = book.best()
+            self.lose("crossed", f"best bid {bp} >= best ask {ap} at u={u}")
             return
         owner = self.owner
         if self.state != SYNCED:

@@ -40,7 +40,7 @@ class KrakenBookSync:
         self.report = report
         self.owner = owner
         self.depth = depth
-        self.book = Book(stream.px, stream.sz, keep_text=True)
+        self.book = Book(stream.px_scale, stream.sz_scale, keep_text=True)
         self.state = WAITING
         self.seq = 0
 
@@ -107,12 +107,7 @@ class KrakenBookSync:
             self._publish(0, seq * 1000, recv_ns)
 
     def _truncate(self) -> None:
-        book, depth = self.book, self.depth
-        for key_l, sz_l, pt_l, st_l in ((book.bid_key, book.bid_sz, book.bid_pt, book.bid_st),
-                                        (book.ask_key, book.ask_sz, book.ask_pt, book.ask_st)):
-            extra = len(key_l) - depth
-            if extra > 0:        # the worst levels are at the start (best last)
-                del key_l[:extra], sz_l[:extra], pt_l[:extra], st_l[:extra]
+        self.book.truncate(self.depth)
 
     def _crossed(self) -> bool:
         if self.book.crossed():

@@ -37,7 +37,7 @@ class BooksSync:
         self.stream = stream
         self.report = report
         self.owner = owner
-        self.book = Book(stream.px, stream.sz, keep_text=True)
+        self.book = Book(stream.px_scale, stream.sz_scale, keep_text=True)
         self.state = WAITING
         self.last_seq: int | None = None
         self.seq = 0
@@ -127,7 +127,8 @@ class BooksSync:
     def _crossed(self) -> bool:
         book = self.book
         if book.crossed():
-            self.lose("crossed", f"best bid {book.bid_key[-1]} >= best ask {-book.ask_key[-1]}")
+            bp, _, ap, _ = book.best()
+            self.lose("crossed", f"best bid {bp} >= best ask {ap}")
             return True
         return False
 

@@ -8,8 +8,9 @@ applied update), TRADE and TICKER records to ring `md.<provider slug>`.
 `python -m ingest.replay` drives the same adapters from a recording.
 
 Modules:
-  decimals   venue decimal strings -> int64 mantissas, cached per scale; whole columns at once
-  book       venue-neutral order book (sorted mantissa lists, best level last)
+  decimals   venue decimal strings -> exact int64 mantissas; whole columns at once
+  book       venue-neutral order book (sorted mantissa arrays, best level last)
+  _book.c    both of these, compiled (the per-level loop was ingest's floor in CPython)
   publisher  records into a staging batch, then the ring (event ids, trace ids); rows
              claimed in frame order and filled a run at a time (Binance bookTicker, trades)
   stream     per-instrument state and the time-driven resync policy (Timers)

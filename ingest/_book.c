@@ -1,4 +1,5 @@
-/* ingest._book: the order book of one instrument, in C (see ingest/book.py).
+/* ingest._book: the order book of one instrument and its decimal parser, in C
+ * (see ingest/book.py and ingest/decimals.py).
  *
  * Why C: per level, a depth update is a decimal parse, a search and a store; in
  * CPython that loop was the floor of ingest (~0.6 us a level, callgrind), here it
@@ -669,6 +670,96 @@ static PyTypeObject BookType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* -- decimals of one scale ------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int scale;
+} Decimals;
+
+static int
+Decimals_init(Decimals *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"scale", NULL};
+    int scale;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i:Decimals", kwlist, &scale) || check_scale(scale) < 0)
+        return -1;
+    self->scale = scale;
+    return 0;
+}
+
+static PyObject *
+Decimals_call(Decimals *self, PyObject *args, PyObject *kwds)
+{
+    int64_t m;
+    if (kwds || PyTuple_GET_SIZE(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "Decimals(scale)(text) takes one string");
+        return NULL;
+    }
+    if (parse_decimal(PyTuple_GET_ITEM(args, 0), self->scale, &m) < 0)
+        return NULL;
+    return PyLong_FromLongLong(m);
+}
+
+/* many(texts) -> bytearray of native int64 mantissas, one per string, in order. */
+static PyObject *
+Decimals_many(Decimals *self, PyObject *texts)
+{
+    PyObject *seq = PySequence_Fast(texts, "many() takes a sequence of decimal strings");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
+    if (!out) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    int64_t *dst = (int64_t *)PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t m;
+        if (parse_decimal(items[i], self->scale, &m) < 0) {
+            Py_DECREF(out);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        memcpy(dst + i, &m, sizeof m);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyObject *
+Decimals_repr(Decimals *self)
+{
+    return PyUnicode_FromFormat("Decimals(%d)", self->scale);
+}
+
+static PyMethodDef Decimals_methods[] = {
+    {"many", (PyCFunction)Decimals_many, METH_O,
+     "many(texts) -> bytearray: the mantissas of a sequence of strings as native int64, in\n"
+     "order (view with numpy.frombuffer(b, numpy.int64)); DecimalError for a bad one."},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef Decimals_members[] = {
+    {"scale", T_INT, offsetof(Decimals, scale), READONLY, "Decimals of the mantissas."},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject DecimalsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ingest._book.Decimals",
+    .tp_basicsize = sizeof(Decimals),
+    .tp_repr = (reprfunc)Decimals_repr,
+    .tp_call = (ternaryfunc)Decimals_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Decimals(scale): venue decimal strings -> exact int64 mantissas at `scale`;\n"
+              "call it with one string, or many() with a column of them (see ingest.decimals).",
+    .tp_methods = Decimals_methods,
+    .tp_members = Decimals_members,
+    .tp_init = (initproc)Decimals_init,
+    .tp_new = PyType_GenericNew,
+};
+
 /* -- module --------------------------------------------------------------------- */
 
 static PyObject *
@@ -691,7 +782,7 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "ingest._book", "The order book of one instrument, in C (see ingest.book).",
+    PyModuleDef_HEAD_INIT, "ingest._book", "The order book of one instrument and its decimal parser, in C (see ingest.book).",
     -1, module_methods};
 
 PyMODINIT_FUNC
@@ -704,14 +795,13 @@ PyInit__book(void)
     Py_DECREF(errors);
     if (!DecimalError)
         return NULL;
-    if (PyType_Ready(&BookType) < 0)
+    if (PyType_Ready(&BookType) < 0 || PyType_Ready(&DecimalsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    Py_INCREF(&BookType);
-    if (PyModule_AddObject(m, "Book", (PyObject *)&BookType) < 0) {
-        Py_DECREF(&BookType);
+    if (PyModule_AddObjectRef(m, "Book", (PyObject *)&BookType) < 0 ||
+        PyModule_AddObjectRef(m, "Decimals", (PyObject *)&DecimalsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

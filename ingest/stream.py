@@ -10,7 +10,7 @@ import random
 
 from events import Instrument
 
-from .decimals import Mantissas
+from .decimals import Decimals
 
 
 class Stream:
@@ -27,8 +27,8 @@ class Stream:
         self.venue_symbol = venue_symbol
         self.px_scale = inst.px_scale
         self.sz_scale = inst.sz_scale
-        self.px = Mantissas(inst.px_scale)
-        self.sz = Mantissas(inst.sz_scale, limit=1 << 12)  # sizes rarely repeat: a small bound (a 128k one grew ingest ~1.9 MiB/min in the soak)
+        self.px = Decimals(inst.px_scale)    # price string -> mantissa
+        self.sz = Decimals(inst.sz_scale)
         self.depth = depth
         self.messages = 0            # frames for this instrument (md.messages telemetry)
         self.reported_messages = 0

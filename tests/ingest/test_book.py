@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from events import DecimalError, to_mantissa
 from events.records import BOOK_DEPTH, EVENT
 from ingest.book import Book, parse
-from ingest.decimals import parse as py_parse
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,10 +35,6 @@ def test_parse_agrees_with_events_to_mantissa_on_unsigned_input(text, scale):
     except DecimalError:
         got = None
     assert got == expected
-    try:
-        assert py_parse(text, scale) == got
-    except DecimalError:
-        assert got is None
 
 
 def test_parse_refuses_what_is_not_an_unsigned_decimal():

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import DecimalError, to_mantissa
+from events import DecimalError
 from ingest.book import Book
-from ingest.decimals import Mantissas, decimals_of, parse
+from ingest.decimals import Decimals, column, decimals_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,51 +18,38 @@ decimal_text = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(text=decimal_text, scale=st.integers(0, 18))
-def test_parse_agrees_with_events_to_mantissa_on_unsigned_input(text, scale):
-    try:
-        expected = to_mantissa(text, scale)
-    except (DecimalError, ValueError):
-        expected = None
-    if text[:1] in ("-", "+"):
-        expected = None  # venues send unsigned prices and sizes: refused here
-    try:
-        got = parse(text, scale)
-    except DecimalError:
-        got = None
-    assert got == expected
-    m = Mantissas(scale)
-    try:
-        cached = m(text)
-    except DecimalError:
-        cached = None
-    assert cached == expected
-
-
-def test_mantissas_refuse_bad_strings_and_non_strings():
-    m = Mantissas(8)
-    assert m("2683.80000000") == 268380000000
-    assert m("0.5") == 50000000
-    for bad in ("", ".", "1e5", "١٢", " 1", "1_0", "0.000000001", None, 3, ["1"]):
-        with pytest.raises(DecimalError):
-            m(bad)
-    with pytest.raises(DecimalError):
-        m("99999999999999999999")  # beyond int64 at scale 8
-
-
-def test_mantissa_cache_is_bounded():
-    m = Mantissas(2, limit=4)
-    for i in range(10):
-        assert m(f"{i}.5") == i * 100 + 50
-    assert len(m.cache) <= 4
-
-
 def test_decimals_of_steps():
     assert decimals_of("0.00010000") == 4
     assert decimals_of("1") == 0
     assert decimals_of("0.5") == 1
     assert decimals_of("1e-05") == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(decimal_text, max_size=12), scale=st.integers(0, 18))
+def test_a_column_converts_like_its_strings_one_by_one(texts, scale):
+    dec = Decimals(scale)
+    try:
+        expected = [dec(t) for t in texts]
+    except DecimalError:
+        expected = None
+    try:
+        got = [int(v) for v in column(dec, texts)]
+    except DecimalError:
+        got = None
+    assert got == expected
+
+
+def test_decimals_refuse_bad_strings_and_non_strings():
+    m = Decimals(8)
+    assert m("2683.80000000") == 268380000000 and m("0.5") == 50000000 and m.scale == 8
+    for bad in ("", ".", "1e5", "١٢", " 1", "1_0", "0.000000001", None, 3, ["1"], "99999999999999999999"):
+        with pytest.raises(DecimalError):
+            m(bad)
+    with pytest.raises(DecimalError):
+        column(m, ["1.00000000", "2\n3.00000000"])
+    with pytest.raises(TypeError):
+        m("1", "2")
 
 
 def _book(keep_text=False):
@@ -100,33 +87,3 @@ def test_book_keeps_venue_strings_for_checksums():
     assert b.top_text(25) == (["3366.1", "3366"], ["7", "6.0"], ["3366.8", "3368"], ["9", "8"])
     b.apply_bids([["3366.1", "0", "0", "0"]])
     assert b.top_text(25)[0] == ["3366"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(texts=st.lists(decimal_text, max_size=12), scale=st.integers(0, 18))
-def test_a_column_converts_like_its_strings_one_by_one(texts, scale):
-    """Mantissas.many (cache, then the misses together by one regular expression) == each alone."""
-    try:
-        expected = [parse(t, scale) for t in texts]
-    except DecimalError:
-        expected = None
-    m = Mantissas(scale)
-    try:
-        got = m.many(texts)
-    except DecimalError:
-        got = None
-    assert got == expected
-    if expected is not None:
-        assert m.many(texts) == expected             # now from the cache
-        assert Mantissas(scale).fresh(texts) == expected
-
-
-def test_columns_of_venue_strings_convert_together():
-    m = Mantissas(8)
-    assert m.many(["2683.80000000", "0.00200000", "2683.80000000"]) == [268380000000, 200000, 268380000000]
-    assert m.many(["30249.4", "452", "0.5000", "5."]) == [3024940000000, 45200000000, 50000000, 500000000]
-    for column in (m.many, m.fresh):       # a "\n" inside a string: found one by one
-        with pytest.raises(DecimalError):
-            column(["1.00000000", "2\n3.00000000"])
-    with pytest.raises(DecimalError):
-        m.fresh(["1.5", "x"])

@@ -27,28 +27,18 @@ headline (both are always printed).
 Caveat, in cryptofeed's favour: its Binance handler subscribes aggTrade, so the
 recording's raw `trade` frames (14,515) take its cheap "unexpected message" path.
 
-Where the time goes (CPU seconds, best of 7, ours vs cryptofeed, load 5-6):
-ETHUSDT bookTicker 0.148 s vs 0.146 s (58,758 frames, 2.5 us each; orjson.loads is
-~0.7 us of ours; written a run at a time, see ingest.venues.binance.deferred; it was
-3.2 us one at a time), trades 0.044 s vs 0.026 s, depth diffs 0.36 s vs 0.48 s
-(6,470 diffs, 272,764 levels: two cache lookups, a bisect and a list store per
-level, ~0.6 us; 63,000 distinct size strings miss the cache; one struct pack of
-166 ints per published book); whole run 0.55 s vs 0.65 s. OKX per pass 13.8 ms vs
-22.9 ms: books 15 ms vs 25 ms (callgrind, instructions per pass: level updates
-~45% with four parallel lists per side, keys, sizes and the venue's strings kept
-for the checksum; book records ~12%, ~23,000 instructions per struct pack, the
-cheapest of struct / array / numpy measured; checksum ~9%, 33,000 instructions:
-slices and the join of 100 strings, crc32 itself 3,900), snapshots 2.2 ms vs 1.4 ms,
-trades 0.5 ms vs 0.2 ms, tickers 0.4 ms vs 0.1 ms.
+Where the time goes (CPU, best of 5, replaying one frame type at a time with the
+REST snapshot, load ~1.5; reproduce with ingest.replay.Replayer over a filtered
+dataset): depth diffs 11.7 us a frame (6,470 frames, 42 levels each on average;
+orjson.loads alone 4.7 us), bookTicker 1.75 us (orjson 0.7 us; written a run at
+a time, see ingest.venues.binance.deferred), trades 2.2 us (orjson 0.8 us); the
+whole recording 0.21 s against cryptofeed's ~0.6 s.
 
-So 2x is out of reach in CPython on Binance: the depth diffs alone (0.36 s) take
-more than half of cryptofeed's whole run (0.65 s), and per level the loop is at
-its floor: a dict of sizes beside the sorted keys (bisect only to insert or
-delete), a diff's sizes converted together, or sizes converted inline without the
-cache were all within noise of it, alternated in one process over the depth diffs
-(best of 7: 0.278 s as is vs 0.290 / 0.348 s for the last two at load 5; a second
-round with all four: 0.39 / 0.37 / 0.36 / 0.36 s, medians 0.42 / 0.46 / 0.42 /
-0.48 s). OKX runs at 1.6-1.7x.
+History: with the book in pure Python the per-level loop (two cache lookups, a
+bisect and a list store, ~0.6 us a level) was the floor, and the depth diffs alone
+(0.36 s) took more than half of cryptofeed's whole run: 1.1-1.2x on Binance, 1.7x
+on OKX. The book and the decimal parser moved to C (ingest/_book.c): 2.6x on
+Binance, 4.2-4.4x on OKX, where the checksummed 400-level books gained most.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ Header fields filled here (events.records.HEADER):
   seq_provider    the venue's sequence (given by the adapter)
   ingest_ts_ns    time.time_ns() at receipt  event_ts_ns     venue event time (0: none)
   event_id        events.event_id(provider, kind, instrument, seq_provider), computed for
-                  the whole batch at flush (numpy uint64, same values; tested)
+                  the whole batch at flush (one by one under SMALL records, numpy uint64
+                  above; same values, tested)
   routing_version 0 (dispatch stamps it)     trace_id        per-process counter (IdSource format)
 """
 
@@ -31,7 +32,7 @@ import struct
 
 import numpy as np
 
-from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, IdSource, Kind
+from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, IdSource, Kind, event_id
 
 from .book import Book
 
@@ -42,11 +43,15 @@ assert RECORD_BYTES == 768  # the literal in Publisher.ticker
 BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
 BOOK_HEAD = struct.Struct(_HEADER + "HHHbbq")   # then the four columns: Book.write_top
 assert BOOK_HEAD.size == EVENT.fields["book"][1] + EVENT["book"].fields["bid_px"][1]
+# Trades and tickers are padded with zeros to the book's size, the most any record of
+# ours writes: a stage row reused by a shorter record keeps no bytes of an older one.
+_SHORT = BOOK_STRUCT.size
 TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
+TRADE_PADDED = struct.Struct(_HEADER + "qqqBbb5x" + f"{_SHORT - TRADE_STRUCT.size}x")
 TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
-_SIZE_OF_KIND = np.zeros(8, np.int16)   # bytes each kind's record writes (ours: 3 kinds)
+TICKER_PADDED = struct.Struct(_HEADER + "qqqqqbb6x" + f"{_SHORT - TICKER_STRUCT.size}x")
 K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
-_SIZE_OF_KIND[[K_BOOK, K_TRADE, K_TICKER]] = BOOK_STRUCT.size, TRADE_STRUCT.size, TICKER_STRUCT.size
+SMALL = 24   # a flush of fewer records computes their ids one by one (numpy's fixed cost is higher)
 _U64 = np.uint64
 _C0, _C1, _C2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 _S27, _S30, _S31, _S32, _S48 = (_U64(v) for v in (27, 30, 31, 32, 48))
@@ -102,7 +107,6 @@ class Publisher:
         self._tk = (tk["bid_px"], tk["bid_sz"], tk["ask_px"], tk["ask_sz"], tk["update_id"])
         self._tr = (tr["trade_id"], tr["px"], tr["sz"], tr["side"])
         self._templates: dict = {}
-        self._held = np.zeros(batch, np.int16)    # per stage row: bytes its last record wrote
         self.fillers: list = []       # called first by flush(): they fill claimed rows
         self._dropped: list[int] = []
 
@@ -124,7 +128,7 @@ class Publisher:
               event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
         """Stage one TRADE record (`side`: events.Side of the taker)."""
         n = self.n
-        TRADE_STRUCT.pack_into(
+        TRADE_PADDED.pack_into(
             self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.flags,
             instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz, side, px_scale, sz_scale)
         self.trades += 1
@@ -134,7 +138,7 @@ class Publisher:
 
     def ticker(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
                event_ns: int, bid_px: int, bid_sz: int, ask_px: int, ask_sz: int,
-               update_id: int, _pack=TICKER_STRUCT.pack_into, _kind=K_TICKER) -> None:
+               update_id: int, _pack=TICKER_PADDED.pack_into, _kind=K_TICKER) -> None:
         """Stage one TICKER record (best bid / ask as the venue reported it)."""
         n = self.n
         _pack(self._buf, n * 768, SCHEMA_VERSION, _kind, self.provider, self.flags, instrument, 0,
@@ -165,7 +169,7 @@ class Publisher:
                   ingest_ns: int, event_ns: int, bid_px: int, bid_sz: int, ask_px: int,
                   ask_sz: int, update_id: int) -> None:
         """Write one TICKER record into claimed `row` (as `ticker` does at the end)."""
-        TICKER_STRUCT.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider,
+        TICKER_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider,
                                 self.flags, instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz,
                                 ask_px, ask_sz, update_id, px_scale, sz_scale)
         self.tickers += 1
@@ -173,7 +177,7 @@ class Publisher:
     def trade_at(self, row: int, instrument: int, px_scale: int, sz_scale: int, seq: int,
                  ingest_ns: int, event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
         """Write one TRADE record into claimed `row` (as `trade` does at the end)."""
-        TRADE_STRUCT.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider,
+        TRADE_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider,
                                self.flags, instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz,
                                side, px_scale, sz_scale)
         self.trades += 1
@@ -187,6 +191,7 @@ class Publisher:
             zeros = (0,) * (8 if kind == K_TICKER else 7)
             t = np.frombuffer(st.pack(SCHEMA_VERSION, kind, self.provider, self.flags, instrument, 0,
                                       *zeros, px_scale, sz_scale), np.uint8)
+            assert len(t) == _SHORT
             self._templates[key] = t
         return t
 
@@ -197,8 +202,7 @@ class Publisher:
         Same bytes as `ticker_at` row by row (tested). OverflowError if a value does
         not fit int64; then no row counts as written (the caller falls back)."""
         r = np.array(rows, np.intp)
-        self._raw[r, :TICKER_STRUCT.size] = self._template(TICKER_STRUCT, K_TICKER, instrument,
-                                                           px_scale, sz_scale)
+        self._raw[r, :_SHORT] = self._template(TICKER_PADDED, K_TICKER, instrument, px_scale, sz_scale)
         self._seq[r] = seq
         self._ingest[r] = ingest_ns
         self._event_ts[r] = event_ns
@@ -214,8 +218,7 @@ class Publisher:
                     event_ns, trade_id, px, sz, side) -> None:
         """Write TRADE records into claimed `rows` from equal-length columns (see fill_tickers)."""
         r = np.array(rows, np.intp)
-        self._raw[r, :TRADE_STRUCT.size] = self._template(TRADE_STRUCT, K_TRADE, instrument,
-                                                          px_scale, sz_scale)
+        self._raw[r, :_SHORT] = self._template(TRADE_PADDED, K_TRADE, instrument, px_scale, sz_scale)
         self._seq[r] = seq
         self._ingest[r] = ingest_ns
         self._event_ts[r] = event_ns
@@ -242,28 +245,28 @@ class Publisher:
             self._dropped.clear()
             m = int(keep.sum())
             self._raw[:m] = self._raw[:n][keep]
-            self._held[:m] = self._held[:n][keep]
-            self._held[m:n] = BOOK_STRUCT.size       # what they hold now is unknown: assume long
             self.n = n = m
         if not n:
             return 0
-        kind = self._kind[:n]
-        self._event_id[:n] = event_ids(self.provider, kind, self._instrument[:n], self._seq[:n])
-        self._trace_id[:n] = self._ramp[:n] + self._trace
-        self._trace += n
-        raw = self._raw[:n]
-        size = _SIZE_OF_KIND[kind]
-        stale = self._held[:n] > size
-        if stale.any():
-            # a stage row that held a longer record still holds its bytes past ours: zero them
-            for k, end in ((K_TRADE, TRADE_STRUCT.size), (K_TICKER, TICKER_STRUCT.size)):
-                rows = np.flatnonzero(stale & (kind == k))
-                if len(rows):
-                    raw[rows, end:BOOK_STRUCT.size] = 0
-        self._held[:n] = size
+        trace = self._trace
+        if n < SMALL:     # one by one: a few us, where numpy's ~15 small steps cost ~20 us
+            p = self.provider
+            self._event_id[:n] = [event_id(p, k, i, q) for k, i, q in zip(
+                self._kind[:n].tolist(), self._instrument[:n].tolist(), self._seq[:n].tolist())]
+            self._trace_id[:n] = range(trace + 1, trace + n + 1)
+        else:
+            self._event_id[:n] = event_ids(self.provider, self._kind[:n], self._instrument[:n],
+                                           self._seq[:n])
+            self._trace_id[:n] = self._ramp[:n] + trace
+        self._trace = trace + n
         batch = self.stage[:n]
-        if self.writer is not None:
-            self.writer.write_batch(batch)  # overwrite policy: always takes the whole batch
+        if self.writer is not None:         # overwrite policy: always takes the whole batch
+            if n < SMALL:
+                write, buf = self.writer.try_write_bytes, self._buf
+                for at in range(0, n * RECORD_BYTES, RECORD_BYTES):
+                    write(buf[at:at + RECORD_BYTES])
+            else:
+                self.writer.write_batch(batch)
         if self.sink is not None:
             self.sink(batch)
         self.n = 0

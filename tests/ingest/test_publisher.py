@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
 from ingest.book import Book
-from ingest.publisher import Publisher, event_ids
+from ingest.publisher import SMALL, Publisher, event_ids
 from shm import RingReader, RingWriter
 
 from .helpers import Collector
@@ -150,3 +150,19 @@ def test_a_dropped_claimed_row_is_skipped_and_later_short_records_carry_no_older
     assert [int(s) for s in recs["seq_provider"]] == [1, 2, 3, 4, 5, 6]
     raw = recs.view(np.uint8).reshape(-1, EVENT.itemsize)
     assert not raw[3:, 64 + 32:].any()          # trade payloads are 32 bytes
+
+
+@pytest.mark.parametrize("n", [1, SMALL - 1, SMALL, 100])
+def test_ids_are_the_same_one_by_one_and_by_numpy(n):
+    sink = Collector()
+    pub = Publisher(Provider.OKX, sink=sink, batch=256)
+    for i in range(n):
+        pub.trade(7 + i % 3, 2, 4, 10**15 + i * 7919, 1, 1, i, 100, 1, 1)
+    pub.flush()
+    pub.ticker(9, 2, 4, 5, 1, 1, 1, 1, 2, 1, 5)
+    pub.flush()
+    recs = sink.records
+    assert [int(x) for x in recs["event_id"]] == [
+        event_id(int(Provider.OKX), int(r["kind"]), int(r["instrument"]), int(r["seq_provider"])) for r in recs]
+    trace = [int(x) for x in recs["trace_id"]]
+    assert trace == list(range(trace[0], trace[0] + n + 1))

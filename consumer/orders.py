@@ -3,14 +3,45 @@
     from consumer.orders import OrderClient
     with OrderClient(consumer) as oc:          # anything with .name and .trading_enabled
         r = oc.submit_limit("o-1", "BTC-USDT", "buy", qty="0.01", price="30000", tif="GTC")
-        # r["status"]: "accepted" | "duplicate" | "rejected" | "suppressed" (switch off, never sent)
+        # r["status"]: "accepted" | "duplicate" | "rejected" | "suppressed" (never sent)
+        oc.submit_limit_nowait("o-2", "BTC-USDT", "buy", qty="0.01", price="30000")  # returns at once
+        for a in oc.poll_replies():                  # answers so far, never waits (timeout_s=0)
+            print(a["client_order_id"], a["status"])  # ... | "unknown" (no answer in time)
         for rec in oc.poll_reports(timeout_s=1.0):   # EVENT records, kind EXEC_REPORT
             print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
 
 Order entry: a DEALER socket to execution's control endpoint (default
-`ipc://<run_dir>/execution.ctl`); every request waits for its reply (`timeout_s`, then
-PeerGone). While `consumer.trading_enabled` is false, new orders are suppressed here
-and never sent; cancels and queries still go out.
+`ipc://<run_dir>/execution.ctl`). Execution answers a new order only after it has
+persisted it, so an answer takes a disk write. Two ways to ask:
+
+- `submit` / `submit_limit` / `submit_market` / `cancel` / `query` / `hello` wait for
+  their answer (`timeout_s`, then PeerGone) and return it.
+- `<same>_nowait` send and return the request id at once; `poll_replies()` hands out
+  the answers received since its last call, in arrival order, each the execution's
+  reply plus `cmd`, `client_order_id` and `late`; `pending` is the client order ids
+  still awaiting one. This is the path for a market-data loop.
+
+Requests are matched to answers by request id (unique for the life of the client);
+every request gets one answer. A blocking call made while `_nowait` requests are
+outstanding keeps their answers for `poll_replies`. A `_nowait` request without an
+answer after `timeout_s` is answered here, by `poll_replies`:
+
+    "unknown"     (code "no_answer") it was sent, and execution may or may not have
+                  acted on it (restarting, stalled); should its real answer still
+                  come, it is handed out as well, with `late` true
+    "suppressed"  (code "execution_unreachable") no connection to execution came up
+                  in time: it never left this process, and never will
+
+After "unknown", `query` the order, or send the same request again: execution is
+idempotent by (consumer, client_order_id), so a resent order is placed at most once
+(the second answer is "duplicate", with the order's state). While
+`consumer.trading_enabled` is false, new orders are suppressed here and never sent
+(code "trading_disabled"); cancels and queries still go out.
+
+A request is handed to ZeroMQ only while a connection to execution is up
+(ZMQ_IMMEDIATE): until then it waits in this client, in order, and leaves on the next
+call (`poll_replies`, any request, `flush`); so requests made while execution is down
+are not delivered in a burst, long after, to the next execution process.
 
 Exec reports, exactly once and in exec_seq order: the SDK attaches to the `exec` ring
 (start "latest") and reads the journal (`<run_dir>/exec/exec.journal`) for whatever it
@@ -26,6 +57,7 @@ the last exec_seq in its own durable state passes `resume_from=` and gets exactl
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 
@@ -33,11 +65,202 @@ import numpy as np
 import orjson
 import zmq
 
-from events import EVENT, PeerGone
+from events import EVENT, Closed, PeerGone
 from execution.journal import JournalError, JournalReader
 from execution.publisher import JOURNAL_PATH, RING_NAME
 from meltica.run import RunContext
 from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
+
+
+class _Pending:
+    """One request awaiting its answer."""
+
+    __slots__ = ("cmd", "client_order_id", "deadline", "blocking", "sent")
+
+    def __init__(self, cmd: str, client_order_id: str | None, deadline: float, blocking: bool):
+        self.cmd = cmd
+        self.client_order_id = client_order_id
+        self.deadline = deadline
+        self.blocking = blocking
+        self.sent = False
+
+
+class _Requests:
+    """The DEALER socket to execution and every request in flight on it. One thread uses it.
+
+    Requests queue in `_outbox` (in order) until ZeroMQ takes them, which it does only
+    while connected (ZMQ_IMMEDIATE); answers are matched to `_pending` by request id.
+    """
+
+    LATE_MEMORY = 1024  # requests reported "unknown" whose late answer is still recognised
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, name: str, timeout_s: float):
+        self.endpoint = endpoint
+        self.name = name
+        self.timeout_s = timeout_s
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        self.sock.connect(endpoint)
+        self._rid = 0
+        self._outbox: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._pending: dict[int, _Pending] = {}
+        self._blocking_replies: dict[int, dict] = {}
+        self._answers: list[dict] = []
+        self._expired: collections.OrderedDict[int, _Pending] = collections.OrderedDict()
+        self.counts = {"sent": 0, "answered": 0, "unknown": 0, "unsent": 0, "late": 0, "stray": 0}
+
+    # -- both paths ---------------------------------------------------------------------
+
+    def enqueue(self, cmd: str, client_order_id: str | None, fields: dict, *, blocking: bool) -> int:
+        """Queue one request, hand what ZeroMQ takes to it, and return its request id."""
+        self._rid += 1
+        rid = self._rid
+        payload = orjson.dumps({"cmd": cmd, "request_id": rid, "consumer": self.name, **fields})
+        self._pending[rid] = _Pending(cmd, client_order_id, time.monotonic() + self.timeout_s, blocking)
+        self._outbox.append((rid, payload))
+        self._flush()
+        return rid
+
+    def _flush(self) -> None:
+        outbox = self._outbox
+        while outbox:
+            rid, payload = outbox[0]
+            p = self._pending.get(rid)
+            if p is not None:
+                try:
+                    self.sock.send(payload, zmq.NOBLOCK)
+                except zmq.Again:  # no connection to execution (or its queue is full): keep it here
+                    return
+                p.sent = True
+                self.counts["sent"] += 1
+            outbox.popleft()
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                raw = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                reply = None
+            rid = reply.get("request_id") if isinstance(reply, dict) else None
+            p = self._pending.pop(rid, None) if isinstance(rid, int) else None
+            if p is not None:
+                self.counts["answered"] += 1
+                if p.blocking:
+                    self._blocking_replies[rid] = reply
+                else:
+                    self._answers.append(_answer(rid, p, reply, late=False))
+            elif isinstance(rid, int) and rid in self._expired:
+                self.counts["late"] += 1
+                self._answers.append(_answer(rid, self._expired.pop(rid), reply, late=True))
+            else:  # the late answer of a blocking request that raised PeerGone, or garbage
+                self.counts["stray"] += 1
+
+    def _pump(self) -> None:
+        self._flush()
+        self._receive()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep in the socket until an answer may be read, or a queued request sent."""
+        events = zmq.POLLIN | (zmq.POLLOUT if self._outbox else 0)
+        self.sock.poll(max(1, int(seconds * 1000)), events)
+
+    def answer_locally(self, cmd: str, client_order_id: str | None, reply: dict) -> int:
+        """Give a request that is not sent a request id, and its answer to the next `poll`."""
+        self._rid += 1
+        self._answers.append(_answer(self._rid, _Pending(cmd, client_order_id, 0.0, False), reply, late=False))
+        return self._rid
+
+    # -- the blocking path --------------------------------------------------------------
+
+    def request(self, cmd: str, client_order_id: str | None, fields: dict) -> dict:
+        """Send one request after those queued before it; return its reply, or PeerGone after timeout_s."""
+        rid = self.enqueue(cmd, client_order_id, fields, blocking=True)
+        p = self._pending[rid]
+        while True:
+            self._pump()
+            reply = self._blocking_replies.pop(rid, None)
+            if reply is not None:
+                return reply
+            left = p.deadline - time.monotonic()
+            if left <= 0:
+                del self._pending[rid]  # an answer after this is stray; unsent, it is never sent
+                how = "" if p.sent else " (not sent: no connection)"
+                raise PeerGone(f"execution did not answer {cmd} (request_id {rid}) within {self.timeout_s}s "
+                               f"at {self.endpoint}{how}")
+            self._wait(left)
+
+    # -- the non-blocking path ----------------------------------------------------------
+
+    def pending_ids(self) -> frozenset:
+        return frozenset(p.client_order_id for p in self._pending.values()
+                         if not p.blocking and p.client_order_id is not None)
+
+    def unsent(self) -> int:
+        return sum(rid in self._pending for rid, _ in self._outbox)
+
+    def flush(self, timeout_s: float) -> int:
+        """Hand queued requests to ZeroMQ, waiting up to `timeout_s` for a connection; return how many are left."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._flush()
+            left = deadline - time.monotonic()
+            if not self.unsent() or left <= 0:
+                return self.unsent()
+            self.sock.poll(max(1, int(left * 1000)), zmq.POLLOUT)
+
+    def pending_count(self) -> int:
+        return sum(not p.blocking for p in self._pending.values())
+
+    def poll(self, timeout_s: float) -> list[dict]:
+        """Answers received so far (and those of requests that timed out); wait up to `timeout_s` for one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._pump()
+            now = time.monotonic()
+            self._expire(now)
+            if self._answers or now >= deadline:
+                break
+            first = min((p.deadline for p in self._pending.values()), default=deadline)
+            self._wait(min(deadline, first) - now)
+        out, self._answers = self._answers, []
+        return out
+
+    def _expire(self, now: float) -> None:
+        expired = [rid for rid, p in self._pending.items() if p.deadline <= now and not p.blocking]
+        for rid in expired:
+            p = self._pending.pop(rid)
+            if p.sent:
+                self.counts["unknown"] += 1
+                self._expired[rid] = p
+                if len(self._expired) > self.LATE_MEMORY:
+                    self._expired.popitem(last=False)
+                self._answers.append(_answer(rid, p, {
+                    "ok": False, "status": "unknown", "code": "no_answer",
+                    "reason": f"execution did not answer {p.cmd} (request_id {rid}) within {self.timeout_s}s "
+                              f"at {self.endpoint}: it may have acted on it; query it, or send it again"},
+                    late=False))
+            else:
+                self.counts["unsent"] += 1
+                self._answers.append(_answer(rid, p, {
+                    "ok": False, "status": "suppressed", "code": "execution_unreachable",
+                    "reason": f"no connection to execution at {self.endpoint} (or its queue full) within "
+                              f"{self.timeout_s}s: {p.cmd} not sent, and will not be"}, late=False))
+        if expired and self._outbox:
+            self._outbox = collections.deque(e for e in self._outbox if e[0] in self._pending)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+def _answer(rid: int, p: _Pending, reply: dict, *, late: bool) -> dict:
+    """What `poll_replies` hands out: the reply, always with a `status` (hello has none of its own)."""
+    return {"type": "result", "status": "ok" if reply.get("ok") else "rejected", **reply, "request_id": rid,
+            "cmd": p.cmd, "client_order_id": p.client_order_id, "late": late}
 
 
 class OrderClient:
@@ -50,11 +273,10 @@ class OrderClient:
         self.name = consumer.name
         self.run = run or RunContext.from_env()
         self.endpoint = endpoint or f"ipc://{self.run.run_dir}/execution.ctl"
-        self.timeout_s = timeout_s
         self.monitor_all = monitor_all
         self._ctx = context or zmq.Context.instance()
-        self._sock = None
-        self._rid = 0
+        self._timeout_s = timeout_s
+        self._req: _Requests | None = _Requests(self._ctx, self.endpoint, self.name, timeout_s)
         self.consumer_id: int | None = None
         self.suppressed = 0
         self._cursor_path = self.run.path("consumers", f"{self.name}.exec_seq")
@@ -65,38 +287,42 @@ class OrderClient:
         self._reader: RingReader | None = None
         self._journal: JournalReader | None = None
         self._last_check = 0.0
-        self._connect()
 
-    # -- requests ---------------------------------------------------------------------
+    @property
+    def timeout_s(self) -> float:
+        """How long a request waits for its answer (both paths)."""
+        return self._timeout_s
 
-    def _connect(self) -> None:
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.connect(self.endpoint)
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self._timeout_s = value
+        if self._req is not None:
+            self._req.timeout_s = value
+
+    def _requests(self) -> _Requests:
+        if self._req is None:
+            raise Closed(f"order client of consumer {self.name!r} is closed")
+        return self._req
+
+    # -- requests that wait for their answer ----------------------------------------------
 
     def request(self, cmd: str, **fields) -> dict:
-        """Send one control request and return its reply; PeerGone after `timeout_s`."""
-        self._rid += 1
-        rid = self._rid
-        self._sock.send(orjson.dumps({"cmd": cmd, "request_id": rid, "consumer": self.name, **fields}))
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sock.poll(max(1, int(left * 1000))):
-                # the reply may still come: a fresh socket so it cannot be taken for another's
-                self._sock.close(0)
-                self._connect()
-                raise PeerGone(f"execution did not answer {cmd} (request_id {rid}) within {self.timeout_s}s "
-                               f"at {self.endpoint}")
-            reply = orjson.loads(self._sock.recv())
-            if reply.get("request_id") == rid and reply.get("type") == "result":
-                return reply
+        """Send one control request and return its reply; PeerGone after `timeout_s`.
+
+        Answers to `_nowait` requests that arrive meanwhile are kept for `poll_replies`.
+        """
+        reply = self._requests().request(cmd, fields.get("client_order_id"), fields)
+        if cmd == "hello":
+            self._hello_answered(reply)
+        return reply
 
     def hello(self) -> dict:
         """Register with execution; learn this consumer's id (exec reports carry it)."""
-        reply = self.request("hello")
-        self.consumer_id = int(reply["consumer_id"])
-        return reply
+        return self.request("hello")
+
+    def _hello_answered(self, reply: dict) -> None:
+        if reply.get("ok") and "consumer_id" in reply:
+            self.consumer_id = int(reply["consumer_id"])
 
     def _suppressed(self, client_order_id: str) -> dict:
         self.suppressed += 1
@@ -104,17 +330,22 @@ class OrderClient:
                 "code": "trading_disabled", "client_order_id": client_order_id,
                 "reason": f"trading switch of consumer {self.name!r} is off: order not sent"}
 
-    def submit(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
-               price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> dict:
-        """Send a new order (decimal strings); the reply says accepted, duplicate or rejected."""
-        if not self.consumer.trading_enabled:
-            return self._suppressed(client_order_id)
+    @staticmethod
+    def _order_fields(client_order_id, symbol, side, order_type, qty, price, tif, ref_price) -> dict:
         fields = {"client_order_id": client_order_id, "symbol": symbol, "side": side, "type": order_type,
                   "qty": qty}
         for k, v in (("price", price), ("tif", tif), ("ref_price", ref_price)):
             if v is not None:
                 fields[k] = v
-        return self.request("new_order", **fields)
+        return fields
+
+    def submit(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
+               price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> dict:
+        """Send a new order (decimal strings); the reply says accepted, duplicate or rejected."""
+        if not self.consumer.trading_enabled:
+            return self._suppressed(client_order_id)
+        return self.request("new_order", **self._order_fields(client_order_id, symbol, side, order_type, qty,
+                                                               price, tif, ref_price))
 
     def submit_limit(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
                      tif: str = "GTC") -> dict:
@@ -129,6 +360,73 @@ class OrderClient:
 
     def query(self, client_order_id: str) -> dict:
         return self.request("query", client_order_id=client_order_id)
+
+    # -- requests that return at once; answers through poll_replies ------------------------
+
+    def request_nowait(self, cmd: str, **fields) -> int:
+        """Send one control request without waiting; return its request id (see `poll_replies`)."""
+        return self._requests().enqueue(cmd, fields.get("client_order_id"), fields, blocking=False)
+
+    def hello_nowait(self) -> int:
+        """`hello` without waiting: `consumer_id` is set when `poll_replies` hands out its answer."""
+        return self.request_nowait("hello")
+
+    def submit_nowait(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
+                      price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> int:
+        """Send a new order and return its request id at once; the answer comes through `poll_replies`.
+
+        After an answer "unknown" the order may or may not exist: `query` it, or submit it
+        again with the same `client_order_id` - execution places it at most once.
+        """
+        if not self.consumer.trading_enabled:
+            return self._requests().answer_locally("new_order", client_order_id, self._suppressed(client_order_id))
+        return self.request_nowait("new_order", **self._order_fields(client_order_id, symbol, side, order_type,
+                                                                      qty, price, tif, ref_price))
+
+    def submit_limit_nowait(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
+                            tif: str = "GTC") -> int:
+        return self.submit_nowait(client_order_id, symbol, side, "limit", qty, price=price, tif=tif)
+
+    def submit_market_nowait(self, client_order_id: str, symbol: str, side: str, qty: str,
+                             ref_price: str | None = None) -> int:
+        return self.submit_nowait(client_order_id, symbol, side, "market", qty, ref_price=ref_price)
+
+    def cancel_nowait(self, client_order_id: str) -> int:
+        return self.request_nowait("cancel", client_order_id=client_order_id)
+
+    def query_nowait(self, client_order_id: str) -> int:
+        return self.request_nowait("query", client_order_id=client_order_id)
+
+    def poll_replies(self, timeout_s: float = 0.0) -> list[dict]:
+        """The answers to `_nowait` requests since the last call, in arrival order.
+
+        Each is execution's reply (`status`: accepted | duplicate | rejected (+ code,
+        reason) | ok (query, hello) ...) plus `request_id`, `cmd`, `client_order_id` and `late`;
+        or a local answer: "suppressed" (never sent) or "unknown" (sent, no answer within
+        `timeout_s`). Never waits unless `timeout_s` > 0, then until there is one.
+        """
+        out = self._requests().poll(timeout_s)
+        for a in out:
+            if a["cmd"] == "hello":
+                self._hello_answered(a)
+        return out
+
+    def flush(self, timeout_s: float = 0.0) -> int:
+        """Send requests queued for want of a connection, waiting up to `timeout_s`; return how many are left.
+
+        Every `_nowait` call and `poll_replies` does this without waiting.
+        """
+        return self._requests().flush(timeout_s)
+
+    @property
+    def pending(self) -> frozenset:
+        """The client order ids of `_nowait` requests awaiting an answer (until `poll_replies` hands it out)."""
+        return self._requests().pending_ids()
+
+    def statistics(self) -> dict:
+        """Counts of the request channel: sent, answered, unknown, unsent, late, stray; and pending."""
+        req = self._requests()
+        return {**req.counts, "pending": req.pending_count(), "suppressed": self.suppressed}
 
     # -- the exec-report stream ----------------------------------------------------------
 
@@ -249,9 +547,9 @@ class OrderClient:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
+        if self._req is not None:
+            self._req.close()
+            self._req = None
 
     def __enter__(self) -> "OrderClient":
         return self

@@ -5,12 +5,21 @@
 
 Subscribes to every kind of each of `--symbols` from `--providers`, and to the merged
 windows of each of `--merged` over those providers; with `--orders` (the default) it
-switches its trading on. Defaults come from the [strategy] table of `--config`. `Demo` is a pure function of the records it is given:
-it counts them, keeps each provider's top of book, and turns every MERGED window whose
-best bid on one venue is above the best ask on another into a `CrossVenue` signal.
-The loop prints the signals and a count line each second. With trading on, `Trader`
-(strategies/trader.py) places small orders on binance-spot through execution, and the
-loop feeds it the execution reports of this consumer.
+switches its trading on. Defaults come from the [strategy] table of `--config`.
+`Demo` is a pure function of the records it is given: it counts them, keeps each
+provider's top of book, and turns every MERGED window whose best bid on one venue is
+above the best ask on another into a `CrossVenue` signal. The loop prints the signals
+and a count line each second. With trading on, `Trader` (strategies/trader.py) places
+small orders on binance-spot through execution, and the loop feeds it the execution
+reports of this consumer.
+
+The market-data loop never waits for execution (which answers an order only after
+persisting it): orders and cancels go out with the order client's `_nowait` calls,
+and their answers are taken, without waiting, by `poll_replies` on each turn.
+Telemetry: `strategy.orders.sent`, `strategy.orders.submitted{status}` (one per order,
+counted at its answer: accepted, duplicate, rejected, suppressed or unknown),
+`strategy.orders.late_answer{cmd,status}`, `strategy.cancels.sent`,
+`strategy.orders.no_answer{cmd}`, `strategy.exec_reports`, gauge `strategy.orders.pending`.
 """
 
 from __future__ import annotations
@@ -124,6 +133,7 @@ def main(argv=None) -> int:
             trader = Trader(a.order_symbol, a.order_qty, interval_ns=int(a.order_interval_s * 1e9),
                             prefix=f"{a.name}-{time.time_ns() // 1_000_000:x}")
             orders = OrderClient(c)
+            orders.hello_nowait()  # learn our consumer id; reports are read once it is known
         end = time.monotonic() + a.seconds if a.seconds else float("inf")
         next_line = time.monotonic() + 1
         try:
@@ -135,6 +145,8 @@ def main(argv=None) -> int:
                     _trade(trader, orders, batch, tel)
                 if time.monotonic() >= next_line:
                     next_line += 1
+                    if orders is not None:
+                        tel.gauge("strategy.orders.pending", len(orders.pending))
                     print(f"counts={demo.counts} top={demo.top} trading={c.trading_enabled}",
                           flush=True)
         except KeyboardInterrupt:
@@ -165,26 +177,51 @@ def _register(name: str, patience_s: float = 60.0) -> Consumer:
 
 
 def _trade(trader: Trader, orders: OrderClient, batch, tel: Telemetry) -> None:
-    """Feed the trader market data and our exec reports; send what it decides."""
+    """Feed the trader market data, our exec reports and the answers to our requests; send
+    what it decides. Never waits for execution: answers come on a later turn."""
     trader.on_batch(batch)
-    for rec in orders.poll_reports(256):
-        trader.on_report(rec)
-        tel.inc("strategy.exec_reports")
+    for answer in orders.poll_replies():
+        _on_answer(trader, orders, answer, tel)
+    if orders.consumer_id is not None:
+        for rec in orders.poll_reports(256):
+            trader.on_report(rec)
+            tel.inc("strategy.exec_reports")
     for cmd in trader.decide(time.monotonic_ns()):
-        try:
-            if isinstance(cmd, PlaceLimit):
-                reply = orders.submit_limit(cmd.client_order_id, cmd.symbol, cmd.side, cmd.qty,
-                                            cmd.price, tif=cmd.tif)
-                tel.inc("strategy.orders.submitted", status=reply.get("status", "?"))
-                if reply.get("status") not in ("accepted", "duplicate"):
-                    trader.forget(cmd.client_order_id)
-                    print(f"order {cmd.client_order_id} not accepted: {reply}", flush=True)
-            elif isinstance(cmd, Cancel):
-                orders.cancel(cmd.client_order_id)
-                tel.inc("strategy.cancels.sent")
-        except PeerGone as err:  # execution restarting: its reports will tell the outcome
-            tel.inc("strategy.orders.no_answer")
-            print(f"execution did not answer: {err}", flush=True)
+        if isinstance(cmd, PlaceLimit):
+            orders.submit_limit_nowait(cmd.client_order_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, tif=cmd.tif)
+            tel.inc("strategy.orders.sent")
+        elif isinstance(cmd, Cancel):
+            orders.cancel_nowait(cmd.client_order_id)
+            tel.inc("strategy.cancels.sent")
+
+
+def _on_answer(trader: Trader, orders: OrderClient, a: dict, tel: Telemetry) -> None:
+    """Apply execution's answer (or the order client's "unknown" / "suppressed") to one request."""
+    cmd, status, coid = a["cmd"], a["status"], a["client_order_id"]
+    if status == "unknown":
+        tel.inc("strategy.orders.no_answer", cmd=cmd)
+    if cmd == "hello":
+        if status in ("unknown", "suppressed"):  # execution not up yet, or restarting: ask again
+            orders.hello_nowait()
+        return
+    if a["late"]:  # the real answer after "unknown": the order's fate is settled below as usual
+        tel.inc("strategy.orders.late_answer", cmd=cmd, status=status)
+    elif cmd == "new_order":
+        tel.inc("strategy.orders.submitted", status=status)
+    never_placed = a.get("code") == "unknown_order"  # a query or cancel of an order execution never got
+    if cmd == "new_order":
+        if status == "unknown":  # it may exist: ask (placing it again later would be stale)
+            orders.query_nowait(coid)
+        elif status not in ("accepted", "duplicate"):
+            trader.forget(coid)
+            print(f"order {coid} not accepted: {a}", flush=True)
+    elif cmd == "query" and never_placed:
+        trader.forget(coid)
+    elif cmd == "cancel":
+        if never_placed:
+            trader.forget(coid)
+        elif status in ("unknown", "suppressed"):
+            trader.cancel_unanswered(coid)  # the trader cancels it again on a later turn
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ Every `interval_ns`, while it knows the venue's best bid for `symbol`, it altern
     an IOC limit sell at the best bid (marketable: fills at once, or expires)
 
 Commands are returned, not sent: the strategy's loop sends them through the order
-client (which refuses while the trading switch is off). Execution reports come back
-through `on_report` and keep the open-order set true.
+client (which refuses while the trading switch is off), without waiting for the
+answers. Execution reports come back through `on_report` and keep the open-order set
+true; `forget` drops an order that was never placed, `cancel_unanswered` lets a cancel
+that got no answer be sent again.
 """
 
 from __future__ import annotations
@@ -96,4 +98,8 @@ class Trader:
     def forget(self, client_order_id: str) -> None:
         """The order was never accepted (rejected or suppressed): stop tracking it."""
         self.open.pop(client_order_id, None)
+        self._cancelling.discard(client_order_id)
+
+    def cancel_unanswered(self, client_order_id: str) -> None:
+        """The cancel got no answer: `decide` sends it again (a second cancel is harmless)."""
         self._cancelling.discard(client_order_id)

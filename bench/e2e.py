@@ -15,7 +15,7 @@ every instrument of every venue, warms up, then measures for `--seconds`:
                          catching up a backlog in bursts)
   delivered_eps          market-data events/s this consumer received
   md_ring_lost, ...      from telemetry over the window: md ring laps (dispatch behind
-                         ingest), ingest WebSocket backlog drops, fan-out coalescing and
+                         ingest), the simulator's disconnects of a slow reader, fan-out coalescing and
                          trade drops for this consumer (and the demo), late and de-dup
                          drops, dispatch's own saturation time, this outlet's throttled time
   ingest_*_us            p50/p99/p99.9 of now - header.ingest_ts_ns (ingest's receipt)
@@ -241,12 +241,8 @@ def drops(c0: dict, c1: dict, consumer: str = "bench") -> dict:
     def delta(pred) -> int:
         return int(sum(v - c0.get(k, 0) for k, v in c1.items() if pred(k)))
 
-    def level(pred) -> int:
-        return int(sum(v for k, v in c1.items() if pred(k)))
-
     return {
         "md_ring_lost": delta(lambda k: k.startswith("dispatch/ingest.lost")),
-        "ws_backlog_dropped": level(lambda k: "/ws.backlog_dropped" in k),
         "coalesced": delta(lambda k: k == f"dispatch/fanout.coalesced{{consumer={consumer}}}"),
         "trades_dropped": delta(lambda k: k.startswith(f"dispatch/fanout.dropped{{consumer={consumer},")),
         "coalesced_demo": delta(lambda k: k == "dispatch/fanout.coalesced{consumer=demo}"),
@@ -772,7 +768,7 @@ def sustained(step: dict) -> bool:
     """The step's offered load went through in a steady state: the simulator made the steps
     asked of it (not behind, not catching up in bursts), everything offered was delivered,
     nothing was lost or coalesced, and no backlog built up (ingest p99 under 100 ms)."""
-    lossless = not any(step.get(k) for k in ("md_ring_lost", "ws_backlog_dropped", "coalesced",
+    lossless = not any(step.get(k) for k in ("md_ring_lost", "coalesced",
                                               "trades_dropped", "sim_slow_disconnects"))
     return (step.get("check") == "ok" and lossless and step["sim_kept_up"]
             and step["delivered_vs_offered"] >= 0.97 and (step.get("ingest_p99_us") or 1e12) < 100_000)

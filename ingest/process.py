@@ -5,10 +5,12 @@
     while running: proc.do_work() or proc.idle()
     proc.close()                 # threads stopped, ring closed and unlinked
 
-`do_work()` drains the inbox (WebSocket frames, REST snapshot replies, connection
-events) into the venue adapter, runs the resync timers, flushes the staged records
-to the ring and returns how many items it handled; `idle()` waits for the I/O
-threads' wake event (bounded, so timers still run). The ring is
+`do_work()` hands the inbox (REST snapshot replies, connection events from the
+threads) and then the WebSocket frames already received (read here, in the loop
+thread: no hand-off between threads on the data path) to the venue adapter, runs
+the resync timers and keep-alive, flushes the staged records to the ring and
+returns how many items it handled; `idle()` polls the socket and the threads'
+waker (bounded, so timers still run). The ring is
 `md.<provider slug>` in the run's namespace, overwrite policy; a leftover segment
 of that name whose writer is gone is removed first, a live one is refused.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from collections import deque
@@ -34,7 +37,7 @@ from .config import Config
 from .publisher import Publisher
 from .report import Report
 from .stream import Stream, Timers
-from .transport import Backoff, Closed, Opened, RestClient, SnapshotFetcher, SnapshotReply, WsReader
+from .transport import Backoff, Closed, Opened, RestClient, SnapshotFetcher, SnapshotReply, Waker, WsFeed
 from .venues import adapter_class, make_instrument
 from .venues.binance.markets import MARKETS
 from .venues.kraken import markets as kraken
@@ -42,6 +45,7 @@ from .venues.okx import markets as okx
 
 log = logging.getLogger("ingest")
 _S = 1_000_000_000
+FLUSH_AFTER_NS = 50_000   # in a burst of frames, flush once the oldest staged one waited this long
 PING_TEXT = {Provider.OKX: "ping", Provider.KRAKEN: '{"event":"ping"}'}  # others: protocol pings
 
 
@@ -140,11 +144,14 @@ class IngestProcess:
         self.telemetry = telemetry
         self.dlq = DeadLetterQueue(ctx.path("dlq"), self.name)
         self.report = Report(p.slug, self.telemetry, self.dlq)
-        self.inbox: deque = deque()
-        self.wake = threading.Event()
+        self.inbox: deque = deque()      # (recv_ns, item) from the connector and REST threads
+        self.wake = Waker()
+        self._poll = select.poll()
+        self._poll.register(self.wake.fd, select.POLLIN)
+        self._polled_ws = -1              # the socket registered in _poll (-1: none)
         self.writer: RingWriter | None = None
         self.adapter = None
-        self.ws: WsReader | None = None
+        self.ws: WsFeed | None = None
         self.fetcher: SnapshotFetcher | None = None
         self.streams: list[Stream] = []
         self.items = 0
@@ -182,12 +189,12 @@ class IngestProcess:
             self.fetcher.start()
         else:
             rest.close()
-        self.ws = WsReader(self.ws_base + self.adapter.ws_path(), self.inbox, self.wake,
-                           subscribe=self.adapter.subscribe_frames(),
-                           ping_text=PING_TEXT.get(p),
-                           ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
-                           backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
-                           name=f"{self.name}.ws")
+        self.ws = WsFeed(self.ws_base + self.adapter.ws_path(), self._post,
+                         subscribe=self.adapter.subscribe_frames(),
+                         ping_text=PING_TEXT.get(p),
+                         ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
+                         backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
+                         name=f"{self.name}.ws")
         self.ws.start()
         self._last_rates = self.clock()
         log.info("%s: writing ring %s (capacity %d) from %s", p.slug,
@@ -206,7 +213,13 @@ class IngestProcess:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        self.wake.close()
         self.telemetry.close()
+
+    def _post(self, item) -> None:
+        """From another thread: an item for the loop (Opened, Closed)."""
+        self.inbox.append((time.time_ns(), item))
+        self.wake.set()
 
     # -- the io object the adapter talks to ------------------------------------------
 
@@ -219,29 +232,38 @@ class IngestProcess:
 
     # -- the loop ------------------------------------------------------------------
 
-    def do_work(self, max_items: int = 2048) -> int:
-        """Handle up to `max_items` inbox items, run due timers, flush; return items handled."""
+    def do_work(self, max_items: int = 256) -> int:
+        """Handle the inbox and up to `max_items` received frames, run due timers, flush;
+        return the items handled. Records of a burst of frames are flushed every
+        FLUSH_AFTER_NS, not only at its end."""
         inbox, adapter = self.inbox, self.adapter
-        on_frame = adapter.on_frame
         n = 0
-        while inbox and n < max_items:
+        while inbox:
             ns, item = inbox.popleft()
             n += 1
+            self._handle(self._event, item, ns)
+        next_frame, on_frame, pub = self.ws.next_frame, adapter.on_frame, adapter.pub
+        oldest = 0          # recv_ns of the oldest frame not flushed yet
+        while n < max_items:
+            got = next_frame()
+            if got is None:
+                break
+            ns, frame = got
+            n += 1
             try:
-                if item.__class__ is bytes:
-                    on_frame(item, ns)
-                else:
-                    self._event(item, ns)
+                on_frame(frame, ns)
             except Exception as exc:  # noqa: BLE001 - a bug, not bad input (adapters DLQ that)
-                self.internal_errors += 1
-                log.exception("%s: internal error on %s", self.provider.slug, type(item).__name__)
-                self.telemetry.inc("ingest.internal_error", provider=self.provider.slug)
-                self.report.bad_frame(item if item.__class__ in (bytes, str) else repr(item),
-                                      "internal_error", exc)
+                self._internal_error(frame, exc)
+            if not oldest:
+                oldest = ns
+            elif ns - oldest > FLUSH_AFTER_NS:   # a burst: its first records go out meanwhile
+                pub.flush()
+                oldest = 0
         now = self.clock()
         if now >= self._next_timers:
             self._next_timers = now + 50_000_000
             adapter.check_timers(now)
+            self.ws.tick()
             self.writer.heartbeat()
             if now >= self._next_rates:
                 self._rates(now)
@@ -250,6 +272,19 @@ class IngestProcess:
         adapter.pub.flush()
         self.items += n
         return n
+
+    def _handle(self, fn, item, ns: int) -> None:
+        try:
+            fn(item, ns)
+        except Exception as exc:  # noqa: BLE001 - a bug, not bad input (adapters DLQ that)
+            self._internal_error(item, exc)
+
+    def _internal_error(self, item, exc: Exception) -> None:
+        self.internal_errors += 1
+        log.exception("%s: internal error on %s", self.provider.slug, type(item).__name__)
+        self.telemetry.inc("ingest.internal_error", provider=self.provider.slug)
+        self.report.bad_frame(item if item.__class__ in (bytes, str) else repr(item),
+                              "internal_error", exc)
 
     def _event(self, item, ns: int) -> None:
         adapter = self.adapter
@@ -261,16 +296,22 @@ class IngestProcess:
                 adapter.on_snapshot_error(item.venue_symbol, item.error)
         elif item.__class__ is Opened:
             log.info("%s connected to %s", self.provider.slug, item.url)
+            self.ws.adopt(item.ws)
             adapter.on_connected(item.first)
         elif item.__class__ is Closed:
             self.report.reconnect(item.reason)
-        else:
-            adapter.on_frame(item, ns)
 
     def idle(self, timeout_s: float = 0.05) -> None:
-        """Wait for the I/O threads (bounded, so timers keep running)."""
-        self.wake.wait(timeout_s)
-        self.wake.clear()
+        """Wait for a frame or another thread's item (bounded, so timers keep running)."""
+        fd = self.ws.fileno()
+        if fd != self._polled_ws:
+            if self._polled_ws >= 0:
+                self._poll.unregister(self._polled_ws)
+            if fd >= 0:
+                self._poll.register(fd, select.POLLIN)
+            self._polled_ws = fd
+        if self._poll.poll(timeout_s * 1000):
+            self.wake.clear()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -290,8 +331,6 @@ class IngestProcess:
         synced = sum(1 for s in self.adapter.syncs.values() if s.synced)
         tel.gauge("book.synced_count", synced, provider=self.provider.slug)
         tel.gauge("md.ring.position", self.writer.position, provider=self.provider.slug)
-        tel.gauge("ws.backlog", len(self.inbox), provider=self.provider.slug)
-        tel.gauge("ws.backlog_dropped", self.ws.dropped, provider=self.provider.slug)
         for r in self.writer.reader_slots():
             tel.gauge("md.ring.reader_lost", r["lost"], provider=self.provider.slug, pid=r["pid"])
         log.info("%s: %d items, %d/%d books synced, events %s, resyncs %d, bad frames %d",

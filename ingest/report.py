@@ -14,7 +14,7 @@ ones into `meltica.telemetry.Telemetry` and bad frames into the dead-letter queu
   ingest.bad_frame{provider,reason}     counter; the frame itself goes to the DLQ
   ingest.internal_error{provider}       counter: a bug caught by the loop (ingest.process)
   (gauges set by ingest.process every status interval: book.synced_count, md.ring.position,
-   md.ring.reader_lost{pid}, ws.backlog, ws.backlog_dropped)
+   md.ring.reader_lost{pid})
 """
 
 from __future__ import annotations

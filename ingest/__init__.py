@@ -17,7 +17,8 @@ Modules:
   report     counters, telemetry names, dead letters
   venues/    one package per venue: markets, parser (the adapter), sync (+ okx checksum,
              okx seq, binance deferred)
-  transport  WebSocket (websocket-client) and REST (http.client) threads, reconnect
+  transport  the WebSocket, read by the loop thread (websocket-client; a connector thread
+             connects and reconnects), REST (http.client) in a thread, the waker
   process    the live loop (`do_work()`); config its settings; __main__ its CLI
   replay     the replay CLI
 

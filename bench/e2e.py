@@ -24,10 +24,9 @@ every instrument of every venue, warms up, then measures for `--seconds`:
                          truncated, so this reads 0-1 ms high, 0.5 ms on average)
   by_kind                ingest -> consumer p50/p99 per venue and kind
   order_*_ms             an order round trip while market data flows, from a helper
-                         process (a strategy's order thread: `OrderClient.submit` blocks
-                         until execution replies, and a consumer submitting from its
-                         market-data loop stalls its own market data for that long --
-                         measured 190-560 ms at p99): marketable IOC orders on binance-spot
+                         process (blocking `OrderClient.submit`, to time each round trip;
+                         a market-data loop uses the `_nowait` calls instead, as
+                         strategies.demo does): marketable IOC orders on binance-spot
                          at `--order-rate`/s; submit -> reply, -> first exec report (ACK),
                          -> terminal report; and the first report's path split by its
                          stamps: submit -> venue event time -> execution -> client
@@ -384,9 +383,8 @@ def orders_main(run_id: str, seconds: float, rate: float, out: str, patience_s: 
     """Child: marketable IOC orders on binance-spot BTC-USDT at `rate`/s for `seconds`,
     buy and sell alternating; write the round-trip times (s) to `out` as JSON.
 
-    A process of its own, like a strategy's order thread: OrderClient.submit blocks until
-    execution replies (after its fsync), and a consumer that submitted from its market-data
-    loop would stall its own market data for that long (measured: p99 190-560 ms stalls).
+    A process of its own, timing each round trip with the blocking OrderClient.submit (which
+    waits for execution's fsync'd reply; a market-data loop uses the `_nowait` calls).
     """
     from consumer.orders import OrderClient
     from events import ExecStatus

@@ -1,6 +1,6 @@
 """A bounded soak of the whole pipeline: `python -m bench soak [--json] [--minutes 10] [--rate N]`.
 
-Starts the pipeline (bench.e2e.PipelineRun: simulator, execution, dispatch, one ingest
+Starts the pipeline (bench._pipeline.PipelineRun: simulator, execution, dispatch, one ingest
 per venue, the demo strategy with its orders) at a steady offered load of about `--rate`
 market-data messages/s (the simulator's steps/s per instrument are derived from it:
 ~2.2 WebSocket messages per market step per instrument per venue), reads everything
@@ -43,9 +43,9 @@ import time
 
 import numpy as np
 
+from bench._pipeline import (TICKS, VENUES, PipelineRun, Receiver, code_state, counters, cpu_ticks, drain,
+                             drops, loadavg, sim_sent, symbols_for)
 from bench.common import emit, log
-from bench.e2e import (TICKS, VENUES, PipelineRun, Receiver, _drain, code_state, counters, cpu_ticks,
-                       drops, loadavg, sim_sent, symbols_for)
 
 MSGS_PER_STEP = 2.2  # WebSocket messages per market step per instrument per venue (measured)
 
@@ -199,7 +199,7 @@ def soak(minutes: float, rate: float, instruments: int, sample_s: float, warmup_
         # drain and check, as e2e does
         for v in VENUES:
             run.stop_program(f"ingest.{v}")
-        delivered = _drain(run, rx)
+        delivered = drain(run, rx)
         res["received_total"], res["dispatch_delivered"] = rx.total, delivered
         res["out_of_order"] = rx.out_of_order
         problems = []

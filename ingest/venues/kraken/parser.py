@@ -23,7 +23,7 @@ import time
 import orjson
 
 from events import BadInput, Side, UnknownInstrument
-from ...report import book_view
+from ..resubscribe import ResubscribingAdapter
 
 from .markets import DEFAULT_BOOK_DEPTH, WS_PATH
 from .sync import KrakenBookSync, micros
@@ -31,8 +31,10 @@ from .sync import KrakenBookSync, micros
 SIDES = {"b": int(Side.BUY), "s": int(Side.SELL)}
 
 
-class KrakenAdapter:
+class KrakenAdapter(ResubscribingAdapter):
     """Adapter for one Kraken WS v1 public connection. One owner thread."""
+
+    BOOK_CHANNEL = "book"
 
     def __init__(self, provider, streams, publisher, report, io, *, timers=None,
                  clock=time.monotonic_ns, ignore=(), book_depth: int = DEFAULT_BOOK_DEPTH):
@@ -143,58 +145,6 @@ class KrakenAdapter:
         self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, us * 1000,
                         stream.px(s[0]), stream.sz(s[3]), stream.px(s[1]), stream.sz(s[4]), seq)
 
-    # -- owner callbacks -------------------------------------------------------------
-
-    def publish(self, sync: KrakenBookSync, flags: int, event_ns: int, recv_ns: int) -> None:
-        s = sync.stream
-        self.pub.book(s.iid, s.px_scale, s.sz_scale, sync.seq, recv_ns, event_ns, sync.book,
-                      s.depth, flags)
-
-    def synced(self, sync: KrakenBookSync) -> None:
-        s = sync.stream
-        now = self.clock()
-        took, reason = s.resync_ended(now)
-        if reason:
-            self.report.synced(s.symbol, took, reason)
-        self.resubscribed.pop(s.venue_symbol, None)
-        if self.timers is not None:
-            self.timers.arm_refresh(s, now)
-
-    def restart(self, sync: KrakenBookSync, reason: str, detail: str) -> None:
-        s = sync.stream
-        self.report.resync(s.symbol, reason, detail)
-        now = self.clock()
-        s.resync_began(reason, now)
-        self._resubscribe(s.venue_symbol, now)
-
-    def _resubscribe(self, pair: str, now: int) -> None:
+    def resubscribe_frames(self, pair: str) -> list[str]:
         """Unsubscribe and subscribe `book` again: Kraken answers with a fresh snapshot."""
-        self.resubscribed[pair] = now
-        self.io.send(self._sub("unsubscribe", "book", [pair]))
-        self.io.send(self._sub("subscribe", "book", [pair]))
-
-    # -- timers --------------------------------------------------------------------
-
-    def check_timers(self, now: int) -> None:
-        timers = self.timers
-        if timers is None:
-            return
-        for pair, sync in self.syncs.items():
-            s = sync.stream
-            if sync.synced:
-                if timers.stale(s, now):
-                    sync.lose("stale", f"no book message for {(now - s.last_book_ns) / 1e9:.1f}s")
-                elif timers.refresh_due(s, now):
-                    self.report.resync(s.symbol, "refresh", "periodic")
-                    timers.arm_refresh(s, now)
-                    self._resubscribe(pair, now)
-            else:
-                since = self.resubscribed.get(pair)
-                if since is not None and now - since > timers.snapshot_timeout_ns + timers.backoff_ns(s):
-                    self.restart(sync, "snapshot_timeout", "no snapshot after resubscribe")
-
-    # -- state ---------------------------------------------------------------------
-
-    def books(self) -> dict:
-        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.seq, sync.synced)
-                for sync in self.syncs.values()}
+        return [self._sub("unsubscribe", "book", [pair]), self._sub("subscribe", "book", [pair])]

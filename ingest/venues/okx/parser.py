@@ -27,7 +27,7 @@ import time
 import orjson
 
 from events import BadInput, Side, UnknownInstrument
-from ...report import book_view
+from ..resubscribe import ResubscribingAdapter
 
 from .markets import WS_PATH
 from .seq import next_seq
@@ -43,8 +43,10 @@ def _ms(ts) -> int:
     return int(ts)
 
 
-class OkxAdapter:
+class OkxAdapter(ResubscribingAdapter):
     """Adapter for one OKX public connection. One owner thread."""
+
+    BOOK_CHANNEL = "books"
 
     def __init__(self, provider, streams, publisher, report, io, *, timers=None,
                  clock=time.monotonic_ns, ignore=()):
@@ -173,59 +175,8 @@ class OkxAdapter:
         self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, ts * 1_000_000,
                         bp, bs, ap, az, seq)
 
-    # -- owner callbacks from BooksSync -----------------------------------------------
-
-    def publish(self, sync: BooksSync, flags: int, event_ns: int, recv_ns: int) -> None:
-        s = sync.stream
-        self.pub.book(s.iid, s.px_scale, s.sz_scale, sync.seq, recv_ns, event_ns, sync.book,
-                      s.depth, flags)
-
-    def synced(self, sync: BooksSync) -> None:
-        s = sync.stream
-        now = self.clock()
-        took, reason = s.resync_ended(now)
-        if reason:
-            self.report.synced(s.symbol, took, reason)
-        self.resubscribed.pop(s.venue_symbol, None)
-        if self.timers is not None:
-            self.timers.arm_refresh(s, now)
-
-    def restart(self, sync: BooksSync, reason: str, detail: str) -> None:
-        s = sync.stream
-        self.report.resync(s.symbol, reason, detail)
-        now = self.clock()
-        s.resync_began(reason, now)
-        self._resubscribe(s.venue_symbol, now)
-
-    def _resubscribe(self, inst_id: str, now: int) -> None:
+    def resubscribe_frames(self, inst_id: str) -> list[str]:
         """Unsubscribe and subscribe `books` again: OKX answers with a fresh snapshot."""
-        self.resubscribed[inst_id] = now
         arg = [{"channel": "books", "instId": inst_id}]
-        self.io.send(orjson.dumps({"op": "unsubscribe", "args": arg}).decode())
-        self.io.send(orjson.dumps({"op": "subscribe", "args": arg}).decode())
-
-    # -- timers --------------------------------------------------------------------
-
-    def check_timers(self, now: int) -> None:
-        timers = self.timers
-        if timers is None:
-            return
-        for inst_id, sync in self.syncs.items():
-            s = sync.stream
-            if sync.synced:
-                if timers.stale(s, now):
-                    sync.lose("stale", f"no books message for {(now - s.last_book_ns) / 1e9:.1f}s")
-                elif timers.refresh_due(s, now):
-                    self.report.resync(s.symbol, "refresh", "periodic")
-                    timers.arm_refresh(s, now)
-                    self._resubscribe(inst_id, now)
-            else:
-                since = self.resubscribed.get(inst_id)
-                if since is not None and now - since > timers.snapshot_timeout_ns + timers.backoff_ns(s):
-                    self.restart(sync, "snapshot_timeout", "no snapshot after resubscribe")
-
-    # -- state ---------------------------------------------------------------------
-
-    def books(self) -> dict:
-        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.seq, sync.synced)
-                for sync in self.syncs.values()}
+        return [orjson.dumps({"op": "unsubscribe", "args": arg}).decode(),
+                orjson.dumps({"op": "subscribe", "args": arg}).decode()]

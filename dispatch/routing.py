@@ -5,8 +5,9 @@ A consumer owns a bit (its slot; `consumer_id` = slot + 1). A plain subscription
 (instrument, providers) with its own bit mask of consumers. Every change that alters
 what somebody receives increments `version`, which fan-out stamps on every delivered
 record; a command that changes nothing (a repeated subscribe) leaves it alone, which
-is what makes commands idempotent. Masks are recomputed for every stream on a change
-(there are hundreds of streams, and changes are rare).
+is what makes commands idempotent. An unsubscribe that covers part of a wildcard entry
+narrows it to the explicit entries left (`_narrow`). Masks are recomputed for every
+stream on a change (there are hundreds of streams, and changes are rare).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from events import Kind
+from events import Kind, Provider
 
 from .streams import Streams
 
 ANY = 0
 MD_KINDS = (Kind.BOOK, Kind.TRADE, Kind.TICKER)
+PROVIDERS = tuple(int(p) for p in Provider)  # what a provider wildcard stands for
 
 
 @dataclass
@@ -88,12 +90,26 @@ class RoutingTable:
         return True
 
     def unsubscribe(self, sub: Subscriber, instrument: int, providers, kinds) -> bool:
-        """Remove matching entries; without providers/kinds, every entry of the instrument."""
-        gone = {e for e in sub.plain if e[0] == instrument
-                and (not providers or e[1] in providers) and (not kinds or e[2] in kinds)}
+        """Stop (instrument, each provider, each kind); without providers/kinds: all of them.
+
+        An entry the removal covers only in part is narrowed to what is left of it, as
+        explicit entries (`_narrow`): (BTC, *, *) minus okx is (BTC, p, *) for every other
+        provider. So a listing shows, and the consumer SDK replays after a dispatch
+        restart, exactly what is still received. True when something stopped; the same
+        unsubscribe again finds nothing to stop (False, version unchanged).
+        """
+        narrowed: set = set()
+        gone: set = set()
+        for e in sub.plain:
+            if e[0] == instrument:
+                rest = _narrow(e, providers, kinds)
+                if rest is not None:
+                    gone.add(e)
+                    narrowed |= rest
         if not gone:
             return False
         sub.plain -= gone
+        sub.plain |= narrowed
         self._changed()
         return True
 
@@ -179,8 +195,6 @@ class RoutingTable:
 
     def listing(self, sub: Subscriber) -> dict:
         """A subscriber's subscriptions in plain words (slugs, kind names)."""
-        from events import Provider
-
         def sym(i):
             return sub.symbols.get(i, str(i))
 
@@ -192,3 +206,29 @@ class RoutingTable:
             merged.append({"symbol": sym(inst), "providers": [Provider(p).slug for p in provs]})
         return {"subscriptions": [{"symbol": s, "provider": p, "kind": k} for s, p, k in plain],
                 "merged": merged}
+
+
+def _narrow(entry: tuple, providers, kinds) -> set | None:
+    """What is left of plain entry (instrument, provider|ANY, kind|ANY) once (each of
+    `providers`, each of `kinds`) is removed (None or empty: all); None if it covers none
+    of that.
+
+    Set algebra on (provider, kind) pairs: an entry covers Pe x Ke, the removal Pr x Kr,
+    and what is left is (Pe - Pr) x Ke plus (Pe & Pr) x (Ke - Kr). A wildcard stands for
+    every `Provider` (a provider that starts publishing later is still received) and
+    every market-data kind (MD_KINDS).
+    """
+    i, ep, ek = entry
+    rp = set(providers) if providers else None
+    rk = set(kinds) if kinds else None
+    if (rp is not None and ep != ANY and ep not in rp) or \
+            (rk is not None and ek != ANY and ek not in rk):
+        return None
+    left: set = set()
+    if rp is not None and ep == ANY:  # (Pe - Pr) x Ke
+        left |= {(i, p, ek) for p in PROVIDERS if p not in rp}
+    if rk is not None and ek == ANY:  # (Pe & Pr) x (Ke - Kr)
+        kept = [int(k) for k in MD_KINDS if int(k) not in rk]
+        both = [ep] if ep != ANY or rp is None else sorted(rp)
+        left |= {(i, p, k) for p in both for k in kept}
+    return left

@@ -103,6 +103,22 @@ def test_commands_are_idempotent(client):
     assert u1["ok"] and u2["ok"] and u1["routing_version"] == u2["routing_version"]
 
 
+def test_unsubscribing_a_provider_from_a_wildcard_narrows_it_once(client):
+    client.ask("register")
+    s = client.ask("subscribe", symbol="BTC-USDT")[1]
+    u1 = client.ask("unsubscribe", symbol="BTC-USDT", providers=["okx"])[1]
+    assert u1["ok"] and u1["changed"] and u1["routing_version"] == s["routing_version"] + 1
+    u2 = client.ask("unsubscribe", symbol="BTC-USDT", providers=["okx"])[1]
+    assert u2["ok"] and not u2["changed"] and u2["routing_version"] == u1["routing_version"]
+    subs = client.ask("list_subscriptions")[1]["subscriptions"]
+    assert {(x["provider"], x["kind"]) for x in subs} == {(p.slug, "*") for p in Provider
+                                                         if p != Provider.OKX}
+    k = client.ask("unsubscribe", symbol="BTC-USDT", kinds=["trade"])[1]
+    assert k["changed"] and not client.ask("unsubscribe", symbol="BTC-USDT", kinds=["trade"])[1]["changed"]
+    subs = client.ask("list_subscriptions")[1]["subscriptions"]
+    assert {x["kind"] for x in subs} == {"book", "ticker"} and "okx" not in {x["provider"] for x in subs}
+
+
 def test_ack_and_result_are_also_critical_records_on_the_consumers_ring(run_ctx, client):
     client.ask("register")
     reader = RingReader.attach(run_ctx.namespace, "consumer.alpha.md", EVENT, start="oldest")

@@ -12,6 +12,9 @@ read from ingest rings and calls `tick` once per loop.
     core.tick(); core.process(batch)            # per loop: tick, then each ring's batch
 
 De-dup runs first, so a duplicate never takes a reorder-buffer slot nor counts as late.
+The newest routed record of every stream is kept (`dispatch.state`): a subscription that
+makes a consumer receive a book or ticker stream starts it with that stream's current
+state, flagged REPLAYED, not with nothing until the stream next changes.
 After each round of reads the process reports what it left unread (`note_input`); when
 that shows dispatch cannot keep up, fan-out is metered fairly (`dispatch.saturation`).
 """
@@ -35,6 +38,7 @@ from .raw import words
 from .routing import RoutingTable, Subscriber
 from .saturation import Saturation
 from .small import SmallBatches
+from .state import CurrentState
 from .streams import Streams, stream_key
 
 MAX_REPORTS = 100  # telemetry events / DLQ records of one kind per tick
@@ -59,6 +63,7 @@ class DispatchCore:
         self.merger = Merger(cfg.merge_window_ns, cfg.merge_max_events)
         self.fair = FairShare(cfg.fanout_rate, cfg.fair_burst_ns)
         self.small = SmallBatches(self.streams, self.dedup, self.orderer)
+        self.state = CurrentState()
         self.saturation = (Saturation(cfg.saturation_interval_ns, cfg.fair_min_share,
                                       cfg.saturation_backlog)
                            if cfg.saturation_interval_ns else None)
@@ -97,7 +102,32 @@ class DispatchCore:
             np.any(self.streams.instrument[: len(self.streams)] == instrument))
 
     def subscribe(self, sub: Subscriber, instrument: int, providers=None, kinds=None) -> bool:
-        return self.routing.subscribe(sub, instrument, providers, kinds)
+        """Subscribe; every book or ticker stream `sub` receives only from now on starts
+        with its current state (the newest record routed, flagged REPLAYED)."""
+        before = self._receives(sub)
+        changed = self.routing.subscribe(sub, instrument, providers, kinds)
+        if changed:
+            self._start_streams(sub, before)
+        return changed
+
+    def _receives(self, sub: Subscriber) -> np.ndarray:
+        """Per stream: does `sub` receive it (plain routing)."""
+        return (self.routing.route[: len(self.streams)] & np.uint64(sub.bit)) != 0
+
+    def _start_streams(self, sub: Subscriber, before: np.ndarray) -> None:
+        """Hand `sub` the kept state of the streams it receives now and did not before.
+
+        Outside ordering and de-dup, on purpose: it is a copy of a record already routed
+        (to others, or to `sub` before an unsubscribe), and the stream's next record
+        follows it in sequence. Metered and coalesced like any market data.
+        """
+        fresh = np.flatnonzero(self._receives(sub) & ~before)
+        if not len(fresh):
+            return
+        fresh = self.state.starting(fresh, self.streams.kind[fresh])
+        if len(fresh):
+            recs = self.state.records(fresh)
+            self._offer(self.outlets[sub.slot], recs, fresh, None, len(fresh), self.version)
 
     def unsubscribe(self, sub: Subscriber, instrument: int, providers=None, kinds=None) -> bool:
         return self.routing.unsubscribe(sub, instrument, providers, kinds)
@@ -140,8 +170,9 @@ class DispatchCore:
         ix = self.streams.index(batch)
         slow: list = []
         passing = self.orderer.order(batch, ix, now, slow)
-        if passing is None:
-            self._route(batch, ix.sidx, now)
+        if passing is None:  # all pass: each stream's newest row is the end of its run
+            self.state.put(batch, ix.streams, ix.order[ix.ends - 1])
+            self._route(batch, ix.sidx, now, kept=True)
         elif len(passing):
             self._route(batch[passing], ix.sidx[passing], now)
         if slow:
@@ -164,11 +195,16 @@ class DispatchCore:
             self._route_list(out, self._now(now_ns))
 
     def reset_source(self, provider: int, now_ns: int | None = None) -> None:
-        """An ingest ring was replaced (ingest restarted): restart its streams' sequences."""
+        """An ingest ring was replaced (ingest restarted): restart its streams' sequences.
+
+        Their kept state goes: the new ingest publishes books built afresh.
+        """
         out: list = []
-        self.orderer.reset(self.streams.of_provider(provider), out)
+        streams = self.streams.of_provider(provider)
+        self.orderer.reset(streams, out)
         if out:
             self._route_list(out, self._now(now_ns))
+        self.state.forget(streams)
 
     def _route_list(self, pairs: list, now: int) -> None:
         recs = np.empty(len(pairs), EVENT)
@@ -191,6 +227,7 @@ class DispatchCore:
     def _route_rows(self, recs: np.ndarray, sidx: list[int], now: int) -> None:
         """`_route` for a tiny batch (`sidx` a list): Python ints, no numpy per consumer."""
         rt = self.routing
+        self.state.keep_rows(recs, sidx)
         if self.merger.keys:
             self._merge(recs, np.array(sidx, np.int64), now)
         route = rt.route
@@ -205,8 +242,10 @@ class DispatchCore:
                 self._offer(outlet, recs, sidx, None if len(rows) == n else rows, len(rows),
                             version)
 
-    def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
+    def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int, kept: bool = False) -> None:
         rt = self.routing
+        if not kept:
+            self.state.keep(recs, sidx)
         if self.merger.keys:
             self._merge(recs, sidx, now)
         masks = rt.route[sidx]

@@ -8,7 +8,9 @@ backlog poll or `max_nap_ns` (control requests wait at most that). Ingest rings 
 found by listing the run's namespace every `discover_ns`; a ring whose segment was
 replaced (ingest restarted) is re-attached from its oldest record and its streams
 restart their sequence. Rings present at start are read from their newest record (what
-was there before dispatch started is stale); rings that appear later, from their oldest.
+was there before dispatch started is stale), after the newest book and ticker of each
+stream still in them (`dispatch.seed`), which start those streams flagged REPLAYED;
+rings that appear later are read from their oldest.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from events import EVENT, Provider, instrument_id
+from events import EVENT, HeaderFlag, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
 from meltica.signals import StopFlag, stop_on_signals
@@ -30,6 +32,7 @@ from .config import DispatchConfig
 from .control import ControlServer, ExecutionLink
 from .core import DispatchCore
 from .park import Parker
+from .seed import newest_state
 from .service import ControlService
 
 BATCH = 4096
@@ -155,7 +158,27 @@ class DispatchProcess:
             self._sources_gen += 1
             self.tel.event("source.attached", ring=name, start=start, trace_id=0,
                            decision_id=self.core.ids.next())
+            if start == "latest":
+                self._seed(name, reader, now)
         self._first_scan = False
+
+    def _seed(self, name: str, reader: RingReader, now: int) -> None:
+        """Start the streams of a ring found at start with their newest book and ticker
+        from before `reader`'s position (`dispatch.seed`), if its writer is alive."""
+        if reader.writer_state() != "alive":  # a dead ingest's books are not current
+            return
+        try:
+            seed = newest_state(self.ns, name, reader.position, BATCH)
+        except RingError as e:  # no reader slot free, or gone meanwhile: start without
+            self.tel.event("source.seed_failed", ring=name, error=str(e), trace_id=0,
+                           decision_id=self.core.ids.next())
+            return
+        if reader.writer_state() == "replaced":  # the read-back saw another segment
+            return
+        seed["flags"] |= int(HeaderFlag.REPLAYED)
+        self.core.process(seed, now)
+        self.tel.event("source.seeded", ring=name, streams=len(seed), trace_id=0,
+                       decision_id=self.core.ids.next())
 
     def _metrics(self) -> None:
         for src in self.sources.values():

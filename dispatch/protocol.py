@@ -12,6 +12,11 @@ frame is accepted too):
     {"cmd": "set_trading_mode", "request_id": 4, "consumer": "alpha", "enabled": true}
     {"cmd": "list_subscriptions" | "unregister" | "heartbeat", "request_id": 5, "consumer": "alpha"}
 
+An unsubscribe of some providers or kinds of a wildcard subscription narrows it to
+the explicit rest (`dispatch.routing`); a subscribe that adds book or ticker streams
+puts their current state on the ring (before the result), flagged REPLAYED
+(`dispatch.state`).
+
 Every request gets two replies: {"type": "ack", "request_id", "cmd"} at once, then
 {"type": "result", "request_id", "cmd", "ok", "error": {"code", "message"} | null,
 "routing_version", ...command fields}. A registered consumer also finds both on its

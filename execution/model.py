@@ -111,9 +111,19 @@ class VenueOrderNotFound:
 
 @dataclass(frozen=True, slots=True)
 class VenueOpenOrdersListed:
-    """The venue's open orders (for reconciliation): reports of each."""
+    """The answer to list request `request_id` (reconciliation): a report of each order the
+    venue has open in the request's scope (one symbol, or all), ours or not."""
 
     reports: tuple[VenueOrderReported, ...]
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOpenOrdersFailed:
+    """List request `request_id` got no usable answer (refused, timeout, 5xx, unreadable)."""
+
+    request_id: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

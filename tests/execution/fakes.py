@@ -1,4 +1,5 @@
-"""Test doubles for execution: an instrument registry, a manual clock, a recording venue."""
+"""Test doubles for execution: an instrument registry, a manual clock, a recording venue
+(which lists all symbols at once from 3 symbols with open orders, to keep tests small)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,20 @@ class RecordingVenue:
     provider = Provider.BINANCE_SPOT
     recv_window_ms = 5000
     fee_scale = 8
+    list_all_from = 3
 
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
+        self.lists: list[tuple[str, int]] = []  # (symbol or "*", request id) of each list_open
+
+    def list_open(self, instrument, request_id):
+        scope = instrument.symbol if instrument is not None else "*"
+        self.calls.append(("list", scope))
+        self.lists.append((scope, request_id))
+
+    def last_list(self, scope: str) -> int:
+        """The request id of the latest list of `scope` (a symbol, or "*")."""
+        return [rid for s, rid in self.lists if s == scope][-1]
 
     def place(self, o):
         self.calls.append(("place", o.venue_client_order_id))
@@ -58,3 +70,17 @@ def report(vcoid: str, status, cum_qty: int = 0, cum_quote: int = 0, *, last_qty
            trade_id: int = -1, venue_order_id: int = 7, source: str = "stream") -> VenueOrderReported:
     return VenueOrderReported((vcoid,), status, venue_order_id, cum_qty, cum_quote, last_qty=last_qty,
                               last_px=last_px, trade_id=trade_id, source=source)
+
+
+class Counters:
+    """Telemetry that only counts: `tel["name"]` sums a counter over its labels."""
+
+    def __init__(self):
+        self.counters: dict[tuple[str, tuple], int] = {}
+
+    def inc(self, name: str, n: int = 1, **labels) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def __getitem__(self, name: str) -> int:
+        return sum(v for (k, _), v in self.counters.items() if k == name)

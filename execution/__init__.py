@@ -17,6 +17,7 @@ Modules:
     journal     append-only file of EVENT records; exec_seq N at offset N * 768
     publisher   journal + exec ring: append (durable) before publish
     engine      deterministic core, injected clock, no I/O of its own
+    reconcile   reconciliation bookkeeping: open-orders lists out, what each expects, backoff
     control     ZeroMQ ROUTER: order entry and set_trading_mode
     process     the main loop of `python -m execution`
 """

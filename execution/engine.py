@@ -12,6 +12,13 @@ connection, 5xx) leaves the order PENDING and is resolved by querying the venue 
 client order id, with backoff; "not found" is final only once the venue's recvWindow
 (plus a grace for clock skew) has passed since the signed request (the venue can no
 longer accept it), and then the order is REJECTED. Nothing is ever re-sent.
+
+Reconciliation (after a restart, on every user-stream reconnect, and every poll interval
+while the stream is down) lists the venue's open orders (`list_open`: one request per
+symbol with open orders, or one for all symbols; reconcile.py) and applies each listed
+order's report like a query's answer; only the orders open here but absent from the
+list (terminal at the venue, or never received) are queried one by one. A list request
+that fails is retried with backoff.
 """
 
 from __future__ import annotations
@@ -22,17 +29,18 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from events import EVENT, BadInput, Desync, ExecStatus, Kind, OrderType, Provider, to_decimal
+from events import EVENT, BadInput, Desync, ExecStatus, Instrument, Kind, OrderType, Provider, to_decimal
 from events.ids import event_id, mix64
 from events.records import stamp_header
 
 from . import lifecycle, validation
-from .ids import venue_client_order_id
+from .ids import is_ours, venue_client_order_id
 from .limits import LimitBook, LimitBreached
 from .model import (CancelOrder, Order, QueryOrder, SetTradingMode, SubmitOrder, UserStreamConnected,
-                    UserStreamDisconnected, VenueOpenOrdersListed, VenueOrderNotFound, VenueOrderReported,
-                    VenueOutcomeUnknown, VenueRequestRefused)
+                    UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
+                    VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
 from .publisher import ExecPublisher
+from .reconcile import ALL, Listings
 from .store import Store
 
 DUPLICATE_ORDER_TEXT = "duplicate order"  # Binance -2010 "Duplicate order sent."
@@ -44,10 +52,12 @@ class Venue(Protocol):
     provider: Provider
     recv_window_ms: int
     fee_scale: int  # scale of the fee mantissas in the venue's reports
+    list_all_from: int  # list every symbol in one request from this many symbols with open orders
 
     def place(self, order: Order) -> None: ...
     def cancel(self, order: Order) -> None: ...
     def query(self, order: Order) -> None: ...
+    def list_open(self, instrument: Instrument | None, request_id: int) -> None: ...  # None: all symbols
 
 
 def order_state(o: Order, consumer: str) -> dict:
@@ -87,6 +97,7 @@ class Engine:
         self.names: dict[int, str] = store.consumer_names()
         self.switch: dict[str, bool] = {}
         self._retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
+        self.listings = Listings(query_backoff_ns, venue.list_all_from)
         self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int]] = []
         self._dirty: dict[str, Order] = {}
         self._buf = np.zeros(256, EVENT)
@@ -207,8 +218,10 @@ class Engine:
         if isinstance(ev, VenueOrderReported):
             self._on_report(ev)
         elif isinstance(ev, VenueOpenOrdersListed):
-            for r in ev.reports:
-                self._on_report(r)
+            self._on_listed(ev)
+        elif isinstance(ev, VenueOpenOrdersFailed):
+            self._inc("exec.reconcile.list_failed")
+            self.listings.failed(ev.request_id, self.clock())
         elif isinstance(ev, VenueRequestRefused):
             self._on_refused(ev)
         elif isinstance(ev, VenueOutcomeUnknown):
@@ -244,8 +257,9 @@ class Engine:
                     return o
         return None
 
-    def _on_report(self, r: VenueOrderReported) -> None:
-        o = self._lookup(r.client_order_ids)
+    def _on_report(self, r: VenueOrderReported, o: Order | None = None) -> None:
+        if o is None:
+            o = self._lookup(r.client_order_ids)
         if o is None:
             self._inc("exec.venue.unknown_order")
             if self.dlq is not None:
@@ -306,6 +320,7 @@ class Engine:
         if o is None:
             return
         if o.status is not ExecStatus.PENDING:
+            self._retry.pop(o.venue_client_order_id, None)  # asking again would not help
             self._inc("exec.venue.desync")
             if self.dlq is not None:
                 self.dlq.put("open_order_not_found_at_venue", priority="high", order=o.venue_client_order_id)
@@ -326,14 +341,52 @@ class Engine:
         backoff = min(max(backoff * 2, self.backoff_min), self.backoff_max)
         self._retry[vcoid] = (self.clock() + backoff, backoff)
 
-    def reconcile(self) -> None:
-        """Query every open order (after a restart or a user-stream reconnect)."""
-        for o in list(self.open.values()):
+    def reconcile(self, *, poll: bool = False) -> None:
+        """List the venue's open orders to reconcile every open order (after a restart or a
+        user-stream reconnect: every scope again, since an older list may predate what the
+        stream missed). `poll` (the stream is down): skip scopes whose list is still out or
+        waiting for its retry."""
+        now = self.clock()
+        scopes = self.listings.scopes(o for o in self.open.values() if o.open)  # (closed: not flushed yet)
+        for scope, orders in scopes.items():
+            if not (poll and self.listings.busy(scope)):
+                self._list(scope, orders, now)
+        if scopes:
+            self._next_poll_ns = now + self.poll_interval_ns  # a poll right after this one adds nothing
+
+    def _list(self, scope, orders: list[Order], now: int) -> None:
+        rid = self.listings.start(scope, (o.venue_client_order_id for o in orders), now)
+        self._inc("exec.reconcile.lists")
+        self.venue.list_open(None if scope is ALL else orders[0].instrument, rid)
+
+    def _on_listed(self, ev: VenueOpenOrdersListed) -> None:
+        """Apply each listed order's report (as a query answer), then query the expected
+        orders the list lacks: they have left the venue's book, or never reached it."""
+        listed = set()
+        for r in ev.reports:
+            if not any(is_ours(c) for c in r.client_order_ids):
+                self._inc("exec.reconcile.foreign")  # another client's order on the same account
+                continue
+            o = self._lookup(r.client_order_ids)
+            if o is not None:
+                listed.add(o.venue_client_order_id)
+            # a list older than what we know (an order closed since) is out of order: ignored
+            self._on_report(r, o)
+        lst = self.listings.answered(ev.request_id)
+        if lst is None:
+            return  # a replaced request: its reports count, a newer list judges what is missing
+        now = self.clock()
+        for vcoid in lst.expect - listed:
+            o = self.open.get(vcoid)
+            if o is None or not o.open or vcoid in self._retry:
+                continue  # closed meanwhile (maybe not flushed yet), or a query of it is out or due
+            self._retry[vcoid] = (now + self.backoff_max * 4, self.backoff_min // 2)  # until an answer reschedules
             self._inc("exec.reconcile.queries")
             self.venue.query(o)
 
     def tick(self) -> int:
-        """Run due queries; poll open orders while the user stream is down. Returns work done."""
+        """Run due queries and list retries; poll (list) open orders while the user stream is
+        down. Returns work done."""
         now = self.clock()
         work = 0
         for vcoid, (due, backoff) in list(self._retry.items()):
@@ -346,9 +399,16 @@ class Engine:
                 self._inc("exec.venue.queries")
                 self.venue.query(o)
                 work += 1
+        for scope in self.listings.due(now):  # a failed list's retry, or an answer that never came
+            orders = self.listings.members(scope, (o for o in self.open.values() if o.open))
+            if orders:
+                self._inc("exec.reconcile.list_retries")
+                self._list(scope, orders, now)
+                work += 1
+            else:
+                self.listings.drop(scope)
         if not self.stream_up and self.open and now >= self._next_poll_ns:
-            self._next_poll_ns = now + self.poll_interval_ns
-            self.reconcile()
+            self.reconcile(poll=True)
             work += 1
         return work
 

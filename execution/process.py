@@ -8,8 +8,9 @@ engine only ever runs on the main thread.
 Start-up order: take the run's execution lock (one execution process per run), load
 instruments (exchangeInfo), open the store and the journal, re-create the ring, apply
 journaled reports the store missed, bind the control socket, start the adapter, and
-reconcile every open order with the venue (queries; repeated while the user stream
-is down). Then write `<run_dir>/exec/ready`.
+reconcile every open order with the venue (openOrders lists, then a query of each
+order missing from them; again on every user-stream connect, and every poll interval
+while the stream is down). Then write `<run_dir>/exec/ready`.
 """
 
 from __future__ import annotations

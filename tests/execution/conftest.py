@@ -1,4 +1,4 @@
-"""Fixtures for execution tests: the simulator and `python -m execution` on top of it."""
+"""Fixtures for execution tests: the engine rig, the simulator and `python -m execution` on top of it."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def execution(run_ctx, sim, reap):
         return p
 
     yield start
+
+
+@pytest.fixture
+def rig(run_ctx):
+    """An engine over a recording venue and a manual clock (rig.py), closed at teardown."""
+    from .rig import Rig
+    r = Rig(run_ctx)
+    try:
+        yield r
+    finally:
+        r.close()

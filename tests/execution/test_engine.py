@@ -1,4 +1,4 @@
-"""The engine with a recording venue, a manual clock, and a real store, journal and ring."""
+"""The engine with a recording venue, a manual clock, and a real store, journal and ring (rig.py)."""
 
 from __future__ import annotations
 
@@ -6,65 +6,16 @@ import numpy as np
 import pytest
 
 from events import EVENT, ExecStatus as S
-from execution.engine import Engine
-from execution.ids import venue_client_order_id
-from execution.limits import LimitBook
 from execution.model import (CancelOrder, QueryOrder, SetTradingMode, SubmitOrder, UserStreamConnected,
                              UserStreamDisconnected, VenueOrderNotFound, VenueOutcomeUnknown,
                              VenueRequestRefused)
-from execution.publisher import ExecPublisher
-from execution.store import Store, consumer_id_of
+from execution.store import consumer_id_of
 from shm import RingReader
 
-from .fakes import Clock, RecordingVenue, registry, report
+from .fakes import report
+from .rig import Rig, vc
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Rig:
-    """An engine and everything around it, re-creatable over the same run directory."""
-
-    def __init__(self, run_ctx, limits=None):
-        self.ctx = run_ctx
-        self.clock = Clock()
-        self.limits = limits
-        self.start()
-
-    def start(self):
-        self.venue = RecordingVenue()
-        self.store = Store(self.ctx.path("exec", "orders.sqlite"), registry(), synchronous="NORMAL")
-        self.pub = ExecPublisher(self.ctx, capacity=64, sync=False)
-        self.engine = Engine(self.store, self.pub, self.venue, clock=self.clock, limits=LimitBook(self.limits))
-        self.engine.recover()
-        self.engine.on_venue(UserStreamConnected())  # queries every open order, as a real start does
-
-    def restart(self):
-        self.pub.close()
-        self.store.close()
-        self.start()
-
-    def close(self):
-        self.pub.close()
-        self.store.close()
-
-    def limit(self, coid, qty="0.01", price="30000", side="buy", tif="GTC", consumer="c1"):
-        return self.engine.submit(SubmitOrder(consumer, coid, "BTC-USDT", side, "limit", tif, qty, price))
-
-    def journal(self) -> np.ndarray:
-        return self.pub.journal.read(1, 10_000)
-
-
-@pytest.fixture
-def rig(run_ctx):
-    r = Rig(run_ctx)
-    try:
-        yield r
-    finally:
-        r.close()
-
-
-def vc(coid, consumer="c1"):
-    return venue_client_order_id(consumer_id_of(consumer), coid)
 
 
 def test_a_new_order_is_persisted_before_it_is_sent_and_answered_accepted(rig):
@@ -259,15 +210,18 @@ def test_a_cancel_report_naming_the_cancel_id_first_finds_the_order_by_its_origi
     assert S(rig.journal()["exec"]["status"][0]) is S.CANCELLED
 
 
-def test_stream_reconnect_and_restart_reconcile_every_open_order(rig):
+def test_stream_reconnect_and_polling_while_down_list_the_open_orders(rig):
     rig.limit("o-1")
     rig.limit("o-2")
     rig.engine.on_venue(UserStreamConnected())
-    assert rig.venue.count("query") == 2
+    assert rig.venue.lists == [("BTC-USDT", 1)] and rig.venue.count("query") == 0
     rig.engine.on_venue(UserStreamDisconnected("gone"))
     rig.clock.advance(2)
     rig.engine.tick()  # polls while the stream is down
-    assert rig.venue.count("query") == 4
+    assert rig.venue.count("list") == 1  # still out: a poll does not pile lists up
+    rig.clock.advance(8)
+    rig.engine.tick()  # no answer within 4 x the longest backoff: listed again
+    assert rig.venue.count("list") == 2 and rig.venue.count("query") == 0
 
 
 def test_recovery_applies_journaled_reports_the_store_missed(rig):

@@ -32,7 +32,7 @@ from bench.common import log
 
 VENUES = ("binance-spot", "okx")
 MD_KINDS = (1, 2, 3)  # Kind.BOOK, TRADE, TICKER
-RESET = 1 | 2         # HeaderFlag.SNAPSHOT | RESYNCED
+RESET = 1 | 2 | 4     # HeaderFlag.SNAPSHOT | RESYNCED | REPLAYED (a stream restarts, or state re-sent)
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -122,8 +122,9 @@ def recover_ingest(run: PipelineRun, probe: Probe, k: Kill, venue: str, with_dis
     after the kill arriving:
       "coalesced"  dispatch coalesced the flagged book away in the probe's full ring;
       "unflagged"  only when dispatch was killed too: a new dispatch reads the ingest
-                   rings from their newest record, so flagged books the new ingest wrote
-                   before it attached are never routed (dispatch/process.py)."""
+                   rings from their newest record, seeding each stream with only its newest
+                   book (REPLAYED, dispatch/seed.py), so a flagged book the new ingest wrote
+                   before it attached is routed only if nothing newer followed it."""
     def back():
         if probe.resynced_after(venue, k.wall_ns):
             return "flagged"

@@ -311,7 +311,8 @@ class Probe(threading.Thread):
                 self.counts[(p, i, k)] = self.counts.get((p, i, k), 0) + len(recs)
                 if k != Kind.MERGED:    # re-sent state (REPLAYED: dispatch's last book of a stream) may repeat
                     fresh = recs[(recs["flags"] & int(HeaderFlag.REPLAYED)) == 0]
-                    self._order(p, i, k, fresh["seq_provider"], now)
+                    if len(fresh):
+                        self._order(p, i, k, fresh["seq_provider"], now)
             for rec in md[md["kind"] == Kind.BOOK]:
                 key = (int(rec["provider"]), int(rec["instrument"]))
                 self.last_book[key] = (now, int(rec["ingest_ts_ns"]))

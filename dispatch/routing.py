@@ -80,12 +80,16 @@ class RoutingTable:
     # -- plain subscriptions ---------------------------------------------------------
 
     def subscribe(self, sub: Subscriber, instrument: int, providers, kinds) -> bool:
-        """Add (instrument, each provider, each kind); True when something changed."""
+        """Add (instrument, each provider, each kind); True when something changed.
+
+        An entry an existing one already covers (okx books under "all of BTC") changes
+        nothing; a wider entry replaces the narrower ones it covers, so a listing shows
+        each thing received once."""
         entries = {(instrument, p, k) for p in (providers or (ANY,)) for k in (kinds or (ANY,))}
-        new = entries - sub.plain
+        new = {e for e in entries if not any(_covers(x, e) for x in sub.plain)}
         if not new:
             return False
-        sub.plain |= new
+        sub.plain = {x for x in sub.plain if not any(_covers(e, x) for e in new)} | new
         self._changed()
         return True
 
@@ -206,6 +210,11 @@ class RoutingTable:
             merged.append({"symbol": sym(inst), "providers": [Provider(p).slug for p in provs]})
         return {"subscriptions": [{"symbol": s, "provider": p, "kind": k} for s, p, k in plain],
                 "merged": merged}
+
+
+def _covers(wide: tuple, entry: tuple) -> bool:
+    """Plain entry `wide` receives everything plain entry `entry` does."""
+    return wide[0] == entry[0] and wide[1] in (ANY, entry[1]) and wide[2] in (ANY, entry[2])
 
 
 def _narrow(entry: tuple, providers, kinds) -> set | None:

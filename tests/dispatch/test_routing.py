@@ -95,3 +95,24 @@ def test_narrowing_then_subscribing_the_wildcard_again_receives_everything(table
     rt.unsubscribe(sub, BTC, (OKX,), None)
     assert rt.subscribe(sub, BTC, None, None)
     assert receives(rt, streams, sub, OKX, TRADE)
+
+
+def test_subscribing_what_a_wildcard_covers_changes_nothing(table):
+    rt, streams, sub = table
+    assert rt.subscribe(sub, BTC, None, None)
+    v = rt.version
+    assert not rt.subscribe(sub, BTC, (OKX,), (BOOK,))
+    assert not rt.subscribe(sub, BTC, (OKX,), None)
+    assert rt.version == v and listed(rt, sub) == {("BTC-USDT", "*", "*")}
+
+
+def test_a_wider_subscription_replaces_the_narrower_ones_it_covers(table):
+    rt, streams, sub = table
+    assert rt.subscribe(sub, BTC, (OKX,), (BOOK,))
+    assert rt.subscribe(sub, BTC, (BIN,), (TRADE,))
+    assert rt.subscribe(sub, ETH, (OKX,), (BOOK,))
+    assert rt.subscribe(sub, BTC, (OKX,), None)          # covers okx books, not binance trades
+    assert len(sub.plain) == 3
+    assert rt.subscribe(sub, BTC, None, None)
+    assert sub.plain == {(BTC, 0, 0), (ETH, OKX, BOOK)}
+    assert receives(rt, streams, sub, OKX, BOOK) and receives(rt, streams, sub, BIN, TRADE)

@@ -13,7 +13,9 @@ and ingest passes the venue's own numbers. So each stream has a mode:
 - PROBE, every new stream (mode "auto"): treated as GAPLESS for its first
   `probe_records` records; a gap that does not resolve in that time marks the stream
   SPARSE (its numbers skip), otherwise it becomes GAPLESS. So a sparse stream pays the
-  lateness once, at its start. `order_mode` "gapless" or "monotonic" fixes the mode.
+  lateness once, at its start, unless ingest declared it: a new stream whose first
+  record is flagged SPARSE_SEQ (books and tickers of every venue) is SPARSE at once.
+  `order_mode` "gapless" or "monotonic" fixes the mode.
 
 When a source's ring lapped dispatch (records lost unread), its streams stop waiting
 for the gaps that loss left (`skip_gaps`). In every mode a record at or below the last
@@ -35,6 +37,7 @@ from .raw import row
 from .streams import NO_SEQ, BatchIndex, Streams
 
 RESET_FLAGS = int(HeaderFlag.SNAPSHOT) | int(HeaderFlag.RESYNCED)
+SPARSE_SEQ = int(HeaderFlag.SPARSE_SEQ)
 PROBE, GAPLESS, SPARSE = 0, 1, 2
 MODES = {"auto": PROBE, "gapless": GAPLESS, "monotonic": SPARSE}
 
@@ -74,9 +77,14 @@ class Orderer:
             st.mode[groups[st.seen[groups] == 0]] = self.initial_mode
         seq = batch["seq_provider"][ix.order]
         last = st.last_seq[groups]
+        new = last == NO_SEQ
+        if self.initial_mode == PROBE and new.any():   # declared sparse by ingest: no probe
+            first = ix.order[ix.starts]
+            declared = new & (st.seen[groups] == 0) & ((batch["flags"][first] & SPARSE_SEQ) != 0)
+            st.mode[groups[declared]] = SPARSE
         prev = np.empty_like(seq)
         prev[1:] = seq[:-1]
-        prev[ix.starts] = np.where(last == NO_SEQ, seq[ix.starts] - 1, last)
+        prev[ix.starts] = np.where(new, seq[ix.starts] - 1, last)
         sparse = st.mode[groups] == SPARSE
         if sparse.any():
             ok = np.where(np.repeat(sparse, counts), seq > prev, seq == prev + 1)

@@ -66,6 +66,7 @@ class HeaderFlag(IntEnum):
     SNAPSHOT = 1      # the book was just (re)built from a snapshot
     RESYNCED = 2      # first book after a resync
     REPLAYED = 4      # replayed from a recording or a journal, or state re-sent (dispatch: a stream's last book / ticker to a new subscriber, or after its own restart)
+    SPARSE_SEQ = 8    # this stream's seq_provider skips values (venue update ids, timestamps): a gap is no loss
 
 
 class Side(IntEnum):

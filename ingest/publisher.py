@@ -16,7 +16,8 @@ sees the remaining records in frame order.
 
 Header fields filled here (events.records.HEADER):
   schema_version  events.SCHEMA_VERSION      kind, provider  Kind / Provider values
-  flags           HeaderFlag bits (SNAPSHOT, RESYNCED, REPLAYED)
+  flags           HeaderFlag bits (SNAPSHOT, RESYNCED, REPLAYED; SPARSE_SEQ on the kinds the
+                  adapter declared sparse, `declare_sparse`)
   instrument      Instrument.id              consumer_id     0
   seq_provider    the venue's sequence (given by the adapter)
   ingest_ts_ns    time.time_ns() at receipt  event_ts_ns     venue event time (0: none)
@@ -32,7 +33,7 @@ import struct
 
 import numpy as np
 
-from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, IdSource, Kind, event_id
+from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag, IdSource, Kind, event_id
 
 from .book import Book
 
@@ -87,6 +88,7 @@ class Publisher:
         self.writer = writer
         self.sink = sink
         self.flags = flags
+        self.book_flags = self.trade_flags = self.ticker_flags = flags   # flags + SPARSE_SEQ per kind
         self.stage = np.zeros(batch, EVENT)
         self._buf = memoryview(self.stage.view(np.uint8))
         self._cap = batch
@@ -110,13 +112,24 @@ class Publisher:
         self.fillers: list = []       # called first by flush(): they fill claimed rows
         self._dropped: list[int] = []
 
+    def declare_sparse(self, kinds) -> None:
+        """Flag the records of these kinds SPARSE_SEQ: the venue's sequence of each of their
+        streams skips values (update ids, timestamps), so dispatch need not wait for gaps
+        (it would otherwise probe each new stream). Call before the first record."""
+        sparse = {int(k) for k in kinds}
+        bit = int(HeaderFlag.SPARSE_SEQ)
+        self.book_flags = self.flags | (bit if K_BOOK in sparse else 0)
+        self.trade_flags = self.flags | (bit if K_TRADE in sparse else 0)
+        self.ticker_flags = self.flags | (bit if K_TICKER in sparse else 0)
+        self._templates.clear()
+
     def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
              event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
         """Stage the top `depth` levels of `book` as one BOOK record."""
         n = self.n
         at = n * RECORD_BYTES
         nb, na = book.write_top(self._buf, at + BOOK_HEAD.size, depth, BOOK_DEPTH)
-        BOOK_HEAD.pack_into(self._buf, at, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.flags,
+        BOOK_HEAD.pack_into(self._buf, at, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.book_flags,
                             instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale,
                             book.last_update_id)
         self.books += 1
@@ -129,7 +142,7 @@ class Publisher:
         """Stage one TRADE record (`side`: events.Side of the taker)."""
         n = self.n
         TRADE_PADDED.pack_into(
-            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.flags,
+            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.trade_flags,
             instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz, side, px_scale, sz_scale)
         self.trades += 1
         self.n = n = n + 1
@@ -141,7 +154,7 @@ class Publisher:
                update_id: int, _pack=TICKER_PADDED.pack_into, _kind=K_TICKER) -> None:
         """Stage one TICKER record (best bid / ask as the venue reported it)."""
         n = self.n
-        _pack(self._buf, n * 768, SCHEMA_VERSION, _kind, self.provider, self.flags, instrument, 0,
+        _pack(self._buf, n * 768, SCHEMA_VERSION, _kind, self.provider, self.ticker_flags, instrument, 0,
               seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id, px_scale, sz_scale)
         self.tickers += 1
         self.n = n = n + 1
@@ -170,7 +183,7 @@ class Publisher:
                   ask_sz: int, update_id: int) -> None:
         """Write one TICKER record into claimed `row` (as `ticker` does at the end)."""
         TICKER_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider,
-                                self.flags, instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz,
+                                self.ticker_flags, instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz,
                                 ask_px, ask_sz, update_id, px_scale, sz_scale)
         self.tickers += 1
 
@@ -178,7 +191,7 @@ class Publisher:
                  ingest_ns: int, event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
         """Write one TRADE record into claimed `row` (as `trade` does at the end)."""
         TRADE_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider,
-                               self.flags, instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz,
+                               self.trade_flags, instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz,
                                side, px_scale, sz_scale)
         self.trades += 1
 
@@ -189,7 +202,8 @@ class Publisher:
         t = self._templates.get(key)
         if t is None:   # header constants, 3 header times, 5 (ticker) or 4 (trade) payload ints
             zeros = (0,) * (8 if kind == K_TICKER else 7)
-            t = np.frombuffer(st.pack(SCHEMA_VERSION, kind, self.provider, self.flags, instrument, 0,
+            kflags = self.ticker_flags if kind == K_TICKER else self.trade_flags
+            t = np.frombuffer(st.pack(SCHEMA_VERSION, kind, self.provider, kflags, instrument, 0,
                                       *zeros, px_scale, sz_scale), np.uint8)
             assert len(t) == _SHORT
             self._templates[key] = t

@@ -173,6 +173,19 @@ def test_auto_mode_finds_a_sparse_stream_by_its_first_unresolved_gap(rig):
     assert r.core.orderer.counts["sparse_streams"] == 1
 
 
+def test_a_stream_ingest_declares_sparse_passes_at_once_without_a_probe(rig):
+    from dispatch.ordering import SPARSE
+
+    r = subscribed(rig)                                    # order_mode="auto"
+    sparse = int(HeaderFlag.SPARSE_SEQ)
+    r.step(records(OKX, BTC, Kind.BOOK, [100, 107, 115], flags=sparse))
+    assert seqs_of(r.read("a")) == [100, 107, 115]         # no lateness paid
+    s = r.core.streams.find(r.core.streams.keys[0])
+    assert r.core.streams.mode[s] == SPARSE and r.core.orderer.counts["gap_unresolved"] == 0
+    r.step(records(OKX, BTC, Kind.TRADE, [1, 3]))          # an undeclared stream still probes
+    assert seqs_of(r.read("a")) == [1]
+
+
 def test_auto_mode_keeps_waiting_for_gaps_in_a_gap_free_stream(rig):
     from dispatch.ordering import GAPLESS
 

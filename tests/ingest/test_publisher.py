@@ -166,3 +166,23 @@ def test_ids_are_the_same_one_by_one_and_by_numpy(n):
         event_id(int(Provider.OKX), int(r["kind"]), int(r["instrument"]), int(r["seq_provider"])) for r in recs]
     trace = [int(x) for x in recs["trace_id"]]
     assert trace == list(range(trace[0], trace[0] + n + 1))
+
+
+def test_declared_sparse_kinds_carry_the_flag_on_every_path():
+    sink = Collector()
+    pub = Publisher(Provider.BINANCE_SPOT, sink=sink, batch=64, flags=int(HeaderFlag.REPLAYED))
+    pub.declare_sparse((Kind.BOOK, Kind.TICKER))
+    pub.book(1, 2, 4, 1, 1, 1, _book(), 20, int(HeaderFlag.SNAPSHOT))
+    pub.ticker(1, 2, 4, 2, 1, 1, 1, 1, 2, 1, 2)
+    pub.trade(1, 2, 4, 3, 1, 1, 3, 100, 1, 1)
+    rows: list[int] = []
+    for _ in range(3):
+        pub.claim(rows)
+    pub.fill_tickers(rows[:2], 1, 2, 4, [4, 5], [1, 1], 0, [1, 1], [1, 1], [2, 2], [1, 1], [4, 5])
+    pub.trade_at(rows[2], 1, 2, 4, 6, 1, 1, 6, 100, 1, 1)
+    pub.flush()
+    sparse, replayed = int(HeaderFlag.SPARSE_SEQ), int(HeaderFlag.REPLAYED)
+    got = [(int(r["kind"]), int(r["flags"])) for r in sink.records]
+    assert got == [(Kind.BOOK, sparse | replayed | int(HeaderFlag.SNAPSHOT)), (Kind.TICKER, sparse | replayed),
+                   (Kind.TRADE, replayed), (Kind.TICKER, sparse | replayed), (Kind.TICKER, sparse | replayed),
+                   (Kind.TRADE, replayed)]

@@ -30,7 +30,7 @@ import time
 
 import orjson
 
-from events import BadInput, UnknownInstrument
+from events import BadInput, Kind, UnknownInstrument
 from ...report import book_view
 
 from .deferred import RUN, Deferred, ticker_values, trade_values
@@ -53,6 +53,9 @@ class BinanceAdapter:
         self.provider = provider
         self.market = MARKETS[provider]
         self.pub = publisher
+        # sparse sequences: depth and bookTicker carry the update id `u`, which skips
+        # (trade / aggTrade ids count up by one)
+        publisher.declare_sparse((Kind.BOOK, Kind.TICKER))
         self.report = report
         self.io = io
         self.timers = timers

@@ -22,7 +22,7 @@ import time
 
 import orjson
 
-from events import BadInput, Side, UnknownInstrument
+from events import BadInput, Kind, Side, UnknownInstrument
 from ..resubscribe import ResubscribingAdapter
 
 from .markets import DEFAULT_BOOK_DEPTH, WS_PATH
@@ -40,6 +40,8 @@ class KrakenAdapter(ResubscribingAdapter):
                  clock=time.monotonic_ns, ignore=(), book_depth: int = DEFAULT_BOOK_DEPTH):
         self.provider = provider
         self.pub = publisher
+        # sparse sequences: every sequence here is a timestamp
+        publisher.declare_sparse((Kind.BOOK, Kind.TICKER, Kind.TRADE))
         self.report = report
         self.io = io
         self.timers = timers

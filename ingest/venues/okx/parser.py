@@ -26,7 +26,7 @@ import time
 
 import orjson
 
-from events import BadInput, Side, UnknownInstrument
+from events import BadInput, Kind, Side, UnknownInstrument
 from ..resubscribe import ResubscribingAdapter
 
 from .markets import WS_PATH
@@ -52,6 +52,8 @@ class OkxAdapter(ResubscribingAdapter):
                  clock=time.monotonic_ns, ignore=()):
         self.provider = provider
         self.pub = publisher
+        # sparse sequences: books seqId and the ts-based ones skip (tradeId: dispatch finds out)
+        publisher.declare_sparse((Kind.BOOK, Kind.TICKER))
         self.report = report
         self.io = io
         self.timers = timers

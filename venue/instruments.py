@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Entries of the `fmt` memo. A random-walking market keeps meeting new prices and level
+# sizes (10 instruments at 110 steps/s: 255k distinct ones in 5 min), so a memo big enough
+# to hold them all grows for as long as the market runs. Measured on that load: 16384
+# entries (~4.7 MiB) answer 97% of the calls; 262144 entries (~75 MiB) answered 99%.
+FMT_CACHE_SIZE = 1 << 14
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -81,12 +87,13 @@ def default_instruments(count: int) -> list[Instrument]:
     return out
 
 
-@lru_cache(maxsize=1 << 18)
-def fmt(mantissa: int, decimals: int, fixed: int | None = None) -> str:
-    """Format a mantissa as a decimal string (memoized: prices and sizes repeat).
+def format_decimal(mantissa: int, decimals: int, fixed: int | None = None) -> str:
+    """Format a mantissa as a decimal string, without memoizing it.
 
-    With `fixed`, pad to exactly that many decimals (Binance spot: 8); without it,
-    drop trailing zeros and a bare point (OKX style: "30316", "0.0012").
+    For running totals (24h volume, an order's cumulative quote): each value
+    appears once, so a memo would only fill up with them. With `fixed`, pad to
+    exactly that many decimals (Binance spot: 8); without it, drop trailing
+    zeros and a bare point (OKX style: "30316", "0.0012").
     """
     if fixed is not None:
         if fixed < decimals:
@@ -96,6 +103,12 @@ def fmt(mantissa: int, decimals: int, fixed: int | None = None) -> str:
     if decimals:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+@lru_cache(maxsize=FMT_CACHE_SIZE)
+def fmt(mantissa: int, decimals: int, fixed: int | None = None) -> str:
+    """Format a price or a level size, memoized (they repeat); see format_decimal."""
+    return format_decimal(mantissa, decimals, fixed)
 
 
 def _fixed(mantissa: int, decimals: int) -> str:

@@ -34,7 +34,7 @@ from .book import ASK, BID, rewind
 from .control import reply
 from .faults import DiffRouter, FaultBox, normalize
 from .hub import Client, Hub
-from .instruments import Instrument, fmt, resolve
+from .instruments import Instrument, fmt, format_decimal, resolve
 from .market import BookDriver, Trade
 
 NAME = "okx"
@@ -201,7 +201,7 @@ class OkxVenue:
                 "bidPx": fmt(bid, pd) if bid else "", "bidSz": fmt(book.total[BID][bid], qd) if bid else "",
                 "open24h": fmt(feed.open, pd), "high24h": fmt(feed.high, pd), "low24h": fmt(feed.low, pd),
                 "sodUtc0": fmt(feed.open, pd), "sodUtc8": fmt(feed.open, pd),
-                "volCcy24h": fmt(feed.vol_ccy, pd + qd), "vol24h": fmt(feed.vol, qd),
+                "volCcy24h": format_decimal(feed.vol_ccy, pd + qd), "vol24h": format_decimal(feed.vol, qd),
                 "ts": str(now_ms())}
         return orjson.dumps({"arg": {"channel": "tickers", "instId": inst.canonical}, "data": [data]})
 

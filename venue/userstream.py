@@ -31,7 +31,7 @@ from .book import BID
 from .control import reply
 from .faults import FaultBox
 from .hub import Client, Hub
-from .instruments import fmt
+from .instruments import fmt, format_decimal
 from .matching import ExecEvent, Order
 
 ZERO8 = "0.00000000"
@@ -48,11 +48,14 @@ def qty8(order: Order, mantissa: int) -> str:
 
 
 def quote8(order: Order, mantissa: int) -> str:
-    """Format a price*qty amount with 8 decimals (truncating finer digits)."""
+    """Format a price*qty amount with 8 decimals (truncating finer digits).
+
+    Not memoized: cumulative quote amounts rarely repeat.
+    """
     decimals = order.inst.price_decimals + order.inst.qty_decimals
     if decimals > 8:
-        return fmt(mantissa // 10 ** (decimals - 8), 8, 8)
-    return fmt(mantissa, decimals, 8)
+        return format_decimal(mantissa // 10 ** (decimals - 8), 8, 8)
+    return format_decimal(mantissa, decimals, 8)
 
 
 def commission_asset(order: Order) -> str:

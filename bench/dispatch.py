@@ -38,20 +38,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from events import EVENT, SCHEMA_VERSION, Kind
+from events import EVENT, SCHEMA_VERSION, Kind, event_ids
 from events.instruments import instrument_id
 
 SYMBOLS = [f"C{i}-USDT" for i in range(10)]
 PROVIDERS = (1, 4)
 DISPATCH_ARGS = os.environ.get("BENCH_DISPATCH_ARGS", "").split()
 KINDS = (Kind.BOOK, Kind.TRADE, Kind.TICKER)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
 
 
 def synth(n: int, seq0: np.ndarray | None = None, providers=PROVIDERS):
@@ -66,10 +59,7 @@ def synth(n: int, seq0: np.ndarray | None = None, providers=PROVIDERS):
     out["provider"], out["instrument"], out["kind"] = st[sid, 0], st[sid, 1], st[sid, 2]
     seq = seq0[sid] + np.arange(n) // m + 1
     out["seq_provider"] = seq
-    key = ((st[sid, 0].astype(np.uint64) << np.uint64(48)) ^ (st[sid, 2].astype(np.uint64) << np.uint64(32))
-           ^ st[sid, 1].astype(np.uint64))
-    with np.errstate(over="ignore"):
-        out["event_id"] = _mix64(key ^ _mix64(seq.astype(np.uint64))) | np.uint64(1)
+    out["event_id"] = event_ids(st[sid, 0], st[sid, 2], st[sid, 1], seq)
     out["trace_id"] = np.arange(n)
     return out, seq0 + np.bincount(sid, minlength=m)
 

@@ -14,7 +14,7 @@ Modules: `records` (dtypes), `kinds` (enums), `fixed` (decimal <-> fixed point),
 from .errors import (BadInput, Closed, DecimalError, Desync, MelticaError, PeerGone,
                      UnknownInstrument, VenueRefused)
 from .fixed import rescale, to_decimal, to_decimal_fixed, to_mantissa
-from .ids import IdSource, event_id, trace_ids
+from .ids import IdSource, event_id, event_ids, trace_ids
 from .instruments import Instrument, Registry, instrument_id, split_symbol
 from .kinds import (SCHEMA_VERSION, Command, ExecStatus, HeaderFlag, Kind, OrderType, Provider,
                     ResultStatus, Side, TimeInForce)
@@ -27,7 +27,7 @@ __all__ = [
     "MelticaError", "BadInput", "DecimalError", "UnknownInstrument", "PeerGone", "Closed",
     "VenueRefused", "Desync",
     "to_mantissa", "to_decimal", "to_decimal_fixed", "rescale",
-    "event_id", "IdSource", "trace_ids",
+    "event_id", "event_ids", "IdSource", "trace_ids",
     "Instrument", "Registry", "instrument_id", "split_symbol",
     "SCHEMA_VERSION", "Kind", "Provider", "HeaderFlag", "Side", "OrderType", "TimeInForce",
     "ExecStatus", "Command", "ResultStatus",

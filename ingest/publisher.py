@@ -33,7 +33,7 @@ import struct
 
 import numpy as np
 
-from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag, IdSource, Kind, event_id
+from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag, IdSource, Kind, event_id, event_ids
 
 from .book import Book
 
@@ -53,27 +53,6 @@ TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
 TICKER_PADDED = struct.Struct(_HEADER + "qqqqqbb6x" + f"{_SHORT - TICKER_STRUCT.size}x")
 K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
 SMALL = 24   # a flush of fewer records computes their ids one by one (numpy's fixed cost is higher)
-_U64 = np.uint64
-_C0, _C1, _C2 = _U64(0x9E3779B97F4A7C15), _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
-_S27, _S30, _S31, _S32, _S48 = (_U64(v) for v in (27, 30, 31, 32, 48))
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """events.ids.mix64 over a uint64 array (numpy uint64 arithmetic wraps mod 2**64)."""
-    x = x + _C0
-    x = (x ^ (x >> _S30)) * _C1
-    x = (x ^ (x >> _S27)) * _C2
-    return x ^ (x >> _S31)
-
-
-def event_ids(provider: int, kind: np.ndarray, instrument: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """events.event_id for arrays of kinds, instruments and int64 sequences; same values."""
-    key = (_U64(provider & 0xFFFF) << _S48) ^ (kind.astype(_U64) << _S32) ^ instrument.astype(_U64)
-    with np.errstate(over="ignore"):
-        ids = _mix64(key ^ _mix64(seq.view(_U64)))
-    ids[ids == 0] = 1
-    return ids
-
 
 class Publisher:
     """Stage canonical records of one provider and flush them to a ring (or a sink).

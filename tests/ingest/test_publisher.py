@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
 from ingest.book import Book
-from ingest.publisher import SMALL, Publisher, event_ids
+from ingest.publisher import SMALL, Publisher
 from shm import RingReader, RingWriter
 
 from .helpers import Collector
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@settings(max_examples=200, deadline=None)
-@given(provider=st.integers(0, 0xFFFF), kinds=st.lists(st.integers(1, 7), min_size=1, max_size=8),
-       instrument=st.integers(0, 0xFFFFFFFF), seq=st.integers(-(1 << 63), (1 << 63) - 1))
-def test_batch_event_ids_equal_events_event_id(provider, kinds, instrument, seq):
-    n = len(kinds)
-    got = event_ids(provider, np.array(kinds, np.uint16), np.full(n, instrument, np.uint32),
-                    np.full(n, seq, np.int64))
-    assert [int(x) for x in got] == [event_id(provider, k, instrument, seq) for k in kinds]
 
 
 def _book():

@@ -16,6 +16,9 @@ Venues (one aiohttp app and one port each; see the modules for every route):
   okx           REST /api/v5/public/instruments, /time; WS /ws/v5/public with
                 books (snapshot + updates, checksum, seqId/prevSeqId), trades,
                 tickers, ping/pong (okx.py)
+  kraken        WS v1 at / (no REST): subscribe/unsubscribe with subscriptionStatus,
+                book-N (snapshot, updates cut to N, CRC32 "c"), trade, spread,
+                heartbeat, ping/pong (kraken.py)
 
 Market (market.py, book.py): seeded, deterministic; one random-walk mid per
 instrument shared by every venue (plus a small per-venue offset); level churn
@@ -25,7 +28,7 @@ Matching (matching.py): price-time priority against the synthetic levels and
 other user orders; LIMIT GTC/IOC/FOK and MARKET; resting orders fill as the
 synthetic market trades into them or moves through their price.
 Faults (faults.py): gap, duplicate, reorder, malformed, stale_snapshot, checksum
-(OKX), stall, disconnect; order path: drop_response, delay_response,
+(OKX, Kraken), stall, disconnect; order path: drop_response, delay_response,
 disconnect_userstream, duplicate_report; at start or via POST /_sim/fault.
 Control (control.py): /_sim/fault, /_sim/stats, /_sim/step on every venue app,
 and GET /_sim/orders on binance-spot (every order received, counts per id).

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     p = argparse.ArgumentParser(
         prog="python -m venue",
-        description="Local exchange speaking Binance spot, Binance USD-M and OKX wire formats.")
+        description="Local exchange speaking Binance spot, Binance USD-M, OKX and Kraken wire formats.")
     p.add_argument("--venues", default=",".join(VENUES),
                    help="comma-separated venues (default: %(default)s)")
     p.add_argument("--instruments", type=int, default=4, help="number of instruments (default 4)")
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=400, help="book levels per side (default 400)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port-base", type=int, default=0,
-                   help="ports N, N+1, N+2 for binance-spot, binance-usdm, okx (default: ephemeral)")
+                   help="ports N..N+3 for binance-spot, binance-usdm, okx, kraken (default: ephemeral)")
     p.add_argument("--replay", metavar="DATASET", help="serve a recorded dataset instead")
     p.add_argument("--replay-venue", choices=VENUES, help="venue of the dataset (default: from meta.json)")
     p.add_argument("--replay-speed", type=float, default=1.0,

@@ -9,9 +9,9 @@ Market-data faults (every venue):
                                         before the next diff (sequence ids untouched)
   stale_snapshot  symbol?, count=1, lag=1000
                                         the next snapshot (Binance REST depth, OKX
-                                        books subscribe) is `lag` diffs old
-  checksum        symbol?, count=1      OKX only: the next books message carries a
-                                        wrong checksum (book content unchanged)
+                                        books subscribe) is `lag` diffs old; not Kraken
+  checksum        symbol?, count=1      OKX and Kraken: the next book message carries
+                                        a wrong checksum (book content unchanged)
   stall           symbol?, seconds=5, drop=false
                                         stop sending on every open market-data socket
                                         without closing it; held frames are sent after

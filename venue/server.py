@@ -24,11 +24,12 @@ from .control import add_control_routes
 from .faults import FaultError
 from .instruments import Instrument, default_instruments
 from .market import Market
+from .kraken import NAME as KRAKEN, KrakenVenue
 from .okx import NAME as OKX, OkxVenue
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
 from .replay import Dataset, Replayer, read_meta
 
-VENUES = (SPOT, USDM, OKX)
+VENUES = (SPOT, USDM, OKX, KRAKEN)
 log = logging.getLogger("venue")
 
 
@@ -50,7 +51,7 @@ def replay_venue_of(meta: dict[str, Any]) -> str:
 
 
 class Simulator:
-    """A local exchange: Binance spot, Binance USD-M and OKX on loopback ports."""
+    """A local exchange: Binance spot, Binance USD-M, OKX and Kraken on loopback ports."""
 
     def __init__(self, venues: Iterable[str] = VENUES, instruments: int | list[Instrument] = 4,
                  rate: float = 20.0, seed: int = 1, depth: int = 400, host: str = "127.0.0.1",
@@ -79,6 +80,8 @@ class Simulator:
             self.replay_venue = replay_venue or replay_venue_of(read_meta(replay))
             if self.replay_venue not in VENUES:
                 raise SimulatorError(f"unknown replay venue: venue={self.replay_venue!r}")
+            if self.replay_venue == KRAKEN:
+                raise SimulatorError("replay is not supported for kraken (synthetic only)")
             if self.replay_venue not in self.venue_names:
                 self.venue_names.append(self.replay_venue)
             self._dataset = Dataset(replay, "okx" if self.replay_venue == OKX else "binance")
@@ -223,6 +226,8 @@ class Simulator:
             drivers = {i.canonical: self.market.driver(name, i.canonical) for i in insts}
         if name == OKX:
             return OkxVenue(insts, drivers, replay)
+        if name == KRAKEN:
+            return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)
         if name == SPOT and replay is None:
             OrdersApi(venue, self.api_key, self.api_secret)

@@ -51,6 +51,11 @@ def test_prints_endpoints_serves_and_stops_on_signal(tmp_path, sig):
 
 
 def test_bad_arguments_fail_with_a_message():
-    proc = _run("--venues", "kraken")
-    assert proc.wait(timeout=30) == 2
-    assert b"unknown venue" in proc.stderr.read()
+    proc = _run("--venues", "bitmex")
+    try:
+        assert proc.wait(timeout=30) == 2
+        assert b"unknown venue" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:   # it started after all: do not leave it running
+            proc.kill()
+            proc.wait()

@@ -211,7 +211,7 @@ typedef struct {
     PyObject_HEAD
     Side bid, ask;
     int px_scale, sz_scale;
-    int keep_text;
+    char keep_text;      /* a char: the T_BOOL member reads one byte */
     long long last_update_id;
 } Book;
 
@@ -375,7 +375,7 @@ Book_init(Book *self, PyObject *args, PyObject *kwds)
     side_clear(&self->ask);
     self->px_scale = px;
     self->sz_scale = sz;
-    self->keep_text = keep;
+    self->keep_text = (char)keep;
     self->last_update_id = 0;
     return 0;
 }

@@ -146,6 +146,23 @@ class FaultBox:
         self.armed.append(Armed(spec["fault"], spec.get("symbol"), spec["count"], params))
         self.count_injected(spec["fault"])
 
+    def apply(self, spec: dict[str, Any], hub, disconnects: dict | None = None) -> None:
+        """Apply a normalized fault: the immediate ones on the venue's connections
+        ("disconnect", "stall" on `hub`; each of `disconnects`, a fault name -> another hub,
+        closes that hub's connections), or arm a counted one."""
+        name = spec["fault"]
+        if name == "disconnect":
+            self.count_injected(name)
+            self.count_applied(name, hub.close_all(spec["abrupt"]))
+        elif name == "stall":
+            self.count_injected(name)
+            self.count_applied(name, hub.stall_all(spec["seconds"], spec.get("symbol"), spec["drop"]))
+        elif disconnects and name in disconnects:
+            self.count_injected(name)
+            self.count_applied(name, disconnects[name].close_all(spec["abrupt"]))
+        else:
+            self.arm(spec)
+
     def count_injected(self, name: str) -> None:
         """Count one injection (immediate faults count here too)."""
         self.injected[name] = self.injected.get(name, 0) + 1

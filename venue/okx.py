@@ -114,16 +114,7 @@ class OkxVenue:
     def inject(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Arm or apply a fault; raise FaultError for a bad request."""
         spec = normalize(spec, self.supported_faults, self.resolve_key)
-        name = spec["fault"]
-        if name == "disconnect":
-            self.faults.count_injected(name)
-            self.faults.count_applied(name, self.hub.close_all(spec["abrupt"]))
-        elif name == "stall":
-            self.faults.count_injected(name)
-            self.faults.count_applied(name, self.hub.stall_all(
-                spec["seconds"], spec.get("symbol"), spec["drop"]))
-        else:
-            self.faults.arm(spec)
+        self.faults.apply(spec, self.hub)
         return spec
 
     def clear_faults(self) -> int:

@@ -221,3 +221,29 @@ class LiveIngest:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def flowing(run_ctx, sim, venue: str, symbols, **overrides) -> LiveIngest:
+    """A LiveIngest of `symbols` whose books all flow; what happened during its start-up
+    sync (a snapshot that raced the subscription may be refetched: snapshot_behind) is
+    set aside, so `new_reasons` / `recovered` tell what happened after."""
+    ing = LiveIngest(run_ctx, sim, venue, symbols, **overrides)
+    try:
+        ing.pump(lambda: all(ing.books(vs) >= 3 for vs in symbols), what="every book flowing")
+    except BaseException:
+        ing.close()
+        raise
+    ing.base = dict(ing.proc.report.resync_reasons)
+    ing.proc.report.recoveries.clear()
+    return ing
+
+
+def new_reasons(ing: LiveIngest) -> dict:
+    """Resync reasons counted since `flowing` returned."""
+    now = ing.proc.report.resync_reasons
+    return {k: v - ing.base.get(k, 0) for k, v in now.items() if v > ing.base.get(k, 0)}
+
+
+def recovered(ing: LiveIngest, symbol: str, reason: str) -> list:
+    """The recoveries of `symbol` after a resync for `reason`."""
+    return [r for r in ing.proc.report.recoveries if r[0] == symbol and r[1] == reason]

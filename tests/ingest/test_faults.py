@@ -13,7 +13,7 @@ import pytest
 
 from events import Kind
 
-from .helpers import LiveIngest
+from .helpers import flowing, new_reasons, recovered
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]
 
@@ -33,26 +33,7 @@ def sim():
 
 
 def live(run_ctx, sim, venue, **kw):
-    ing = LiveIngest(run_ctx, sim, venue, SYMBOLS[venue], **kw)
-    try:
-        ing.pump(lambda: all(ing.books(vs) >= 3 for vs in SYMBOLS[venue]), what="both books flowing")
-    except BaseException:
-        ing.close()
-        raise
-    # The start-up sync may legitimately refetch a snapshot that raced the subscription
-    # (snapshot_behind); tests look at what happened after the fault only.
-    ing.base = dict(ing.proc.report.resync_reasons)
-    ing.proc.report.recoveries.clear()
-    return ing
-
-
-def new_reasons(ing) -> dict:
-    now = ing.proc.report.resync_reasons
-    return {k: v - ing.base.get(k, 0) for k, v in now.items() if v > ing.base.get(k, 0)}
-
-
-def recovered(ing, symbol, reason):
-    return [r for r in ing.proc.report.recoveries if r[0] == symbol and r[1] == reason]
+    return flowing(run_ctx, sim, venue, SYMBOLS[venue], **kw)
 
 
 @pytest.mark.parametrize("venue", ["binance-spot", "binance-usdm", "okx"])

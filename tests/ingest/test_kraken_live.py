@@ -13,7 +13,7 @@ import pytest
 
 from events import Kind
 
-from .helpers import LiveIngest
+from .helpers import flowing, new_reasons, recovered
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]
 
@@ -32,24 +32,7 @@ def sim():
 
 
 def live(run_ctx, sim, **kw):
-    ing = LiveIngest(run_ctx, sim, "kraken", [BTC, ETH], **kw)
-    try:
-        ing.pump(lambda: all(ing.books(vs) >= 3 for vs in (BTC, ETH)), what="both books flowing")
-    except BaseException:
-        ing.close()
-        raise
-    ing.base = dict(ing.proc.report.resync_reasons)
-    ing.proc.report.recoveries.clear()
-    return ing
-
-
-def new_reasons(ing) -> dict:
-    now = ing.proc.report.resync_reasons
-    return {k: v - ing.base.get(k, 0) for k, v in now.items() if v > ing.base.get(k, 0)}
-
-
-def recovered(ing, symbol, reason):
-    return [r for r in ing.proc.report.recoveries if r[0] == symbol and r[1] == reason]
+    return flowing(run_ctx, sim, "kraken", [BTC, ETH], **kw)
 
 
 def test_books_sync_with_verified_checksums_and_trades_and_tickers_flow(run_ctx, sim):

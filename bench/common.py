@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -35,3 +36,16 @@ def emit(result: dict, as_json: bool, title: str) -> None:
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
         print(f"  {key:<{width}}  {value}")
+
+
+def stop_processes(procs, timeout_s: float = 5.0) -> None:
+    """SIGTERM every helper process still running, then wait; SIGKILL one that lingers."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -41,6 +41,8 @@ import orjson
 from events import EVENT, SCHEMA_VERSION, Kind, event_ids
 from events.instruments import instrument_id
 
+from .common import stop_processes
+
 SYMBOLS = [f"C{i}-USDT" for i in range(10)]
 PROVIDERS = (1, 4)
 DISPATCH_ARGS = os.environ.get("BENCH_DISPATCH_ARGS", "").split()
@@ -315,14 +317,7 @@ def saturation(rate: float, seconds: float) -> dict:
     finally:
         for c in cons.values():
             c.close()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         ctx.namespace.cleanup()
 
 
@@ -417,14 +412,7 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
         if reader is not None:
             reader.release()
             reader.close()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         ctx.namespace.cleanup()
 
 

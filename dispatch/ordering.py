@@ -210,18 +210,20 @@ class Orderer:
         state stay: a loss is no evidence of a sparse sequence. Without this, a dispatch
         that falls behind would hold every stream for the lateness, record by record.
         """
-        st = self.streams
         self.counts["lapped"] += 1
-        for s in streams_of:
-            s = int(s)
-            held = self._held.get(s)
-            if held:
-                self._flush(s, held, int(st.last_seq[s]), out, counted=False)
-            st.last_seq[s] = NO_SEQ
-            st.held[s] = 0
+        self._restart(streams_of, out)
 
     def reset(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
         """A source restarted: release what its streams hold, forget sequence and mode."""
+        self._restart(streams_of, out)
+        st = self.streams
+        for s in streams_of:
+            st.seen[int(s)] = 0
+            st.mode[int(s)] = PROBE
+
+    def _restart(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
+        """Release what these streams hold (uncounted) and take each one's next record as
+        its baseline."""
         st = self.streams
         for s in streams_of:
             s = int(s)
@@ -230,8 +232,6 @@ class Orderer:
                 self._flush(s, held, int(st.last_seq[s]), out, counted=False)
             st.last_seq[s] = NO_SEQ
             st.held[s] = 0
-            st.seen[s] = 0
-            st.mode[s] = PROBE
 
     def next_expiry_ns(self) -> int | None:
         """When `expire` next has something to check (None: nothing is held)."""

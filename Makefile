@@ -1,5 +1,5 @@
 # Every target installs what it needs into .venv first (created when missing, refreshed
-# when pyproject.toml changes; the C order book, ingest/_book.c, is rebuilt when it
+# when pyproject.toml changes; the C order book, marketdata/_book.c, is rebuilt when it
 # changes), so a fresh clone needs nothing but python3, make and a C compiler.
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: test bench run supervise clean-shm clean
 
-$(STAMP): pyproject.toml setup.py ingest/_book.c
+$(STAMP): pyproject.toml setup.py marketdata/_book.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

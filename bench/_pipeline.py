@@ -38,7 +38,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def symbols_for(n: int) -> list[str]:
-    from venue.instruments import default_instruments
+    from simulator.instruments import default_instruments
     return [i.canonical for i in default_instruments(n)]
 
 
@@ -48,7 +48,7 @@ def config_text(symbols: list[str], rate: float, demo_symbols: str = "BTC-USDT",
     syms = ",".join(symbols)
     ingest = "".join(f'\n[ingest.{v}]\nsymbols = "{syms}"\nring_capacity = {ring_capacity}\n'
                      f"status_interval = 1\n" for v in VENUES)
-    return (f'[run]\nmetrics_port = 0\norders = true\n\n[venue]\nvenues = "{",".join(VENUES)}"\n'
+    return (f'[run]\nmetrics_port = 0\norders = true\n\n[simulator]\nvenues = "{",".join(VENUES)}"\n'
             f"instruments = {len(symbols)}\nrate = {rate}\nseed = 1\n{ingest}\n"
             f'[dispatch]\ninstruments = "{syms}"\nring_capacity = {ring_capacity}\n\n'
             f'[strategy]\nsymbols = "{demo_symbols}"\nmerged = "BTC-USDT"\n')

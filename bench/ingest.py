@@ -31,13 +31,13 @@ Where the time goes (CPU, best of 5, replaying one frame type at a time with the
 REST snapshot, load ~1.5; reproduce with ingest.replay.Replayer over a filtered
 dataset): depth diffs 11.7 us a frame (6,470 frames, 42 levels each on average;
 orjson.loads alone 4.7 us), bookTicker 1.75 us (orjson 0.7 us; written a run at
-a time, see ingest.venues.binance.deferred), trades 2.2 us (orjson 0.8 us); the
+a time, see venues.binance.md.deferred), trades 2.2 us (orjson 0.8 us); the
 whole recording 0.21 s against cryptofeed's ~0.6 s.
 
 History: with the book in pure Python the per-level loop (two cache lookups, a
 bisect and a list store, ~0.6 us a level) was the floor, and the depth diffs alone
 (0.36 s) took more than half of cryptofeed's whole run: 1.1-1.2x on Binance, 1.7x
-on OKX. The book and the decimal parser moved to C (ingest/_book.c): 2.6x on
+on OKX. The book and the decimal parser moved to C (marketdata/_book.c): 2.6x on
 Binance, 4.2-4.4x on OKX, where the checksummed 400-level books gained most.
 """
 

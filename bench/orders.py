@@ -170,7 +170,7 @@ class SimProcess:
     """The simulator in its own process (as in production: not sharing our GIL)."""
 
     def __init__(self, endpoints_file: Path, rate: float, env: dict, logf):
-        self.proc = subprocess.Popen([sys.executable, "-m", "venue", "--venues", "binance-spot", "--instruments",
+        self.proc = subprocess.Popen([sys.executable, "-m", "simulator", "--venues", "binance-spot", "--instruments",
                                       "4", "--rate", str(rate), "--endpoints-file", str(endpoints_file)],
                                      env=env, cwd=REPO, stdout=logf, stderr=logf, start_new_session=True)
         deadline = time.monotonic() + 30

@@ -223,7 +223,7 @@ def soak(minutes: float, rate: float, instruments: int, sample_s: float, warmup_
             res["check"] = f"segments left behind: {left}"
 
 
-SIMULATOR = "venue"  # test equipment, not the product: reported, not part of the verdict
+SIMULATOR = "simulator"  # test equipment, not the product: reported, not part of the verdict
 
 
 def memory(samples: list[dict], warmup_s: float, max_slope: float, minutes: float) -> dict:

@@ -11,13 +11,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
+import venues
 from meltica import config as run_config
 from meltica.run import RunContext
 
-REAL_REST, REAL_WS = "https://api.binance.com", "wss://stream.binance.com:9443"
-
 SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
-ENV_KEY, ENV_SECRET = "MELTICA_BINANCE_API_KEY", "MELTICA_BINANCE_API_SECRET"
 
 
 def _loopback(url: str) -> bool:
@@ -30,7 +28,7 @@ def _loopback(url: str) -> bool:
         return False
 
 
-def load_credentials(key_file: str | None, rest_url: str) -> tuple[str, str]:
+def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MELTICA_BINANCE") -> tuple[str, str]:
     """API key and secret: a 0600 file (JSON {"key", "secret"} or two lines), else the
     environment, else (a loopback venue only) the simulator's defaults. Never printed."""
     if key_file:
@@ -46,25 +44,25 @@ def load_credentials(key_file: str | None, rest_url: str) -> tuple[str, str]:
         if len(lines) != 2:
             raise SystemExit(f"{key_file}: expected two lines (key, secret)")
         return lines[0], lines[1]
-    key, secret = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
+    env_key, env_secret = f"{env_prefix}_API_KEY", f"{env_prefix}_API_SECRET"
+    key, secret = os.environ.get(env_key), os.environ.get(env_secret)
     if key and secret:
         return key, secret
     if _loopback(rest_url):
         return SIM_KEY, SIM_SECRET
-    raise SystemExit(f"no API credentials: set {ENV_KEY} and {ENV_SECRET}, or pass --api-key-file")
+    raise SystemExit(f"no API credentials: set {env_key} and {env_secret}, or pass --api-key-file")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
     p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
-    p.add_argument("--venue", default="binance-spot", choices=["binance-spot"], help="venue (default binance-spot)")
-    p.add_argument("--rest-url", default=os.environ.get("MELTICA_BINANCE_REST_URL", REAL_REST),
-                   help=f"venue REST base URL (env MELTICA_BINANCE_REST_URL; default the real venue, {REAL_REST})")
-    p.add_argument("--ws-url", default=os.environ.get("MELTICA_BINANCE_WS_URL", REAL_WS),
-                   help=f"venue WebSocket base URL for the user stream (env MELTICA_BINANCE_WS_URL; "
-                        f"default the real venue, {REAL_WS})")
+    p.add_argument("--venue", default="binance-spot", choices=venues.trading(), help="venue (default binance-spot)")
+    p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
+                   "default the real venue)")
+    p.add_argument("--ws-url", help="venue WebSocket base URL for the user stream (env <VENUE>_WS_URL, e.g. "
+                   "MELTICA_BINANCE_WS_URL; default the real venue)")
     p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
-                   f"{ENV_KEY} / {ENV_SECRET})")
+                   "<VENUE>_API_KEY / <VENUE>_API_SECRET, e.g. MELTICA_BINANCE_API_KEY)")
     p.add_argument("--limits", help="pre-trade limits: JSON file, JSON text, or "
                    "max_notional=DEC,max_open_orders=N,max_orders_per_s=N")
     p.add_argument("--durability", choices=["power", "process"], default="power",
@@ -85,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     args = run_config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "execution")
     from .limits import parse_limits
     from .process import AlreadyRunning, ExecutionProcess, install_signals
-    key, secret = load_credentials(args.api_key_file, args.rest_url)
+    venue = venues.get(args.venue)
+    args.rest_url = args.rest_url or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
+    args.ws_url = args.ws_url or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
+    key, secret = load_credentials(args.api_key_file, args.rest_url, venue.env_prefix)
     ctx = RunContext.from_env()
     try:
-        proc = ExecutionProcess(ctx, rest_url=args.rest_url, ws_url=args.ws_url, api_key=key, api_secret=secret,
+        proc = ExecutionProcess(ctx, venue=args.venue, rest_url=args.rest_url, ws_url=args.ws_url, api_key=key, api_secret=secret,
                                 control=args.control, limits=parse_limits(args.limits) if args.limits else None,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,

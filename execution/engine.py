@@ -32,13 +32,14 @@ import numpy as np
 from events import EVENT, BadInput, Desync, ExecStatus, Instrument, Kind, OrderType, Provider, to_decimal
 from events.ids import event_id, mix64
 from events.records import stamp_header
+from venues.trading import (
+    Order, UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed,
+    VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
 
 from . import lifecycle, validation
 from .ids import is_ours, venue_client_order_id
 from .limits import LimitBook, LimitBreached
-from .model import (CancelOrder, Order, QueryOrder, SetTradingMode, SubmitOrder, UserStreamConnected,
-                    UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
-                    VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
+from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 from .publisher import ExecPublisher
 from .reconcile import ALL, Listings
 from .store import Store

@@ -1,15 +1,15 @@
-"""The vocabulary of execution: commands in (imperative), venue events (past tense), orders.
+"""The commands execution takes from consumers (imperative).
 
-Commands come from consumers over the control socket; venue events come from a venue
-adapter (REST replies, the user-data stream, queries). Money is always an int64
-mantissa at the instrument's scale; `cum_quote` is at `px_scale + sz_scale`.
+Commands come from consumers over the control socket. The order itself and the venue
+events (past tense) that trading adapters report are in `venues.trading`, the
+vocabulary shared by execution and every venue's trading adapter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events import ExecStatus, Instrument, OrderType, Side, TimeInForce
+from events import OrderType, Side, TimeInForce
 
 
 # -- commands (from consumers) ---------------------------------------------------------
@@ -47,127 +47,3 @@ class SetTradingMode:
     consumer: str
     enabled: bool
     request_id: int = 0
-
-
-# -- venue events (from an adapter) ----------------------------------------------------
-
-@dataclass(slots=True)
-class VenueOrderReported:
-    """The venue told us an order's state: an execution report, a REST reply or a query.
-
-    `client_order_ids` lists the venue client order ids the report names (Binance sends
-    the cancel's own id in `c` and the order's in `C`); the engine takes the one it knows.
-    `status` is None when the venue status carries no lifecycle step (PENDING_CANCEL).
-    `cum_qty` / `cum_quote` are the venue's cumulative figures; `last_qty` / `last_px` /
-    `trade_id` describe this one trade (trade_id -1: none).
-    """
-
-    client_order_ids: tuple[str, ...]
-    status: ExecStatus | None
-    venue_order_id: int
-    cum_qty: int
-    cum_quote: int
-    last_qty: int = 0
-    last_px: int = 0
-    trade_id: int = -1
-    fee: int = 0
-    fee_asset: str = ""
-    update_id: int = 0
-    reason: str = ""
-    event_ts_ns: int = 0
-    source: str = "stream"   # "stream", "rest", "query", "open_orders"
-
-
-@dataclass(frozen=True, slots=True)
-class VenueRequestRefused:
-    """The venue said no to a request (place or cancel): its code and message."""
-
-    client_order_id: str
-    action: str              # "place", "cancel", "query"
-    code: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOutcomeUnknown:
-    """A request got no usable answer (timeout, dropped connection, 5xx).
-
-    `sent_ms` is the venue timestamp the request was signed with (0: not known): the
-    venue accepts it only within its recvWindow after that.
-    """
-
-    client_order_id: str
-    action: str
-    reason: str
-    sent_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOrderNotFound:
-    """A query by client order id found no such order at the venue."""
-
-    client_order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOpenOrdersListed:
-    """The answer to list request `request_id` (reconciliation): a report of each order the
-    venue has open in the request's scope (one symbol, or all), ours or not."""
-
-    reports: tuple[VenueOrderReported, ...]
-    request_id: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class VenueOpenOrdersFailed:
-    """List request `request_id` got no usable answer (refused, timeout, 5xx, unreadable)."""
-
-    request_id: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class UserStreamConnected:
-    """The user-data stream is (re)connected: what it missed meanwhile must be queried."""
-
-
-@dataclass(frozen=True, slots=True)
-class UserStreamDisconnected:
-    reason: str = ""
-
-
-# -- the order -------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Order:
-    """One order as execution knows it. `filled + remaining == qty` always."""
-
-    consumer_id: int
-    client_order_id: str
-    venue_client_order_id: str
-    instrument: Instrument
-    side: Side
-    order_type: OrderType
-    tif: TimeInForce
-    price: int               # mantissa at px_scale; 0 for market orders
-    qty: int                 # mantissa at sz_scale
-    status: ExecStatus = ExecStatus.PENDING
-    filled: int = 0
-    cum_quote: int = 0
-    fee: int = 0
-    venue_order_id: int = 0
-    reason: str = ""
-    created_ns: int = 0
-    updated_ns: int = 0
-    sent_ms: int = 0          # venue timestamp of the last placement attempt (recvWindow)
-    unknown_since_ns: int = 0  # the placement outcome is unknown since then (0: known)
-    cancel_requested: bool = False
-    last_exec_seq: int = 0
-
-    @property
-    def remaining(self) -> int:
-        return self.qty - self.filled
-
-    @property
-    def open(self) -> bool:
-        return not self.status.terminal

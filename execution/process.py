@@ -23,6 +23,7 @@ import time
 
 import zmq
 
+import venues
 from events import Registry
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
@@ -33,7 +34,6 @@ from .engine import Engine
 from .limits import LimitBook
 from .publisher import ExecPublisher
 from .store import Store
-from .venues.binance.adapter import BinanceSpotAdapter, fetch_registry
 
 
 class AlreadyRunning(RuntimeError):
@@ -53,7 +53,7 @@ def take_lock(path) -> int:
 
 
 class ExecutionProcess:
-    def __init__(self, ctx: RunContext, *, rest_url: str, ws_url: str, api_key: str, api_secret: str,
+    def __init__(self, ctx: RunContext, *, venue: str = "binance-spot", rest_url: str, ws_url: str, api_key: str, api_secret: str,
                  control: str | None = None, limits: dict | None = None, durability: str = "process",
                  trading_default: bool = True, telemetry_endpoint: str | None = None, workers: int = 2,
                  timeout_s: float = 2.0, recv_window_ms: int = 5000, ring_capacity: int = 1024,
@@ -62,7 +62,8 @@ class ExecutionProcess:
         self._lock_fd = take_lock(ctx.path("exec", "execution.lock"))
         self.tel = Telemetry("execution", telemetry_endpoint)
         self.dlq = DeadLetterQueue(ctx.path("dlq", "x").parent, "execution")
-        self.registry = registry or fetch_registry(rest_url, timeout_s=timeout_s)
+        self.venue = venues.get(venue)
+        self.registry = registry or self.venue.trading_registry(rest_url, timeout_s=timeout_s)
         sync = durability == "power"
         self.store = Store(ctx.path("exec", "orders.sqlite"), self.registry,
                            synchronous="FULL" if sync else "NORMAL")
@@ -71,9 +72,10 @@ class ExecutionProcess:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self.adapter = BinanceSpotAdapter(rest_url, ws_url, api_key, api_secret, self.registry, self._emit,
-                                          workers=workers, timeout_s=timeout_s, recv_window_ms=recv_window_ms,
-                                          dlq=self.dlq, telemetry=self.tel)
+        self.adapter = self.venue.trading_adapter(
+            rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, registry=self.registry,
+            emit=self._emit, workers=workers, timeout_s=timeout_s, recv_window_ms=recv_window_ms,
+            dlq=self.dlq, telemetry=self.tel)
         self.engine = Engine(self.store, self.publisher, self.adapter, clock=time.time_ns,
                              limits=LimitBook(limits), telemetry=self.tel, dlq=self.dlq,
                              trading_default=trading_default)

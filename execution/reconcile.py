@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .model import Order
+from venues.trading import Order
 
 ALL = None  # the scope of a list request without a symbol
 _STALE = object()

@@ -30,7 +30,7 @@ import zlib
 
 from events import BadInput, ExecStatus, OrderType, Registry, Side, TimeInForce
 
-from .model import Order
+from venues.trading import Order
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS consumers (

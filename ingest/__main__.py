@@ -13,16 +13,16 @@ import argparse
 import logging
 import sys
 
+import venues
 from events import BOOK_DEPTH, BadInput, Provider
 from meltica import config as run_config
 from meltica.run import RunContext
 from meltica.signals import StopFlag, stop_on_signals
 
-from .config import DEFAULT_SYMBOLS, Config
+from .config import Config
 from .process import IngestProcess, RingInUse
-from .venues import venue_symbol_of
 
-VENUES = ["binance-spot", "binance-usdm", "binance-coinm", "binance-us", "okx", "kraken"]
+VENUES = list(venues.SUPPORTED)
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -59,9 +59,10 @@ def parse_args(argv: list[str] | None) -> Config:
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     provider = Provider.from_slug(args.venue)
-    raw = args.symbols.split(",") if args.symbols else list(DEFAULT_SYMBOLS[provider])
+    venue = venues.get(provider)
+    raw = args.symbols.split(",") if args.symbols else list(venue.default_symbols)
     try:
-        symbols = list(dict.fromkeys(venue_symbol_of(provider, s) for s in raw if s.strip()))
+        symbols = list(dict.fromkeys(venue.venue_symbol(s) for s in raw if s.strip()))
     except BadInput as exc:
         ap.error(str(exc))
     return Config(provider, symbols, args.rest_url, args.ws_url, args.depth, args.ring_capacity,

@@ -6,15 +6,6 @@ from dataclasses import dataclass, field
 
 from events import BOOK_DEPTH, Provider
 
-DEFAULT_SYMBOLS = {
-    Provider.BINANCE_SPOT: ("BTCUSDT", "ETHUSDT"),
-    Provider.BINANCE_US: ("BTCUSDT", "ETHUSDT"),
-    Provider.BINANCE_USDM: ("BTCUSDT", "ETHUSDT"),
-    Provider.BINANCE_COINM: ("BTCUSD_PERP", "ETHUSD_PERP"),
-    Provider.OKX: ("BTC-USDT", "ETH-USDT"),
-    Provider.KRAKEN: ("XBT/USD", "ETH/USD"),
-}
-
 
 @dataclass
 class Config:

@@ -23,10 +23,8 @@ import select
 import threading
 import time
 from collections import deque
-from urllib.parse import quote
 
-import orjson
-
+import venues
 from events import EVENT, Provider
 from meltica.dlq import DeadLetterQueue
 from meltica.telemetry import Telemetry
@@ -38,15 +36,10 @@ from .publisher import Publisher
 from .report import Report
 from .stream import Stream, Timers
 from .transport import Backoff, Closed, Opened, RestClient, SnapshotFetcher, SnapshotReply, Waker, WsFeed
-from .venues import adapter_class, make_instrument
-from .venues.binance.markets import MARKETS
-from .venues.kraken import markets as kraken
-from .venues.okx import markets as okx
 
 log = logging.getLogger("ingest")
 _S = 1_000_000_000
 FLUSH_AFTER_NS = 50_000   # in a burst of frames, flush once the oldest staged one waited this long
-PING_TEXT = {Provider.OKX: "ping", Provider.KRAKEN: '{"event":"ping"}'}  # others: protocol pings
 
 
 class RingInUse(RuntimeError):
@@ -78,52 +71,6 @@ def create_ring(ns, provider: Provider, capacity: int) -> RingWriter:
     return RingWriter.create(ns, name, EVENT, capacity, policy="overwrite")
 
 
-def default_urls(provider: Provider) -> tuple[str, str]:
-    if provider is Provider.OKX:
-        return okx.REST_URL, okx.WS_URL
-    if provider is Provider.KRAKEN:
-        return kraken.REST_URL, kraken.WS_URL
-    m = MARKETS[provider]
-    return m.rest_url, m.ws_url
-
-
-def fetch_metadata(provider: Provider, rest: RestClient, venue_symbols: list[str]) -> dict:
-    """Venue metadata per venue symbol ({} when unavailable: default scales are used).
-
-    Raises ValueError when the venue says a symbol does not exist.
-    """
-    if provider is Provider.KRAKEN:
-        return {}   # scales 8 / 8 cover Kraken's pair_decimals / lot_decimals
-    try:
-        if provider is Provider.OKX:
-            out = {}
-            for vs in venue_symbols:
-                status, body = rest.get(f"{okx.INSTRUMENTS_PATH}?instType={okx.inst_type(vs)}&instId={vs}")
-                if status != 200:
-                    raise ValueError(f"okx instruments refused {vs!r}: HTTP {status} {body[:200]!r}")
-                data = orjson.loads(body).get("data") or []
-                if not data:
-                    raise ValueError(f"okx does not list instrument {vs!r}")
-                out[vs] = data[0]
-            return out
-        market = MARKETS[provider]
-        status, body = rest.get(f"{market.exchange_info_path}?symbols="
-                                f"{quote(orjson.dumps(venue_symbols).decode())}")
-        if status == 400:
-            raise ValueError(f"{provider.slug} exchangeInfo refused {venue_symbols}: {body[:200]!r}")
-        if status != 200:
-            log.warning("exchangeInfo answered HTTP %d: default scales", status)
-            return {}
-        info = {s["symbol"]: s for s in orjson.loads(body).get("symbols", [])}
-        missing = [vs for vs in venue_symbols if vs not in info]
-        if missing:
-            raise ValueError(f"{provider.slug} does not list {missing}")
-        return info
-    except (OSError, orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
-        log.warning("no instrument metadata (%s: %s): default scales", type(exc).__name__, exc)
-        return {}
-
-
 class IngestProcess:
     """One venue connection: threads for I/O, the adapter and the ring in the loop thread."""
 
@@ -135,9 +82,9 @@ class IngestProcess:
         self.provider = p = config.provider
         self.clock = clock
         self.name = f"ingest.{p.slug}"
-        rest_url, ws_url = default_urls(p)
-        self.rest_url = (config.rest_url or rest_url).rstrip("/")
-        self.ws_base = (config.ws_url or ws_url).rstrip("/")
+        self.venue = venues.get(p)
+        self.rest_url = (config.rest_url or self.venue.rest_url).rstrip("/")
+        self.ws_base = (config.ws_url or self.venue.ws_url).rstrip("/")
         if telemetry is None:   # no --telemetry: Telemetry's own default ($MELTICA_TELEMETRY)
             telemetry = Telemetry(self.name) if config.telemetry is None else \
                 Telemetry(self.name, config.telemetry)
@@ -166,9 +113,21 @@ class IngestProcess:
     def start(self) -> None:
         cfg, p = self.config, self.provider
         rest = RestClient(self.rest_url, cfg.rest_timeout_s)
-        info = fetch_metadata(p, rest, cfg.symbols) if cfg.metadata else {}
-        self.streams = [Stream(make_instrument(p, vs, info.get(vs)), vs, cfg.depth)
-                        for vs in cfg.symbols]
+        venue = self.venue
+        symbols = list(cfg.symbols)
+        info = {}
+        if cfg.metadata:
+            try:
+                info = venue.fetch_metadata(rest, symbols)
+            except venues.UnknownSymbols as exc:   # drop those alone; the others keep flowing
+                for vs, reason in exc.unknown.items():
+                    log.error("%s: unknown symbol %s dropped (%s)", p.slug, vs, reason)
+                    self.report.unknown_symbol(vs, reason)
+                symbols = [vs for vs in symbols if vs not in exc.unknown]
+                if not symbols:
+                    raise
+                info = venue.fetch_metadata(rest, symbols)
+        self.streams = [Stream(venue.instrument(vs, info.get(vs)), vs, cfg.depth) for vs in symbols]
         for s in self.streams:
             log.info("%s: %s as %s (id %d, px_scale %d, sz_scale %d)", p.slug, s.venue_symbol,
                      s.symbol, s.iid, s.px_scale, s.sz_scale)
@@ -176,14 +135,13 @@ class IngestProcess:
         publisher = Publisher(p, self.writer)
         refresh = None if not cfg.refresh_max_s else (int(cfg.refresh_min_s * _S), int(cfg.refresh_max_s * _S))
         timers = Timers(int(cfg.stale_after_s * _S), refresh, int(cfg.snapshot_timeout_s * _S))
-        self.adapter = adapter_class(p)(p, self.streams, publisher, self.report, self,
+        self.adapter = venue.md_adapter()(p, self.streams, publisher, self.report, self,
                                         timers=timers, clock=self.clock)
-        if p in MARKETS:
-            market = MARKETS[p]
+        if venue.snapshot_path(symbols[0], cfg.snapshot_limit) is not None:
             limit = cfg.snapshot_limit
 
             def path_for(vs: str) -> str:
-                return f"{market.depth_path}?symbol={vs}&limit={limit}"
+                return venue.snapshot_path(vs, limit)
 
             self.fetcher = SnapshotFetcher(rest, path_for, self.inbox, self.wake, name=f"{self.name}.rest")
             self.fetcher.start()
@@ -191,7 +149,7 @@ class IngestProcess:
             rest.close()
         self.ws = WsFeed(self.ws_base + self.adapter.ws_path(), self._post,
                          subscribe=self.adapter.subscribe_frames(),
-                         ping_text=PING_TEXT.get(p),
+                         ping_text=venue.ping_text,
                          ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
                          backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
                          name=f"{self.name}.ws")

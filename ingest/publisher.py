@@ -35,7 +35,7 @@ import numpy as np
 
 from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag, IdSource, Kind, event_id, event_ids
 
-from .book import Book
+from marketdata.book import Book
 
 # Header up to event_ts_ns; event_id, routing_version and trace_id (24 bytes) are
 # written as zeros here and filled for the whole batch at flush (vectorized).

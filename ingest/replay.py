@@ -28,12 +28,12 @@ from pathlib import Path
 
 import orjson
 
+import venues
 from events import BOOK_DEPTH, HeaderFlag, Provider
 
 from .publisher import Publisher
 from .report import Report
 from .stream import Stream
-from .venues import adapter_class, make_instrument, venue_symbol_of
 
 log = logging.getLogger("ingest.replay")
 _URL_SYMBOL = re.compile(r"[?&]symbol=([A-Za-z0-9_\-]+)")
@@ -67,8 +67,7 @@ def load(path: str | Path, provider: Provider) -> Dataset:
     opener = gzip.open if f.suffix == ".gz" else open
     ds = Dataset(f)
     seen: dict[str, None] = {}
-    okx = provider is Provider.OKX
-    kraken = provider is Provider.KRAKEN
+    symbol_of = venues.get(provider).recorded_symbol
     with opener(f, "rb") as fh:
         for raw in fh:
             if not raw.strip():
@@ -86,25 +85,11 @@ def load(path: str | Path, provider: Provider) -> Dataset:
                 ds.lines.append((REST, ns, payload, sym))
                 continue
             ds.lines.append((WS, ns, orjson.dumps(payload), None))
-            sym = _symbol_of(payload, okx, kraken)
+            sym = symbol_of(payload)
             if sym is not None:
                 seen.setdefault(sym, None)
     ds.venue_symbols = list(seen)
     return ds
-
-
-def _symbol_of(payload, okx: bool, kraken: bool = False):
-    if kraken:
-        ok = isinstance(payload, list) and len(payload) >= 4 and isinstance(payload[-1], str)
-        return payload[-1] if ok else None
-    if not isinstance(payload, dict):
-        return None
-    if okx:
-        arg = payload.get("arg")
-        return arg.get("instId") if isinstance(arg, dict) and "data" in payload else None
-    data = payload.get("data", payload)
-    s = data.get("s") if isinstance(data, dict) else None
-    return s if isinstance(s, str) else None
 
 
 class _ReplayIo:
@@ -131,17 +116,18 @@ class Replayer:
             raise ValueError(f"depth must be in 1..{BOOK_DEPTH}: depth={depth}")
         self.dataset = dataset
         self.provider = provider
+        venue = venues.get(provider)
         carried = dataset.venue_symbols
         if symbol is not None:
-            carried = [venue_symbol_of(provider, symbol)]
+            carried = [venue.venue_symbol(symbol)]
         self.only = carried[0] if len(carried) == 1 else None
-        streams = [Stream(make_instrument(provider, vs), vs, depth) for vs in carried]
+        streams = [Stream(venue.instrument(vs), vs, depth) for vs in carried]
         self.report = report or Report(provider.slug)
         self.publisher = Publisher(provider, writer, sink=sink, batch=batch,
                                    flags=int(HeaderFlag.REPLAYED))
         self.io = _ReplayIo()
         ignore = [vs for vs in dataset.venue_symbols if vs not in carried]
-        self.adapter = adapter_class(provider)(provider, streams, self.publisher, self.report,
+        self.adapter = venue.md_adapter()(provider, streams, self.publisher, self.report,
                                                self.io, timers=None, ignore=ignore)
         self.adapter.on_connected(True)
         self.rest_lines = 0

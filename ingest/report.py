@@ -12,6 +12,7 @@ ones into `meltica.telemetry.Telemetry` and bad frames into the dead-letter queu
   md.messages{provider,symbol}          frames per instrument (flushed by `flush_rates`)
   md.rate{provider,symbol}              gauge: frames per second since the last flush
   ingest.bad_frame{provider,reason}     counter; the frame itself goes to the DLQ
+  ingest.unknown_symbol{provider}       counter + DLQ record: a symbol the venue does not list
   ingest.internal_error{provider}       counter: a bug caught by the loop (ingest.process)
   (gauges set by ingest.process every status interval: book.synced_count, md.ring.position,
    md.ring.reader_lost{pid})
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-
-from events import to_decimal
 
 log = logging.getLogger("ingest")
 
@@ -52,6 +51,7 @@ class Report:
         self.ignored = 0           # frames of channels ingest does not turn into events
         self.reconnects = 0
         self.refresh_mismatches = 0
+        self.unknown_symbols: dict[str, str] = {}   # venue symbol -> the venue's reason
         self.recoveries: deque = deque(maxlen=256)  # (symbol, reason, recovery_ns), newest last
         self._bad_logged: dict[str, int] = {}
 
@@ -119,6 +119,16 @@ class Report:
         if self.dlq is not None:
             self.dlq.put(reason, raw=_rawtext(raw), provider=self.provider, error=detail)
 
+    def unknown_symbol(self, venue_symbol: str, reason: str) -> None:
+        """A configured symbol the venue does not list: dropped alone, recorded."""
+        self.unknown_symbols[venue_symbol] = reason
+        if self.telemetry is not None:
+            self.telemetry.inc("ingest.unknown_symbol", provider=self.provider)
+            self.telemetry.event("ingest.unknown_symbol", provider=self.provider, symbol=venue_symbol,
+                                 reason=reason)
+        if self.dlq is not None:
+            self.dlq.put("unknown_symbol", raw=venue_symbol, provider=self.provider, error=reason)
+
     def flush_rates(self, streams, elapsed_s: float) -> None:
         """Push per-instrument frame counts (and rates over `elapsed_s`) to telemetry."""
         tel = self.telemetry
@@ -139,19 +149,6 @@ class Report:
             "checksum_ok": self.checksum_ok, "checksum_failed": self.checksum_failed,
             "resyncs": self.resyncs,
         }
-
-
-def book_view(stream, book, last_update_id: int, synced: bool) -> dict:
-    """One symbol's final state for the replay report: top-N as decimal strings."""
-    bp, bs, ap, az = book.top(stream.depth)
-    ps, ss = stream.px_scale, stream.sz_scale
-    return {
-        "bids": [[to_decimal(p, ps), to_decimal(q, ss)] for p, q in zip(bp, bs)],
-        "asks": [[to_decimal(p, ps), to_decimal(q, ss)] for p, q in zip(ap, az)],
-        "last_update_id": last_update_id,
-        "synced": synced,
-        "venue_symbol": stream.venue_symbol,
-    }
 
 
 def _rawtext(raw):

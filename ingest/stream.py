@@ -10,7 +10,7 @@ import random
 
 from events import Instrument
 
-from .decimals import Decimals
+from marketdata.decimals import Decimals
 
 
 class Stream:

@@ -71,25 +71,25 @@ class Pipeline:
         return ["--config", self.config_path] if self.config_path else []
 
     def _venue_program(self) -> Program:
-        ep_file = self.ctx.path("venue.endpoints.json")
+        ep_file = self.ctx.path("simulator.endpoints.json")
         if ep_file.exists():
             ep_file.unlink()
         venues = sorted(set(self.venues) | ({"binance-spot"} if self.trading else set()))
-        v = section(self.cfg, "venue")
+        v = section(self.cfg, "simulator")
         args = ["--venues", ",".join(venues), "--instruments", str(v.get("instruments", 3)),
                 "--rate", str(v.get("rate", 20)), "--seed", str(v.get("seed", 1)),
                 "--endpoints-file", str(ep_file)]
-        return Program("venue", "venue", args)
+        return Program("simulator", "simulator", args)
 
     def _wait_endpoints(self, timeout_s: float = 30.0) -> dict:
-        ep_file = self.ctx.path("venue.endpoints.json")
+        ep_file = self.ctx.path("simulator.endpoints.json")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if ep_file.exists() and ep_file.stat().st_size:
                 return orjson.loads(ep_file.read_bytes().splitlines()[0])["endpoints"]
             states = {s["name"]: s["state"] for s in self.launcher.states()}
-            if states.get("venue", "running") != "running":
-                raise RuntimeError(f"the venue simulator exited: see {self.ctx.run_dir}/logs/venue.log")
+            if states.get("simulator", "running") != "running":
+                raise RuntimeError(f"the venue simulator exited: see {self.ctx.run_dir}/logs/simulator.log")
             time.sleep(0.05)
         raise RuntimeError(f"the venue simulator did not publish its endpoints within {timeout_s}s")
 

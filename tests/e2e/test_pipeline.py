@@ -15,7 +15,7 @@ from consumer.orders import OrderClient
 from events import EXEC_REPORT, SCHEMA_VERSION, concat, ExecStatus, Kind, Provider, instrument_id, to_decimal
 from events.records import RECORD_BYTES
 from execution.journal import JournalReader
-from venue.instruments import default_instruments
+from simulator.instruments import default_instruments
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]
 

@@ -103,10 +103,10 @@ def wait_for_line(path, text: str, proc: subprocess.Popen, timeout_s: float = 30
 @pytest.mark.parametrize("program", [
     "dispatch",
     "ingest",
-    "venue",
+    "simulator",
 ])
 def test_a_second_sigterm_inside_the_first_ones_handler_still_ends_the_program(program, run_ctx, reap, tmp_path):
-    from venue import Simulator
+    from simulator import Simulator
 
     logf = tmp_path / f"{program}.log"
     with open(logf, "wb") as log, Simulator(venues=("okx",), instruments=1, rate=0) as sim:
@@ -119,7 +119,7 @@ def test_a_second_sigterm_inside_the_first_ones_handler_still_ends_the_program(p
                                  "--ws-url", ep["ws"], "--telemetry", ""], run_ctx, log)
             ready = "writing ring"
         else:  # prints its endpoints after installing them
-            p = start("venue", ["--venues", "okx", "--instruments", "1", "--rate", "0"], run_ctx, log)
+            p = start("simulator", ["--venues", "okx", "--instruments", "1", "--rate", "0"], run_ctx, log)
             ready = '"endpoints"'
         reap.append(p)
         wait_for_line(logf, ready, p)

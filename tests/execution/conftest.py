@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture
 def sim():
-    from venue.server import Simulator
+    from simulator.server import Simulator
     s = Simulator(venues=["binance-spot"], instruments=2, rate=20, seed=7).start()
     try:
         yield s

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from events import Instrument, Provider, Registry
-from execution.model import VenueOrderReported
+from venues.trading import VenueOrderReported
 
 BTC = Instrument("BTC-USDT", px_scale=2, sz_scale=5, tick=1, lot=1, min_notional=5 * 10**7)
 ETH = Instrument("ETH-USDT", px_scale=2, sz_scale=4, tick=1, lot=1, min_notional=5 * 10**6)

@@ -8,7 +8,8 @@ import numpy as np
 from execution.engine import Engine
 from execution.ids import venue_client_order_id
 from execution.limits import LimitBook
-from execution.model import SubmitOrder, UserStreamConnected
+from execution.model import SubmitOrder
+from venues.trading import UserStreamConnected
 from execution.publisher import ExecPublisher
 from execution.store import Store, consumer_id_of
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from events import ExecStatus, PeerGone
-from execution.model import VenueOpenOrdersFailed, VenueOpenOrdersListed
-from execution.venues.binance.adapter import BinanceSpotAdapter
-from execution.venues.binance.rest import BinanceRefused, NotSent
+from venues.trading import VenueOpenOrdersFailed, VenueOpenOrdersListed
+from venues.binance.trading.adapter import BinanceSpotAdapter
+from venues.binance.trading.rest import BinanceRefused, NotSent
 
 from .fakes import BTC, Counters, registry
 

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from events import BadInput, ExecStatus
-from execution.venues.binance import parse
+from venues.binance.trading import parse
 
 from .fakes import registry
 

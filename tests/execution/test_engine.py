@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from events import EVENT, ExecStatus as S
-from execution.model import (CancelOrder, QueryOrder, SetTradingMode, SubmitOrder, UserStreamConnected,
-                             UserStreamDisconnected, VenueOrderNotFound, VenueOutcomeUnknown,
-                             VenueRequestRefused)
+from execution.model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
+from venues.trading import (
+    UserStreamConnected, UserStreamDisconnected, VenueOrderNotFound, VenueOutcomeUnknown,
+    VenueRequestRefused)
 from execution.store import consumer_id_of
 from shm import RingReader
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from events import ExecStatus as S
-from execution.model import (QueryOrder, UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed,
-                             VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown)
+from execution.model import QueryOrder
+from venues.trading import (
+    UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed,
+    VenueOrderNotFound, VenueOutcomeUnknown)
 
 from .fakes import report
 from .rig import vc

@@ -16,7 +16,7 @@ from events import ExecStatus
 from execution.__main__ import SIM_KEY, SIM_SECRET
 from execution.ids import venue_client_order_id
 from execution.store import consumer_id_of
-from execution.venues.binance.rest import BinanceRest
+from venues.binance.trading.rest import BinanceRest
 
 from .harness import VENUE, client, collect, of, sim_orders, statuses, terminal, top
 

@@ -11,7 +11,7 @@ from events import BOOK_DEPTH, EVENT, Provider
 from ingest.publisher import Publisher
 from ingest.report import Report
 from ingest.stream import Stream, Timers
-from ingest.venues import adapter_class, make_instrument
+import venues
 
 S = 1_000_000_000
 
@@ -74,8 +74,9 @@ class Rig:
         self.sink = Collector()
         self.report = Report(provider.slug)
         self.pub = Publisher(provider, sink=self.sink)
-        self.streams = [Stream(make_instrument(provider, vs), vs, depth) for vs in venue_symbols]
-        self.adapter = adapter_class(provider)(provider, self.streams, self.pub, self.report, self.io,
+        venue = venues.get(provider)
+        self.streams = [Stream(venue.instrument(vs), vs, depth) for vs in venue_symbols]
+        self.adapter = venue.md_adapter()(provider, self.streams, self.pub, self.report, self.io,
                                                timers=timers, clock=self.clock, ignore=ignore)
 
     def frame(self, payload, stream: str | None = None) -> None:
@@ -111,7 +112,7 @@ def okx_books(inst_id: str, action: str, bids, asks, *, checksum=None, seq=None,
 
 def okx_checksum_of(bids, asks) -> int:
     """The checksum of a full book given best-first [px, sz] string pairs."""
-    from ingest.venues.okx.checksum import check_text, signed_crc32
+    from venues.okx.checksum import check_text, signed_crc32
     b, a = bids[:25], asks[:25]
     return signed_crc32(check_text([x[0] for x in b], [x[1] for x in b], [x[0] for x in a],
                                    [x[1] for x in a]))

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from events import EVENT, Kind, Provider
-from ingest.venues.binance.deferred import MIN_RUN, RUN
+from venues.binance.md.deferred import MIN_RUN, RUN
 
 from .helpers import Rig, depth_update
 
@@ -136,7 +136,7 @@ def test_a_frame_with_other_keys_sends_its_run_row_by_row_with_the_same_result()
 
 
 def test_a_bug_in_the_run_path_costs_no_record(monkeypatch):
-    from ingest.venues.binance.deferred import Deferred
+    from venues.binance.md.deferred import Deferred
 
     def broken(self, pub):
         raise ZeroDivisionError("simulated bug")

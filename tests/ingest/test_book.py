@@ -1,4 +1,4 @@
-"""The compiled book (ingest._book) against a plain model: a dict of price -> size per side."""
+"""The compiled book (marketdata._book) against a plain model: a dict of price -> size per side."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from events import DecimalError, to_mantissa
 from events.records import BOOK_DEPTH, EVENT
-from ingest.book import Book, parse
+from marketdata.book import Book, parse
 
 pytestmark = pytest.mark.timeout(120)
 

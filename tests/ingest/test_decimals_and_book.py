@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import DecimalError
-from ingest.book import Book
-from ingest.decimals import Decimals, column, decimals_of
+from marketdata.book import Book
+from marketdata.decimals import Decimals, column, decimals_of
 
 pytestmark = pytest.mark.timeout(60)
 

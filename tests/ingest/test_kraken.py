@@ -8,7 +8,7 @@ import pytest
 
 from events import HeaderFlag, Kind, Provider
 from ingest.replay import replay
-from ingest.venues.kraken import check_text, to_canonical, to_venue
+from venues.kraken import check_text, to_canonical, to_venue
 
 from .helpers import Rig
 

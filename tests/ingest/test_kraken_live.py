@@ -23,7 +23,7 @@ RECOVERY_S = 5.0
 
 @pytest.fixture
 def sim():
-    from venue import Simulator
+    from simulator import Simulator
     s = Simulator(venues=["kraken"], instruments=2, rate=0, seed=7).start()
     try:
         yield s

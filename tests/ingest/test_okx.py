@@ -7,7 +7,7 @@ import pytest
 
 from events import HeaderFlag, Kind, Provider
 from ingest.stream import Timers
-from ingest.venues.okx import check_text, signed_crc32, to_canonical, to_venue
+from venues.okx import check_text, signed_crc32, to_canonical, to_venue
 
 from .helpers import S, Rig, okx_books, okx_checksum_of
 

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def sim():
-    from venue import Simulator
+    from simulator import Simulator
     s = Simulator(venues=["binance-spot", "okx"], instruments=2, rate=50, seed=3).start()
     try:
         yield s

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
-from ingest.book import Book
+from marketdata.book import Book
 from ingest.publisher import SMALL, Publisher
 from shm import RingReader, RingWriter
 

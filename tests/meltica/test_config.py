@@ -18,7 +18,7 @@ def parser():
 
 def test_built_in_defaults_cover_every_program():
     cfg = config.load()
-    for table in ("run", "venue", "ingest.binance-spot", "ingest.okx", "dispatch", "execution", "strategy"):
+    for table in ("run", "simulator", "ingest.binance-spot", "ingest.okx", "dispatch", "execution", "strategy"):
         assert config.section(cfg, table), table
 
 

@@ -1,1 +1,0 @@
-"""Tests of the venue simulator (package venue/)."""

@@ -1,0 +1,1 @@
+"""binance market data: frames -> canonical records, and book sync."""

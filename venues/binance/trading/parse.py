@@ -1,0 +1,172 @@
+"""Binance spot payloads -> venue events and instruments. Venue enums map through tables;
+an unknown value is a BadInput, never a silent default.
+
+An `executionReport` (user-data stream, listenKey or WebSocket-API form):
+
+    {"e": "executionReport", "E": 1499405658658, "s": "ETHBTC", "c": "mUvoqJxFIILMdfAW5iGSOW",
+     "S": "BUY", "o": "LIMIT", "f": "GTC", "q": "1.00000000", "p": "0.10264410", ...,
+     "C": "", "x": "NEW", "X": "NEW", "r": "NONE", "i": 4293153, "l": "0.00000000",
+     "z": "0.00000000", "L": "0.00000000", "n": "0", "N": null, "T": 1499405658657,
+     "t": -1, "I": 8641984, "w": true, "m": false, "M": false, "O": 1499405658657,
+     "Z": "0.00000000", "Y": "0.00000000", "Q": "0.00000000", "W": 1499405658657, "V": "NONE"}
+
+`c` is the client order id of the request that caused the event: for a cancel, that is
+the cancel's own id, and the order's id is in `C`; both are passed on and the engine
+takes the one it knows. `X` (order status) drives the lifecycle, `z`/`Z` (cumulative
+filled quantity / quote) the fills, `t`/`l`/`L` the trade itself.
+"""
+
+from __future__ import annotations
+
+from events import BadInput, ExecStatus, Instrument, Provider, Registry, to_mantissa
+
+from venues.trading import VenueOrderReported
+
+STATUS: dict[str, ExecStatus | None] = {
+    "NEW": ExecStatus.ACK,
+    "PARTIALLY_FILLED": ExecStatus.PARTIAL,
+    "FILLED": ExecStatus.FILLED,
+    "CANCELED": ExecStatus.CANCELLED,
+    "PENDING_CANCEL": None,       # no lifecycle step: the cancel's outcome follows
+    "REJECTED": ExecStatus.REJECTED,
+    "EXPIRED": ExecStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": ExecStatus.EXPIRED,  # self-trade prevention
+    "PENDING_NEW": None,          # order lists: the order is not in the book yet
+}
+SIDE = {"BUY": "buy", "SELL": "sell"}
+PROVIDER = Provider.BINANCE_SPOT
+
+
+def status_of(text: str) -> ExecStatus | None:
+    try:
+        return STATUS[text]
+    except KeyError:
+        raise BadInput(f"unknown Binance order status: {text!r}") from None
+
+
+def unwrap(msg: dict) -> dict:
+    """The event inside a frame: listenKey stream (bare), combined stream, or WebSocket API."""
+    if "event" in msg and "subscriptionId" in msg:
+        return msg["event"]
+    if "stream" in msg and "data" in msg:
+        return msg["data"]
+    return msg
+
+
+def _inst(registry: Registry, symbol: str) -> Instrument:
+    return registry.by_venue(PROVIDER, symbol)
+
+
+def _ms_to_ns(ms) -> int:
+    return int(ms) * 1_000_000 if ms else 0
+
+
+def _reason(r) -> str:
+    return "" if r in (None, "", "NONE") else str(r)
+
+
+def execution_report(ev: dict, registry: Registry) -> VenueOrderReported:
+    """Parse one `executionReport` event (see the module docstring)."""
+    if ev.get("e") != "executionReport":
+        raise BadInput(f"not an executionReport: e={ev.get('e')!r}")
+    inst = _inst(registry, ev["s"])
+    ps, ss = inst.px_scale, inst.sz_scale
+    ids = tuple(x for x in (ev.get("c"), ev.get("C")) if x)
+    return VenueOrderReported(
+        client_order_ids=ids, status=status_of(ev["X"]), venue_order_id=int(ev["i"]),
+        cum_qty=to_mantissa(ev["z"], ss), cum_quote=to_mantissa(ev["Z"], ps + ss),
+        last_qty=to_mantissa(ev["l"], ss), last_px=to_mantissa(ev["L"], ps),
+        trade_id=int(ev.get("t", -1)), fee=_fee(ev.get("n")), fee_asset=ev.get("N") or "",
+        update_id=int(ev.get("I") or 0), reason=_reason(ev.get("r")), event_ts_ns=_ms_to_ns(ev.get("E")),
+        source="stream")
+
+
+FEE_SCALE = 8  # Binance states commissions with 8 decimals
+
+
+def _fee(text) -> int:
+    """A commission at FEE_SCALE; 0 when absent or not exact there."""
+    if not text:
+        return 0
+    try:
+        return to_mantissa(text, FEE_SCALE)
+    except BadInput:
+        return 0
+
+
+def order_response(resp: dict, registry: Registry, source: str = "rest") -> list[VenueOrderReported]:
+    """Parse an order object (POST/DELETE/GET /api/v3/order, openOrders) into reports.
+
+    A FULL `POST` reply carries `fills`: they become one report per trade (an ACK first,
+    like the stream), so the reports do not depend on which of REST and stream is first.
+
+        {"symbol": "BTCUSDT", "orderId": 28, "clientOrderId": "6gCrw2kRUAF9CvJDGP16IP",
+         "transactTime": 1507725176595, "price": "0.00000000", "origQty": "10.00000000",
+         "executedQty": "10.00000000", "cummulativeQuoteQty": "10.00000000", "status": "FILLED",
+         "timeInForce": "GTC", "type": "MARKET", "side": "SELL",
+         "fills": [{"price": "4000.00000000", "qty": "1.00000000", "commission": "4.00000000",
+                    "commissionAsset": "USDT", "tradeId": 56}, ...]}
+    """
+    inst = _inst(registry, resp["symbol"])
+    ps, ss = inst.px_scale, inst.sz_scale
+    ids = tuple(x for x in (resp.get("origClientOrderId"), resp.get("clientOrderId")) if x)
+    oid = int(resp["orderId"])
+    ts = _ms_to_ns(resp.get("transactTime") or resp.get("updateTime") or resp.get("time"))
+    status = status_of(resp["status"])
+    out: list[VenueOrderReported] = []
+    fills = resp.get("fills") or []
+    if fills:
+        out.append(VenueOrderReported(ids, ExecStatus.ACK, oid, 0, 0, event_ts_ns=ts, source=source))
+        cum = quote = 0
+        for f in fills:
+            q, p = to_mantissa(f["qty"], ss), to_mantissa(f["price"], ps)
+            cum += q
+            quote += q * p
+            out.append(VenueOrderReported(ids, ExecStatus.PARTIAL, oid, cum, quote, last_qty=q, last_px=p,
+                                          trade_id=int(f.get("tradeId", -1)), fee=_fee(f.get("commission")),
+                                          fee_asset=f.get("commissionAsset") or "", event_ts_ns=ts,
+                                          source=source))
+    out.append(VenueOrderReported(ids, status, oid, to_mantissa(resp["executedQty"], ss),
+                                  to_mantissa(resp["cummulativeQuoteQty"], ps + ss), event_ts_ns=ts,
+                                  source=source))
+    return out
+
+
+def _decimals(text: str) -> int:
+    """Decimals of a step like "0.01000000" -> 2 ("1.00000000" -> 0)."""
+    whole, _, frac = text.partition(".")
+    return len(frac.rstrip("0"))
+
+
+def exchange_info(info: dict) -> list[tuple[Instrument, str]]:
+    """(Instrument, venue symbol) for every TRADING symbol of `GET /api/v3/exchangeInfo`.
+
+    Scales are the decimals of PRICE_FILTER.tickSize and LOT_SIZE.stepSize; tick and lot
+    are those steps as mantissas; min_notional from NOTIONAL or MIN_NOTIONAL.
+    """
+    out = []
+    for s in info.get("symbols", []):
+        if s.get("status", "TRADING") != "TRADING":
+            continue
+        filters = {f["filterType"]: f for f in s.get("filters", [])}
+        try:
+            tick = filters["PRICE_FILTER"]["tickSize"]
+            step = filters["LOT_SIZE"]["stepSize"]
+            ps, ss = _decimals(tick), _decimals(step)
+            notional = (filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}).get("minNotional", "0")
+            inst = Instrument(f"{s['baseAsset']}-{s['quoteAsset']}", px_scale=ps, sz_scale=ss,
+                              tick=to_mantissa(tick, ps), lot=to_mantissa(step, ss),
+                              min_notional=to_mantissa(notional, ps + ss))
+        except (KeyError, BadInput):
+            continue  # a symbol we cannot trade exactly (no filters, odd asset name): skip it
+        out.append((inst, s["symbol"]))
+    return out
+
+
+def load_registry(info: dict, registry: Registry | None = None) -> Registry:
+    """Register every tradable symbol of an exchangeInfo reply."""
+    registry = registry or Registry()
+    for inst, venue_symbol in exchange_info(info):
+        registry.add(inst)
+        registry.map_venue(PROVIDER, venue_symbol, inst.symbol)
+    return registry

@@ -1,0 +1,1 @@
+"""kraken market data: frames -> canonical records, and book sync."""

@@ -1,0 +1,1 @@
+"""okx market data: frames -> canonical records, and book sync."""

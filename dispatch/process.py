@@ -72,7 +72,7 @@ class DispatchProcess:
         self.ctx = ctx
         self.ns = ctx.namespace
         self.clock = clock
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        ctx.ensure_dir()
         self.tel = Telemetry("dispatch", telemetry if telemetry is not None else default_telemetry(ctx))
         self.dlq = DeadLetterQueue(ctx.run_dir / "dlq", "dispatch")
         self.core = DispatchCore(config, clock, self.tel, self.dlq)

@@ -65,7 +65,7 @@ class Journal:
     def __init__(self, path: str | os.PathLike, *, sync: bool = True):
         self.path = os.fspath(path)
         self.sync = sync
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         size = os.fstat(self._fd).st_size
         if size < RECORD_BYTES:
             os.ftruncate(self._fd, 0)

@@ -20,7 +20,7 @@ from shm.cleanup import sweep_stale
 
 from . import config, report
 from .pipeline import Pipeline
-from .run import RunContext
+from .run import RunContext, RunDirError
 from .signals import StopFlag, stop_on_signals
 
 
@@ -53,7 +53,11 @@ def main(argv=None) -> int:
     if args.metrics_port is not None:
         cfg["run"]["metrics_port"] = args.metrics_port
     run_id = args.run_id or time.strftime("run-%Y%m%d-%H%M%S")
-    ctx = RunContext.from_env(run_id)
+    try:
+        ctx = RunContext.from_env(run_id)
+    except RunDirError as err:
+        print(f"meltica: {err}", file=sys.stderr)
+        return 2
     sweep_stale()  # segments of earlier runs whose writers are gone
     pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None,
                         config_path=os.path.abspath(args.config) if args.config else None)
@@ -86,8 +90,11 @@ def collect(args) -> int:
     from .collector import Collector
     from .metrics import serve
 
-    ctx = RunContext.from_env()
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        ctx = RunContext.from_env()
+    except RunDirError as err:
+        print(f"meltica collect: {err}", file=sys.stderr)
+        return 2
     sweep_stale()
     endpoint = args.endpoint or os.environ.get("MELTICA_TELEMETRY") or \
         f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"

@@ -54,7 +54,7 @@ class Pipeline:
             Provider.from_slug(v)  # a clear error for a typo
         self.symbols = _csv(section(cfg, "strategy").get("symbols") or section(cfg, "dispatch").get("instruments"))
         self.merged = _csv(section(cfg, "strategy").get("merged"))
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        ctx.claim()  # private umask (the programs inherit it), run directory 0700
         self.telemetry_endpoint = f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"
         self.collector: Collector | None = None
         self.metrics_server = None

@@ -25,7 +25,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture
 def run_ctx(tmp_path, monkeypatch):
     ctx = RunContext(f"t{uuid.uuid4().hex[:10]}", tmp_path / "run")
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.ensure_dir()  # 0700, as its programs require
     monkeypatch.setenv("MELTICA_RUN", ctx.run_id)
     monkeypatch.setenv("MELTICA_RUN_DIR", str(ctx.run_dir))
     try:

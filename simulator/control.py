@@ -5,10 +5,14 @@
   GET    /_sim/stats   counters of this venue
   POST   /_sim/step    body {"count": n}: advance the synthetic market n steps
                        (useful with rate 0, for tests that must not sleep)
+
+Every /_sim/ route answers loopback clients only (403 otherwise), also when the
+simulator listens beyond loopback (`--host`; the default is 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Callable, Protocol
 
 import orjson
@@ -39,10 +43,27 @@ async def read_json(request: web.Request) -> Any:
         raise FaultError(f"body is not JSON: {exc}") from None
 
 
+def _loopback(remote: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return False
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+@web.middleware
+async def loopback_only(request: web.Request, handler):
+    """Refuse /_sim/ requests that do not come from this host's loopback."""
+    if request.path.startswith("/_sim/") and not _loopback(request.remote):
+        return reply({"ok": False, "error": f"/_sim/ answers loopback clients only: remote={request.remote}"}, 403)
+    return await handler(request)
+
+
 def add_control_routes(app: web.Application, venue: Controlled,
                        step: Callable[[int], int] | None,
                        market_stats: Callable[[], dict[str, Any]] | None = None) -> None:
-    """Mount /_sim/fault, /_sim/stats and /_sim/step on a venue app."""
+    """Mount /_sim/fault, /_sim/stats and /_sim/step on a venue app, for loopback clients."""
+    app.middlewares.append(loopback_only)
 
     async def post_fault(request: web.Request) -> web.Response:
         try:

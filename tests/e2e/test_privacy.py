@@ -234,6 +234,27 @@ def check_run(ctx: RunContext, pids: list[int], ports: set[int]) -> None:
     assert ports <= {port for _, port, _ in listeners}, (ports, listeners)
 
 
+ATTACHED = """
+from consumer import Consumer
+from events import Kind
+with Consumer("attached", timeout_s=10) as c:
+    assert c.subscribe("BTC-USDT", providers=["binance-spot"]).ok
+    while not any(rec["kind"] == Kind.BOOK for rec in c.events(max_n=64, timeout_s=0.5)):
+        pass
+    print("run", c.run.run_id, "books")
+"""
+
+
+def attach_from_elsewhere(ctx: RunContext, elsewhere: Path) -> None:
+    """A consumer started in another directory with MELTICA_RUN_DIR alone joins the run."""
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MELTICA_RUN"} | {"MELTICA_RUN_DIR": str(ctx.run_dir)}
+    proc = subprocess.run([sys.executable, "-c", ATTACHED], cwd=elsewhere, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and f"run {ctx.run_id} books" in proc.stdout, proc.stderr[-2000:]
+    assert os.listdir(elsewhere) == []  # no stray run directory where it started
+
+
 def test_make_run_under_umask_000_leaves_another_user_nothing(tmp_path, reap):
     ctx = RunContext(f"priv{uuid.uuid4().hex[:8]}", tmp_path / "run")
     metrics_port = free_port()
@@ -256,6 +277,7 @@ def test_make_run_under_umask_000_leaves_another_user_nothing(tmp_path, reap):
         malformed_frame(endpoints["okx"]["rest"])
         wait_until(lambda: all((ctx.run_dir / n).exists() for n in EXPECTED), 60,
                    f"every one of {EXPECTED}", alive, logs)
+        attach_from_elsewhere(ctx, tmp_path / "elsewhere")
         venue_ports = {int(e["rest"].rsplit(":", 1)[1]) for e in endpoints.values()}
         check_run(ctx, descendants(p.pid), venue_ports | {metrics_port})
     finally:

@@ -85,7 +85,9 @@ class Segment:
         """Create a zero-filled segment of `size` bytes under a private name.
 
         Fill its header, then call `commit()`: the segment appears under `path` only
-        then, whole, so an attaching process never sees a half-built header.
+        then, whole, so an attaching process never sees a half-built header. The file
+        is 0600 whatever the umask (which can only narrow a mode): the creator's user
+        alone may map it, so every reader must run as that user.
         """
         if os.path.exists(path):
             raise SegmentExists(f"segment exists already: {path}")

@@ -273,7 +273,7 @@ def test_make_run_under_umask_000_leaves_another_user_nothing(tmp_path, reap):
     try:
         wait_until(lambda: RINGS <= set(ctx.namespace.names()) and journaled(ctx) >= 2, 90,
                    "the run's rings and the demo's first exec reports", alive, logs)
-        endpoints = orjson.loads((ctx.run_dir / "venue.endpoints.json").read_bytes())["endpoints"]
+        endpoints = orjson.loads((ctx.run_dir / "simulator.endpoints.json").read_bytes())["endpoints"]
         malformed_frame(endpoints["okx"]["rest"])
         wait_until(lambda: all((ctx.run_dir / n).exists() for n in EXPECTED), 60,
                    f"every one of {EXPECTED}", alive, logs)

@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--telemetry", help="telemetry PUB endpoint (bind:ENDPOINT binds)")
     p.add_argument("--workers", type=int, default=2, help="REST worker threads (default 2)")
     p.add_argument("--timeout", type=float, default=2.0, help="REST timeout in seconds (default 2)")
+    p.add_argument("--user-stream-lifetime", type=float, metavar="SECONDS",
+                   help="move the user stream to a new connection this long after it opened (default: "
+                   "the venue's; Binance spot: 23 h, before the venue's 24 h limit)")
     p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
     return p
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                 control=args.control, limits=parse_limits(args.limits) if args.limits else None,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
-                                recv_window_ms=args.recv_window_ms)
+                                recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime)
     except AlreadyRunning as e:
         print(f"execution: {e}", file=sys.stderr)
         return 3

@@ -57,7 +57,7 @@ class ExecutionProcess:
                  control: str | None = None, limits: dict | None = None, durability: str = "process",
                  trading_default: bool = True, telemetry_endpoint: str | None = None, workers: int = 2,
                  timeout_s: float = 2.0, recv_window_ms: int = 5000, ring_capacity: int = 1024,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, user_stream_lifetime_s: float | None = None):
         self.ctx = ctx
         self._lock_fd = take_lock(ctx.path("exec", "execution.lock"))
         self.tel = Telemetry("execution", telemetry_endpoint)
@@ -75,7 +75,8 @@ class ExecutionProcess:
         self.adapter = self.venue.trading_adapter(
             rest_url=rest_url, ws_url=ws_url, api_key=api_key, api_secret=api_secret, registry=self.registry,
             emit=self._emit, workers=workers, timeout_s=timeout_s, recv_window_ms=recv_window_ms,
-            dlq=self.dlq, telemetry=self.tel)
+            dlq=self.dlq, telemetry=self.tel,
+            **({"stream_lifetime_s": user_stream_lifetime_s} if user_stream_lifetime_s else {}))
         self.engine = Engine(self.store, self.publisher, self.adapter, clock=time.time_ns,
                              limits=LimitBook(limits), telemetry=self.tel, dlq=self.dlq,
                              trading_default=trading_default)

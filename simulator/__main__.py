@@ -21,6 +21,7 @@ import orjson
 from .faults import FaultError
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET
 from .server import VENUES, Simulator, SimulatorError
+from .userstream import LIFETIME_S, PING_INTERVAL_S
 
 
 def parse_fault(text: str) -> dict[str, Any]:
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="API key the order API accepts (env MELTICA_SIM_API_KEY; default %(default)s)")
     p.add_argument("--api-secret", default=os.environ.get("MELTICA_SIM_API_SECRET", DEFAULT_SECRET),
                    help="HMAC secret of that key (env MELTICA_SIM_API_SECRET; default meltica-sim-secret)")
+    p.add_argument("--user-stream-lifetime", type=float, default=LIFETIME_S, metavar="SECONDS",
+                   help="binance-spot WebSocket API: close each connection this long after it opened "
+                   "(default %(default)s, Binance's 24 h)")
+    p.add_argument("--user-stream-ping", type=float, default=PING_INTERVAL_S, metavar="SECONDS",
+                   help="binance-spot WebSocket API: server ping interval (default %(default)s)")
     p.add_argument("--endpoints-file", help="also write the endpoints JSON line to this file")
     p.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
     return p
@@ -88,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                         depth=args.depth, host=args.host, port_base=args.port_base,
                         replay=args.replay, replay_venue=args.replay_venue,
                         replay_speed=args.replay_speed, faults=args.fault,
-                        api_key=args.api_key, api_secret=args.api_secret)
+                        api_key=args.api_key, api_secret=args.api_secret,
+                        user_stream_lifetime=args.user_stream_lifetime, user_stream_ping=args.user_stream_ping)
         sim.start()
     except (SimulatorError, FaultError, ValueError, OSError) as exc:
         log.error("cannot start: %s", exc)

@@ -133,7 +133,8 @@ class BinanceVenue:
         """Arm or apply a fault; raise FaultError for a bad request."""
         spec = normalize(spec, self.supported_faults, self.resolve_key)
         us = self.userstream
-        self.faults.apply(spec, self.hub, {"disconnect_userstream": us.hub} if us is not None else None)
+        if us is None or not us.apply_fault(spec):
+            self.faults.apply(spec, self.hub)
         return spec
 
     def clear_faults(self) -> int:
@@ -387,8 +388,6 @@ class BinanceVenue:
 
     async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info.get("path", "")
-        if self.userstream is not None and self.userstream.owns(path):
-            return await self.userstream.serve(request, path)
         streams = [s for s in path.split("/") if s]
         return await self.hub.serve(request, False, self._on_text,
                                     lambda c: self._subscribe(c, streams))

@@ -24,13 +24,18 @@ Order-path faults (binance-spot only):
                                         an answer (hang: keep it open, never answer)
   delay_response  count=1, seconds=1    carry out the next order requests at once,
                                         answer them `seconds` late
-  disconnect_userstream  abrupt=false   close every user-data socket
+  disconnect_userstream  abrupt=false   close every user-data (WebSocket API) connection
   duplicate_report       count=1        send the next executionReport twice
+  server_shutdown        seconds=1      send `serverShutdown` on every WebSocket API
+                                        connection, close them `seconds` later
+  delay_subscribe        count=1, seconds=1
+                                        hold the next userDataStream.subscribe.signature
+                                        `seconds` before carrying it out and answering
 
 `symbol` accepts the canonical name ("BTC-USDT") or the venue symbol ("BTCUSDT",
 "btcusdt"); without it a fault hits the next matching message of any symbol.
 Faults with a count are one-shot: each use decrements them; immediate faults
-(stall, disconnect, disconnect_userstream) act when injected.
+(stall, disconnect, disconnect_userstream, server_shutdown) act when injected.
 """
 
 from __future__ import annotations
@@ -49,14 +54,17 @@ COUNTED = {
     "drop_response": {"hang": False},
     "delay_response": {"seconds": 1.0},
     "duplicate_report": {},
+    "delay_subscribe": {"seconds": 1.0},
 }
 IMMEDIATE = {
     "stall": {"seconds": 5.0, "drop": False},
     "disconnect": {"abrupt": False},
     "disconnect_userstream": {"abrupt": False},
+    "server_shutdown": {"seconds": 1.0},
 }
 SYMBOL_FAULTS = {"gap", "duplicate", "reorder", "malformed", "stale_snapshot", "checksum", "stall"}
-ORDER_FAULTS = {"drop_response", "delay_response", "disconnect_userstream", "duplicate_report"}
+ORDER_FAULTS = {"drop_response", "delay_response", "disconnect_userstream", "duplicate_report",
+                "server_shutdown", "delay_subscribe"}
 ALL_FAULTS = set(COUNTED) | set(IMMEDIATE)
 
 

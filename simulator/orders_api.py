@@ -8,7 +8,8 @@
   GET    /api/v3/openOrders   [symbol]
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
-                              "accepted": {cid: n}, "rejected": n}
+                              "accepted": {cid: n}, "rejected": n, "requests": {endpoint: n}}
+  User data: the WebSocket API (userstream.py); the retired listenKey REST answers 410.
 
 SIGNED: header X-MBX-APIKEY, params in query and/or form body, `timestamp`,
 optional `recvWindow` (<= 60000, default 5000) and `signature` = hex
@@ -69,16 +70,18 @@ class OrdersApi:
     """Signed order endpoints, the matching engine and the user-data stream."""
 
     def __init__(self, venue: BinanceVenue, api_key: str = DEFAULT_KEY,
-                 api_secret: str = DEFAULT_SECRET):
+                 api_secret: str = DEFAULT_SECRET, **user_stream: float):
+        """`user_stream`: lifetime_s, ping_interval_s, pong_timeout_s of WebSocket API connections."""
         self.venue = venue
         self.api_key = api_key
         self.secret = api_secret.encode()
-        self.userstream = UserStreams(api_key, venue.faults, now_ms)
+        self.userstream = UserStreams(api_key, self.secret, venue.faults, now_ms, **user_stream)
         drivers = {f.inst.canonical: f.driver for f in venue.feeds.values()}
         self.engine = MatchingEngine(drivers, self.userstream.on_event, self._publish, now_ms)
         self.received: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
         self.rejected = 0
+        self.requests: dict[str, int] = {}   # "METHOD path" -> signed requests received
         self._hung: set[asyncio.Future] = set()
         venue.orders, venue.userstream = self, self.userstream
         app = venue.app
@@ -89,7 +92,7 @@ class OrdersApi:
         app.router.add_delete("/api/v3/openOrders", self._cancel_all)
         app.router.add_get("/_sim/orders", self._sim_orders)
         app.on_shutdown.append(self._release_hung)
-        self.userstream.add_routes(app, self._check_key)
+        self.userstream.add_routes(app)
 
     # -- hooks from the venue -----------------------------------------------
     def on_market_trades(self, _inst: Instrument, trades: list) -> None:
@@ -114,14 +117,11 @@ class OrdersApi:
             return Reject(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         return None
 
-    def _check_key(self, request: web.Request) -> web.Response | None:
-        """Check X-MBX-APIKEY alone (USER_STREAM endpoints); return the error or None."""
-        rej = self._key_reject(request)
-        return rej.response() if rej is not None else None
-
     async def _signed(self, request: web.Request, allowed: set[str]) -> dict[str, str]:
         """Authenticate a SIGNED request and return its parameters; raise Reject."""
         self.venue.rest_requests += 1
+        endpoint = f"{request.method} {request.path}"
+        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
         denied = self._key_reject(request)
         if denied is not None:
             raise denied
@@ -219,7 +219,7 @@ class OrdersApi:
         return reply({"orders": [{**self._order_json(o), "fills": len(o.fills)}
                                  for o in self.engine.orders.values()],
                       "received": self.received, "accepted": self.accepted,
-                      "rejected": self.rejected})
+                      "rejected": self.rejected, "requests": self.requests})
 
     async def _respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """Answer an order request, unless an order-path fault says otherwise."""

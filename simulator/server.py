@@ -28,6 +28,7 @@ from .kraken import NAME as KRAKEN, KrakenVenue
 from .okx import NAME as OKX, OkxVenue
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
 from .replay import Dataset, Replayer, read_meta
+from .userstream import LIFETIME_S, PING_INTERVAL_S
 
 VENUES = (SPOT, USDM, OKX, KRAKEN)
 log = logging.getLogger("venue")
@@ -57,7 +58,8 @@ class Simulator:
                  rate: float = 20.0, seed: int = 1, depth: int = 400, host: str = "127.0.0.1",
                  port_base: int = 0, replay: str | None = None, replay_venue: str | None = None,
                  replay_speed: float = 0.0, faults: Iterable[dict[str, Any]] = (),
-                 api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET):
+                 api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET,
+                 user_stream_lifetime: float = LIFETIME_S, user_stream_ping: float = PING_INTERVAL_S):
         self.venue_names = list(dict.fromkeys(venues))
         for name in self.venue_names:
             if name not in VENUES:
@@ -75,6 +77,10 @@ class Simulator:
         self.replay_speed = replay_speed
         self.initial_faults = list(faults)
         self.api_key, self.api_secret = api_key, api_secret
+        if user_stream_lifetime <= 0 or user_stream_ping <= 0:
+            raise SimulatorError(f"user stream lifetime and ping interval must be > 0: "
+                                 f"lifetime={user_stream_lifetime} ping={user_stream_ping}")
+        self.user_stream = {"lifetime_s": float(user_stream_lifetime), "ping_interval_s": float(user_stream_ping)}
         self.replay_venue = None
         if replay is not None:
             self.replay_venue = replay_venue or replay_venue_of(read_meta(replay))
@@ -230,7 +236,7 @@ class Simulator:
             return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)
         if name == SPOT and replay is None:
-            OrdersApi(venue, self.api_key, self.api_secret)
+            OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream)
         return venue
 
     def _step(self, count: int) -> int:

@@ -93,7 +93,7 @@ class BinanceVenue(Venue):
 class BinanceSpotVenue(BinanceVenue):
     trading = True
     trading_rest_url = "https://api.binance.com"
-    trading_ws_url = "wss://stream.binance.com:9443"
+    trading_ws_url = "wss://ws-api.binance.com:443/ws-api/v3"   # the WebSocket API: user data
     env_prefix = "MELTICA_BINANCE"
 
     def trading_adapter(self, **kwargs):

@@ -1,6 +1,6 @@
 """Binance spot orders: signed REST (`/api/v3/order`, `/api/v3/openOrders`,
-`/api/v3/exchangeInfo`) and the user-data stream (`/api/v3/userDataStream` listenKey,
-WebSocket `/ws/<listenKey>`, `executionReport` events).
+`/api/v3/exchangeInfo`) and the user data stream over the WebSocket API
+(`userDataStream.subscribe.signature` on /ws-api/v3, `executionReport` events; userstream.py).
 
 Supports: LIMIT (GTC, IOC, FOK) and MARKET orders, buy and sell, by base quantity;
 cancel and query by client order id; HMAC-SHA256 signatures (API key in the

@@ -32,7 +32,7 @@ from venues.trading import (
 
 from . import parse
 from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent
-from .userstream import UserStream
+from .userstream import LIFETIME_S, UserStream
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {1: "GTC", 2: "IOC", 3: "FOK"}
@@ -66,7 +66,7 @@ class BinanceSpotAdapter:
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
-                 telemetry=None):
+                 telemetry=None, stream_lifetime_s: float = LIFETIME_S):
         self.rest_url, self.ws_url = rest_url, ws_url
         self.registry = registry
         self.emit = emit
@@ -79,7 +79,9 @@ class BinanceSpotAdapter:
         self._queues = [queue.SimpleQueue() for _ in range(workers)]
         self._threads = [threading.Thread(target=self._work, args=(q, mk()), name=f"binance-rest-{i}", daemon=True)
                          for i, q in enumerate(self._queues)]
-        self.stream = UserStream(mk(), ws_url, self._on_frame, emit)
+        self.stream = UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
+                                 recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
+                                 dlq=dlq, telemetry=telemetry)
 
     def __repr__(self) -> str:
         return f"BinanceSpotAdapter({self.rest_url})"
@@ -220,19 +222,18 @@ class BinanceSpotAdapter:
 
     # -- the user stream (its thread) ------------------------------------------------------
 
-    def _on_frame(self, frame: bytes):
+    def _on_event(self, ev: dict, raw: bytes) -> None:
+        kind = ev.get("e")
         try:
-            ev = parse.unwrap(orjson.loads(frame))
-            kind = ev.get("e")
             if kind == "executionReport":
                 self.emit(parse.execution_report(ev, self.registry))
-            elif kind in ("eventStreamTerminated", "listenKeyExpired"):
-                return "terminated"
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=str(kind))
-        except (orjson.JSONDecodeError, BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
-            if self.dlq is not None:
-                self.dlq.put("bad_user_stream_frame", priority="high", raw=frame, error=f"{type(e).__name__}: {e}")
-            if self.tel is not None:
-                self.tel.inc("exec.stream.bad_frames")
-        return None
+        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+            self._on_bad(raw, f"{type(e).__name__}: {e}")
+
+    def _on_bad(self, raw: bytes, error: str) -> None:
+        if self.dlq is not None:
+            self.dlq.put("bad_user_stream_frame", priority="high", raw=raw, error=error)
+        if self.tel is not None:
+            self.tel.inc("exec.stream.bad_frames")

@@ -1,7 +1,7 @@
 """Binance spot payloads -> venue events and instruments. Venue enums map through tables;
 an unknown value is a BadInput, never a silent default.
 
-An `executionReport` (user-data stream, listenKey or WebSocket-API form):
+An `executionReport` (the event of the WebSocket API user data stream, unwrapped):
 
     {"e": "executionReport", "E": 1499405658658, "s": "ETHBTC", "c": "mUvoqJxFIILMdfAW5iGSOW",
      "S": "BUY", "o": "LIMIT", "f": "GTC", "q": "1.00000000", "p": "0.10264410", ...,
@@ -42,15 +42,6 @@ def status_of(text: str) -> ExecStatus | None:
         return STATUS[text]
     except KeyError:
         raise BadInput(f"unknown Binance order status: {text!r}") from None
-
-
-def unwrap(msg: dict) -> dict:
-    """The event inside a frame: listenKey stream (bare), combined stream, or WebSocket API."""
-    if "event" in msg and "subscriptionId" in msg:
-        return msg["event"]
-    if "stream" in msg and "data" in msg:
-        return msg["data"]
-    return msg
 
 
 def _inst(registry: Registry, symbol: str) -> Instrument:

@@ -150,12 +150,3 @@ class BinanceRest:
 
     def open_orders(self, symbol: str | None = None) -> list:
         return self.request("GET", "/api/v3/openOrders", {"symbol": symbol} if symbol else {}, signed=True)
-
-    def new_listen_key(self) -> str:
-        return self.request("POST", "/api/v3/userDataStream", keyed=True)["listenKey"]
-
-    def keepalive_listen_key(self, key: str) -> None:
-        self.request("PUT", "/api/v3/userDataStream", {"listenKey": key}, keyed=True)
-
-    def close_listen_key(self, key: str) -> None:
-        self.request("DELETE", "/api/v3/userDataStream", {"listenKey": key}, keyed=True)

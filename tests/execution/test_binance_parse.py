@@ -5,6 +5,7 @@ import pytest
 
 from events import BadInput, ExecStatus
 from venues.binance.trading import parse
+from venues.binance.trading.userstream import split_frame
 
 from .fakes import registry
 
@@ -16,7 +17,8 @@ def test_docs_examples_parse_into_the_right_canonical_reports(shared_data):
     reg = registry()
     reports, others = [], []
     for frame in frames:
-        ev = parse.unwrap(frame)
+        kind, ev = split_frame(orjson.dumps(frame))
+        assert kind == "event"
         if ev["e"] == "executionReport":
             reports.append(parse.execution_report(ev, reg))
         else:
@@ -60,11 +62,16 @@ def test_a_cancel_report_names_both_the_cancel_and_the_order():
     assert r.status is ExecStatus.CANCELLED
 
 
-def test_the_websocket_api_and_combined_stream_wrappers_unwrap():
+def test_websocket_api_frames_split_into_answers_events_and_bad_frames():
     ev = _trade()
-    assert parse.unwrap({"subscriptionId": 0, "event": ev}) is ev
-    assert parse.unwrap({"stream": "key", "data": ev}) is ev
-    assert parse.unwrap(ev) is ev
+    assert split_frame(orjson.dumps({"subscriptionId": 0, "event": ev})) == ("event", ev)
+    shutdown = {"e": "serverShutdown", "E": 1770123456789}  # no subscriptionId: a connection event
+    assert split_frame(orjson.dumps({"event": shutdown})) == ("event", shutdown)
+    answer = {"id": 3, "status": 200, "result": {"subscriptionId": 0}}
+    assert split_frame(orjson.dumps(answer)) == ("answer", answer)
+    assert split_frame(b'{"subscriptionId": 0, "event": ')[0] == "bad"
+    assert split_frame(b"[1]") == ("bad", "not an object: list")
+    assert split_frame(orjson.dumps(ev))[0] == "bad"  # a bare event: the retired listenKey form
 
 
 def test_an_unknown_status_is_an_error_not_a_default():

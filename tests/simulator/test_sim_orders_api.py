@@ -6,7 +6,9 @@ import hashlib
 import hmac
 import http.client
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from decimal import Decimal
 
 import orjson
@@ -49,11 +51,17 @@ class Client:
     def cancel(self, **params) -> tuple[int, dict]:
         return self.signed("DELETE", "/api/v3/order", params)
 
-    def listen_key(self) -> str:
-        status, body = http_call("POST", self.rest + "/api/v3/userDataStream", b"",
-                                 {"X-MBX-APIKEY": self.key})
-        assert status == 200
-        return body["listenKey"]
+    def user_stream(self, ws_base: str) -> websocket.WebSocket:
+        """A WebSocket API connection subscribed to the account's user data."""
+        ws = connect(ws_base + "/ws-api/v3")
+        params = {"apiKey": self.key, "timestamp": int(time.time() * 1000)}
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        params["signature"] = hmac.new(self.secret, payload.encode(), hashlib.sha256).hexdigest()
+        ws.send(orjson.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
+                              "params": params}).decode())
+        answer = orjson.loads(ws.recv())
+        assert (answer["id"], answer["status"], answer["result"]) == ("sub", 200, {"subscriptionId": 0})
+        return ws
 
 
 @pytest.fixture
@@ -180,17 +188,24 @@ def test_duplicate_client_order_id_of_an_open_order_is_rejected(spot):
     assert [o["status"] for o in seen["orders"]] == ["CANCELED", "NEW"]
 
 
+def _event(ws) -> dict:
+    """The next event of a subscribed WebSocket API connection, unwrapped."""
+    frame = orjson.loads(ws.recv())
+    assert set(frame) == {"subscriptionId", "event"} and frame["subscriptionId"] == 0
+    return frame["event"]
+
+
 def _reports(ws, until):
     out = []
     while True:
-        out.append(orjson.loads(ws.recv()))
+        out.append(_event(ws))
         if until(out):
             return out
 
 
 def test_user_stream_reports_a_limit_order_partially_then_fully_filled(spot):
     sim, c = spot
-    user = connect(f"{sim.endpoints['binance-spot']['ws']}/ws/{c.listen_key()}")
+    user = c.user_stream(sim.endpoints["binance-spot"]["ws"])
     _bid, (ask_px, ask_qty) = _top(sim)
     qty = Decimal(ask_qty) + Decimal("0.05")
     status, body = c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
@@ -215,28 +230,25 @@ def test_user_stream_reports_a_limit_order_partially_then_fully_filled(spot):
 
 def test_user_stream_reports_cancel_with_both_client_ids(spot):
     sim, c = spot
-    user = connect(f"{sim.endpoints['binance-spot']['ws']}/ws/{c.listen_key()}")
+    user = c.user_stream(sim.endpoints["binance-spot"]["ws"])
     c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
           quantity="0.01", price="50000", newClientOrderId="cc-1")
     c.cancel(symbol="BTCUSDT", origClientOrderId="cc-1", newClientOrderId="cc-cancel")
-    new, cancel = orjson.loads(user.recv()), orjson.loads(user.recv())
+    new, cancel = _event(user), _event(user)
     user.close()
     assert (new["x"], cancel["x"], cancel["X"]) == ("NEW", "CANCELED", "CANCELED")
     assert (cancel["c"], cancel["C"]) == ("cc-cancel", "cc-1")
 
 
-def test_listen_key_keepalive_and_close(spot):
+def test_the_retired_listen_key_endpoints_answer_410_gone(spot):
     sim, c = spot
-    key = c.listen_key()
-    assert c.listen_key() == key                         # the live key is handed out again
-    hdr = {"X-MBX-APIKEY": DEFAULT_KEY}
-    assert http_call("PUT", f"{c.rest}/api/v3/userDataStream?listenKey={key}", b"", hdr) == (200, {})
-    user = connect(f"{sim.endpoints['binance-spot']['ws']}/ws/{key}")
-    assert http_call("DELETE", f"{c.rest}/api/v3/userDataStream?listenKey={key}", b"", hdr) == (200, {})
-    opcode, _ = user.recv_data_frame(control_frame=True)
-    assert opcode == websocket.ABNF.OPCODE_CLOSE
-    assert http_call("PUT", f"{c.rest}/api/v3/userDataStream?listenKey={key}", b"", hdr)[1]["code"] == -1125
-    assert http_call("POST", f"{c.rest}/api/v3/userDataStream", b"", {})[0] == 401
+    for method in ("POST", "PUT", "DELETE"):
+        req = urllib.request.Request(f"{c.rest}/api/v3/userDataStream", data=b"", method=method,
+                                     headers={"X-MBX-APIKEY": DEFAULT_KEY})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=5)
+        assert err.value.code == 410 and b"410 Gone" in err.value.read()
+    assert sim.stats()["binance-spot"]["orders"]["userstream"]["gone"] == 3
 
 
 def test_dropped_response_leaves_an_accepted_order_behind(spot):
@@ -253,23 +265,23 @@ def test_dropped_response_leaves_an_accepted_order_behind(spot):
 
 def test_delayed_response_arrives_after_the_execution_report(spot):
     sim, c = spot
-    user = connect(f"{sim.endpoints['binance-spot']['ws']}/ws/{c.listen_key()}")
+    user = c.user_stream(sim.endpoints["binance-spot"]["ws"])
     sim.inject("binance-spot", "delay_response", seconds=0.3)
     started = time.monotonic()
     status, _ = c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
                       quantity="0.01", price="60000")
     assert status == 200 and time.monotonic() - started >= 0.3
-    assert orjson.loads(user.recv())["x"] == "NEW"
+    assert _event(user)["x"] == "NEW"
     user.close()
 
 
 def test_duplicate_report_and_userstream_disconnect(spot):
     sim, c = spot
-    user = connect(f"{sim.endpoints['binance-spot']['ws']}/ws/{c.listen_key()}")
+    user = c.user_stream(sim.endpoints["binance-spot"]["ws"])
     sim.inject("binance-spot", "duplicate_report")
     c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
           quantity="0.01", price="60000")
-    first, second = orjson.loads(user.recv()), orjson.loads(user.recv())
+    first, second = _event(user), _event(user)
     assert first == second and first["x"] == "NEW"
     sim.inject("binance-spot", "disconnect_userstream")
     opcode, _ = user.recv_data_frame(control_frame=True)

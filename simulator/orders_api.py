@@ -8,7 +8,8 @@
   GET    /api/v3/openOrders   [symbol]
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
-                              "accepted": {cid: n}, "rejected": n, "requests": {endpoint: n}}
+                              "accepted": {cid: n}, "rejected": n, "requests": {"METHOD path": n}}
+                              (requests: signed requests that passed authentication)
   User data: the WebSocket API (userstream.py); the retired listenKey REST answers 410.
 
 SIGNED: header X-MBX-APIKEY, params in query and/or form body, `timestamp`,
@@ -120,8 +121,6 @@ class OrdersApi:
     async def _signed(self, request: web.Request, allowed: set[str]) -> dict[str, str]:
         """Authenticate a SIGNED request and return its parameters; raise Reject."""
         self.venue.rest_requests += 1
-        endpoint = f"{request.method} {request.path}"
-        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
         denied = self._key_reject(request)
         if denied is not None:
             raise denied
@@ -153,6 +152,9 @@ class OrdersApi:
         if unknown:
             raise Reject(-1104, f"Not all sent parameters were read; read '{len(params) - len(unknown)}' "
                                 f"parameter(s) but was sent '{len(params)}'.")
+        # Counted here, after the last await: the answer shows the state of this moment.
+        endpoint = f"{request.method} {request.path}"
+        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
         return params
 
     # -- endpoints ----------------------------------------------------------

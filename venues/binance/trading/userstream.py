@@ -167,11 +167,15 @@ class _Conn:
     def _end(self, reason: str) -> None:
         self.reason = self.reason or reason
         self.lost.set()
+        self.abort_requests()
+        self.wake.set()
+
+    def abort_requests(self) -> None:
+        """Wake every request waiting for an answer: it fails (PeerGone)."""
         for rid in list(self._pending):
             slot = self._pending.pop(rid, None)
             if slot is not None:
                 slot[0].set()
-        self.wake.set()
 
     def close(self) -> None:
         """Close (a close frame, then the socket) and join the reader."""
@@ -182,8 +186,8 @@ class _Conn:
                 pass
             self._thread.join(timeout=1.0)   # the reader sees the venue's close frame and ends
         self._end("closed by us")
+        self.ws.shutdown()                   # ends a reader still waiting in recv
         self._thread.join(timeout=1.0)
-        self.ws.shutdown()
 
 
 class UserStream:
@@ -217,7 +221,7 @@ class UserStream:
         self._stop.set()
         self._wake.set()
         for conn in list(self._live):
-            conn._end("stopped")       # wakes a request in flight
+            conn.abort_requests()      # a request in flight gives up at once
         self._thread.join(timeout=5)
 
     # -- the supervisor ----------------------------------------------------------------

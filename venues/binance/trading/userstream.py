@@ -315,6 +315,8 @@ class UserStream:
             self._live.remove(conn)
 
     def _failed(self, reason: str) -> None:
+        if self._stop.is_set():
+            return                      # stopping: a request cut short is no failure
         if self.tel is not None:
             self.tel.inc("exec.stream.subscribe_failed")
         if reason != self.last_error and self.dlq is not None:   # once per distinct reason

@@ -8,11 +8,12 @@ Venues (one aiohttp app and one port each; see the modules for every route):
                 /ws/<stream>, /ws + SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS;
                 streams <sym>@depth@100ms, @depth, @trade, @aggTrade, @bookTicker
                 (binance.py)
-  binance-usdm  the same under /fapi/v1, diffs chained by "pu" (binance.py)
                 and, when synthetic, the signed order API: POST/DELETE/GET
-                /api/v3/order, GET/DELETE /api/v3/openOrders, userDataStream
-                listen keys and executionReport events on /ws/<listenKey>
+                /api/v3/order, GET/DELETE /api/v3/openOrders; user data over
+                the WebSocket API /ws-api/v3 (userDataStream.subscribe.signature,
+                executionReport events; the retired listenKey REST answers 410)
                 (orders_api.py, userstream.py, matching.py)
+  binance-usdm  the same under /fapi/v1, diffs chained by "pu" (binance.py)
   okx           REST /api/v5/public/instruments, /time; WS /ws/v5/public with
                 books (snapshot + updates, checksum, seqId/prevSeqId), trades,
                 tickers, ping/pong (okx.py)
@@ -29,7 +30,8 @@ other user orders; LIMIT GTC/IOC/FOK and MARKET; resting orders fill as the
 synthetic market trades into them or moves through their price.
 Faults (faults.py): gap, duplicate, reorder, malformed, stale_snapshot, checksum
 (OKX, Kraken), stall, disconnect; order path: drop_response, delay_response,
-disconnect_userstream, duplicate_report; at start or via POST /_sim/fault.
+disconnect_userstream, duplicate_report, server_shutdown, delay_subscribe; at
+start or via POST /_sim/fault.
 Control (control.py): /_sim/fault, /_sim/stats, /_sim/step on every venue app,
 and GET /_sim/orders on binance-spot (every order received, counts per id).
 

@@ -59,8 +59,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--venue", default="binance-spot", choices=venues.trading(), help="venue (default binance-spot)")
     p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
                    "default the real venue)")
-    p.add_argument("--ws-url", help="venue WebSocket base URL for the user stream (env <VENUE>_WS_URL, e.g. "
-                   "MELTICA_BINANCE_WS_URL; default the real venue)")
+    p.add_argument("--ws-url", help="venue WebSocket URL for the user stream; a URL without a path gets the "
+                   "venue's (Binance spot: /ws-api/v3) (env <VENUE>_WS_URL, e.g. MELTICA_BINANCE_WS_URL; "
+                   "default the real venue)")
     p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
                    "<VENUE>_API_KEY / <VENUE>_API_SECRET, e.g. MELTICA_BINANCE_API_KEY)")
     p.add_argument("--limits", help="pre-trade limits: JSON file, JSON text, or "

@@ -20,7 +20,8 @@ from simulator.userstream import signature_payload
 
 from .venue_testkit import connect
 
-pytestmark = pytest.mark.timeout(30)
+# binance_common passes aiohttp a float timeout, which aiohttp 3.14 deprecates: their matter
+pytestmark = [pytest.mark.timeout(30), pytest.mark.filterwarnings("ignore::DeprecationWarning:binance_common")]
 V = "binance-spot"
 DOCS = orjson.loads((Path(__file__).with_name("binance_spot_ws_api_docs.json")).read_bytes())
 SUBSCRIBE_DOC = DOCS["web-socket-api.md#subscribe-to-user-data-stream-through-signature-subscription-user_stream"]

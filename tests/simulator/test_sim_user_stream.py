@@ -156,13 +156,26 @@ def test_one_subscription_per_account_and_connection_and_the_docs_request_is_ref
 
 def test_the_server_pings_every_interval_and_keeps_a_ponging_connection(make_sim):
     sim = make_sim(venues=[V], user_stream_ping=0.1)
+    sim.call(lambda: setattr(sim.venues[V].userstream, "pong_timeout_s", 0.3))  # Binance: a minute
     ws = ws_api(sim)
     pings = 0
-    while pings < 3:
+    while pings < 6:   # 0.6 s: twice the pong timeout
         opcode, _frame = ws.recv_data_frame(True)  # websocket-client answers with a pong
         pings += opcode == websocket.ABNF.OPCODE_PING
     assert call(ws, "ping")["result"] == {}
     assert userstream_stats(sim)["pong_timeouts"] == 0
+    ws.close()
+
+
+def test_a_connection_that_never_pongs_is_closed(make_sim):
+    sim = make_sim(venues=[V], user_stream_ping=0.1)
+    sim.call(lambda: setattr(sim.venues[V].userstream, "pong_timeout_s", 0.3))  # Binance: a minute
+    ws = ws_api(sim)   # never read from, so websocket-client never answers a ping
+    deadline = time.monotonic() + 10
+    while userstream_stats(sim)["pong_timeouts"] == 0:
+        assert time.monotonic() < deadline, userstream_stats(sim)
+        time.sleep(0.02)
+    assert userstream_stats(sim)["disconnects"] == 1
     ws.close()
 
 

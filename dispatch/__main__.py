@@ -16,8 +16,8 @@ from .control import check_local
 from .process import DispatchProcess, install_signal_stop
 
 
-def parse_args(argv):
-    """Flags; defaults from the [dispatch] table of --config / $MELTICA_CONFIG (meltica.config)."""
+def parser() -> argparse.ArgumentParser:
+    """The flags; `python -m meltica run` checks the [dispatch] table against them."""
     p = argparse.ArgumentParser(
         prog="python -m dispatch",
         description="Order, de-duplicate, merge and fan out the run's market data to consumers. "
@@ -58,21 +58,29 @@ def parse_args(argv):
                         "requests wait at most this long (latency of control vs CPU burnt)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a control endpoint beyond loopback/ipc")
-    return config.parse_args(p, argv, "dispatch")
+    return p
+
+
+def parse_args(argv):
+    """Flags; defaults from the [dispatch] table of --config / $MELTICA_CONFIG (meltica.config)."""
+    return config.parse_args(parser(), argv, "dispatch")
 
 
 def main(argv=None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
     ctx = RunContext.from_env()
-    if a.control and not a.allow_remote:
-        check_local(a.control)
     ms = 1_000_000
-    settings = DispatchConfig(
-        lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
-        order_mode=a.order_mode,
-        merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
-        consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate,
-        saturation_interval_ns=int(a.saturation_ms * ms))
+    try:
+        if a.control and not a.allow_remote:
+            check_local(a.control)
+        settings = DispatchConfig(
+            lateness_ns=int(a.lateness_ms * ms), flush_ns=int(a.flush_ms * ms), max_held=a.max_held,
+            order_mode=a.order_mode,
+            merge_window_ns=int(a.merge_window_ms * ms), merge_max_events=a.merge_max_events,
+            consumer_ring_capacity=a.ring_capacity, fanout_rate=a.fanout_rate,
+            saturation_interval_ns=int(a.saturation_ms * ms))
+    except ValueError as err:
+        config.exit_config_error("python -m dispatch", str(err))
     instruments = [s.strip() for s in a.instruments.split(",") if s.strip()]
     proc = DispatchProcess(ctx, settings, control=a.control, telemetry=a.telemetry,
                            execution=a.execution, instruments=instruments,

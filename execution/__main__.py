@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import orjson
 
 import venues
+from events import BadInput
 from meltica import config as run_config
 from meltica.run import RunContext
 
@@ -34,7 +35,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
     if key_file:
         st = os.stat(key_file)
         if stat.S_IMODE(st.st_mode) & 0o077:
-            raise SystemExit(f"refusing {key_file}: mode {stat.S_IMODE(st.st_mode):o}, must be 0600")
+            raise run_config.ConfigError(f"refusing {key_file}: mode {stat.S_IMODE(st.st_mode):o}, must be 0600")
         with open(key_file, "rb") as f:
             raw = f.read()
         if raw.lstrip().startswith(b"{"):
@@ -42,7 +43,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
             return str(d["key"]), str(d["secret"])
         lines = [x.strip() for x in raw.decode().splitlines() if x.strip()]
         if len(lines) != 2:
-            raise SystemExit(f"{key_file}: expected two lines (key, secret)")
+            raise run_config.ConfigError(f"{key_file}: expected two lines (key, secret)")
         return lines[0], lines[1]
     env_key, env_secret = f"{env_prefix}_API_KEY", f"{env_prefix}_API_SECRET"
     key, secret = os.environ.get(env_key), os.environ.get(env_secret)
@@ -50,7 +51,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
         return key, secret
     if _loopback(rest_url):
         return SIM_KEY, SIM_SECRET
-    raise SystemExit(f"no API credentials: set {env_key} and {env_secret}, or pass --api-key-file")
+    raise run_config.ConfigError(f"no API credentials: set {env_key} and {env_secret}, or pass --api-key-file")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     venue = venues.get(args.venue)
     args.rest_url = args.rest_url or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
     args.ws_url = args.ws_url or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
-    key, secret = load_credentials(args.api_key_file, args.rest_url, venue.env_prefix)
+    try:
+        key, secret = load_credentials(args.api_key_file, args.rest_url, venue.env_prefix)
+        limits = parse_limits(args.limits) if args.limits else None
+    except run_config.ConfigError as err:  # load_credentials refused the key source
+        run_config.exit_config_error("python -m execution", str(err))
+    except (BadInput, OSError, ValueError, KeyError) as err:  # bad limits, an unreadable key file
+        run_config.exit_config_error("python -m execution", f"{type(err).__name__}: {err}")
     ctx = RunContext.from_env()
     try:
         proc = ExecutionProcess(ctx, venue=args.venue, rest_url=args.rest_url, ws_url=args.ws_url, api_key=key, api_secret=secret,
-                                control=args.control, limits=parse_limits(args.limits) if args.limits else None,
+                                control=args.control, limits=limits,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
                                 recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime)

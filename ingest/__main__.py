@@ -25,7 +25,8 @@ from .process import IngestProcess, RingInUse
 VENUES = list(venues.SUPPORTED)
 
 
-def parse_args(argv: list[str] | None) -> Config:
+def parser() -> argparse.ArgumentParser:
+    """The flags; `python -m meltica run` checks each [ingest.<venue>] table against them."""
     ap = argparse.ArgumentParser(
         prog="python -m ingest",
         description="Turn one venue's market data into canonical events on ring md.<venue>.")
@@ -49,13 +50,19 @@ def parse_args(argv: list[str] | None) -> Config:
     ap.add_argument("--no-metadata", action="store_true", help="skip exchangeInfo/instruments (scales 8/8)")
     ap.add_argument("--status-interval", type=float, default=10.0, help="status log and rates, seconds")
     ap.add_argument("--log-level", default="INFO")
+    return ap
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    """The process's Config from argv and [ingest.<venue>]; bad ones exit EX_CONFIG."""
+    ap = parser()
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--venue", choices=VENUES)
     known, _ = pre.parse_known_args(argv)
     if known.venue:   # the venue picks the config table: [ingest.<venue>]
         args = run_config.parse_args(ap, argv, f"ingest.{known.venue}")
     else:
-        args = ap.parse_args(argv)
+        args = run_config.cli_args(ap, argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     provider = Provider.from_slug(args.venue)
@@ -63,13 +70,15 @@ def parse_args(argv: list[str] | None) -> Config:
     raw = args.symbols.split(",") if args.symbols else list(venue.default_symbols)
     try:
         symbols = list(dict.fromkeys(venue.venue_symbol(s) for s in raw if s.strip()))
-    except BadInput as exc:
-        ap.error(str(exc))
-    return Config(provider, symbols, args.rest_url, args.ws_url, args.depth, args.ring_capacity,
-                  args.telemetry, args.stale_after, args.refresh_min, args.refresh_max,
-                  args.snapshot_timeout, args.snapshot_limit, args.watchdog, args.ping_interval,
-                  backoff_max_s=args.backoff_max, metadata=not args.no_metadata,
-                  status_interval_s=args.status_interval)
+        cfg = Config(provider, symbols, args.rest_url, args.ws_url, args.depth, args.ring_capacity,
+                     args.telemetry, args.stale_after, args.refresh_min, args.refresh_max,
+                     args.snapshot_timeout, args.snapshot_limit, args.watchdog, args.ping_interval,
+                     backoff_max_s=args.backoff_max, metadata=not args.no_metadata,
+                     status_interval_s=args.status_interval)
+        cfg.check()
+        return cfg
+    except (BadInput, ValueError) as exc:
+        run_config.exit_config_error(ap.prog, str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:

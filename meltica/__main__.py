@@ -5,6 +5,12 @@
 
 This is what `make run ARGS="..."` calls. Ctrl-C (or the end of --duration) stops every
 program and removes every shared-memory segment of the run, also after crashes.
+
+Exit status: 0 for a clean run; 78 (EX_CONFIG) for a configuration error, found before
+anything starts or reported by a program (the run stops at once, with the reason);
+1 when a program exited on its own during the run (each is listed with its last
+reason) or shared-memory segments were left behind; 2 when the run directory is not
+this user's alone (meltica.run.RunDirError).
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import orjson
 
 from shm.cleanup import sweep_stale
 
-from . import config, report
-from .pipeline import Pipeline
+from . import config, report, runconfig
+from .pipeline import Pipeline, ProgramFailed
 from .run import RunContext, RunDirError
 from .signals import StopFlag, stop_on_signals
 
 
-def parse_args(argv):
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m meltica", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the whole pipeline")
@@ -42,14 +48,19 @@ def parse_args(argv):
     col.add_argument("--metrics-port", type=int, default=9464, help="Prometheus endpoint port (0: off)")
     col.add_argument("--endpoint", default=None,
                      help="SUB endpoint to bind (default $MELTICA_TELEMETRY, else ipc://<run_dir>/telemetry.sock)")
-    return ap.parse_args(argv)
+    return ap
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = config.cli_args(_parser(), sys.argv[1:] if argv is None else argv)
     if args.command == "collect":
         return collect(args)
-    cfg = config.load(args.config)
+    config_path = os.path.abspath(args.config) if args.config else None
+    try:
+        cfg = runconfig.load_checked(config_path)
+    except config.ConfigError as err:
+        print(f"meltica: config error, nothing started:\n{err}", file=sys.stderr, flush=True)
+        return config.EX_CONFIG
     if args.metrics_port is not None:
         cfg["run"]["metrics_port"] = args.metrics_port
     run_id = args.run_id or time.strftime("run-%Y%m%d-%H%M%S")
@@ -59,30 +70,41 @@ def main(argv=None) -> int:
         print(f"meltica: {err}", file=sys.stderr)
         return 2
     sweep_stale()  # segments of earlier runs whose writers are gone
-    pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None,
-                        config_path=os.path.abspath(args.config) if args.config else None)
+    pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)
     stop = StopFlag()
     stop_on_signals(stop)
     print(f"meltica: run {ctx.run_id}, files in {ctx.run_dir}", file=sys.stderr, flush=True)
+    failure = None
     try:
-        pipeline.start()
-        deadline = time.monotonic() + args.duration if args.duration else None
-        if args.headless:
-            _headless(pipeline, stop, deadline)
-        else:
-            _live(pipeline, stop, deadline, args.duration)
+        try:
+            pipeline.start()
+            deadline = time.monotonic() + args.duration if args.duration else None
+            if args.headless:
+                _headless(pipeline, stop, deadline)
+            else:
+                _live(pipeline, stop, deadline, args.duration)
+            failure = pipeline.failure()
+        except ProgramFailed as err:
+            failure = str(err)
         result = report.build(pipeline)
     finally:
         codes = pipeline.stop()
         pipeline.close()
     result["exit_codes"] = codes
+    result["failure"] = failure
     if args.report:
         with open(args.report, "wb") as f:
             f.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         print(f"meltica: report written to {args.report}", file=sys.stderr)
     left = ctx.namespace.names()
     print(f"meltica: stopped; {len(left)} shared-memory segments left", file=sys.stderr)
-    return 0 if not left else 1
+    exits = pipeline.unexpected_exits()
+    for line in exits:
+        print(f"meltica: {line}", file=sys.stderr)
+    if failure:
+        print(f"meltica: the run stopped: {failure}", file=sys.stderr, flush=True)
+        return config.EX_CONFIG
+    return 1 if left or exits else 0
 
 
 def collect(args) -> int:
@@ -115,8 +137,13 @@ def collect(args) -> int:
 def _headless(pipeline, stop, deadline) -> None:
     next_status = time.monotonic() + 5
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        for name in pipeline.poll():
-            print(f"meltica: restarted {name}", file=sys.stderr, flush=True)
+        restarted = pipeline.poll()
+        if pipeline.failure():
+            return
+        if restarted:
+            last = {s["name"]: s["last_exit"] for s in pipeline.launcher.states()}
+            for name in restarted:
+                print(f"meltica: restarted {name} after {last[name]}", file=sys.stderr, flush=True)
         if time.monotonic() >= next_status:
             next_status += 5
             mon = pipeline.monitor.snapshot() if pipeline.monitor else {"counts": {}}
@@ -136,6 +163,8 @@ def _live(pipeline, stop, deadline, duration) -> None:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             pipeline.poll()
             live.update(view.render())
+            if pipeline.failure():
+                return
             stop.wait(0.25)
 
 

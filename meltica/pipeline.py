@@ -7,10 +7,11 @@
     strategy             (strategies.demo)
     + in this process: the telemetry collector, the Prometheus endpoint, the monitor
 
-`Pipeline.start()` brings them up in that order (each program waits for what it needs
-by itself, so the order only shortens start-up), `poll()` restarts what died,
-`report()` summarises the run, `stop()` ends every program and removes every
-shared-memory segment of the run.
+The configuration is checked, table by table, before anything starts
+(`meltica.runconfig`). `Pipeline.start()` brings the programs up in that order (each
+program waits for what it needs by itself, so the order only shortens start-up), `poll()`
+restarts what died, `failure()` says why the run must stop (a program's configuration
+error), `stop()` ends every program and removes every shared-memory segment of the run.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pathlib import Path
 
 import orjson
 
-from events import Provider
+from events import MelticaError
 
+from . import runconfig
 from .collector import Collector
 from .config import section
 from .launcher import Launcher, Program
@@ -41,17 +43,20 @@ def _csv(value) -> list[str]:
     return [v.strip() for v in str(value or "").split(",") if v.strip()]
 
 
+class ProgramFailed(MelticaError):
+    """A program of the run stopped for good (a configuration error): the run stops."""
+
+
 class Pipeline:
     def __init__(self, cfg: dict, ctx: RunContext, *, live_feeds: bool | None = None,
                  config_path: str | None = None):
+        runconfig.check(cfg, config_path or "the run configuration")  # ConfigError: nothing starts
         self.cfg = cfg
         self.ctx = ctx
         self.config_path = config_path
         run = section(cfg, "run")
         self.live_feeds = run.get("live_feeds", False) if live_feeds is None else live_feeds
         self.venues = sorted(section(cfg, "ingest"))
-        for v in self.venues:
-            Provider.from_slug(v)  # a clear error for a typo
         self.symbols = _csv(section(cfg, "strategy").get("symbols") or section(cfg, "dispatch").get("instruments"))
         self.merged = _csv(section(cfg, "strategy").get("merged"))
         ctx.claim()  # private umask (the programs inherit it), run directory 0700
@@ -87,11 +92,15 @@ class Pipeline:
         while time.monotonic() < deadline:
             if ep_file.exists() and ep_file.stat().st_size:
                 return orjson.loads(ep_file.read_bytes().splitlines()[0])["endpoints"]
-            states = {s["name"]: s["state"] for s in self.launcher.states()}
-            if states.get("simulator", "running") != "running":
-                raise RuntimeError(f"the venue simulator exited: see {self.ctx.run_dir}/logs/simulator.log")
+            self.launcher.poll()  # records an exit (and restarts a crash, not a config error)
+            reason = self.failure()
+            if reason:
+                raise ProgramFailed(reason)
             time.sleep(0.05)
-        raise RuntimeError(f"the venue simulator did not publish its endpoints within {timeout_s}s")
+        last = self.launcher.exits()["simulator"]
+        raise ProgramFailed(f"the venue simulator did not publish its endpoints within {timeout_s}s"
+                            + (f"; it exited {len(last)} times, last: {last[-1].reason()}" if last else "")
+                            + f" (log: {self.log_path('simulator')})")
 
     def _urls(self, venue: str) -> list[str]:
         if self.live_feeds:
@@ -140,6 +149,27 @@ class Pipeline:
 
     def poll(self) -> list[str]:
         return self.launcher.poll()
+
+    def log_path(self, name: str):
+        return self.ctx.path("logs", f"{name}.log")
+
+    def failure(self) -> str | None:
+        """Why the run must stop now (a program's configuration error), else None."""
+        failed = self.launcher.failed()
+        if not failed:
+            return None
+        return "; ".join(f"{name} stopped with a configuration error, not restarted: "
+                         f"{ex.line or ex.reason()} (log: {self.log_path(name)})" for name, ex in failed)
+
+    def unexpected_exits(self) -> list[str]:
+        """One line per program that exited on its own during the run: how often, the
+        last reason. Empty for a clean run."""
+        out = []
+        for s in self.launcher.states():
+            if s["exits"]:
+                out.append(f"{s['name']} exited {s['exits']} time{'s' if s['exits'] > 1 else ''} "
+                           f"during the run; last: {s['last_exit']} (log: {self.log_path(s['name'])})")
+        return out
 
     def uptime_s(self) -> float:
         return (time.monotonic_ns() - self.started_ns) / 1e9 if self.started_ns else 0.0

@@ -6,7 +6,9 @@
     market_data    per venue: messages, resyncs by reason, gaps, checksum failures, reconnects
     dispatch       coalesced and dropped records, late drops, merge windows emitted/suppressed
     orders         strategy orders submitted / accepted / rejected, exec reports, last exec_seq
-    processes      per program: restarts, last state
+    processes      per program: restarts, last state, its last exits during the run (when,
+                   after how long, exit status or signal, last error line of its log)
+    failure        why the run stopped early (a program's configuration error), else null
     monitor_*      the monitor consumer's error (if it stopped) and re-registrations after
                    dispatch restarts
     telemetry      every counter of every process (the raw material of the above)
@@ -78,6 +80,7 @@ def build(pipeline) -> dict:
         "last_exec_seq": _gauge(snaps, "exec.last_exec_seq"),
         "strategy_reports_received": _sum(snaps, "strategy.exec_reports"),
     }
+    exits = pipeline.launcher.exits()
     latency = {"all": mon.latency_us() if mon else None}
     if mon is not None:
         for venue in pipeline.venues:
@@ -92,7 +95,8 @@ def build(pipeline) -> dict:
         "dispatch": dispatch,
         "orders": orders,
         "merged_records_seen": mon.snapshot()["merged"] if mon else 0,
-        "processes": {s["name"]: {"restarts": s["restarts"], "state": s["state"]}
+        "processes": {s["name"]: {"restarts": s["restarts"], "state": s["state"],
+                                  "exits": [e.as_dict() for e in exits.get(s["name"], [])]}
                       for s in pipeline.launcher.states()},
         "monitor_error": mon.error if mon else None,
         "monitor_recoveries": mon.recoveries if mon else 0,

@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator; return the process exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # a usage error is a configuration error: EX_CONFIG, not restarted
+        raise SystemExit(os.EX_CONFIG if stop.code == 2 else stop.code) from None
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("venue")
@@ -96,8 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                         replay_speed=args.replay_speed, faults=args.fault,
                         api_key=args.api_key, api_secret=args.api_secret,
                         user_stream_lifetime=args.user_stream_lifetime, user_stream_ping=args.user_stream_ping)
+    except (SimulatorError, FaultError, ValueError, OSError) as exc:  # what it was asked to be
+        log.error("config error: %s", exc)
+        return os.EX_CONFIG
+    try:
         sim.start()
-    except (SimulatorError, FaultError, ValueError, OSError) as exc:
+    except FaultError as exc:  # a fault armed at start that the venue does not have
+        log.error("config error: %s", exc)
+        return os.EX_CONFIG
+    except (SimulatorError, ValueError, OSError) as exc:  # e.g. a port still held: a restart may do
         log.error("cannot start: %s", exc)
         return 2
     line = orjson.dumps({"endpoints": sim.endpoints, "pid": os.getpid()})

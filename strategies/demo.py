@@ -102,7 +102,8 @@ def _slug(p) -> str:
         return str(int(p))
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The flags; `python -m meltica run` checks the [strategy] table against them."""
     ap = argparse.ArgumentParser(prog="python -m strategies.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="demo", help="consumer name (its ring: consumer.<name>.md)")
     ap.add_argument("--symbols", default="BTC-USDT", help="comma-separated canonical symbols")
@@ -115,7 +116,11 @@ def main(argv=None) -> int:
     ap.add_argument("--order-qty", default="0.001", help="quantity of each order (decimal string)")
     ap.add_argument("--order-interval-s", type=float, default=2.0, help="seconds between two orders")
     ap.add_argument("--seconds", type=float, default=0, help="run this long (0: until Ctrl-C)")
-    a = config.parse_args(ap, sys.argv[1:] if argv is None else argv, "strategy")
+    return ap
+
+
+def main(argv=None) -> int:
+    a = config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "strategy")
     providers = [p for p in a.providers.split(",") if p]
     signal.signal(signal.SIGTERM, _exit_once)  # stop like Ctrl-C: unregister, close
     demo = Demo()

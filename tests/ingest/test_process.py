@@ -13,6 +13,7 @@ import pytest
 
 from events import EVENT, Kind, Provider, instrument_id
 from ingest.process import RingInUse, create_ring, ring_name
+from meltica.config import EX_CONFIG
 from shm import RingReader, RingWriter
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]
@@ -147,11 +148,11 @@ def test_flag_defaults_come_from_the_run_configuration_table(run_ctx, tmp_path):
     cfg.write_text('[ingest.okx]\nsymbols = "BTC-USDT"\nring_capacity = 1000\n')
     out = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--config", str(cfg)],
                          cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
-    assert out.returncode == 2 and b"ring_capacity=1000" in out.stderr
+    assert out.returncode == EX_CONFIG and b"ring_capacity=1000" in out.stderr
     cfg.write_text("[ingest.okx]\nbogus = 1\n")
     out = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--config", str(cfg)],
                          cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
-    assert out.returncode == 2 and b"bogus" in out.stderr
+    assert out.returncode == EX_CONFIG and b"bogus" in out.stderr
 
 
 def test_help_and_bad_arguments(run_ctx):
@@ -160,4 +161,4 @@ def test_help_and_bad_arguments(run_ctx):
     assert out.returncode == 0 and b"--venue" in out.stdout and b"--ring-capacity" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--ring-capacity", "1000"],
                          cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
-    assert bad.returncode == 2 and b"power of two" in bad.stderr
+    assert bad.returncode == EX_CONFIG and b"power of two" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_prints_endpoints_serves_and_stops_on_signal(tmp_path, sig):
 def test_bad_arguments_fail_with_a_message():
     proc = _run("--venues", "bitmex")
     try:
-        assert proc.wait(timeout=30) == 2
+        assert proc.wait(timeout=30) == os.EX_CONFIG  # a restart cannot fix it
         assert b"unknown venue" in proc.stderr.read()
     finally:
         if proc.poll() is None:   # it started after all: do not leave it running

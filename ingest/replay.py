@@ -13,12 +13,16 @@ snapshot request, so after a gap with no later snapshot an instrument stays
 gaps, checksum_ok, checksum_failed, resyncs, events_out per kind, books per
 canonical symbol (top-N bids/asks as decimal strings, last_update_id, synced).
 Logs go to stderr.
+
+The file is read by `ingest.recording`: a line that is no recorded message is skipped
+and counted (`bad_lines`: the count, and the first lines by their 1-based number in
+the file with the reason); a damaged or truncated `.gz` ends the replay with what was
+read, and `error` says where (also on stderr; exit status 1). Bad arguments exit 78.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import re
 import sys
@@ -30,14 +34,15 @@ import orjson
 
 import venues
 from events import BOOK_DEPTH, HeaderFlag, Provider
+from meltica.config import EX_CONFIG, cli_args
 
 from .publisher import Publisher
+from .recording import REST, WS, Recording, dataset_file  # noqa: F401 (dataset_file: public here too)
 from .report import Report
 from .stream import Stream
 
 log = logging.getLogger("ingest.replay")
 _URL_SYMBOL = re.compile(r"[?&]symbol=([A-Za-z0-9_\-]+)")
-WS, REST = 0, 1
 
 
 @dataclass
@@ -47,48 +52,32 @@ class Dataset:
     path: Path
     lines: list = field(default_factory=list)
     venue_symbols: list = field(default_factory=list)  # in order of first appearance
-
-
-def dataset_file(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("messages.jsonl", "messages.jsonl.gz"):
-            if (p / name).is_file():
-                return p / name
-        raise FileNotFoundError(f"no messages.jsonl[.gz] in {p}")
-    if not p.is_file():
-        raise FileNotFoundError(f"no such dataset: {p}")
-    return p
+    bad_lines: dict = field(default_factory=lambda: {"count": 0, "first": []})
+    error: str | None = None    # why the file could not be read to its end
 
 
 def load(path: str | Path, provider: Provider) -> Dataset:
     """Read a dataset; find the venue symbols it carries (for the registry)."""
-    f = dataset_file(path)
-    opener = gzip.open if f.suffix == ".gz" else open
-    ds = Dataset(f)
+    rec = Recording(path)
+    ds = Dataset(rec.path)
     seen: dict[str, None] = {}
     symbol_of = venues.get(provider).recorded_symbol
-    with opener(f, "rb") as fh:
-        for raw in fh:
-            if not raw.strip():
-                continue
-            rec = orjson.loads(raw)
-            payload = rec["payload"]
-            ns = rec.get("recv_ts_ns") or int(round(rec.get("recv_ts", 0) * 1e9))
-            if rec.get("src") == "rest":
-                sym = payload.get("symbol") if isinstance(payload, dict) else None
-                if sym is None:
-                    m = _URL_SYMBOL.search(rec.get("url") or "")
-                    sym = m.group(1) if m else None
-                if sym is not None:
-                    seen.setdefault(sym, None)
-                ds.lines.append((REST, ns, payload, sym))
-                continue
-            ds.lines.append((WS, ns, orjson.dumps(payload), None))
-            sym = symbol_of(payload)
+    for _line, src, ns, payload, url in rec:
+        if src == REST:
+            sym = payload.get("symbol") if isinstance(payload, dict) else None
+            if sym is None:
+                m = _URL_SYMBOL.search(url or "")
+                sym = m.group(1) if m else None
             if sym is not None:
                 seen.setdefault(sym, None)
+            ds.lines.append((REST, ns, payload, sym))
+            continue
+        ds.lines.append((WS, ns, orjson.dumps(payload), None))
+        sym = symbol_of(payload)
+        if sym is not None:
+            seen.setdefault(sym, None)
     ds.venue_symbols = list(seen)
+    ds.bad_lines, ds.error = rec.bad_lines(), rec.error
     return ds
 
 
@@ -156,6 +145,8 @@ class Replayer:
         out["bad_frames"] = r.bad_frames
         out["filtered"] = r.filtered
         out["ignored"] = r.ignored
+        out["bad_lines"] = self.dataset.bad_lines
+        out["error"] = self.dataset.error
         return out
 
 
@@ -181,16 +172,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=BOOK_DEPTH, help=f"book levels per side (1..{BOOK_DEPTH})")
     ap.add_argument("--json", action="store_true", help="print one JSON object (the default output)")
     ap.add_argument("--log-level", default="WARNING")
-    args = ap.parse_args(argv)
+    args = cli_args(ap, argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         out = replay(args.dataset, args.venue, symbol=args.symbol, depth=args.depth)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # no such dataset, symbol or depth
         print(f"ingest.replay: {exc}", file=sys.stderr)
-        return 2
+        return EX_CONFIG
     opt = orjson.OPT_SORT_KEYS | (0 if args.json else orjson.OPT_INDENT_2)
     sys.stdout.buffer.write(orjson.dumps(out, option=opt) + b"\n")
+    sys.stdout.flush()
+    if out["bad_lines"]["count"]:
+        first = ", ".join(str(b["line"]) for b in out["bad_lines"]["first"])
+        print(f"ingest.replay: skipped {out['bad_lines']['count']} bad lines (first: {first})", file=sys.stderr)
+    if out["error"]:
+        print(f"ingest.replay: {out['error']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,12 +2,18 @@
 
 Redrawn a few times a second from the monitor consumer (top of book, latency, counts),
 the telemetry collector (rates, resyncs, drops, windows, orders) and the launcher
-(process states). Rates are taken over the last 5 seconds.
+(process states, and why each restarted). Rates are taken over the last 5 seconds.
+
+Drawn for an 80x24 terminal: borderless tables with one space between columns, short
+headers, counts in full (never cut to `…`; a value too wide for its column folds onto
+the next line instead), dispatch and orders as one wrapped line each. The default run
+(two venues, three symbols, six programs) fits in 24 lines with two restart reasons.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import time
 
 from rich.console import Group
@@ -15,6 +21,32 @@ from rich.table import Table
 from rich.text import Text
 
 from .report import _sum
+
+
+def _table(*columns: str, left: int = 1) -> Table:
+    """Borderless, one space between columns, every cell folded rather than cut."""
+    t = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, header_style="bold")
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i < left else "right", overflow="fold")
+    return t
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def _us(v) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _duration(s: float) -> str:
+    """12s, 4m05s, 3h25m: short enough for a narrow column, exact to the second below 1 h."""
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 class LiveView:
@@ -38,57 +70,103 @@ class LiveView:
         p = self.p
         snaps = p.collector.snapshots() if p.collector else {}
         mon = p.monitor.snapshot() if p.monitor else {"top": {}, "counts": {}, "merged": 0}
-        left = f", {max(0.0, self.duration_s - p.uptime_s()):.0f}s left" if self.duration_s else ""
-        metrics = f"  metrics http://127.0.0.1:{p.metrics_port}/metrics" if p.metrics_port else ""
-        head = Text(f"Meltica run {p.ctx.run_id} — {p.uptime_s():.0f}s{left} — "
-                    f"{'live venues' if p.live_feeds else 'venue simulator'}{metrics}   (Ctrl-C stops)",
-                    style="bold")
+        return Group(*self._head(p), self._market(p, snaps, mon), self._summary(snaps, mon),
+                     *self._processes(p))
 
-        market = Table(title="market data (ingest -> dispatch -> monitor consumer)", expand=True)
-        for col in ("venue", "symbol", "bid", "ask", "spread bps", "msgs/s", "resyncs",
-                    "e2e p50 us", "e2e p99 us"):
-            market.add_column(col, justify="right" if col not in ("venue", "symbol") else "left")
+    def _head(self, p) -> list[Text]:
+        left = f" ({_duration(max(0.0, self.duration_s - p.uptime_s()))} left)" if self.duration_s else ""
+        source = "live venues" if p.live_feeds else "venue simulator"
+        out = [Text(f"meltica {p.ctx.run_id}  {_duration(p.uptime_s())}{left}  {source}  Ctrl-C stops",
+                    style="bold")]
+        where = f"logs {_near(os.path.join(p.ctx.run_dir, 'logs'))}"
+        if p.metrics_port:
+            where += f"  metrics http://127.0.0.1:{p.metrics_port}/metrics"
+        out.append(Text(where, style="dim"))
+        return out
+
+    def _market(self, p, snaps: dict, mon: dict) -> Table:
+        t = _table("venue", "symbol", "bid", "ask", "bps", "msg/s", "resync", "p50us", "p99us", left=2)
         for venue in p.venues:
             lat = p.monitor.latency_us(venue) if p.monitor else {}
-            for symbol in p.symbols:
+            for i, symbol in enumerate(p.symbols):
                 top = mon["top"].get(f"{venue}/{symbol}", {})
                 msgs = _sum(snaps, "md.messages", provider=venue, symbol=symbol)
-                resyncs = _sum(snaps, "book.resync", provider=venue, symbol=symbol)
-                market.add_row(venue, symbol, top.get("bid", "-"), top.get("ask", "-"),
-                               str(top.get("spread_bps", "-")), f"{self._rate(f'{venue}/{symbol}', msgs):.0f}",
-                               str(resyncs), str(lat.get("p50_us", "-")), str(lat.get("p99_us", "-")))
+                spread = top.get("spread_bps")
+                t.add_row(venue if i == 0 else "", symbol, str(top.get("bid", "-")), str(top.get("ask", "-")),
+                          "-" if spread is None else f"{spread:.2f}",
+                          f"{self._rate(f'{venue}/{symbol}', msgs):,.0f}",
+                          _count(_sum(snaps, "book.resync", provider=venue, symbol=symbol)),
+                          _us(lat.get("p50_us")), _us(lat.get("p99_us")))
+        return t
 
-        disp = Table(title="dispatch", expand=True)
-        for col in ("delivered to monitor", "coalesced", "dropped", "late drops",
-                    "merged emitted", "merged suppressed"):
-            disp.add_column(col, justify="right")
+    def _summary(self, snaps: dict, mon: dict) -> Table:
+        t = Table.grid(padding=(0, 1, 0, 0))
+        t.add_column(style="bold", no_wrap=True)
+        t.add_column(overflow="fold")
+        t.add_row("dispatch", self._dispatch(snaps, mon))
+        t.add_row("orders", self._orders(snaps))
+        return t
+
+    def _dispatch(self, snaps: dict, mon: dict) -> _Pairs:
         delivered = sum(mon["counts"].values())
-        disp.add_row(f"{delivered:,} ({self._rate('delivered', delivered):.0f}/s)",
-                     str(_sum(snaps, "fanout.coalesced")), str(_sum(snaps, "fanout.dropped")),
-                     str(_sum(snaps, "late_event.dropped")), str(_sum(snaps, "merge.emitted")),
-                     str(_sum(snaps, "merge.suppressed_partial")))
+        return _line([
+            ("delivered", f"{delivered:,} ({self._rate('delivered', delivered):,.0f}/s)"),
+            ("coalesced", _count(_sum(snaps, "fanout.coalesced"))),
+            ("dropped", _count(_sum(snaps, "fanout.dropped"))),
+            ("late", _count(_sum(snaps, "late_event.dropped"))),
+            ("merged", _count(_sum(snaps, "merge.emitted"))),
+            ("suppressed", _count(_sum(snaps, "merge.suppressed_partial")))])
 
-        orders = Table(title="orders (strategy -> execution -> venue)", expand=True)
-        for col in ("submitted", "accepted", "rejected", "exec reports", "open", "last exec_seq"):
-            orders.add_column(col, justify="right")
-        open_orders = next((s["gauges"].get("exec.open_orders") for s in snaps.values()
-                            if "exec.open_orders" in s.get("gauges", {})), "-")
-        last_seq = next((s["gauges"].get("exec.last_exec_seq") for s in snaps.values()
-                         if "exec.last_exec_seq" in s.get("gauges", {})), "-")
-        orders.add_row(str(_sum(snaps, "strategy.orders.submitted")),
-                       str(_sum(snaps, "exec.orders.accepted")),
-                       str(sum(_sum(snaps, "exec.orders.rejected", group_by="reason").values())),
-                       str(sum(_sum(snaps, "exec.reports", group_by="status").values())),
-                       str(open_orders), str(last_seq))
+    def _orders(self, snaps: dict) -> _Pairs:
+        gauges = {k: v for s in snaps.values() for k, v in s.get("gauges", {}).items()}
+        return _line([
+            ("submitted", _count(_sum(snaps, "strategy.orders.submitted"))),
+            ("accepted", _count(_sum(snaps, "exec.orders.accepted"))),
+            ("rejected", _count(sum(_sum(snaps, "exec.orders.rejected", group_by="reason").values()))),
+            ("reports", _count(sum(_sum(snaps, "exec.reports", group_by="status").values()))),
+            ("open", _count(gauges.get("exec.open_orders", "-"))),
+            ("exec_seq", _count(gauges.get("exec.last_exec_seq", "-")))])
 
-        procs = Table(title="processes", expand=True)
-        for col in ("program", "pid", "state", "uptime s", "restarts"):
-            procs.add_column(col)
+    def _processes(self, p) -> list:
+        t = _table("program", "pid", "state", "up", "restarts", left=3)
+        why = Table.grid(padding=(0, 1, 0, 0))   # why each program exited last, wrapped beside its name
+        why.add_column(style="bold", no_wrap=True)
+        why.add_column(overflow="fold")
         for s in p.launcher.states():
             style = "green" if s["state"] == "running" else "red"
-            procs.add_row(s["name"], str(s["pid"] or "-"), Text(s["state"], style=style),
-                          str(s["uptime_s"]), str(s["restarts"]))
-        parts = [head, market, disp, orders, procs]
+            t.add_row(s["name"], str(s["pid"] or "-"), Text(s["state"], style=style),
+                      _duration(s["uptime_s"]) if s["state"] == "running" else "-", str(s["restarts"]))
+            if s.get("last_exit"):
+                times = f"exited {s['exits']}x" if s.get("exits", 1) > 1 else "exited"
+                why.add_row(s["name"], Text.assemble(f"{times}, last: ", (s["last_exit"], "red")))
+        out: list = [t, why] if why.row_count else [t]
         if p.monitor is not None and p.monitor.error:
-            parts.append(Text(p.monitor.error, style="red"))
-        return Group(*parts)
+            out.append(Text(p.monitor.error, style="red"))
+        return out
+
+
+def _line(items: list[tuple[str, str]]) -> "_Pairs":
+    return _Pairs([f"{name} {value}" for name, value in items])
+
+
+class _Pairs:
+    """"name value  name value ...", wrapped between pairs only, never inside one."""
+
+    def __init__(self, pairs: list[str]):
+        self.pairs = pairs
+
+    def __rich_console__(self, console, options):
+        line = ""
+        for pair in self.pairs:
+            if line and len(line) + 2 + len(pair) > options.max_width:
+                yield Text(line)
+                line = pair
+            else:
+                line = f"{line}  {pair}" if line else pair
+        yield Text(line)
+
+
+def _near(path) -> str:
+    """`path` relative to the working directory when it lies below it (shorter)."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else str(path)

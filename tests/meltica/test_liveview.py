@@ -54,7 +54,7 @@ class States:
               "(python -m dispatch --ring-capacity 1000)")
 
     def states(self):
-        names = ["venue", "execution", "dispatch", *[f"ingest.{v}" for v in VENUES], "strategy.demo"]
+        names = ["simulator", "execution", "dispatch", *[f"ingest.{v}" for v in VENUES], "strategy.demo"]
         out = [{"name": n, "pid": 4_194_000 + i, "state": "running", "uptime_s": 12_345.6, "restarts": 0,
                 "exits": 0, "last_exit": None} for i, n in enumerate(names)]
         out[2].update(state="restarting", uptime_s=0, restarts=3, exits=3, last_exit=self.REASON)

@@ -29,7 +29,7 @@ def programs() -> dict[str, dict]:
 
 def test_every_program_is_restarted_unless_it_exits_with_a_configuration_error():
     progs = programs()
-    assert {"collector", "venue", "execution", "dispatch", "strategy-demo"} <= set(progs)
+    assert {"collector", "simulator", "execution", "dispatch", "strategy-demo"} <= set(progs)
     for name, opts in progs.items():
         assert opts.get("autorestart") == "unexpected", name
         assert [int(c) for c in opts["exitcodes"].split(",")] == [EX_CONFIG], name

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         print(f"meltica: {line}", file=sys.stderr)
     if failure:
         print(f"meltica: the run stopped: {failure}", file=sys.stderr, flush=True)
-        return config.EX_CONFIG
+        return config.EX_CONFIG if pipeline.launcher.failed() else 1
     return 1 if left or exits else 0
 
 

@@ -162,11 +162,12 @@ class Pipeline:
                          f"{ex.line or ex.reason()} (log: {self.log_path(name)})" for name, ex in failed)
 
     def unexpected_exits(self) -> list[str]:
-        """One line per program that exited on its own during the run: how often, the
-        last reason. Empty for a clean run."""
+        """One line per program that exited on its own during the run (but for those
+        `failure()` names): how often, the last reason. Empty for a clean run."""
         out = []
+        failed = {name for name, _ in self.launcher.failed()}  # said by failure()
         for s in self.launcher.states():
-            if s["exits"]:
+            if s["exits"] and s["name"] not in failed:
                 out.append(f"{s['name']} exited {s['exits']} time{'s' if s['exits'] > 1 else ''} "
                            f"during the run; last: {s['last_exit']} (log: {self.log_path(s['name'])})")
         return out

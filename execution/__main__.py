@@ -57,11 +57,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
     p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
-    # not venues.trading(): once the submodule venues.trading is imported (execution.process
-    # does), that attribute is the module, and `python -m meltica run` builds this parser
-    # in a process that may have imported it
-    tradable = tuple(s for s in venues.SUPPORTED if venues.get(s).trading)
-    p.add_argument("--venue", default="binance-spot", choices=tradable, help="venue (default binance-spot)")
+    p.add_argument("--venue", default="binance-spot", choices=venues.tradable(), help="venue (default binance-spot)")
     p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
                    "default the real venue)")
     p.add_argument("--ws-url", help="venue WebSocket URL for the user stream; a URL without a path gets the "

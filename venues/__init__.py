@@ -55,9 +55,9 @@ def get(name: str | Provider) -> Venue:
     return getattr(importlib.import_module(module), attr)
 
 
-def trading() -> tuple[str, ...]:
+def tradable() -> tuple[str, ...]:
     """The slugs of the venues we can trade on (imports every venue package)."""
     return tuple(s for s in SUPPORTED if get(s).trading)
 
 
-__all__ = ["REGISTRY", "SUPPORTED", "UnknownSymbols", "Venue", "get", "trading"]
+__all__ = ["REGISTRY", "SUPPORTED", "UnknownSymbols", "Venue", "get", "tradable"]

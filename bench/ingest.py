@@ -57,12 +57,14 @@ from events import EVENT, Provider
 from ingest.replay import WS, Replayer, load
 from shm import Namespace, RingWriter
 
+from . import _cryptofeed3
 from .common import emit, log
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 ETH = "binance_spot_ethusdt_2024-08-08_hftbacktest"
 OKX = "okx_2022-05-13_cryptofeed"
 TARGET = 2.0
+TARGET_CF3 = 3.0  # issue 15: >= 3x cryptofeed 3.0 on both recordings
 
 
 # -- ours --------------------------------------------------------------------------
@@ -183,6 +185,34 @@ def _same_top(ours: dict, cf_book) -> bool:
     return Decimal(ours["bids"][0][0]) == bid and Decimal(ours["asks"][0][0]) == ask
 
 
+def _same_top_text(ours: dict, top: list[str]) -> bool:
+    return Decimal(ours["bids"][0][0]) == Decimal(top[0]) and Decimal(ours["asks"][0][0]) == Decimal(top[1])
+
+
+def _sha256(frames: list[str]) -> str:
+    """The digest the cryptofeed 3 child computes over its own reading of the recording."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in frames:
+        h.update(f.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def start_cryptofeed3(data: Path, eth_frames: list[str], okx_frames: list[str]):
+    """(child, info) with cryptofeed 3.0 on Python >= 3.13, or (None, reason)."""
+    try:
+        child = _cryptofeed3.start(data, log)
+    except _cryptofeed3.Unavailable as e:
+        return None, f"unavailable: {e}"
+    info = child.info
+    if (info["binance_frames"], info["okx_frames"]) != (len(eth_frames), len(okx_frames)) or \
+            info["binance_sha256"] != _sha256(eth_frames) or info["okx_sha256"] != _sha256(okx_frames):
+        child.close()
+        return None, "unavailable: the cryptofeed 3 child read different frames from the recordings than ours"
+    return child, info
+
+
 # -- main ----------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
@@ -193,6 +223,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="headline figures from process CPU time (default) or wall time")
+    ap.add_argument("--no-cryptofeed3", action="store_true",
+                    help="leave out cryptofeed 3.0 (it runs on Python >= 3.13 in .venv-cf3/)")
     args = ap.parse_args(argv)
     logging.getLogger("feedhandler").setLevel(logging.CRITICAL)
     logging.getLogger("ingest").setLevel(logging.ERROR)
@@ -207,8 +239,11 @@ def main(argv: list[str]) -> int:
     version = cryptofeed_version()
     gc.collect()
     gc.freeze()   # the loaded recordings are long-lived: keep them out of every collection
-    runs: dict[str, list[tuple[float, float]]] = {"eth_ours": [], "eth_cf": [], "okx_ours": [], "okx_cf": []}
+    runs: dict[str, list[tuple[float, float]]] = {"eth_ours": [], "eth_cf": [], "okx_ours": [], "okx_cf": [],
+                                                  "eth_cf3": [], "okx_cf3": []}
     out: dict = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    cf3, cf3_info = (None, "skipped: --no-cryptofeed3") if args.no_cryptofeed3 else \
+        start_cryptofeed3(args.data, eth_frames, okx_frames)
     try:
         for i in range(args.repeat):
             t, eth_res = run_ours(eth, Provider.BINANCE_SPOT, 1, ns)
@@ -224,9 +259,20 @@ def main(argv: list[str]) -> int:
                 runs["okx_cf"].append(t)
                 if not _same_top(okx_res["books"]["BTC-USDT"], book):
                     raise AssertionError("cryptofeed's OKX BTC-USDT top of book differs from ours")
+            if cf3 is not None:
+                r = cf3.run("binance")
+                runs["eth_cf3"].append((r["wall"], r["cpu"]))
+                if not _same_top_text(eth_res["books"]["ETH-USDT"], r["top"]):
+                    raise AssertionError(f"cryptofeed 3's ETHUSDT top of book {r['top']} differs from ours")
+                r = cf3.run("okx", args.okx_passes)
+                runs["okx_cf3"].append((r["wall"], r["cpu"]))
+                if not _same_top_text(okx_res["books"]["BTC-USDT"], r["top"]):
+                    raise AssertionError(f"cryptofeed 3's OKX BTC-USDT top of book {r['top']} differs from ours")
             log(f"run {i + 1}/{args.repeat} (CPU s): " + ", ".join(f"{k} {v[-1][1]:.3f}" for k, v in runs.items() if v))
     finally:
         ns.cleanup()
+        if cf3 is not None:
+            cf3.close()
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["clock"] = args.clock
     out["repeat"] = args.repeat
@@ -235,6 +281,12 @@ def main(argv: list[str]) -> int:
     out["okx_frames"] = n_okx
     out["okx_checksums_verified_per_pass"] = okx_res["checksum_ok"]
     out["cryptofeed"] = version or "unavailable: pip install -e '.[bench]' (cryptofeed>=2.4)"
+    if cf3 is None:
+        out["cryptofeed3"] = cf3_info
+    else:
+        out["cryptofeed3"] = cf3_info["version"] or "3.0.x"
+        out["cryptofeed3_python"] = cf3_info["python"]
+        out["cryptofeed3_checks"] = {"binance": cf3_info["binance_checks"], "okx": cf3_info["okx_checks"]}
     for clock, c in (("cpu", 1), ("wall", 0)):
         t = {k: [r[c] for r in v] for k, v in runs.items()}
         best = {k: min(v) if v else float("inf") for k, v in t.items()}
@@ -253,6 +305,17 @@ def main(argv: list[str]) -> int:
                 "okx_ratio": round(best["okx_cf"] / best["okx_ours"], 2),
                 "okx_ratio_per_run": _spread([cf / o for o, cf in zip(t["okx_ours"], t["okx_cf"])]),
             })
+        if cf3 is not None:
+            fig.update({
+                "cryptofeed3_binance_msgs_per_s": round(n_eth / best["eth_cf3"]),
+                "cryptofeed3_binance_s": _spread(t["eth_cf3"]),
+                "binance_ratio_vs_cryptofeed3": round(best["eth_cf3"] / best["eth_ours"], 2),
+                "binance_ratio_vs_cryptofeed3_per_run": _spread([c / o for o, c in zip(t["eth_ours"], t["eth_cf3"])]),
+                "cryptofeed3_okx_msgs_per_s": round(n_okx / best["okx_cf3"]),
+                "cryptofeed3_okx_s": _spread(t["okx_cf3"]),
+                "okx_ratio_vs_cryptofeed3": round(best["okx_cf3"] / best["okx_ours"], 2),
+                "okx_ratio_vs_cryptofeed3_per_run": _spread([c / o for o, c in zip(t["okx_ours"], t["okx_cf3"])]),
+            })
         if clock == args.clock:
             out.update(fig)                                  # the headline figures
         else:
@@ -260,5 +323,9 @@ def main(argv: list[str]) -> int:
     if version is not None:
         out["target_ratio"] = TARGET
         out["meets_target"] = out["binance_ratio"] >= TARGET and out["okx_ratio"] >= TARGET
+    if cf3 is not None:
+        out["target_ratio_cryptofeed3"] = TARGET_CF3
+        out["meets_target_cryptofeed3"] = (out["binance_ratio_vs_cryptofeed3"] >= TARGET_CF3
+                                           and out["okx_ratio_vs_cryptofeed3"] >= TARGET_CF3)
     emit(out, args.json, "ingest: recorded frames through parse + book + event + ring")
     return 0

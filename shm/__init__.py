@@ -21,12 +21,12 @@ from .errors import (LayoutMismatch, NoReaderSlot, ReaderEvicted, RingClosed, Ri
                      RingTimeout, SegmentExists, SegmentNotFound, UseAfterRelease)
 from .reader import RingReader
 from .segment import Namespace
-from .wait import BackoffSleep, BusySpin, SpinPark, SpinYield, WaitStrategy
+from .wait import BackoffSleep, BusySpin, PacedPark, SpinPark, SpinYield, WaitStrategy
 from .writer import RingWriter
 
 __all__ = [
     "Namespace", "RingWriter", "RingReader",
-    "WaitStrategy", "BusySpin", "SpinYield", "BackoffSleep", "SpinPark",
+    "WaitStrategy", "BusySpin", "SpinYield", "BackoffSleep", "SpinPark", "PacedPark",
     "RingError", "LayoutMismatch", "SegmentNotFound", "SegmentExists", "RingClosed",
     "RingTimeout", "NoReaderSlot", "ReaderEvicted", "UseAfterRelease",
 ]

@@ -244,6 +244,8 @@ class RingReader(RingBase):
         """
         batch = self.try_read(max_n)
         if len(batch):
+            if strategy is not None:
+                strategy.reset()  # work found: a strategy kept across calls starts over
             return batch
         self.release()
         strategy = strategy or default_reader_strategy()
@@ -252,6 +254,7 @@ class RingReader(RingBase):
             token = self._words[self._W]
             batch = self.try_read(max_n)
             if len(batch):
+                strategy.reset()
                 return batch
             self.release()
             if self._words[L.H_CLOSED]:

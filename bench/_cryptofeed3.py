@@ -82,6 +82,8 @@ def ensure_env(log=lambda *_: None) -> str:
     if py.exists() and stamp.exists() and stamp.read_text() == SPEC:
         return str(py)
     base = find_python()
+    if os.environ.get("MELTICA_CF3_NO_BUILD"):  # tests: no network, use only what is built
+        raise Unavailable(f"{ENV.name}/ is not built (python -m bench._cryptofeed3 builds it with {base})")
     log(f"bench ingest: building {ENV.name}/ with {base} for {SPEC} ...")
     steps = [[base, "-m", "venv", "--clear", str(ENV)],
              [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", SPEC]]

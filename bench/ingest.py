@@ -1,6 +1,7 @@
 """Ingest: recorded venue feeds through parse + book + canonical event + ring write.
 
     python -m bench ingest [--json] [--repeat N] [--okx-passes N] [--clock cpu|wall] [--data DIR]
+                           [--no-cryptofeed3]
 
 Replays the 24-hour Binance spot ETHUSDT recording (79,743 WebSocket frames: depth
 diffs, trades, bookTicker, one REST snapshot) and the OKX v5 recording (407
@@ -15,6 +16,19 @@ OKX checksum verified and every record in the ring; cryptofeed's final best bid 
 ask must equal ours. cryptofeed is the optional `bench` extra
 (`pip install -e '.[bench]'`); without it the run prints our figures and
 `"cryptofeed": "unavailable: ..."`.
+
+cryptofeed 3.0 (asyncio core, msgspec; needs Python >= 3.13) is the second baseline,
+in the same run: `bench/_cryptofeed3.py` finds a Python >= 3.13 on the machine, builds
+`.venv-cf3/` with it (once; git-ignored) and drives `bench/_cryptofeed3_child.py`
+(cryptofeed and the stdlib only) over the same recordings, read by the child from
+`--data` and proven identical by sha256; its handlers are driven the way 2.4's are
+and its top of book must equal ours. Its runs alternate with ours like 2.4's. Keys
+`cryptofeed3_binance_msgs_per_s`, `cryptofeed3_okx_msgs_per_s`, `*_ratio_vs_cryptofeed3`;
+where it cannot run, `"cryptofeed3": "unavailable: <why>"`. `cryptofeed3_checks`
+reports what its handlers check, read from cryptofeed: Binance update-id continuity;
+on OKX, 3.0.1 validates seqId / prevSeqId (the 2022 recording carries none, see
+`frames_with_seqId`) and no longer verifies the CRC32 checksums that 2.4 and ours
+verify, so OKX is measured in its favour.
 
 Figures: each side runs `--repeat` times, alternating; the headline is the best
 run of each side, with min / median / max of every side and of the per-run ratios

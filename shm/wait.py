@@ -191,9 +191,11 @@ class PacedPark(WaitStrategy):
       3. later than that: park, bounded by `max_park_ns`, until the writer wakes it.
 
     The timed park of step 1 takes the scheduler's wake-up latency off the record's
-    path: the reader is already on a CPU, spinning, when the record is published. Its
-    cost is the spin window, `spin_share` of the gap (`late` is what is left of that
-    share after `lead_ns`). The phase follows the records found while spinning (exact
+    path: the reader is already on a CPU, spinning, when the record is published. It
+    learns how late its timed parks return (a loaded machine wakes it tens of
+    microseconds late) and parks that much shorter, which costs no CPU: the spin
+    still starts about `lead_ns` before the record. Its cost is the spin window,
+    `spin_share` of the gap (`late` is what is left of that share after `lead_ns`). The phase follows the records found while spinning (exact
     to a poll); one found after the early park moves the window earlier, one found
     after the late park moves it a little later, so the window settles where the
     records come. Until it has learned the pace, and without a futex, it behaves like
@@ -214,10 +216,13 @@ class PacedPark(WaitStrategy):
         self._seen = 0       # pace windows learned
         self._due = 0        # when the next record is expected
         self._late = 0       # spin this long after `_due`
+        self._park_end = 0   # when the running timed park was asked to end
+        self._oversleep = 0  # how late a timed park returns (rises fast, falls slowly)
         lower_timer_slack()
 
     def reset(self) -> None:
         self._found = time.monotonic_ns()
+        self._park_end = 0
         self._fallback.reset()
 
     def _learn(self, token: int) -> None:
@@ -255,10 +260,17 @@ class PacedPark(WaitStrategy):
             self._fallback.idle(wake, token)
             return
         now = time.monotonic_ns()
+        if self._park_end:
+            if now >= self._park_end:  # the timed park ran out: learn how late it returns
+                over, est = now - self._park_end, self._oversleep
+                self._oversleep = est + ((over - est) // 4 if over > est else (over - est) // 32)
+            self._park_end = 0
         start = self._due - self.lead_ns
-        if now < start:
+        wake_at = start - min(self._oversleep, int(self._gap) // 2)
+        if now < wake_at:
             self._how = "early"
-            wake.park(token, start - now)
+            self._park_end = wake_at
+            wake.park(token, wake_at - now)
         elif now <= self._due + self._late:
             self._how = "spin"
         else:

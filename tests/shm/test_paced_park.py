@@ -134,3 +134,26 @@ def test_a_long_silence_starts_the_learning_over(clock):
     feed(s, clock, wake, [clock.now + 10_000], start=100)
     s.idle(wake, 101)
     assert s._seen == 0 and s._due == 0
+
+
+class OversleepingWake(FakeWake):
+    """A loaded machine: a timed park that runs out returns `late` ns after its timeout."""
+
+    def __init__(self, clock: Clock, late: int):
+        super().__init__(clock)
+        self.late = late
+
+    def park(self, token: int, timeout_ns: int) -> None:
+        self.parks.append((self.clock.now, timeout_ns))
+        end = self.clock.now + timeout_ns
+        woken = max(self.next_publish, self.clock.now)
+        self.clock.now = woken if woken < end else end + self.late
+
+
+def test_it_learns_that_timed_parks_return_late_and_parks_that_much_shorter(clock):
+    s = PacedPark(lead_ns=12_000, spin_share=0.2)
+    wake = OversleepingWake(clock, late=30_000)  # later than the whole lead
+    clock.now = 1_000_000
+    how = feed(s, clock, wake, [1_000_000 + i * GAP for i in range(300)])
+    assert how[-100:] == ["spin"] * 100
+    assert 25_000 <= s._oversleep <= 35_000

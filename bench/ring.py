@@ -40,8 +40,7 @@ import numpy as np
 
 from bench.common import emit, log, percentiles_us
 from shm import Namespace, RingReader, RingWriter
-from shm.wait import (BackoffSleep, BusySpin, PacedPark, SpinPark, default_reader_strategy,
-                      lower_timer_slack)
+from shm.wait import BackoffSleep, BusySpin, PacedPark, default_reader_strategy, lower_timer_slack
 
 REC = np.dtype([("seq", "<i8"), ("check", "<i8"), ("ts_ns", "<i8"), ("pad", "V40")])
 assert REC.itemsize == 64
@@ -220,11 +219,10 @@ def zmq_throughput(count: int, batch: int) -> dict:
 # -- latency -------------------------------------------------------------------------
 
 # The reader wait strategies compared at 10k records/s (shm/wait.py); "default" is what
-# `wait_read` uses when given none.
+# `wait_read` uses when given none (SpinPark).
 STRATEGIES = {
     "default": lambda: None,
     "paced_park": PacedPark,
-    "spin_park": SpinPark,
     "backoff_sleep": BackoffSleep,
     "busy_spin": BusySpin,
 }

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from channels.identity import consumer_key
+from channels.journal import JournalReader
 from consumer import Consumer
 from events import EVENT, EXEC_REPORT, ExecStatus, PeerGone
 from events.records import RECORD_BYTES
-from execution.journal import JournalReader
-from execution.store import consumer_id_of
 from meltica.launcher import Program
 
 from ._chaos_harness import (VENUE_STATUS, VENUES, Kill, Operator, PipelineRun, Probe,
@@ -274,9 +274,11 @@ def settle(run: PipelineRun) -> dict:
     """Stop the order flow and wait until every order is settled; return the evidence."""
     run.ctx.path("chaos", f"{TRADER}.stop").write_text("stop\n")
     op = Operator(run.ctx)
-    run.wait_until(lambda: _try(lambda: op.request("set_trading_mode", consumer="demo", enabled=False))
+    run.wait_until(lambda: _try(lambda: op.request("set_trading_mode", consumer="demo",
+                                                                  key=consumer_key(run.ctx.run_dir, "demo"),
+                                                                  enabled=False))
                    .get("ok"), 20, "the operator switching the demo's trading off")
-    tid = consumer_id_of(TRADER)
+    tid = run.consumer_id(TRADER)
     state: dict = {}
 
     def settled() -> bool:

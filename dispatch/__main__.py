@@ -7,12 +7,12 @@ import sys
 
 import orjson
 
+from channels.names import check_local
 from meltica import config
 from meltica.run import RunContext
 from meltica.signals import StopFlag
 
 from .config import DispatchConfig
-from .control import check_local
 from .process import DispatchProcess, install_signal_stop
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from channels.names import check_local
 import venues
 from meltica import config as run_config
 from meltica.run import RunContext
@@ -80,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
                    help="move the user stream to a new connection this long after it opened (default: "
                    "the venue's; Binance spot: 23 h, before the venue's 24 h limit)")
     p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
+    p.add_argument("--allow-remote", action="store_true", help="allow a control endpoint beyond loopback/ipc")
     return p
 
 
@@ -87,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = run_config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "execution")
     from .limits import parse_limits
     from .process import AlreadyRunning, ExecutionProcess, install_signals
+    if args.control and not args.allow_remote:
+        try:
+            check_local(args.control)
+        except ValueError as e:
+            raise SystemExit(f"execution: {e}") from None
     venue = venues.get(args.venue)
     args.rest_url = args.rest_url or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
     args.ws_url = args.ws_url or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)

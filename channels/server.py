@@ -44,7 +44,7 @@ class ControlRouter:
     """A bound ROUTER with per-peer outboxes. One thread (the server's loop) uses it."""
 
     PEER_BUSY = 1000
-    PEER_MAX = 20_000
+    PEER_MAX = 100_000  # ~15 MB of replies at most per peer
 
     def __init__(self, endpoint: str, context: zmq.Context | None = None, *, telemetry=None,
                  prefix: str = "control"):

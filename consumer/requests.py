@@ -15,7 +15,7 @@ execution or here: "unknown" if it was sent and `timeout_s` passed since without
 answer, "suppressed" if it waited `timeout_s` unsent while execution answered nothing
 (no connection, or execution stalled): it never left, and never will. The window
 keeps every sent request close to its answer, so a burst of 10,000 ends in 10,000
-answers from execution, none of them "unknown" while execution keeps up.
+answers given by execution, none of them "unknown" while execution keeps up.
 """
 
 from __future__ import annotations

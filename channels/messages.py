@@ -269,7 +269,7 @@ class Query(Request):
     client_order_id: str = ""
 
 
-@_command("status")
+@_command("status", consumer=(CONSUMER, False), key=(KEY, False))
 @dataclass(frozen=True, slots=True)
 class Status(Request):
     pass

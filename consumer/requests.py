@@ -52,7 +52,7 @@ class Requests:
     """The DEALER socket to execution and every request in flight on it. One thread uses it."""
 
     LATE_MEMORY = 1024  # requests reported "unknown" whose late answer is still recognised
-    WINDOW = 256        # requests in flight at most (sent, not answered)
+    WINDOW = 64         # requests in flight at most (sent, not answered): ~0.3 s of execution's work
 
     def __init__(self, ctx: zmq.Context, endpoint: str, name: str, key: str, timeout_s: float):
         self.endpoint = endpoint

@@ -50,7 +50,8 @@ def parse_args(argv):
     p.add_argument("--trading-default", choices=("on", "off"), default="off",
                    help="trading switch of a newly registered consumer")
     p.add_argument("--consumer-silence-s", type=float, default=30.0,
-                   help="release a consumer without pid after this long without a command")
+                   help="release a registration (pid or not) after this long without a request; "
+                        "the SDK heartbeats every 5 s, a dead pid is released at once")
     p.add_argument("--exec-timeout-ms", type=float, default=500.0,
                    help="wait this long for execution to answer a forwarded set-trading-mode")
     p.add_argument("--idle-max-us", type=float, default=1000.0,

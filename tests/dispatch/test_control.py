@@ -257,3 +257,44 @@ def test_an_ingest_restart_is_reattached_and_its_streams_restart(run_ctx, client
             seen += [int(x["seq_provider"]) for x in c.events(64, 0.05) if x["kind"] == Kind.BOOK]
         assert seen == [500, 501, 7, 8]
     w.close()
+
+
+def test_execution_owns_the_switch_its_refusal_is_the_result_and_its_state_is_typed(run_ctx, client):
+    ex = zmq.Context.instance().socket(zmq.ROUTER)
+    ex.setsockopt(zmq.LINGER, 0)
+    ex.bind(execution_endpoint(run_ctx.run_dir))
+
+    def execution(answer: dict):
+        if ex.poll(5000):
+            ident, frame = ex.recv_multipart()
+            rid = orjson.loads(frame)["request_id"]
+            ex.send_multipart([ident, orjson.dumps({"type": "result", "request_id": rid,
+                                                    "cmd": "set_trading_mode", **answer})])
+
+    try:
+        client.ask("register")
+        t = threading.Thread(target=execution, args=({"ok": False, "code": "capacity", "reason": "full"},))
+        t.start()
+        r = client.ask("set_trading_mode", enabled=True)[1]
+        t.join(10)
+        assert not r["ok"] and r["code"] == "capacity" and "full" in r["reason"], r
+        assert client.ask("list_subscriptions")[1]["trading_enabled"] is False  # unchanged
+        t = threading.Thread(target=execution, args=({"ok": True, "code": None, "reason": "",
+                                                      "trading_enabled": False},))
+        t.start()
+        reader = RingReader.attach(run_ctx.namespace, "consumer.alpha.md", EVENT, start="latest")
+        try:
+            r = client.ask("set_trading_mode", enabled=False)[1]
+            t.join(10)
+            assert r["ok"] and r["trading_enabled"] is False and r["forward"]["status"] == "ok"
+            got = []
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                got = [int(x["result"]["trading"]) for x in reader.wait_read(16, timeout_s=0.1)
+                       if x["kind"] == Kind.CONTROL_RESULT]
+                reader.release()
+            assert got == [0], "the ring's result carries the switch as a typed field"
+        finally:
+            reader.close()
+    finally:
+        ex.close(0)

@@ -9,7 +9,7 @@
                silently, and what happens to bad input (counter, bounded dead letter)
 
 Processes (dispatch, execution) and the consumer SDK import this package; it imports
-only `events`, `shm`-free standard pieces, orjson and pyzmq, never a process package.
+`events`, numpy, orjson and pyzmq only, never a process package.
 """
 
 from .identity import Keys, consumer_key

@@ -87,18 +87,19 @@ class Keys:
     def check(self, name: str, key: str | None) -> str | None:
         """None if `key` proves `name`; else why not (for an "unauthorized" reply)."""
         known = self._known.get(name)
-        if known is None:
-            path = self.run_dir / "consumers" / f"{name}.{KEY_SUFFIX}"
-            try:
-                known = _read(path)
-            except FileNotFoundError:
-                return (f"consumer {name!r} has no identity in this run: its SDK creates "
-                        f"consumers/{name}.key in the run directory on first use")
-            except (OSError, ValueError) as e:
-                return f"consumer {name!r}: unreadable key file: {e}"
-            if len(self._known) >= self.max_kept:
-                self._known.pop(next(iter(self._known)))
-            self._known[name] = known
+        if known is not None and key is not None and hmac.compare_digest(known, key):
+            return None
+        path = self.run_dir / "consumers" / f"{name}.{KEY_SUFFIX}"
+        try:  # not known yet, or the key file was made anew (a wiped run directory)
+            known = _read(path)
+        except FileNotFoundError:
+            return (f"consumer {name!r} has no identity in this run: its SDK creates "
+                    f"consumers/{name}.key in the run directory on first use")
+        except (OSError, ValueError) as e:
+            return f"consumer {name!r}: unreadable key file: {e}"
+        if name not in self._known and len(self._known) >= self.max_kept:
+            self._known.pop(next(iter(self._known)))
+        self._known[name] = known
         if key is None or not hmac.compare_digest(known, key):
             return f"wrong key for consumer {name!r}"
         return None

@@ -124,7 +124,7 @@ class ExecutionProcess:
         last_beat = 0.0
         try:
             while not self._stop:
-                busy = self.engine._retry or self.publisher.backlog
+                busy = self.engine._retry or self.publisher.backlog or self.control.router.outbox
                 poller.poll(5 if busy else 50)
                 self.do_work()
                 now = time.monotonic()

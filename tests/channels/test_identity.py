@@ -40,3 +40,12 @@ def test_servers_accept_the_key_and_refuse_a_wrong_one_or_an_unknown_name(tmp_pa
 def test_a_bad_name_has_no_key(tmp_path):
     with pytest.raises(ValueError, match="consumer name"):
         consumer_key(tmp_path, "../etc")
+
+
+def test_a_key_made_anew_is_accepted_without_restarting_the_server(tmp_path):
+    keys = Keys(tmp_path)
+    old = consumer_key(tmp_path, "alpha")
+    assert keys.check("alpha", old) is None
+    key_path(tmp_path, "alpha").unlink()  # the run directory was wiped
+    new = consumer_key(tmp_path, "alpha")
+    assert keys.check("alpha", new) is None and keys.check("alpha", old) is not None

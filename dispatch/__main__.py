@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from channels.names import check_local
+from channels.names import DISPATCH_CTL, EXECUTION_CTL, check_local
 from meltica import config
 from meltica.run import RunContext
 from meltica.signals import StopFlag
@@ -22,12 +22,12 @@ def parse_args(argv):
         prog="python -m dispatch",
         description="Order, de-duplicate, merge and fan out the run's market data to consumers. "
                     "Run from MELTICA_RUN / MELTICA_RUN_DIR.")
-    p.add_argument("--control", help="control ROUTER endpoint (default ipc://<run_dir>/dispatch.ctl)")
+    p.add_argument("--control", help=f"control ROUTER endpoint (default ipc://<run_dir>/{DISPATCH_CTL})")
     p.add_argument("--telemetry", help="telemetry PUB endpoint, connected to (a 'bind:' prefix "
                                        "binds); default $MELTICA_TELEMETRY, else "
                                        "bind:ipc://<run_dir>/dispatch.tel; '' disables")
     p.add_argument("--execution", help="execution control endpoint for set-trading-mode "
-                                       "(default ipc://<run_dir>/execution.ctl)")
+                                       f"(default ipc://<run_dir>/{EXECUTION_CTL})")
     p.add_argument("--instruments", default="",
                    help="comma-separated canonical symbols consumers may subscribe to before "
                         "any provider publishes them (BTC-USDT,ETH-USDT-PERP)")

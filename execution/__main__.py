@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from channels.names import check_local
+from channels.names import EXECUTION_CTL, check_local
 import venues
 from meltica import config as run_config
 from meltica.run import RunContext
@@ -56,7 +56,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
-    p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
+    p.add_argument("--control", help=f"control endpoint (default ipc://<run_dir>/{EXECUTION_CTL})")
     p.add_argument("--venue", default="binance-spot", choices=venues.trading(), help="venue (default binance-spot)")
     p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
                    "default the real venue)")

@@ -1,6 +1,6 @@
 """The control socket: order entry and set_trading_mode on a ZeroMQ ROUTER.
 
-Default endpoint `channels.names.execution_endpoint(run_dir)` (`ipc://<run_dir>/execution.ctl`).
+Default endpoint `channels.names.execution_endpoint(run_dir)`.
 A client may use DEALER (frames: [payload]) or REQ (frames: ["", payload]); the reply
 mirrors the envelope. Requests are `channels.messages` (EXECUTION_COMMANDS: hello,
 new_order, cancel, query, set_trading_mode, status); every request gets exactly one

@@ -8,6 +8,15 @@
     server     the server end of a control channel: a ROUTER that never drops a reply
                silently, and what happens to bad input (counter, bounded dead letter)
 
+Consumer identity, decided: a consumer is its name plus a key that its first SDK use
+writes into the run directory (0600); every request for the name carries the key and
+both servers check it against that file. A restarted strategy reads its key and gets
+its consumer id back (execution assigns ids in order, once per name, kept in its
+store), so its orders stay idempotent by (consumer, client_order_id); a process that
+cannot read the run directory cannot speak for the name, nor create new names; a
+second live process of the same name is refused by dispatch until the first falls
+silent (heartbeats) or dies. Details and limits: `channels.identity`.
+
 Processes (dispatch, execution) and the consumer SDK import this package; it imports
 `events`, numpy, orjson and pyzmq only, never a process package.
 """

@@ -29,6 +29,7 @@ from .messages import MAX_MSG_BYTES, ProtocolError
 from .names import ipc_path
 
 RAW_KEEP = 512
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum flags cost ~1 us a call
 DLQ_CODES = frozenset({"malformed", "unknown_command", "too_large", "unauthorized", "internal"})
 
 
@@ -67,7 +68,7 @@ class ControlRouter:
 
     def waiting(self) -> bool:
         """True when a request may be waiting (cheaper than a failing receive)."""
-        return bool(self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+        return bool(self.sock.getsockopt(_EVENTS) & _POLLIN)
 
     def receive(self, max_n: int = 64) -> list[tuple[list[bytes], bytes]]:
         """Send what waits in outboxes, then take up to `max_n` requests as (envelope, frame)."""

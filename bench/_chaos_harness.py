@@ -32,6 +32,7 @@ import numpy as np
 import orjson
 import zmq
 
+from channels.names import dispatch_endpoint
 from events import HeaderFlag, Kind, PeerGone, Provider, instrument_id
 from meltica import config
 from meltica.pipeline import Pipeline
@@ -175,6 +176,16 @@ class PipelineRun:
         """Every order the simulated binance-spot received: {"orders": [...], "received": {cid: n}}."""
         return self.venue_get("/_sim/orders")
 
+    def consumer_id(self, name: str) -> int:
+        """The id execution assigned to consumer `name` (-1: none yet)."""
+        path = self.ctx.path("exec", "orders.sqlite")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT id FROM consumers WHERE name=?", (name,)).fetchone()
+            return row[0] if row else -1
+        finally:
+            db.close()
+
     def store_rows(self) -> list[dict]:
         """execution's order store, one dict per order."""
         path = self.ctx.path("exec", "orders.sqlite")
@@ -203,7 +214,7 @@ class Operator:
     """dispatch's control socket, used as an operator: any consumer's name, or none."""
 
     def __init__(self, ctx: RunContext, timeout_s: float = 3.0):
-        self.endpoint = f"ipc://{Path(ctx.run_dir).resolve() / 'dispatch.ctl'}"
+        self.endpoint = dispatch_endpoint(ctx.run_dir)
         self.timeout_s = timeout_s
         self._ctx = zmq.Context.instance()
         self._rid = 0

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from channels.identity import consumer_key
+from channels.journal import JournalReader
+from channels.names import EXEC_RING, consumer_ring, journal_path, md_ring
 from consumer import Consumer
 from events import EVENT, EXEC_REPORT, ExecStatus, PeerGone
 from events.records import RECORD_BYTES
-from execution.journal import JournalReader
-from execution.store import consumer_id_of
 from meltica.launcher import Program
 
 from ._chaos_harness import (VENUE_STATUS, VENUES, Kill, Operator, PipelineRun, Probe,
@@ -54,7 +55,7 @@ from .common import emit, log
 KILL_ORDER = ("ingest.binance-spot", "ingest.okx", "dispatch", "execution", "strategy.demo", "strategy.trader")
 TRADER = "trader"
 CONSUMERS = ("demo", "monitor", "probe", TRADER)
-LIVE_SET = {f"md.{v}" for v in VENUES} | {"exec"} | {f"consumer.{c}.md" for c in CONSUMERS}
+LIVE_SET = {md_ring(v) for v in VENUES} | {EXEC_RING} | {consumer_ring(c) for c in CONSUMERS}
 RESYNC_TARGET_MS = 5000
 EFFECT_TARGET_MS = 1000
 
@@ -72,7 +73,7 @@ def trader_log(run: PipelineRun) -> np.ndarray:
 
 
 def journal(run: PipelineRun) -> np.ndarray:
-    j = JournalReader(run.ctx.path("exec", "exec.journal"))
+    j = JournalReader(journal_path(run.ctx.run_dir))
     try:
         return j.read(1, j.last_seq())
     finally:
@@ -89,7 +90,7 @@ def trader_commands(run: PipelineRun) -> int:
 def ring_identity(run: PipelineRun, consumer: str) -> tuple[int, int] | None:
     """(inode, ctime) of `consumer.<name>.md`: dispatch creates it anew at every registration."""
     try:
-        st = os.stat(run.ctx.namespace.path(f"consumer.{consumer}.md"))
+        st = os.stat(run.ctx.namespace.path(consumer_ring(consumer)))
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_ctime_ns
@@ -274,9 +275,11 @@ def settle(run: PipelineRun) -> dict:
     """Stop the order flow and wait until every order is settled; return the evidence."""
     run.ctx.path("chaos", f"{TRADER}.stop").write_text("stop\n")
     op = Operator(run.ctx)
-    run.wait_until(lambda: _try(lambda: op.request("set_trading_mode", consumer="demo", enabled=False))
+    run.wait_until(lambda: _try(lambda: op.request("set_trading_mode", consumer="demo",
+                                                                  key=consumer_key(run.ctx.run_dir, "demo"),
+                                                                  enabled=False))
                    .get("ok"), 20, "the operator switching the demo's trading off")
-    tid = consumer_id_of(TRADER)
+    tid = run.consumer_id(TRADER)
     state: dict = {}
 
     def settled() -> bool:

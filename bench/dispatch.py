@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from channels.names import consumer_ring, md_ring
 from events import EVENT, SCHEMA_VERSION, Kind, event_ids
 from events.instruments import instrument_id
 
@@ -77,8 +78,8 @@ def core_throughput(consumers: int, seconds: float) -> dict:
         core = DispatchCore(DispatchConfig(consumer_ring_capacity=1 << 15), clock=lambda: clock[0])
         readers = []
         for i in range(consumers):
-            w = RingWriter.create(ns, f"consumer.b{i}.md", EVENT, 1 << 15, policy="lossless")
-            readers.append(RingReader.attach(ns, f"consumer.b{i}.md", EVENT, start="oldest"))
+            w = RingWriter.create(ns, consumer_ring(f"b{i}"), EVENT, 1 << 15, policy="lossless")
+            readers.append(RingReader.attach(ns, consumer_ring(f"b{i}"), EVENT, start="oldest"))
             sub = core.add_consumer(f"b{i}", w)
             for s in SYMBOLS:
                 core.subscribe(sub, instrument_id(s))
@@ -137,8 +138,8 @@ def core_batch_us(size: int, small: bool, batches: int = 3000) -> float:
         core = DispatchCore(DispatchConfig(), clock=time.time_ns)
         if not small:
             core.small.limit = 0
-        w = RingWriter.create(ns, "consumer.b.md", EVENT, 1 << 16, policy="lossless")
-        r = RingReader.attach(ns, "consumer.b.md", EVENT, start="oldest")
+        w = RingWriter.create(ns, consumer_ring("b"), EVENT, 1 << 16, policy="lossless")
+        r = RingReader.attach(ns, consumer_ring("b"), EVENT, start="oldest")
         sub = core.add_consumer("b", w)
         for s in SYMBOLS:
             core.subscribe(sub, instrument_id(s))
@@ -185,7 +186,7 @@ def writer_main(rate: float, seconds: float) -> int:
 
     lower_timer_slack()
     ctx = RunContext.from_env()
-    w = RingWriter.create(ctx.namespace, "md.okx", EVENT, 1 << 16)
+    w = RingWriter.create(ctx.namespace, md_ring("okx"), EVENT, 1 << 16)
     per = 1 if rate <= 20_000 else int(rate // 10_000)
     period = per / rate
     seq0 = None
@@ -214,7 +215,7 @@ def saturate_writer_main(rate: float, seconds: float) -> int:
     from shm import RingWriter
 
     ctx = RunContext.from_env()
-    w = RingWriter.create(ctx.namespace, "md.okx", EVENT, 1 << 16)
+    w = RingWriter.create(ctx.namespace, md_ring("okx"), EVENT, 1 << 16)
     laps = 128  # records per stream and chunk: seqs stay contiguous when advanced by it
     chunk, _ = synth(laps * len(SYMBOLS) * len(KINDS), providers=(4,))
     ids = np.arange(1, len(chunk) + 1, dtype=np.uint64)
@@ -357,7 +358,7 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
         procs.append(wr)
         wr.stdout.readline()
         if direct:
-            reader = RingReader.attach(ctx.namespace, "md.okx", EVENT, start="oldest")
+            reader = RingReader.attach(ctx.namespace, md_ring("okx"), EVENT, start="oldest")
 
             def read():
                 reader.release()

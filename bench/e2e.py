@@ -73,6 +73,7 @@ import orjson
 from bench._pipeline import (REPO, VENUES, CpuWindow, PipelineRun, Receiver, code_state, counters, drain,
                              drops, loadavg, machine_busy_pct, quiet, sim_sent, symbols_for)
 from bench.common import emit, log, percentiles_us
+from channels.names import md_ring
 
 # The harness (PipelineRun, Receiver, drain, /proc figures) is bench._pipeline, shared with bench.soak.
 
@@ -182,7 +183,7 @@ def tap_main(run_id: str, seconds: float, out: str) -> int:
     from meltica.run import RunContext
 
     ns = RunContext.from_env(run_id).namespace
-    readers = [RingReader.attach(ns, f"md.{v}", EVENT, start="latest") for v in VENUES]
+    readers = [RingReader.attach(ns, md_ring(v), EVENT, start="latest") for v in VENUES]
     ids, ts, ing = [], [], []
     sys.stdout.write("ready\n")
     sys.stdout.flush()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import orjson
 import zmq
 
+from channels.identity import consumer_key
+from channels.names import dispatch_endpoint
+from channels.server import control_socket
 from events import EVENT, Closed, Command, Kind, PeerGone, ResultStatus
 from events.errors import BadInput
 from meltica.run import RunContext
@@ -21,23 +23,28 @@ for _k in Kind:
 
 
 class Result(dict):
-    """A ControlResult: the reply dict, with `.ok`, `.error` and `.routing_version`."""
+    """A control result (`channels.messages.reply`): the reply dict, with typed accessors."""
 
     @property
     def ok(self) -> bool:
         return bool(self.get("ok"))
 
     @property
+    def code(self) -> str | None:
+        return self.get("code")
+
+    @property
+    def reason(self) -> str:
+        return self.get("reason") or ""
+
+    @property
     def error(self) -> dict | None:
-        return self.get("error")
+        """{"code", "message"} of a failed command, None when it succeeded."""
+        return None if self.ok else {"code": self.code, "message": self.reason}
 
     @property
     def routing_version(self) -> int:
         return int(self.get("routing_version", 0))
-
-
-def default_control(ctx: RunContext) -> str:
-    return f"ipc://{Path(ctx.run_dir).resolve() / 'dispatch.ctl'}"
 
 
 class Consumer:
@@ -48,21 +55,22 @@ class Consumer:
 
     def __init__(self, name: str, run: RunContext | str | None = None, control: str | None = None,
                  *, timeout_s: float = 3.0, filter_stale: bool = True,
-                 wait: WaitStrategy | None = None):
+                 wait: WaitStrategy | None = None, heartbeat_s: float = 5.0):
         ctx = run if isinstance(run, RunContext) else RunContext.from_env(run)
         self.name = name
         self.run = ctx
+        self.key = consumer_key(ctx.run_dir, name)  # proves the name to dispatch and execution
         self.timeout_s = timeout_s
+        self.heartbeat_s = heartbeat_s
+        self._next_beat = time.monotonic() + heartbeat_s
         self.filter_stale = filter_stale
         # events(timeout_s) spins a few rounds, then parks on the ring's futex: dispatch's
         # publish wakes it within microseconds, and an idle consumer burns no CPU that
         # dispatch or ingest need (2 cores shared by every process of a run).
         self.wait = wait or SpinPark(spins=10, max_park_ns=2_000_000)
-        self.endpoint = control or default_control(ctx)
+        self.endpoint = control or dispatch_endpoint(ctx.run_dir)
         self._ctx = zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.connect(self.endpoint)
+        self._sock = self._socket()
         self._rid = 0
         self._closed = False
         self.reader: RingReader | None = None
@@ -89,13 +97,21 @@ class Consumer:
 
     # -- control ---------------------------------------------------------------------
 
+    def _socket(self) -> zmq.Socket:
+        sock = control_socket(self._ctx, zmq.DEALER)
+        sock.connect(self.endpoint)
+        return sock
+
+    def _frame(self, cmd: str, fields: dict) -> tuple[int, bytes]:
+        self._rid += 1
+        return self._rid, orjson.dumps({"cmd": cmd, "request_id": self._rid, "consumer": self.name,
+                                        "key": self.key, **fields})
+
     def _request(self, cmd: str, **fields) -> Result:
         if self._closed:
             raise Closed(f"consumer {self.name!r} is closed")
-        self._rid += 1
-        rid = self._rid
-        self._sock.send(orjson.dumps({"cmd": cmd, "request_id": rid, "consumer": self.name,
-                                      **fields}))
+        rid, frame = self._frame(cmd, fields)
+        self._sock.send(frame)
         deadline = time.monotonic() + self.timeout_s
         acked = False
         while True:
@@ -105,11 +121,32 @@ class Consumer:
                                f"(acked={acked}) at {self.endpoint}")
             reply = orjson.loads(self._sock.recv())
             if reply.get("request_id") != rid:
-                continue  # a late reply to an earlier, timed-out request
+                continue  # a late reply to an earlier, timed-out request, or a heartbeat's
             if reply.get("type") == "ack":
                 acked = True
                 continue
+            if reply.get("code") == "busy":  # not done: our earlier replies were unread; again
+                time.sleep(min(0.01, max(0.0, left)))
+                self._sock.send(frame)
+                continue
+            self._next_beat = time.monotonic() + self.heartbeat_s  # any request shows we live
             return Result(reply)
+
+    def _beat(self) -> None:
+        """Show dispatch we live (a heartbeat, not waited for); drop the replies of earlier ones."""
+        now = time.monotonic()
+        if now < self._next_beat:
+            return
+        self._next_beat = now + self.heartbeat_s
+        try:
+            while True:
+                self._sock.recv(zmq.NOBLOCK)  # only stale replies can wait here between requests
+        except zmq.Again:
+            pass
+        try:
+            self._sock.send(self._frame("heartbeat", {})[1], zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def subscribe(self, symbol: str, providers=None, kinds=None) -> Result:
         """Receive `kinds` ("book", "trade", "ticker"; all by default) of `symbol` from
@@ -184,6 +221,8 @@ class Consumer:
                 batch = r.try_read(max_n)
         except RingClosed:
             batch = r.try_read(0)
+        if self.heartbeat_s:
+            self._beat()
         if len(batch) == 0:
             now = time.monotonic()
             if now >= self._next_check:  # a cheap check, at most 4 times a second
@@ -213,9 +252,7 @@ class Consumer:
             self.reader.close()
             self.reader = None
             self._sock.close(0)
-            self._sock = self._ctx.socket(zmq.DEALER)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
+            self._sock = self._socket()
         saved, self.timeout_s = self.timeout_s, min(self.timeout_s, 0.5)
         try:
             self._register()
@@ -243,11 +280,9 @@ class Consumer:
             if rec["kind"] != Kind.CONTROL_RESULT:
                 continue
             res = rec["result"]
-            if res["command"] == Command.SET_TRADING_MODE and res["status"] == ResultStatus.OK:
-                text = bytes(res["message"]).rstrip(b"\0")
-                if text.startswith(b"trading_enabled="):
-                    self._trading = text.endswith(b"true")
-                    self._wanted_trading = self._trading  # an operator's switch, too, outlives a dispatch restart
+            if res["command"] == Command.SET_TRADING_MODE and res["status"] == ResultStatus.OK and res["trading"] >= 0:
+                self._trading = bool(res["trading"])
+                self._wanted_trading = self._trading  # an operator's switch, too, outlives a dispatch restart
 
     def __iter__(self):
         """Yield single records (private copies) until the consumer is closed."""

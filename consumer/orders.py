@@ -11,7 +11,8 @@
             print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
 
 Order entry: a DEALER socket to execution's control endpoint (default
-`ipc://<run_dir>/execution.ctl`). Execution answers a new order only after it has
+`channels.names.execution_endpoint(run_dir)`), every request carrying the consumer's
+key (`channels.identity`, created in the run directory on first use). Execution answers a new order only after it has
 persisted it, so an answer takes a disk write. Two ways to ask:
 
 - `submit` / `submit_limit` / `submit_market` / `cancel` / `query` / `hello` wait for
@@ -44,7 +45,7 @@ call (`poll_replies`, any request, `flush`); so requests made while execution is
 are not delivered in a burst, long after, to the next execution process.
 
 Exec reports, exactly once and in exec_seq order: the SDK attaches to the `exec` ring
-(start "latest") and reads the journal (`<run_dir>/exec/exec.journal`) for whatever it
+(start "latest") and reads the journal (`channels.journal`) for whatever it
 missed: everything after its cursor on start, any gap the ring shows, and everything
 after a restart of execution (a new ring) or an eviction. Records with an exec_seq
 below the cursor are dropped, so each report is delivered once.
@@ -63,9 +64,10 @@ import time
 import numpy as np
 import zmq
 
+from channels.identity import consumer_key
+from channels.journal import JournalError, JournalReader
+from channels.names import EXEC_RING, consumer_file, execution_endpoint, journal_path
 from events import EVENT, Closed, PeerGone
-from execution.journal import JournalError, JournalReader
-from execution.publisher import JOURNAL_PATH, RING_NAME
 from meltica.run import RunContext
 from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
 
@@ -81,14 +83,15 @@ class OrderClient:
         self.consumer = consumer
         self.name = consumer.name
         self.run = run or RunContext.from_env()
-        self.endpoint = endpoint or f"ipc://{self.run.run_dir}/execution.ctl"
+        self.endpoint = endpoint or execution_endpoint(self.run.run_dir)
         self.monitor_all = monitor_all
         self._ctx = context or zmq.Context.instance()
         self._timeout_s = timeout_s
-        self._req: Requests | None = Requests(self._ctx, self.endpoint, self.name, timeout_s)
+        key = consumer_key(self.run.run_dir, self.name)
+        self._req: Requests | None = Requests(self._ctx, self.endpoint, self.name, key, timeout_s)
         self.consumer_id: int | None = None
         self.suppressed = 0
-        self._cursor_path = self.run.path("consumers", f"{self.name}.exec_seq")
+        self._cursor_path = consumer_file(self.run.run_dir, self.name, "exec_seq")
         if resume_from is None:
             resume_from = self._read_cursor()
         self.committed = resume_from
@@ -135,7 +138,7 @@ class OrderClient:
 
     def _suppressed(self, client_order_id: str) -> dict:
         self.suppressed += 1
-        return {"type": "result", "request_id": None, "ok": False, "status": "suppressed",
+        return {"type": "result", "request_id": None, "cmd": "new_order", "ok": False, "status": "suppressed",
                 "code": "trading_disabled", "client_order_id": client_order_id,
                 "reason": f"trading switch of consumer {self.name!r} is off: order not sent"}
 
@@ -233,7 +236,7 @@ class OrderClient:
         return self._requests().pending_ids()
 
     def statistics(self) -> dict:
-        """Counts of the request channel: sent, answered, unknown, unsent, late, stray; and pending."""
+        """Counts of the request channel: sent, answered, busy (sent again), unknown, unsent, late, stray; and pending."""
         req = self._requests()
         return {**req.counts, "pending": req.pending_count(), "suppressed": self.suppressed}
 
@@ -258,12 +261,12 @@ class OrderClient:
     def _attach(self) -> None:
         if self._journal is None:
             try:
-                self._journal = JournalReader(self.run.path(*JOURNAL_PATH))
+                self._journal = JournalReader(journal_path(self.run.run_dir))
             except (FileNotFoundError, JournalError):
                 return
         if self._reader is None:
             try:
-                self._reader = RingReader.attach(self.run.namespace, RING_NAME, EVENT, start="latest")
+                self._reader = RingReader.attach(self.run.namespace, EXEC_RING, EVENT, start="latest")
             except (SegmentNotFound, RingError):
                 self._reader = None
 

@@ -7,12 +7,12 @@ import sys
 
 import orjson
 
+from channels.names import DISPATCH_CTL, EXECUTION_CTL, check_local
 from meltica import config
 from meltica.run import RunContext
 from meltica.signals import StopFlag
 
 from .config import DispatchConfig
-from .control import check_local
 from .process import DispatchProcess, install_signal_stop
 
 
@@ -22,12 +22,12 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m dispatch",
         description="Order, de-duplicate, merge and fan out the run's market data to consumers. "
                     "Run from MELTICA_RUN / MELTICA_RUN_DIR.")
-    p.add_argument("--control", help="control ROUTER endpoint (default ipc://<run_dir>/dispatch.ctl)")
+    p.add_argument("--control", help=f"control ROUTER endpoint (default ipc://<run_dir>/{DISPATCH_CTL})")
     p.add_argument("--telemetry", help="telemetry PUB endpoint, connected to (a 'bind:' prefix "
                                        "binds); default $MELTICA_TELEMETRY, else "
                                        "bind:ipc://<run_dir>/dispatch.tel; '' disables")
     p.add_argument("--execution", help="execution control endpoint for set-trading-mode "
-                                       "(default ipc://<run_dir>/execution.ctl)")
+                                       f"(default ipc://<run_dir>/{EXECUTION_CTL})")
     p.add_argument("--instruments", default="",
                    help="comma-separated canonical symbols consumers may subscribe to before "
                         "any provider publishes them (BTC-USDT,ETH-USDT-PERP)")
@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trading-default", choices=("on", "off"), default="off",
                    help="trading switch of a newly registered consumer")
     p.add_argument("--consumer-silence-s", type=float, default=30.0,
-                   help="release a consumer without pid after this long without a command")
+                   help="release a registration (pid or not) after this long without a request; "
+                        "the SDK heartbeats every 5 s, a dead pid is released at once")
     p.add_argument("--exec-timeout-ms", type=float, default=500.0,
                    help="wait this long for execution to answer a forwarded set-trading-mode")
     p.add_argument("--idle-max-us", type=float, default=1000.0,

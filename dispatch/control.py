@@ -1,8 +1,8 @@
-"""Control sockets: the ZeroMQ ROUTER consumers talk to, and the link to execution.
+"""The link to execution: set-trading-mode forwarded without blocking the dispatch loop.
 
-Both are polled from the dispatch loop and never block it: the ROUTER is read with
-NOBLOCK, and the execution link forwards set-trading-mode with a deadline, reporting
-"ok", "refused", "timeout" or "absent" through a callback when the outcome is known.
+(The ROUTER consumers talk to is `channels.server.ControlRouter`.) The link forwards
+with a deadline and reports "ok" (with execution's `trading_enabled`), "refused" (with
+its code and reason), "timeout" or "absent" through a callback when the outcome is known.
 """
 
 from __future__ import annotations
@@ -12,67 +12,8 @@ import os
 import orjson
 import zmq
 
-
-def ipc_path(endpoint: str) -> str | None:
-    return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
-
-
-def check_local(endpoint: str) -> None:
-    """Refuse endpoints that would listen beyond this host (loopback and ipc only)."""
-    if endpoint.startswith("ipc://") or endpoint.startswith("inproc://"):
-        return
-    if endpoint.startswith("tcp://127.0.0.1:") or endpoint.startswith("tcp://[::1]:") \
-            or endpoint.startswith("tcp://localhost:"):
-        return
-    raise ValueError(f"control must bind to loopback or ipc (pass --allow-remote to override): "
-                     f"endpoint={endpoint!r}")
-
-
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum flags cost ~1 us
-
-
-class ControlServer:
-    """The ROUTER socket. Requests: [identity, (b"",) frame]; replies mirror the envelope."""
-
-    def __init__(self, endpoint: str, context: zmq.Context | None = None):
-        self.endpoint = endpoint
-        self._ctx = context or zmq.Context.instance()
-        self.sock = self._ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        path = ipc_path(endpoint)
-        if path and os.path.exists(path):
-            os.unlink(path)  # a stale socket file of a dead dispatch
-        self.sock.bind(endpoint)
-
-    def waiting(self) -> bool:
-        """True when a request may be waiting (cheaper than a failing receive)."""
-        return bool(self.sock.getsockopt(_EVENTS) & _POLLIN)
-
-    def receive(self, max_n: int = 64) -> list[tuple[list[bytes], bytes]]:
-        """Up to `max_n` waiting requests as (envelope, frame); never blocks."""
-        out = []
-        for _ in range(max_n):
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            if len(frames) < 2:
-                continue
-            envelope, frame = frames[:-1], frames[-1]
-            out.append((envelope, frame))
-        return out
-
-    def send(self, envelope: list[bytes], reply: dict) -> None:
-        try:
-            self.sock.send_multipart([*envelope, orjson.dumps(reply)], zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass  # the peer went away: replies to the gone are dropped (ROUTER semantics)
-
-    def close(self) -> None:
-        self.sock.close(0)
-        path = ipc_path(self.endpoint)
-        if path and os.path.exists(path):
-            os.unlink(path)
+from channels.names import ipc_path
+from channels.server import control_socket
 
 
 class ExecutionLink:
@@ -85,7 +26,7 @@ class ExecutionLink:
         self._ctx = context or zmq.Context.instance()
         self.sock = None
         self._next_id = 0
-        self._pending: dict[int, tuple] = {}  # id -> (deadline, done, acked, unsent message)
+        self._pending: dict[int, tuple] = {}  # id -> (deadline, done, unsent message)
 
     def _present(self) -> bool:
         path = ipc_path(self.endpoint)
@@ -96,27 +37,25 @@ class ExecutionLink:
         """A forward waits for its outcome (the loop must keep polling)."""
         return bool(self._pending)
 
-    def forward(self, consumer: str, enabled: bool, now_ns: int, done) -> None:
+    def forward(self, consumer: str, key: str, enabled: bool, now_ns: int, done) -> None:
         """Send; call `done(outcome: dict)` once the outcome is known (maybe at once)."""
         if not self._present():
             done({"status": "absent", "endpoint": self.endpoint})
             return
         if self.sock is None:
-            self.sock = self._ctx.socket(zmq.DEALER)
-            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock = control_socket(self._ctx, zmq.DEALER)
             self.sock.setsockopt(zmq.IMMEDIATE, 1)  # no queueing towards nobody
             self.sock.connect(self.endpoint)
         self._next_id += 1
         rid = self._next_id
-        msg = {"cmd": "set_trading_mode", "request_id": rid, "consumer": consumer,
-               "enabled": bool(enabled)}
+        msg = orjson.dumps({"cmd": "set_trading_mode", "request_id": rid, "consumer": consumer, "key": key,
+                            "enabled": bool(enabled)})
         try:
-            self.sock.send(orjson.dumps(msg), zmq.NOBLOCK)
-        except zmq.Again:
-            # IMMEDIATE: no completed connection yet; one retry happens on the next poll
-            self._pending[rid] = (now_ns + self.timeout_ns, done, False, msg)
-            return
-        self._pending[rid] = (now_ns + self.timeout_ns, done, False, None)
+            self.sock.send(msg, zmq.NOBLOCK)
+            msg = None
+        except zmq.Again:  # IMMEDIATE: no completed connection yet; retried on the next poll
+            pass
+        self._pending[rid] = (now_ns + self.timeout_ns, done, msg)
 
     def poll(self, now_ns: int) -> int:
         """Take replies, resend unsent forwards, expire late ones; return outcomes resolved."""
@@ -130,29 +69,26 @@ class ExecutionLink:
                 break
             try:
                 reply = orjson.loads(frame)
-                rid = reply.get("request_id")
-            except (orjson.JSONDecodeError, AttributeError):
+                entry = self._pending.pop(reply.get("request_id"), None)
+            except (orjson.JSONDecodeError, AttributeError, TypeError):
                 continue
-            entry = self._pending.get(rid)
             if entry is None:
                 continue
-            if reply.get("type") == "ack":
-                self._pending[rid] = (entry[0], entry[1], True, entry[3])
-                continue
-            del self._pending[rid]
-            ok = bool(reply.get("ok", True))
-            entry[1]({"status": "ok" if ok else "refused", "reply": reply})
+            if reply.get("ok") is True and isinstance(reply.get("trading_enabled"), bool):
+                entry[1]({"status": "ok", "trading_enabled": reply["trading_enabled"]})
+            else:
+                entry[1]({"status": "refused", "code": reply.get("code"), "reason": reply.get("reason")})
             resolved += 1
-        for rid, (deadline, done, acked, unsent) in list(self._pending.items()):
+        for rid, (deadline, done, unsent) in list(self._pending.items()):
             if unsent is not None:
                 try:
-                    self.sock.send(orjson.dumps(unsent), zmq.NOBLOCK)
-                    self._pending[rid] = (deadline, done, acked, None)
+                    self.sock.send(unsent, zmq.NOBLOCK)
+                    self._pending[rid] = (deadline, done, None)
                 except zmq.Again:
                     pass
             if now_ns >= deadline:
                 del self._pending[rid]
-                done({"status": "timeout", "acked": acked, "endpoint": self.endpoint,
+                done({"status": "timeout", "sent": unsent is None, "endpoint": self.endpoint,
                       "timeout_ms": self.timeout_ns // 1_000_000})
                 resolved += 1
         return resolved

@@ -21,6 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels.identity import Keys
+from channels.names import dispatch_endpoint, execution_endpoint, md_venue
+from channels.server import ControlRouter
 from events import EVENT, HeaderFlag, Provider, instrument_id
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
@@ -29,21 +32,13 @@ from meltica.telemetry import ENV_ENDPOINT, Telemetry
 from shm import RingError, RingReader
 
 from .config import DispatchConfig
-from .control import ControlServer, ExecutionLink
+from .control import ExecutionLink
 from .core import DispatchCore
 from .park import Parker
 from .seed import newest_state
 from .service import ControlService
 
 BATCH = 4096
-
-
-def default_control(ctx: RunContext) -> str:
-    return f"ipc://{Path(ctx.run_dir).resolve() / 'dispatch.ctl'}"
-
-
-def default_execution(ctx: RunContext) -> str:
-    return f"ipc://{Path(ctx.run_dir).resolve() / 'execution.ctl'}"
 
 
 def default_telemetry(ctx: RunContext) -> str:
@@ -77,10 +72,11 @@ class DispatchProcess:
         self.dlq = DeadLetterQueue(ctx.run_dir / "dlq", "dispatch")
         self.core = DispatchCore(config, clock, self.tel, self.dlq)
         self.core.configured.update(instrument_id(s) for s in instruments)
-        self.server = ControlServer(control or default_control(ctx))
-        self.execution = ExecutionLink(execution or default_execution(ctx), exec_timeout_ns)
-        self.service = ControlService(self.core, self.ns, self.server, self.execution,
-                                      trading_default=trading_default, silence_ns=silence_ns)
+        self.server = ControlRouter(control or dispatch_endpoint(ctx.run_dir), telemetry=self.tel,
+                                    prefix="control")
+        self.execution = ExecutionLink(execution or execution_endpoint(ctx.run_dir), exec_timeout_ns)
+        self.service = ControlService(self.core, self.ns, self.server, self.execution, keys=Keys(ctx.run_dir),
+                                      dlq=self.dlq, trading_default=trading_default, silence_ns=silence_ns)
         self.sources: dict[str, Source] = {}
         self.discover_ns = discover_ns
         self.metrics_ns = metrics_ns
@@ -97,7 +93,10 @@ class DispatchProcess:
     def do_work(self) -> int:
         now = self.clock()
         work = self.core.tick(now)
-        for envelope, frame in self.server.receive() if self.server.waiting() else ():
+        server = self.server
+        if server.outbox:  # replies waiting for their peers to read
+            work += server.flush()
+        for envelope, frame in server.receive() if server.waiting() else ():
             self.service.handle(envelope, frame, now)
             work += 1
         work += self.execution.poll(now)
@@ -127,7 +126,7 @@ class DispatchProcess:
         return work
 
     def _discover(self, now: int) -> None:
-        names = [n for n in self.ns.names() if n.startswith("md.")]
+        names = [n for n in self.ns.names() if md_venue(n) is not None]
         for name, src in list(self.sources.items()):
             state = src.reader.writer_state()
             if state == "replaced" and src.reader.available() <= 0:
@@ -151,7 +150,7 @@ class DispatchProcess:
                                decision_id=self.core.ids.next())
                 continue
             try:
-                provider = int(Provider.from_slug(name[3:]))
+                provider = int(Provider.from_slug(md_venue(name)))
             except ValueError:
                 provider = None
             self.sources[name] = Source(name, reader, provider)
@@ -219,7 +218,7 @@ class DispatchProcess:
         due = self.core.next_due_ns()
         if due is not None:
             t = min(t, due - now)
-        if self.core.backlogged or self.execution.pending:
+        if self.core.backlogged or self.execution.pending or self.server.outbox:
             t = min(t, backlog_poll_ns)
         return t
 

@@ -88,7 +88,8 @@ CONTROL_ACK = np.dtype([
 
 CONTROL_RESULT = np.dtype([
     ("request_id", "<u8"), ("command", "u1"), ("status", "u1"), ("error_code", "<u2"),
-    ("_pad", "V4"), ("routing_version", "<u8"),
+    ("trading", "i1"),  # the trading switch a set_trading_mode result reports: 1 on, 0 off, -1 none
+    ("_pad", "V3"), ("routing_version", "<u8"),
     ("message", f"S{TEXT_BYTES}"),
 ])
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import orjson
 
 import venues
+from channels.names import EXECUTION_CTL, check_local
 from events import BadInput
 from meltica import config as run_config
 from meltica.run import RunContext
@@ -56,7 +57,7 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
-    p.add_argument("--control", help="control endpoint (default ipc://<run_dir>/execution.ctl)")
+    p.add_argument("--control", help=f"control endpoint (default ipc://<run_dir>/{EXECUTION_CTL})")
     p.add_argument("--venue", default="binance-spot", choices=venues.tradable(), help="venue (default binance-spot)")
     p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
                    "default the real venue)")
@@ -81,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
                    help="move the user stream to a new connection this long after it opened (default: "
                    "the venue's; Binance spot: 23 h, before the venue's 24 h limit)")
     p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
+    p.add_argument("--allow-remote", action="store_true", help="allow a control endpoint beyond loopback/ipc")
     return p
 
 
@@ -88,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     args = run_config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "execution")
     from .limits import parse_limits
     from .process import AlreadyRunning, ExecutionProcess, install_signals
+    if args.control and not args.allow_remote:
+        try:
+            check_local(args.control)
+        except ValueError as e:
+            raise SystemExit(f"execution: {e}") from None
     venue = venues.get(args.venue)
     args.rest_url = args.rest_url or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
     args.ws_url = args.ws_url or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)

@@ -1,126 +1,128 @@
-"""The control socket: a ZeroMQ ROUTER for order entry and set_trading_mode.
+"""The control socket: order entry and set_trading_mode on a ZeroMQ ROUTER.
 
-Default endpoint `ipc://<run_dir>/execution.ctl`. A client may use DEALER (frames:
-[payload]) or REQ (frames: ["", payload]); the reply mirrors the envelope. Payloads
-are orjson objects; every request gets exactly one reply, at once:
+Default endpoint `channels.names.execution_endpoint(run_dir)`.
+A client may use DEALER (frames: [payload]) or REQ (frames: ["", payload]); the reply
+mirrors the envelope. Requests are `channels.messages` (EXECUTION_COMMANDS: hello,
+new_order, cancel, query, set_trading_mode, status); every request gets exactly one
+reply, at once, in the one reply shape ({"type": "result", "request_id", "cmd", "ok",
+"code", "reason", ...typed fields}); order commands carry `status`:
 
-    request                                                      reply ("type": "result")
-    {"cmd": "hello", "request_id": 1, "consumer": "c1"}          ok, consumer_id, trading_enabled,
-                                                                 last_exec_seq
-    {"cmd": "new_order", "request_id": 2, "consumer": "c1",      status "accepted" | "duplicate"
-     "client_order_id": "o-1", "symbol": "BTC-USDT",              (+ "order") | "rejected" (+ "code",
-     "side": "buy", "type": "limit", "tif": "GTC",                "reason")
-     "qty": "0.01", "price": "30000.5"}   (market: no price/tif; optional "ref_price")
-    {"cmd": "cancel", "request_id": 3, "consumer": "c1", "client_order_id": "o-1"}
-                                                                 status "accepted" | "rejected"
-    {"cmd": "query", "request_id": 4, "consumer": "c1", "client_order_id": "o-1"}
-                                                                 status "ok" + "order" | "rejected"
-    {"cmd": "set_trading_mode", "request_id": 5, "consumer": "c1", "enabled": false}
-                                                                 ok, consumer, enabled
-    {"cmd": "status", "request_id": 6}                           ok, open_orders, last_exec_seq, ...
+    new_order   "accepted" | "duplicate" (+ "order") | "rejected" (+ code, reason)
+    cancel      "accepted" | "rejected"
+    query       "ok" + "order" | "rejected"
+    any         "busy" (code busy: not done; this peer has not read its earlier replies)
 
-Every reply: {"type": "result", "request_id": <echoed>, "ok": <bool>, ...}; `ok` is false
-exactly when the request was rejected or malformed.
+`ok` is false exactly when the request was not carried out (rejected, malformed,
+unauthorized, over budget, busy). A request that names a consumer carries the
+consumer's key (`channels.identity`); replies are never dropped silently
+(`channels.server.ControlRouter`).
 """
 
 from __future__ import annotations
 
-import os
+import time
 
-import orjson
 import zmq
 
-from events import BadInput
+from channels import messages as M
+from channels.identity import Keys
+from channels.limits import RateLimit
+from channels.server import ControlRouter, Rejects
 
 from .engine import Engine
 from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 
 
-def default_endpoint(run_dir) -> str:
-    return f"ipc://{run_dir}/execution.ctl"
-
-
 class ControlServer:
     """Answers control requests on a ROUTER socket; call `do_work()` from the main loop."""
 
-    def __init__(self, engine: Engine, endpoint: str, *, context: zmq.Context | None = None, telemetry=None,
-                 dlq=None):
+    def __init__(self, engine: Engine, endpoint: str, *, keys: Keys | None = None,
+                 context: zmq.Context | None = None, telemetry=None, dlq=None,
+                 requests: RateLimit | None = None, clock=time.monotonic_ns):
         self.engine = engine
         self.endpoint = endpoint
+        self.keys = keys
         self.tel = telemetry
         self.dlq = dlq
-        self.sock = (context or zmq.Context.instance()).socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        self.sock.bind(endpoint)
+        self.clock = clock
+        self.requests = requests or RateLimit(rate_per_s=5000, burst=20_000)
+        self.router = ControlRouter(endpoint, context, telemetry=telemetry, prefix="exec.control")
+        self.sock = self.router.sock
+        self.rejects = Rejects(telemetry, dlq, prefix="exec.control")
 
     def do_work(self, max_n: int = 64) -> int:
-        """Answer up to `max_n` waiting requests; return how many."""
-        n = 0
-        while n < max_n:
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        """Send replies peers were not ready for, answer up to `max_n` waiting requests; return how many."""
+        router = self.router
+        n = router.flush() if router.outbox else 0
+        for envelope, payload in router.receive(max_n):
             n += 1
-            if len(frames) < 2:
+            verdict = router.admit(envelope)
+            if verdict == "drop":
                 continue
-            envelope, payload = frames[:-1], frames[-1]
-            self.sock.send_multipart([*envelope, orjson.dumps(self.handle(payload))])
+            if verdict == "busy":
+                reply = M.reply(M.request_id_of(payload), None, code="busy", status="busy",
+                                reason="answers to earlier requests are not read yet: read them, then retry")
+            else:
+                reply = self.handle(payload)
+            router.send(envelope, M.encode(reply))
         return n
 
     def handle(self, payload: bytes) -> dict:
         """One request's reply (never raises)."""
+        now = self.clock()
         try:
-            msg = orjson.loads(payload)
-            if not isinstance(msg, dict):
-                raise ValueError("a request is a JSON object")
-        except (orjson.JSONDecodeError, ValueError) as e:
-            return {"type": "result", "request_id": None, "ok": False, "status": "rejected",
-                    "code": "bad_request", "reason": f"malformed request: {e}"}
-        rid = msg.get("request_id")
-        cmd = msg.get("cmd")
+            req = M.parse(payload, M.EXECUTION_COMMANDS)
+        except M.ProtocolError as e:
+            self.rejects(e, payload, now)
+            self._count("invalid", False)
+            return M.error_reply(M.request_id_of(payload), None, e, status="rejected")
+        cmd = req.CMD
         try:
-            body = self._dispatch(cmd, msg, rid)
-        except (KeyError, TypeError) as e:
-            body = {"status": "rejected", "code": "bad_request", "reason": f"{cmd}: missing or bad field {e}"}
-        except BadInput as e:
-            body = {"status": "rejected", "code": "validation", "reason": str(e)}
+            if req.consumer is not None:
+                self._admit(req, now)
+            body = self._dispatch(req)
+        except M.ProtocolError as e:
+            self.rejects(e, payload, now)
+            body = {"status": "rejected", "code": e.code, "reason": str(e)}
         except Exception as e:  # a bug: answer, record, keep serving
+            err = M.ProtocolError("internal", f"{type(e).__name__}: {e}")
+            self.rejects(err, payload, now)
             if self.dlq is not None:
-                self.dlq.put("control_request_failed", priority="high", raw=payload, error=f"{type(e).__name__}: {e}")
-            body = {"status": "error", "code": "internal", "reason": f"{type(e).__name__}: {e}"}
-        ok = body.get("status") not in ("rejected", "error")
-        if self.tel is not None:
-            self.tel.inc("exec.control.requests", cmd=str(cmd), ok=str(ok).lower())
-        return {"type": "result", "request_id": rid, "ok": ok, **body}
+                self.dlq.put("control_request_failed", priority="high", raw=payload[:512], error=str(err))
+            body = {"status": "error", "code": "internal", "reason": str(err)}
+        code, reason = body.pop("code", None), body.pop("reason", "")
+        self._count(cmd, code is None)
+        return M.reply(req.request_id, cmd, code=code, reason=reason, **body)
 
-    def _dispatch(self, cmd, m: dict, rid) -> dict:
+    def _count(self, cmd: str, ok: bool) -> None:
+        if self.tel is not None:
+            self.tel.inc("exec.control.requests", cmd=cmd, ok="true" if ok else "false")
+
+    def _admit(self, req: M.Request, now_ns: int) -> None:
+        if self.keys is not None:
+            why = self.keys.check(req.consumer, req.key)
+            if why is not None:
+                raise M.ProtocolError("unauthorized", why)
+        if not self.requests.allow(req.consumer, now_ns):
+            raise M.ProtocolError("rate_limited", f"consumer {req.consumer!r} is over its budget of "
+                                                  f"{self.requests.burst:.0f} requests: retry later")
+
+    def _dispatch(self, req: M.Request) -> dict:
         e = self.engine
-        if cmd == "new_order":
-            return e.submit(SubmitOrder(m["consumer"], m["client_order_id"], m.get("symbol"), m.get("side"),
-                                        m.get("type"), m.get("tif"), m.get("qty"), m.get("price"),
-                                        m.get("ref_price"), rid or 0))
-        if cmd == "cancel":
-            return e.cancel(CancelOrder(m["consumer"], m["client_order_id"], rid or 0))
-        if cmd == "query":
-            return e.query(QueryOrder(m["consumer"], m["client_order_id"], rid or 0))
-        if cmd == "set_trading_mode":
-            if not isinstance(m.get("enabled"), bool):
-                return {"status": "rejected", "code": "bad_request",
-                        "reason": f"enabled must be true or false: enabled={m.get('enabled')!r}"}
-            return e.set_trading_mode(SetTradingMode(m["consumer"], m["enabled"], rid or 0))
-        if cmd == "hello":
-            return e.hello(m["consumer"])
-        if cmd == "status":
-            return {"open_orders": len(e.open), "last_exec_seq": e.publisher.last_seq,
-                    "published_seq": e.publisher.published_seq, "stream_up": e.stream_up}
-        return {"status": "rejected", "code": "bad_request", "reason": f"unknown cmd {cmd!r}"}
+        rid = req.request_id
+        if isinstance(req, M.NewOrder):
+            return e.submit(SubmitOrder(req.consumer, req.client_order_id, req.symbol, req.side, req.type,
+                                        req.tif, req.qty, req.price, req.ref_price, rid))
+        if isinstance(req, M.Cancel):
+            return e.cancel(CancelOrder(req.consumer, req.client_order_id, rid))
+        if isinstance(req, M.Query):
+            return e.query(QueryOrder(req.consumer, req.client_order_id, rid))
+        if isinstance(req, M.SetTradingMode):
+            return e.set_trading_mode(SetTradingMode(req.consumer, req.enabled, rid))
+        if isinstance(req, M.Hello):
+            return e.hello(req.consumer)
+        return {"open_orders": len(e.open), "last_exec_seq": e.publisher.last_seq,  # M.Status
+                "published_seq": e.publisher.published_seq, "stream_up": e.stream_up}
 
     def close(self) -> None:
-        self.sock.close(0)
-        if self.endpoint.startswith("ipc://"):  # others test for the file to see if we are there
-            try:
-                os.unlink(self.endpoint[len("ipc://"):])
-            except FileNotFoundError:
-                pass
+        self.router.close()  # removes the ipc file: others test for it to see if we are there

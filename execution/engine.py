@@ -141,7 +141,7 @@ class Engine:
         self.store.set_trading(cmd.consumer, bool(cmd.enabled))
         self.switch[cmd.consumer] = bool(cmd.enabled)
         self._inc("exec.trading_mode", consumer=cmd.consumer, enabled=str(bool(cmd.enabled)).lower())
-        return {"consumer": cmd.consumer, "enabled": bool(cmd.enabled)}
+        return {"consumer": cmd.consumer, "trading_enabled": bool(cmd.enabled)}
 
     def submit(self, cmd: SubmitOrder) -> dict:
         """Accept, find a duplicate, or reject a new order; never raises on bad input."""
@@ -149,7 +149,7 @@ class Engine:
             coid = validation.check_client_order_id(cmd.client_order_id)
             cid, enabled = self.consumer(cmd.consumer)
         except BadInput as e:
-            return self._rejected("validation", str(e))
+            return self._rejected(getattr(e, "code", "validation"), str(e))
         existing = self._find(cid, coid)
         if existing is not None:
             self._inc("exec.orders.duplicate", consumer=cmd.consumer)
@@ -168,7 +168,7 @@ class Engine:
         except LimitBreached as e:
             return self._rejected(e.limit, str(e))
         except BadInput as e:
-            return self._rejected("validation", str(e))
+            return self._rejected(getattr(e, "code", "validation"), str(e))
         o = Order(cid, coid, venue_client_order_id(cid, coid), c.instrument, c.side, c.order_type, c.tif,
                   c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000)
         try:
@@ -189,7 +189,7 @@ class Engine:
         try:
             cid, _ = self.consumer(cmd.consumer)
         except BadInput as e:
-            return self._rejected("validation", str(e))
+            return self._rejected(getattr(e, "code", "validation"), str(e))
         o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
         if o is None:
             return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
@@ -206,7 +206,7 @@ class Engine:
         try:
             cid, _ = self.consumer(cmd.consumer)
         except BadInput as e:
-            return self._rejected("validation", str(e))
+            return self._rejected(getattr(e, "code", "validation"), str(e))
         o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
         if o is None:
             return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")

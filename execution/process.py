@@ -23,13 +23,15 @@ import time
 
 import zmq
 
+from channels.identity import Keys
+from channels.names import execution_endpoint
 import venues
 from events import Registry
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
 from meltica.telemetry import Telemetry
 
-from .control import ControlServer, default_endpoint
+from .control import ControlServer
 from .engine import Engine
 from .limits import LimitBook
 from .publisher import ExecPublisher
@@ -80,8 +82,9 @@ class ExecutionProcess:
         self.engine = Engine(self.store, self.publisher, self.adapter, clock=time.time_ns,
                              limits=LimitBook(limits), telemetry=self.tel, dlq=self.dlq,
                              trading_default=trading_default)
-        self.endpoint = control or default_endpoint(ctx.run_dir)
-        self.control = ControlServer(self.engine, self.endpoint, telemetry=self.tel, dlq=self.dlq)
+        self.endpoint = control or execution_endpoint(ctx.run_dir)
+        self.control = ControlServer(self.engine, self.endpoint, keys=Keys(ctx.run_dir), telemetry=self.tel,
+                                     dlq=self.dlq)
         self._stop = False
 
     def _emit(self, ev) -> None:
@@ -121,7 +124,7 @@ class ExecutionProcess:
         last_beat = 0.0
         try:
             while not self._stop:
-                busy = self.engine._retry or self.publisher.backlog
+                busy = self.engine._retry or self.publisher.backlog or self.control.router.outbox
                 poller.poll(5 if busy else 50)
                 self.do_work()
                 now = time.monotonic()

@@ -19,18 +19,12 @@ import os
 
 import numpy as np
 
+from channels.names import EXEC_RING, journal_path
 from events import EVENT
 from meltica.run import RunContext
 from shm import RingWriter
 
 from .journal import Journal
-
-RING_NAME = "exec"
-JOURNAL_PATH = ("exec", "exec.journal")
-
-
-def journal_path(ctx: RunContext):
-    return ctx.path(*JOURNAL_PATH)
 
 
 class ExecPublisher:
@@ -38,11 +32,13 @@ class ExecPublisher:
 
     def __init__(self, ctx: RunContext, *, capacity: int = 1024, sync: bool = True,
                  reader_timeout_s: float = 10.0):
-        self.journal = Journal(journal_path(ctx), sync=sync)
-        stale = ctx.namespace.path(RING_NAME)
+        path = journal_path(ctx.run_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(path, sync=sync)
+        stale = ctx.namespace.path(EXEC_RING)
         if os.path.exists(stale):  # left by a killed execution process: we hold the run's lock
             os.unlink(stale)
-        self.ring = RingWriter.create(ctx.namespace, RING_NAME, EVENT, capacity, policy="lossless",
+        self.ring = RingWriter.create(ctx.namespace, EXEC_RING, EVENT, capacity, policy="lossless",
                                       reader_timeout_ns=int(reader_timeout_s * 1e9))
         self.published_seq = self.journal.last_seq  # older reports: readers take them from the journal
         self.backlog_max = 0

@@ -13,9 +13,12 @@ here after any restart. `journal_applied_seq` is the last exec_seq whose state i
 `orders`: reports are journaled first, then applied here; on start-up the journal
 records past it are applied again (recovery), so a crash between the two loses none.
 
-Consumer ids: a consumer's id is a stable hash of its name (CRC-32, 31 bits, never 0),
-recorded here on first contact; a second name with the same id is refused. Execution
-owns these ids (dispatch numbers consumers for market data on its own).
+Consumer ids: assigned here on a name's first contact, one more than the highest so
+far (no two names share one, whatever the names), and kept for the life of the store:
+a restarted consumer (or execution) finds its id again by name, so orders stay
+idempotent by (consumer_id, client_order_id). At most `max_consumers` names are kept;
+execution only meets names whose key exists (`channels.identity`). Execution owns these
+ids (dispatch numbers consumers for market data on its own).
 
 Durability: `synchronous=FULL` (power-loss safe, one fsync per commit) or `NORMAL`
 (safe against a crash of the process).
@@ -26,9 +29,9 @@ from __future__ import annotations
 import os
 import time
 import sqlite3
-import zlib
 
-from events import BadInput, ExecStatus, OrderType, Registry, Side, TimeInForce
+from channels.messages import ProtocolError
+from events import ExecStatus, OrderType, Registry, Side, TimeInForce
 
 from venues.trading import Order
 
@@ -60,11 +63,6 @@ _UPDATE = ("UPDATE orders SET status=?, filled=?, cum_quote=?, fee=?, venue_orde
 OPEN_STATUSES = tuple(int(s) for s in ExecStatus if not s.terminal)
 
 
-def consumer_id_of(name: str) -> int:
-    """The stable id of consumer `name`: CRC-32 of the name, 31 bits, never 0."""
-    return (zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF) or 1
-
-
 def _row(o: Order) -> tuple:
     return (o.consumer_id, o.client_order_id, o.venue_client_order_id, o.instrument.symbol, int(o.side),
             int(o.order_type), int(o.tif), o.price, o.qty, int(o.status), o.filled, o.cum_quote, o.fee,
@@ -81,8 +79,10 @@ def _update_row(o: Order) -> tuple:
 class Store:
     """SQLite order store. One thread of one process (execution's main loop) uses it."""
 
-    def __init__(self, path: str | os.PathLike, registry: Registry, *, synchronous: str = "FULL"):
+    def __init__(self, path: str | os.PathLike, registry: Registry, *, synchronous: str = "FULL",
+                 max_consumers: int = 1024):
         self.path = os.fspath(path)
+        self.max_consumers = max_consumers
         self.registry = registry
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -96,10 +96,11 @@ class Store:
         row = self.db.execute("SELECT id, trading_enabled FROM consumers WHERE name=?", (name,)).fetchone()
         if row:
             return row[0], bool(row[1])
-        cid = consumer_id_of(name)
-        other = self.db.execute("SELECT name FROM consumers WHERE id=?", (cid,)).fetchone()
-        if other:
-            raise BadInput(f"consumer id collision: {name!r} and {other[0]!r} both hash to {cid}; rename one")
+        count, top = self.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM consumers").fetchone()
+        if count >= self.max_consumers:
+            raise ProtocolError("capacity", f"execution keeps at most {self.max_consumers} consumers: "
+                                            f"{name!r} refused")
+        cid = top + 1
         self.db.execute("INSERT INTO consumers VALUES (?, ?, ?, ?)", (name, cid, int(default_enabled),
                                                                         time.time_ns()))
         return cid, default_enabled

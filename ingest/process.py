@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 
+from channels.names import md_ring
 import venues
 from events import EVENT, Provider
 from meltica.dlq import DeadLetterQueue
@@ -47,7 +48,7 @@ class RingInUse(RuntimeError):
 
 
 def ring_name(provider: Provider) -> str:
-    return f"md.{provider.slug}"
+    return md_ring(provider.slug)
 
 
 def create_ring(ns, provider: Provider, capacity: int) -> RingWriter:

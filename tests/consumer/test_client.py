@@ -9,8 +9,8 @@ import orjson
 import pytest
 import zmq
 
+from channels.names import dispatch_endpoint
 from consumer import Consumer
-from consumer.client import default_control
 from dispatch.testing import records
 from events import EVENT, Closed, Command, Kind, PeerGone, Provider
 from shm import RingWriter
@@ -85,10 +85,10 @@ def test_the_local_trading_switch_follows_set_trading_mode(run_ctx, dispatch):
         assert r.ok and r["forward"]["status"] == "absent" and c.trading_enabled
         ops = zmq.Context.instance().socket(zmq.DEALER)  # an operator switches alpha off
         ops.setsockopt(zmq.LINGER, 0)
-        ops.connect(default_control(run_ctx))
-        try:
+        ops.connect(dispatch_endpoint(run_ctx.run_dir))
+        try:  # the operator speaks for alpha with its key (it can read the run directory)
             ops.send(orjson.dumps({"cmd": "set_trading_mode", "request_id": 1,
-                                   "consumer": "alpha", "enabled": False}))
+                                   "consumer": "alpha", "key": c.key, "enabled": False}))
             drain(c, lambda g: not c.trading_enabled, timeout_s=2)
         finally:
             ops.close(0)

@@ -213,3 +213,29 @@ def test_hello_nowait_learns_the_consumer_id(run_ctx, sim, execution):  # noqa: 
         [a] = collect_replies(oc, 1)
         assert (a["cmd"], a["status"], a["client_order_id"]) == ("hello", "ok", None)
         assert oc.consumer_id == a["consumer_id"] > 0
+
+
+def test_a_busy_answer_sends_the_request_again_and_only_its_real_answer_is_handed_out(run_ctx, endpoint, stub):
+    with stub_client(run_ctx, endpoint) as oc:
+        oc.submit_limit_nowait("b-1", SYM, "buy", "0.001", "60000")
+        assert oc.flush(timeout_s=10) == 0
+        peer, req = stub.take()
+        stub.sock.send_multipart([peer, orjson.dumps({"type": "result", "request_id": req["request_id"], "ok": False,
+                                                      "code": "busy", "status": "busy", "reason": "read first"})])
+        assert oc.poll_replies(timeout_s=0.2) == []  # not an answer: the request goes again
+        peer, again = stub.take()
+        assert again == req, "the same request, byte for byte (idempotent by client_order_id)"
+        stub.answer(peer, again, status="accepted")
+        [a] = collect_replies(oc, 1)
+        assert (a["client_order_id"], a["status"]) == ("b-1", "accepted")
+        assert oc.statistics()["busy"] == 1 and oc.statistics()["sent"] == 2
+
+
+def test_every_request_carries_the_consumers_key_from_the_run_directory(run_ctx, endpoint, stub):
+    from channels.identity import consumer_key
+
+    with stub_client(run_ctx, endpoint) as oc:
+        oc.query_nowait("k-1")
+        assert oc.flush(timeout_s=10) == 0
+        _, req = stub.take()
+        assert req["consumer"] == "c1" and req["key"] == consumer_key(run_ctx.run_dir, "c1")

@@ -12,8 +12,8 @@ import orjson
 import pytest
 import zmq
 
-from dispatch.control import check_local
-from dispatch.process import default_control, default_execution
+from channels.identity import consumer_key
+from channels.names import check_local, dispatch_endpoint, execution_endpoint
 from dispatch.testing import records
 from events import EVENT, Kind, Provider
 from shm import RingReader, RingWriter
@@ -25,14 +25,15 @@ pytestmark = pytest.mark.timeout(30)
 def client(run_ctx, dispatch):
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(default_control(run_ctx))
-    yield Client(sock)
+    sock.connect(dispatch_endpoint(run_ctx.run_dir))
+    yield Client(sock, run_ctx.run_dir)
     sock.close(0)
 
 
 class Client:
-    def __init__(self, sock):
+    def __init__(self, sock, run_dir):
         self.sock = sock
+        self.run_dir = run_dir
         self.rid = 0
 
     def send_raw(self, frame: bytes):
@@ -43,16 +44,17 @@ class Client:
         assert self.sock.poll(timeout_ms), "no reply from dispatch"
         return orjson.loads(self.sock.recv())
 
-    def ask(self, cmd: str, consumer: str = "alpha", **fields):
+    def ask(self, cmd: str, consumer: str | None = "alpha", **fields):
+        """Send `cmd` for `consumer` (with its key; None: for no consumer); return (ack, result)."""
         self.rid += 1
-        return self.send_raw(orjson.dumps({"cmd": cmd, "request_id": self.rid,
-                                           "consumer": consumer, **fields}))
+        who = {} if consumer is None else {"consumer": consumer, "key": consumer_key(self.run_dir, consumer)}
+        return self.send_raw(orjson.dumps({"cmd": cmd, "request_id": self.rid, **who, **fields}))
 
 
 def test_every_command_is_answered_by_an_ack_then_a_result(client):
     a, r = client.ask("register", pid=os.getpid())
     assert a == {"type": "ack", "request_id": 1, "cmd": "register"}
-    assert r["type"] == "result" and r["ok"] and r["error"] is None
+    assert r["type"] == "result" and r["ok"] and r["code"] is None and r["reason"] == ""
     assert r["rings"] == {"md": "consumer.alpha.md"} and r["consumer_id"] == 1
     for cmd, fields in (("subscribe", {"symbol": "BTC-USDT", "kinds": ["trade"]}),
                         ("merged_subscribe", {"symbol": "BTC-USDT", "providers": ["okx", "binance-spot"]}),
@@ -73,21 +75,21 @@ def test_bad_commands_get_a_result_that_says_what_is_wrong(client):
     ]
     for frame, code in cases:
         a, r = client.send_raw(frame)
-        assert a["type"] == "ack" and not r["ok"] and r["error"]["code"] == code, r
+        assert a["type"] == "ack" and not r["ok"] and r["code"] == code, r
     for fields, code in (
             ({"symbol": "DOGE-USDT"}, "unknown_instrument"),
             ({"symbol": "btc/usdt"}, "unknown_instrument"),
             ({"symbol": "BTC-USDT", "providers": ["nasdaq"]}, "unknown_provider"),
             ({"symbol": "BTC-USDT", "kinds": ["candles"]}, "bad_kind")):
         r = client.ask("subscribe", **fields)[1]
-        assert not r["ok"] and r["error"]["code"] == code, r
-        assert r["error"]["message"]
+        assert not r["ok"] and r["code"] == code, r
+        assert r["reason"]
     r = client.ask("merged_subscribe", symbol="BTC-USDT", providers=["okx"])[1]
-    assert r["error"]["code"] == "bad_merge" and "at least two" in r["error"]["message"]
+    assert r["code"] == "bad_merge" and "at least two" in r["reason"]
     r = client.ask("merged_subscribe", symbol="BTC-USDT", providers=["okx", "okx"])[1]
-    assert r["error"]["code"] == "bad_merge"
+    assert r["code"] == "bad_merge"
     r = client.ask("subscribe", consumer="nobody", symbol="BTC-USDT")[1]
-    assert r["error"]["code"] == "unknown_consumer"
+    assert r["code"] == "unknown_consumer"
 
 
 def test_commands_are_idempotent(client):
@@ -141,7 +143,7 @@ def test_ack_and_result_are_also_critical_records_on_the_consumers_ring(run_ctx,
 
 def test_instruments_are_learned_from_what_providers_publish(run_ctx, client):
     client.ask("register")
-    assert client.ask("subscribe", symbol="ETH-USDT")[1]["error"]["code"] == "unknown_instrument"
+    assert client.ask("subscribe", symbol="ETH-USDT")[1]["code"] == "unknown_instrument"
     with RingWriter.create(run_ctx.namespace, "md.okx", EVENT, 64) as w:
         deadline = time.monotonic() + 5
         ok = False
@@ -154,7 +156,7 @@ def test_instruments_are_learned_from_what_providers_publish(run_ctx, client):
 def test_set_trading_mode_is_forwarded_to_execution_and_its_outcome_reported(run_ctx, client):
     ex = zmq.Context.instance().socket(zmq.ROUTER)
     ex.setsockopt(zmq.LINGER, 0)
-    ex.bind(default_execution(run_ctx))
+    ex.bind(execution_endpoint(run_ctx.run_dir))
     got = []
 
     def execution():
@@ -162,9 +164,10 @@ def test_set_trading_mode_is_forwarded_to_execution_and_its_outcome_reported(run
             ident, frame = ex.recv_multipart()
             msg = orjson.loads(frame)
             got.append(msg)
-            ex.send_multipart([ident, orjson.dumps({"type": "ack", "request_id": msg["request_id"]})])
             ex.send_multipart([ident, orjson.dumps({"type": "result", "request_id": msg["request_id"],
-                                                    "ok": True, "error": None})])
+                                                    "cmd": "set_trading_mode", "ok": True, "code": None,
+                                                    "reason": "", "consumer": "alpha",
+                                                    "trading_enabled": True})])
 
     t = threading.Thread(target=execution)
     t.start()
@@ -173,7 +176,7 @@ def test_set_trading_mode_is_forwarded_to_execution_and_its_outcome_reported(run
         a, r = client.ask("set_trading_mode", enabled=True)
         t.join(10)
         assert got == [{"cmd": "set_trading_mode", "request_id": got[0]["request_id"],
-                        "consumer": "alpha", "enabled": True}]
+                        "consumer": "alpha", "key": consumer_key(run_ctx.run_dir, "alpha"), "enabled": True}]
         assert r["ok"] and r["trading_enabled"] is True and r["forward"]["status"] == "ok"
         assert client.ask("list_subscriptions")[1]["trading_enabled"] is True
     finally:
@@ -183,12 +186,12 @@ def test_set_trading_mode_is_forwarded_to_execution_and_its_outcome_reported(run
 def test_a_silent_execution_times_out_without_blocking_dispatch(run_ctx, client):
     ex = zmq.Context.instance().socket(zmq.ROUTER)  # bound, never answers
     ex.setsockopt(zmq.LINGER, 0)
-    ex.bind(default_execution(run_ctx))
+    ex.bind(execution_endpoint(run_ctx.run_dir))
     try:
         client.ask("register")
         client.rid += 1
-        client.sock.send(orjson.dumps({"cmd": "set_trading_mode", "request_id": client.rid,
-                                       "consumer": "alpha", "enabled": False}))
+        client.sock.send(orjson.dumps({"cmd": "set_trading_mode", "request_id": client.rid, "consumer": "alpha",
+                                       "key": consumer_key(run_ctx.run_dir, "alpha"), "enabled": False}))
         assert client.recv()["type"] == "ack"
         t0 = time.monotonic()
         hb_ack, hb = client.ask("heartbeat")  # answered while the forward is pending
@@ -205,7 +208,7 @@ def test_set_trading_mode_without_execution_reports_it_absent(client):
     client.ask("register")
     r = client.ask("set_trading_mode", enabled=True)[1]
     assert r["ok"] and r["forward"]["status"] == "absent"
-    assert client.ask("set_trading_mode", enabled="yes")[1]["error"]["code"] == "malformed"
+    assert client.ask("set_trading_mode", enabled="yes")[1]["code"] == "malformed"
 
 
 def test_a_consumer_whose_process_dies_is_released_with_its_ring(run_ctx, client, reap):
@@ -215,7 +218,7 @@ def test_a_consumer_whose_process_dies_is_released_with_its_ring(run_ctx, client
     client.ask("subscribe", consumer="doomed", symbol="BTC-USDT")
     assert "consumer.doomed.md" in run_ctx.namespace.names()
     other = client.ask("register", consumer="doomed", pid=os.getpid())[1]
-    assert other["error"]["code"] == "name_in_use"
+    assert other["code"] == "name_in_use"
     p.kill()
     p.wait()
     deadline = time.monotonic() + 5
@@ -228,7 +231,7 @@ def test_a_consumer_whose_process_dies_is_released_with_its_ring(run_ctx, client
 
 
 def test_control_listens_on_loopback_or_ipc_only_by_default(run_ctx):
-    assert default_control(run_ctx).startswith("ipc://")
+    assert dispatch_endpoint(run_ctx.run_dir).startswith("ipc://")
     check_local("tcp://127.0.0.1:5555")
     with pytest.raises(ValueError, match="loopback or ipc"):
         check_local("tcp://0.0.0.0:5555")
@@ -254,3 +257,44 @@ def test_an_ingest_restart_is_reattached_and_its_streams_restart(run_ctx, client
             seen += [int(x["seq_provider"]) for x in c.events(64, 0.05) if x["kind"] == Kind.BOOK]
         assert seen == [500, 501, 7, 8]
     w.close()
+
+
+def test_execution_owns_the_switch_its_refusal_is_the_result_and_its_state_is_typed(run_ctx, client):
+    ex = zmq.Context.instance().socket(zmq.ROUTER)
+    ex.setsockopt(zmq.LINGER, 0)
+    ex.bind(execution_endpoint(run_ctx.run_dir))
+
+    def execution(answer: dict):
+        if ex.poll(5000):
+            ident, frame = ex.recv_multipart()
+            rid = orjson.loads(frame)["request_id"]
+            ex.send_multipart([ident, orjson.dumps({"type": "result", "request_id": rid,
+                                                    "cmd": "set_trading_mode", **answer})])
+
+    try:
+        client.ask("register")
+        t = threading.Thread(target=execution, args=({"ok": False, "code": "capacity", "reason": "full"},))
+        t.start()
+        r = client.ask("set_trading_mode", enabled=True)[1]
+        t.join(10)
+        assert not r["ok"] and r["code"] == "capacity" and "full" in r["reason"], r
+        assert client.ask("list_subscriptions")[1]["trading_enabled"] is False  # unchanged
+        t = threading.Thread(target=execution, args=({"ok": True, "code": None, "reason": "",
+                                                      "trading_enabled": False},))
+        t.start()
+        reader = RingReader.attach(run_ctx.namespace, "consumer.alpha.md", EVENT, start="latest")
+        try:
+            r = client.ask("set_trading_mode", enabled=False)[1]
+            t.join(10)
+            assert r["ok"] and r["trading_enabled"] is False and r["forward"]["status"] == "ok"
+            got = []
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                got = [int(x["result"]["trading"]) for x in reader.wait_read(16, timeout_s=0.1)
+                       if x["kind"] == Kind.CONTROL_RESULT]
+                reader.release()
+            assert got == [0], "the ring's result carries the switch as a typed field"
+        finally:
+            reader.close()
+    finally:
+        ex.close(0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.protocol import ack_record, result
-from dispatch.protocol import result_record
+from channels.messages import reply
+from dispatch.protocol import ack_record, result_record
 from dispatch.testing import interleave, records
 from events import Kind, Provider, instrument_id
 
@@ -61,7 +61,7 @@ def test_a_full_ring_coalesces_books_drops_trades_and_queues_critical_records(ri
     r.step(interleave(records(OKX, BTC, Kind.BOOK, range(9, 20)),
                       records(OKX, BTC, Kind.TICKER, range(1, 5)),
                       records(OKX, BTC, Kind.TRADE, range(1, 6))))
-    r.core.deliver_critical(a, result_record(result(41, "subscribe", r.core.version)))
+    r.core.deliver_critical(a, result_record(reply(41, "subscribe", routing_version=r.core.version)))
     outlet = r.core.outlets[a.slot]
     assert outlet.trades_dropped == 5
     assert outlet.coalesced == 10 + 3                            # 11 books, 4 tickers -> 1 + 1
@@ -95,7 +95,7 @@ def test_critical_records_are_never_dropped_during_routing_flips(rig):
         flip = r.core.subscribe if i % 2 == 0 else r.core.unsubscribe
         flip(a, btc)
         r.core.deliver_critical(a, ack_record(i, "subscribe"))
-        r.core.deliver_critical(a, result_record(result(i, "subscribe", r.core.version)))
+        r.core.deliver_critical(a, result_record(reply(i, "subscribe", routing_version=r.core.version)))
         sent += [("ack", i), ("result", i)]
         r.step(records(OKX, BTC, Kind.TRADE, range(seq, seq + 7)), advance_ns=MS)
         seq += 7

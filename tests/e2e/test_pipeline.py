@@ -14,7 +14,7 @@ from consumer import Consumer
 from consumer.orders import OrderClient
 from events import EXEC_REPORT, SCHEMA_VERSION, concat, ExecStatus, Kind, Provider, instrument_id, to_decimal
 from events.records import RECORD_BYTES
-from execution.journal import JournalReader
+from channels.journal import JournalReader
 from simulator.instruments import default_instruments
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(90)]

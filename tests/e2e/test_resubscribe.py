@@ -81,13 +81,13 @@ def test_an_operators_trading_off_survives_a_dispatch_restart(run):
     op = Operator(run.ctx)
     with Consumer("e2e-switch", run.ctx) as c, OrderClient(c, run=run.ctx) as oc:
         assert c.set_trading_mode(True).ok and c.trading_enabled
-        res = op.request("set_trading_mode", consumer="e2e-switch", enabled=False)
+        res = op.request("set_trading_mode", consumer="e2e-switch", key=c.key, enabled=False)
         assert res["ok"] and res["forward"]["status"] == "ok", res
         run.wait_until(lambda: c.events(64, timeout_s=0.05) is not None and not c.trading_enabled, 10,
                        "the consumer's switch following the operator's", step_s=0)
         restart_dispatch(run, c)
         after = {"sdk": c.trading_enabled,
-                 "dispatch": op.request("list_subscriptions", consumer="e2e-switch")["trading_enabled"]}
+                 "dispatch": op.request("list_subscriptions", consumer="e2e-switch", key=c.key)["trading_enabled"]}
         c._trading = True  # bypass the SDK's switch: does execution still refuse?
         after["execution"] = oc.submit_limit("e2e-sw-1", "BTC-USDT", "buy", "0.001", "30000")["status"]
         assert after == {"sdk": False, "dispatch": False, "execution": "rejected"}

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from bench._chaos_harness import config_text
-from execution.journal import JournalReader
+from channels.journal import JournalReader
 from meltica.run import RunContext
 
 from ..conftest import REPO

@@ -20,7 +20,7 @@ import pytest
 
 from events import EVENT, EXEC_REPORT, ExecStatus
 from events.records import RECORD_BYTES
-from execution.journal import JournalReader
+from channels.journal import JournalReader
 
 from .harness import REPO, ExecProc, sim_orders
 

@@ -7,7 +7,8 @@ import pytest
 
 from events import EVENT, Kind
 from events.records import RECORD_BYTES
-from execution.journal import Journal, JournalError, JournalReader
+from channels.journal import JournalError, JournalReader
+from execution.journal import Journal
 from execution.ids import LENGTH, venue_client_order_id
 
 pytestmark = pytest.mark.timeout(10)

@@ -6,6 +6,9 @@ import orjson
 import pytest
 import zmq
 
+from channels.identity import consumer_key
+from channels.names import execution_endpoint
+
 from .harness import client, collect, of, sim_orders, statuses, terminal, top
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.multiprocess]
@@ -105,12 +108,14 @@ def test_the_switch_off_suppresses_in_the_sdk_and_execution_refuses_as_second_li
         assert off.suppressed == 1
     ctl = zmq.Context.instance().socket(zmq.DEALER)  # as dispatch forwards set-trading-mode
     ctl.setsockopt(zmq.LINGER, 0)
-    ctl.connect(f"ipc://{run_ctx.run_dir}/execution.ctl")
-    ctl.send(orjson.dumps({"cmd": "set_trading_mode", "request_id": 9, "consumer": "c1", "enabled": False}))
+    ctl.connect(execution_endpoint(run_ctx.run_dir))
+    ctl.send(orjson.dumps({"cmd": "set_trading_mode", "request_id": 9, "consumer": "c1",
+                           "key": consumer_key(run_ctx.run_dir, "c1"), "enabled": False}))
     assert ctl.poll(5000)
     reply = orjson.loads(ctl.recv())
     ctl.close()
-    assert reply == {"type": "result", "request_id": 9, "ok": True, "consumer": "c1", "enabled": False}
+    assert reply == {"type": "result", "request_id": 9, "cmd": "set_trading_mode", "ok": True, "code": None,
+                     "reason": "", "consumer": "c1", "trading_enabled": False}
     with client(run_ctx, "c1") as on_locally:
         r = on_locally.submit_limit("sw-2", SYM, "buy", "0.001", "60000")
         assert r["status"] == "rejected" and r["code"] == "trading_disabled"

@@ -15,7 +15,6 @@ import zmq
 from events import ExecStatus
 from execution.__main__ import SIM_KEY, SIM_SECRET
 from execution.ids import venue_client_order_id
-from execution.store import consumer_id_of
 from venues.binance.trading.rest import BinanceRest
 
 from .harness import VENUE, client, collect, of, sim_orders, statuses, terminal, top
@@ -24,8 +23,9 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.multiprocess]
 SYM = "BTC-USDT"
 
 
-def vc(coid: str, consumer: str = "c1") -> str:
-    return venue_client_order_id(consumer_id_of(consumer), coid)
+def vc(coid: str, consumer_id: int = 1) -> str:
+    """The venue client order id of `coid` of the first consumer execution met (id 1)."""
+    return venue_client_order_id(consumer_id, coid)
 
 
 def open_in_store(ctx) -> set[str]:

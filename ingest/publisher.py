@@ -4,9 +4,9 @@ One owner thread (the ingest loop). Records are packed with one precompiled
 `struct` per kind, built from the record dtype by `events.codec.packer` (a book's
 levels by the book itself, `Book.write_top`), straight into a preallocated staging
 array (no per-event numpy work), and the staged batch goes to the ring with
-`RingWriter.write_batch`
-(try_claim / raw copy / publish). `flush()` runs at the end of every unit of
-work and whenever the stage is full, so a record waits at most one loop turn.
+`RingWriter.write_batch` (try_claim / raw copy / publish). `flush()` runs at the end
+of every unit of work and whenever the stage is full, so a record waits at most one
+loop turn.
 
 Deferred rows (the bulk frames of a venue, e.g. Binance bookTicker and trades): an
 adapter may claim a stage row for a frame it has only parsed (`claim(rows)`, in

@@ -6,12 +6,13 @@ headers as int64 words and stamps copies in place) takes every offset and format
 here, computed from EVENT, never hand-numbered; `tests/events/test_codec.py` checks
 each against numpy's own field writes.
 
-    offset("routing_version")       48        byte offset in a record; payloads dotted:
-    offset("book.bid_px")           88        "book" is 64, where every payload starts
-    word("kind")                    (0, 16, 0xFFFF)   int64 word, bit shift, mask
-    lane("consumer_id", np.uint32)  3         index in a record seen as uint32 lanes
-    packer(names, end=...)          struct.Struct packing `names` in layout order
-    payload_fields("ticker")        ("ticker.bid_px", ..., "ticker.sz_scale")
+    offset("routing_version")       48                 byte offset in a record
+    offset("book")                  64                 where every payload starts
+    offset("book.bid_px")           80                 payload fields are dotted
+    word("kind")                    (0, 16, 0xFFFF)    int64 word, bit shift, mask
+    lane("consumer_id", np.uint32)  3                  index among a record's uint32 lanes
+    packer(names, end=...)          a struct.Struct packing `names` in layout order
+    payload_fields("trade")[:3]     ("trade.trade_id", "trade.px", "trade.sz")   padding left out
 
 Raw copies move records as bytes or 8-byte words, never field by field: numpy
 rebuilds a union dtype with overlapping fields as a packed one (1800 bytes, not 768)

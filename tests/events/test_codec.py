@@ -46,6 +46,14 @@ def test_the_header_drawing_matches_the_dtype():
     assert codec.offset(HEADER_NAMES[-1]) + codec.dtype(HEADER_NAMES[-1]).itemsize == E.records.HEADER_BYTES
 
 
+def test_the_examples_in_the_module_docstring_hold():
+    examples = re.findall(r"^    ((?:offset|word|lane|payload_fields)\(.*?)\s{2,}(\S.*?)(?:\s{2,}.*)?$",
+                          codec.__doc__, re.M)
+    assert len(examples) == 6
+    for call, result in examples:
+        assert eval(call, {"np": np}, vars(codec)) == eval(result), call
+
+
 def test_every_payload_offset_is_the_header_end_plus_its_place_in_the_payload():
     for _kind, (payload, dt) in E.PAYLOADS.items():
         assert codec.offset(payload) == E.records.HEADER_BYTES

@@ -44,6 +44,7 @@ from channels.journal import JournalReader
 from channels.names import EXEC_RING, consumer_ring, journal_path, md_ring
 from consumer import Consumer
 from events import EVENT, EXEC_REPORT, ExecStatus, PeerGone
+from events.codec import byte_rows, offset
 from events.records import RECORD_BYTES
 from meltica.launcher import Program
 
@@ -342,9 +343,8 @@ def evidence(state: dict, tid: int) -> dict:
     have = [int(s) for s in got["exec"]["exec_seq"]]
     lost = sorted(set(want) - set(have))
     duplicated = len(have) - len(set(have)) + len(set(have) - set(want))
-    covered = 64 + EXEC_REPORT.itemsize  # header + exec payload; the rest belongs to no field
-    same_bytes = (have == want and (got.view(np.uint8).reshape(-1, RECORD_BYTES)[:, :covered]
-                                    == mine.view(np.uint8).reshape(-1, RECORD_BYTES)[:, :covered]).all())
+    covered = offset("exec") + EXEC_REPORT.itemsize  # header + exec payload; the rest belongs to no field
+    same_bytes = have == want and (byte_rows(got)[:, :covered] == byte_rows(mine)[:, :covered]).all()
     trader_rows = {r["client_order_id"]: r for r in rows if r["consumer_id"] == tid}
     expected = set(orders_of(state["commands"]))
     last_status_wrong = []

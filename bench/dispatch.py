@@ -40,6 +40,7 @@ import orjson
 
 from channels.names import consumer_ring, md_ring
 from events import EVENT, SCHEMA_VERSION, Kind, event_ids
+from events.codec import words
 from events.instruments import instrument_id
 
 from .common import stop_processes
@@ -167,7 +168,7 @@ def core_batch_us(size: int, small: bool, batches: int = 3000) -> float:
 
 def raw_copy_eps(seconds: float) -> float:
     b, _ = synth(4096)
-    src = b.view(np.uint64).reshape(len(b), -1)
+    src = words(b)
     dst = np.empty_like(src)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:

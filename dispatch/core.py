@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from events import EVENT, Kind, Provider
+from events.codec import words
 from events.ids import IdSource
 from meltica.dlq import DeadLetterQueue
 from meltica.telemetry import Telemetry
@@ -34,7 +35,6 @@ from .dedup import Deduper
 from .fanout import FairShare, Outlet
 from .merge import MERGED_PROVIDER_BASE, Merger
 from .ordering import Orderer
-from .raw import words
 from .routing import RoutingTable, Subscriber
 from .saturation import Saturation
 from .small import SmallBatches

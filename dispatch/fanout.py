@@ -23,23 +23,19 @@ governor never sets less). Critical records are never metered.
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
-from events import EVENT, Kind
+from events import RECORD_BYTES, Kind
+from events.codec import WORDS, lane, offset, packer, row, words
 from shm import RingWriter
 
-from .raw import WORDS, row, words
-
 SMALL_WRITE = 4  # records; up to this many are copied one by one as stamped bytes
-_SIZE = EVENT.itemsize
-_VERSION_AT = EVENT.fields["routing_version"][1]   # uint64: word _VERSION_AT // 8
-_CONSUMER_AT = EVENT.fields["consumer_id"][1]      # uint32: half-word _CONSUMER_AT // 4
-_PUT_VERSION = struct.Struct("<Q").pack_into
-_PUT_CONSUMER = struct.Struct("<I").pack_into
-assert EVENT.fields["routing_version"][0] == np.uint64 and _VERSION_AT % 8 == 0
-assert EVENT.fields["consumer_id"][0] == np.uint32 and _CONSUMER_AT % 4 == 0
+# The two fields stamped on every copy: in words / uint32 lanes (batches), in bytes (one record)
+_VERSION_WORD = lane("routing_version", np.uint64)
+_CONSUMER_LANE = lane("consumer_id", np.uint32)
+_VERSION_AT, _CONSUMER_AT = offset("routing_version"), offset("consumer_id")
+_PUT_VERSION = packer(["routing_version"]).pack_into
+_PUT_CONSUMER = packer(["consumer_id"]).pack_into
 _CRITICAL = np.zeros(256, bool)
 _COALESCE = np.zeros(256, bool)
 for _k in Kind:
@@ -104,7 +100,7 @@ class Outlet:
         self.drop_ids: list[tuple[int, int]] = []   # (event_id, trace_id) of recent drops
         self.throttled_ns = 0      # time spent with a backlog or short of fair-share tokens
         self.throttled = False     # fair share held records back since the last tick
-        self._one = bytearray(_SIZE)  # scratch: one record being stamped
+        self._one = bytearray(RECORD_BYTES)  # scratch: one record being stamped
 
     @property
     def backlogged(self) -> bool:
@@ -136,8 +132,8 @@ class Outlet:
                 d[:] = src[done : done + k]
             else:
                 np.take(src, sel[done : done + k], axis=0, out=d, mode="clip")
-            d[:, _VERSION_AT // 8] = version
-            d.view(np.uint32)[:, _CONSUMER_AT // 4] = self.consumer_id
+            d[:, _VERSION_WORD] = version
+            d.view(np.uint32)[:, _CONSUMER_LANE] = self.consumer_id
             w.publish()                                            # 2. cursor (see shm._base)
             done += k
         self.delivered += done
@@ -149,7 +145,7 @@ class Outlet:
         one, put = self._one, self.writer.try_write_bytes
         done = 0
         for r in rows:
-            one[:] = raw[r * _SIZE : (r + 1) * _SIZE]
+            one[:] = raw[r * RECORD_BYTES : (r + 1) * RECORD_BYTES]
             _PUT_VERSION(one, _VERSION_AT, version)
             _PUT_CONSUMER(one, _CONSUMER_AT, self.consumer_id)
             if not put(one):  # payload, then cursor (shm: try_write_bytes)

@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from events import HeaderFlag
+from events.codec import row
 
-from .raw import row
 from .streams import NO_SEQ, BatchIndex, Streams
 
 RESET_FLAGS = int(HeaderFlag.SNAPSHOT) | int(HeaderFlag.RESYNCED)

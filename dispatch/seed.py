@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from events import EVENT
+from events import EVENT, concat
 from shm import Namespace, RingReader
 
-from .raw import concat
 from .state import STATEFUL
 from .streams import batch_keys
 

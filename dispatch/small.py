@@ -13,14 +13,14 @@ nothing and the caller takes the vector path. So every decision lives in one pla
 and compares rings and state.
 
 Header words are read through an int64 view of the records; where each field sits in
-them is computed from `events.EVENT`, never hand-numbered.
+them comes from `events.codec.word`, never hand-numbered.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from events import EVENT
+from events.codec import WORDS, word
 
 from .dedup import Deduper
 from .ordering import GAPLESS, PROBE, SPARSE, Orderer
@@ -30,17 +30,9 @@ LIMIT = 16  # records: ~1.5 us each here plus ~1 us per consumer, vs ~45 us for 
 _U64 = (1 << 64) - 1
 
 
-def _field(name: str) -> tuple[int, int, int]:
-    """(word index, bit shift, mask) of a header field inside the int64 words of a record."""
-    dt, off = EVENT.fields[name][:2]
-    assert off // 8 == (off + dt.itemsize - 1) // 8, f"{name} straddles two words"
-    return off // 8, 8 * (off % 8), (1 << 8 * dt.itemsize) - 1
-
-
-_KIND, _PROV, _INST = (_field(n) for n in ("kind", "provider", "instrument"))
-_SEQ, _EID = _field("seq_provider")[0], _field("event_id")[0]
+_KIND, _PROV, _INST = (word(n) for n in ("kind", "provider", "instrument"))
+_SEQ, _EID = word("seq_provider")[0], word("event_id")[0]
 HEADER_WORDS = 1 + max(w for w, _, _ in (_KIND, _PROV, _INST, (_SEQ, 0, 0), (_EID, 0, 0)))
-WORDS = EVENT.itemsize // 8
 
 
 class SmallBatches:

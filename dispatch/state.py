@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from events import EVENT, HeaderFlag, Kind
-
-from .raw import WORDS, words
+from events.codec import WORDS, words
 
 STATEFUL = np.zeros(256, bool)  # by kind: the newest record of the stream is its state
 STATEFUL[int(Kind.BOOK)] = STATEFUL[int(Kind.TICKER)] = True

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from events import EVENT, SCHEMA_VERSION, Kind, event_id, instrument_id
-
-from .raw import concat
+from events import EVENT, SCHEMA_VERSION, Kind, concat, event_id, instrument_id
 
 
 class FakeClock:

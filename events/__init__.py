@@ -6,11 +6,14 @@
     events.stamp_header(rec, Kind.TRADE, Provider.OKX, inst.id, seq_provider=42)
     rec["trade"]["px"] = to_mantissa("30123.5", inst.px_scale)
 
-Modules: `records` (dtypes), `kinds` (enums), `fixed` (decimal <-> fixed point),
+Modules: `records` (dtypes: the one statement of the layout), `codec` (offsets, struct
+packers and raw copies derived from it), `kinds` (enums), `fixed` (decimal <-> fixed point),
 `instruments` (registry), `ids` (event / trace ids), `render` (debug dict / JSON),
 `errors` (the MelticaError tree). No I/O here.
 """
 
+from . import codec
+from .codec import concat
 from .errors import (BadInput, Closed, DecimalError, Desync, MelticaError, PeerGone,
                      UnknownInstrument, VenueRefused)
 from .fixed import rescale, to_decimal, to_decimal_fixed, to_mantissa
@@ -19,8 +22,7 @@ from .instruments import Instrument, Registry, instrument_id, split_symbol
 from .kinds import (SCHEMA_VERSION, Command, ExecStatus, HeaderFlag, Kind, OrderType, Provider,
                     ResultStatus, Side, TimeInForce)
 from .records import (BOOK, BOOK_DEPTH, CONTROL_ACK, CONTROL_RESULT, EVENT, EXEC_REPORT, HEADER,
-                      MAX_MERGE_LEGS, MERGED, PAYLOADS, RECORD_BYTES, TICKER, TRADE, concat, empty,
-                      stamp_header)
+                      MAX_MERGE_LEGS, MERGED, PAYLOADS, RECORD_BYTES, TICKER, TRADE, empty, stamp_header)
 from .render import to_dict, to_json
 
 __all__ = [
@@ -33,5 +35,5 @@ __all__ = [
     "ExecStatus", "Command", "ResultStatus",
     "EVENT", "HEADER", "BOOK", "TRADE", "TICKER", "MERGED", "EXEC_REPORT", "CONTROL_ACK",
     "CONTROL_RESULT", "PAYLOADS", "BOOK_DEPTH", "MAX_MERGE_LEGS", "RECORD_BYTES",
-    "concat", "empty", "stamp_header", "to_dict", "to_json",
+    "codec", "concat", "empty", "stamp_header", "to_dict", "to_json",
 ]

@@ -13,9 +13,12 @@ payload's `px_scale` / `sz_scale` (the instrument's scale).
     16  seq_provider i8     24 ingest_ts_ns i8   32 event_ts_ns i8
     40  event_id u8         48 routing_version u8   56 trace_id u8
 
+This module is the one statement of the layout: offsets, `struct` packers and raw
+copies (`concat`, `words`) are derived from these dtypes in `events.codec`.
+
 Pitfalls: `np.concatenate` and `astype` of EVENT arrays repack the union into another
-dtype (use `concat`, or copy through `arr.view(np.uint8)`); `memoryview(arr)` refuses
-the overlapping fields (use `arr.view(np.uint8)`).
+dtype (use `events.concat`, or copy through `events.codec.words`); `memoryview(arr)`
+refuses the overlapping fields (use `arr.view(np.uint8)`).
 
 Bump `SCHEMA_VERSION` (events.kinds) on any change here: rings check the dtype on
 attach, so a process built against another layout fails loudly.
@@ -126,14 +129,6 @@ EVENT = _event_dtype()
 """The record of every Meltica ring: header fields at top level, payloads by kind."""
 
 assert HEADER.itemsize == HEADER_BYTES
-
-
-def concat(batches) -> np.ndarray:
-    """Join EVENT arrays into one. Use this, not `np.concatenate`: numpy repacks a union
-    dtype (overlapping fields) into a larger, non-overlapping one on concatenation."""
-    raw = np.dtype((np.void, RECORD_BYTES))
-    return np.concatenate([np.asarray(b).view(raw) for b in batches]).view(EVENT) if batches \
-        else empty(0)
 
 
 def empty(n: int) -> np.ndarray:

@@ -1,18 +1,20 @@
 """Canonical records (events.EVENT) out of ingest: staged in a batch, then into the md ring.
 
 One owner thread (the ingest loop). Records are packed with one precompiled
-`struct` per kind (a book's levels by the book itself, `Book.write_top`)
-straight into a preallocated staging array (no per-event numpy work), and the staged batch goes to the ring with `RingWriter.write_batch`
-(try_claim / raw copy / publish). `flush()` runs at the end of every unit of
-work and whenever the stage is full, so a record waits at most one loop turn.
+`struct` per kind, built from the record dtype by `events.codec.packer` (a book's
+levels by the book itself, `Book.write_top`), straight into a preallocated staging
+array (no per-event numpy work), and the staged batch goes to the ring with
+`RingWriter.write_batch` (try_claim / raw copy / publish). `flush()` runs at the end
+of every unit of work and whenever the stage is full, so a record waits at most one
+loop turn.
 
 Deferred rows (the bulk frames of a venue, e.g. Binance bookTicker and trades): an
 adapter may claim a stage row for a frame it has only parsed (`claim(rows)`, in
-frame order), and fill all such rows together, with numpy, from columns
-(`fill_tickers` / `fill_trades`), or one by one (`ticker_at` / `trade_at`), in a
-`filler` it registered: `flush()` calls every filler first. A row whose frame
-turned out bad is given back with `drop(row)`; flush closes the gap, so the ring
-sees the remaining records in frame order.
+frame order), and fill all such rows together, with numpy, from columns (`fill`),
+or one by one (`ticker(..., row=r)` / `trade(..., row=r)`), in a `filler` it
+registered: `flush()` calls every filler first. A row whose frame turned out bad is
+given back with `drop(row)`; flush closes the gap, so the ring sees the remaining
+records in frame order.
 
 Header fields filled here (events.records.HEADER):
   schema_version  events.SCHEMA_VERSION      kind, provider  Kind / Provider values
@@ -29,30 +31,33 @@ Header fields filled here (events.records.HEADER):
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
-from events import BOOK_DEPTH, EVENT, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag, IdSource, Kind, event_id, event_ids
+from events import (BOOK, BOOK_DEPTH, EVENT, HEADER, RECORD_BYTES, SCHEMA_VERSION, HeaderFlag,
+                    IdSource, Kind, event_id, event_ids, stamp_header)
+from events.codec import byte_rows, dtype, field, offset, packer, payload_fields
 
 from marketdata.book import Book
 
-# Header up to event_ts_ns; event_id, routing_version and trace_id (24 bytes) are
-# written as zeros here and filled for the whole batch at flush (vectorized).
-_HEADER = "<HHHHIIqqq24x"
-assert RECORD_BYTES == 768  # the literal in Publisher.ticker
-BOOK_STRUCT = struct.Struct(_HEADER + "HHHbbq" + f"{BOOK_DEPTH}q" * 4)
-BOOK_HEAD = struct.Struct(_HEADER + "HHHbbq")   # then the four columns: Book.write_top
-assert BOOK_HEAD.size == EVENT.fields["book"][1] + EVENT["book"].fields["bid_px"][1]
-# Trades and tickers are padded with zeros to the book's size, the most any record of
+# The header fields a record is staged with; event_id, routing_version and trace_id
+# (after them) are packed as zeros and filled for the whole batch at flush (vectorized).
+_STAGED = HEADER.names[: HEADER.names.index("event_id")]
+# Trades and tickers are padded with zeros to the end of a book, the most any record of
 # ours writes: a stage row reused by a shorter record keeps no bytes of an older one.
-_SHORT = BOOK_STRUCT.size
-TRADE_STRUCT = struct.Struct(_HEADER + "qqqBbb5x")
-TRADE_PADDED = struct.Struct(_HEADER + "qqqBbb5x" + f"{_SHORT - TRADE_STRUCT.size}x")
-TICKER_STRUCT = struct.Struct(_HEADER + "qqqqqbb6x")
-TICKER_PADDED = struct.Struct(_HEADER + "qqqqqbb6x" + f"{_SHORT - TICKER_STRUCT.size}x")
+_SHORT = offset("book") + BOOK.itemsize
+# A book: its head, packed here, then its four level columns, written by Book.write_top
+# back to back from _LEVELS_AT, each BOOK_DEPTH wide.
+_LEVELS = tuple(f"book.{c}" for c in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
+_LEVELS_AT = offset(_LEVELS[0])
+assert [offset(c) for c in _LEVELS] == [_LEVELS_AT + i * dtype(c).itemsize for i, c in enumerate(_LEVELS)]
+_BOOK_HEAD = packer(_STAGED + tuple(f for f in payload_fields("book") if f not in _LEVELS),
+                    end=_LEVELS_AT).pack_into
+_TRADE = packer(_STAGED + payload_fields("trade"), end=_SHORT).pack_into
+_TICKER = packer(_STAGED + payload_fields("ticker"), end=_SHORT).pack_into
 K_BOOK, K_TRADE, K_TICKER = int(Kind.BOOK), int(Kind.TRADE), int(Kind.TICKER)
+_COLUMNAR = {K_TRADE: "trade", K_TICKER: "ticker"}   # the kinds `fill` writes: their payloads
 SMALL = 24   # a flush of fewer records computes their ids one by one (numpy's fixed cost is higher)
+
 
 class Publisher:
     """Stage canonical records of one provider and flush them to a ring (or a sink).
@@ -75,7 +80,7 @@ class Publisher:
         self.books = self.trades = self.tickers = 0
         self.flushed = 0
         self._trace = IdSource().next() - 1  # trace ids: this + 1, + 2, ... (IdSource format)
-        self._raw = self.stage.view(np.uint8).reshape(batch, RECORD_BYTES)
+        self._raw = byte_rows(self.stage)
         self._kind = self.stage["kind"]
         self._instrument = self.stage["instrument"]
         self._seq = self.stage["seq_provider"]
@@ -84,9 +89,10 @@ class Publisher:
         self._ramp = np.arange(1, batch + 1, dtype=np.uint64)
         self._ingest = self.stage["ingest_ts_ns"]
         self._event_ts = self.stage["event_ts_ns"]
-        tk, tr = self.stage["ticker"], self.stage["trade"]
-        self._tk = (tk["bid_px"], tk["bid_sz"], tk["ask_px"], tk["ask_sz"], tk["update_id"])
-        self._tr = (tr["trade_id"], tr["px"], tr["sz"], tr["side"])
+        # per columnar kind: the stage's views of its payload columns, in `fill`'s order
+        self._columns = {k: tuple(field(self.stage, f) for f in payload_fields(payload)
+                                  if f not in (f"{payload}.px_scale", f"{payload}.sz_scale"))
+                         for k, payload in _COLUMNAR.items()}
         self._templates: dict = {}
         self.fillers: list = []       # called first by flush(): they fill claimed rows
         self._dropped: list[int] = []
@@ -102,43 +108,50 @@ class Publisher:
         self.ticker_flags = self.flags | (bit if K_TICKER in sparse else 0)
         self._templates.clear()
 
+    # -- one record of each kind -------------------------------------------------------
+    # `row`: a row claimed earlier (`claim`) to write into, instead of the next one. Not
+    # keyword-only: that costs every call ~30 ns (7% of staging a ticker).
+
     def book(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
              event_ns: int, book: Book, depth: int, flags: int = 0) -> None:
-        """Stage the top `depth` levels of `book` as one BOOK record."""
+        """Stage the top `depth` levels of `book` as one BOOK record (`flags`: HeaderFlag
+        bits of this book, e.g. SNAPSHOT)."""
         n = self.n
         at = n * RECORD_BYTES
-        nb, na = book.write_top(self._buf, at + BOOK_HEAD.size, depth, BOOK_DEPTH)
-        BOOK_HEAD.pack_into(self._buf, at, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.book_flags,
-                            instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale,
-                            book.last_update_id)
+        nb, na = book.write_top(self._buf, at + _LEVELS_AT, depth, BOOK_DEPTH)
+        _BOOK_HEAD(self._buf, at, SCHEMA_VERSION, K_BOOK, self.provider, flags | self.book_flags,
+                   instrument, 0, seq, ingest_ns, event_ns, depth, nb, na, px_scale, sz_scale,
+                   book.last_update_id)
         self.books += 1
         self.n = n = n + 1
         if n == self._cap:
             self.flush()
 
     def trade(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
-              event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
+              event_ns: int, trade_id: int, px: int, sz: int, side: int, row: int | None = None) -> None:
         """Stage one TRADE record (`side`: events.Side of the taker)."""
-        n = self.n
-        TRADE_PADDED.pack_into(
-            self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.trade_flags,
-            instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz, side, px_scale, sz_scale)
+        n = self.n if row is None else row
+        _TRADE(self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider, self.trade_flags,
+               instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz, side, px_scale, sz_scale)
         self.trades += 1
-        self.n = n = n + 1
-        if n == self._cap:
-            self.flush()
+        if row is None:
+            self.n = n = n + 1
+            if n == self._cap:
+                self.flush()
 
     def ticker(self, instrument: int, px_scale: int, sz_scale: int, seq: int, ingest_ns: int,
-               event_ns: int, bid_px: int, bid_sz: int, ask_px: int, ask_sz: int,
-               update_id: int, _pack=TICKER_PADDED.pack_into, _kind=K_TICKER) -> None:
+               event_ns: int, bid_px: int, bid_sz: int, ask_px: int, ask_sz: int, update_id: int,
+               row: int | None = None) -> None:
         """Stage one TICKER record (best bid / ask as the venue reported it)."""
-        n = self.n
-        _pack(self._buf, n * 768, SCHEMA_VERSION, _kind, self.provider, self.ticker_flags, instrument, 0,
-              seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id, px_scale, sz_scale)
+        n = self.n if row is None else row
+        _TICKER(self._buf, n * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider, self.ticker_flags,
+                instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id,
+                px_scale, sz_scale)
         self.tickers += 1
-        self.n = n = n + 1
-        if n == self._cap:
-            self.flush()
+        if row is None:
+            self.n = n = n + 1
+            if n == self._cap:
+                self.flush()
 
     # -- deferred rows ------------------------------------------------------------
 
@@ -157,70 +170,42 @@ class Publisher:
         """Give back a claimed row that gets no record (its frame was bad)."""
         self._dropped.append(row)
 
-    def ticker_at(self, row: int, instrument: int, px_scale: int, sz_scale: int, seq: int,
-                  ingest_ns: int, event_ns: int, bid_px: int, bid_sz: int, ask_px: int,
-                  ask_sz: int, update_id: int) -> None:
-        """Write one TICKER record into claimed `row` (as `ticker` does at the end)."""
-        TICKER_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TICKER, self.provider,
-                                self.ticker_flags, instrument, 0, seq, ingest_ns, event_ns, bid_px, bid_sz,
-                                ask_px, ask_sz, update_id, px_scale, sz_scale)
-        self.tickers += 1
+    def fill(self, kind: int, rows, instrument: int, px_scale: int, sz_scale: int, seq, ingest_ns,
+             event_ns, *payload) -> None:
+        """Write TRADE or TICKER records into claimed `rows` from equal-length columns (lists
+        or arrays; a scalar for a column that is the same in every row).
 
-    def trade_at(self, row: int, instrument: int, px_scale: int, sz_scale: int, seq: int,
-                 ingest_ns: int, event_ns: int, trade_id: int, px: int, sz: int, side: int) -> None:
-        """Write one TRADE record into claimed `row` (as `trade` does at the end)."""
-        TRADE_PADDED.pack_into(self._buf, row * RECORD_BYTES, SCHEMA_VERSION, K_TRADE, self.provider,
-                               self.trade_flags, instrument, 0, seq, ingest_ns, event_ns, trade_id, px, sz,
-                               side, px_scale, sz_scale)
-        self.trades += 1
+        `payload`: the columns of the kind's payload fields in the order `trade` /
+        `ticker` take them (trade_id, px, sz, side / bid_px, bid_sz, ask_px, ask_sz,
+        update_id). Same bytes as `trade` / `ticker` row by row (tested). OverflowError
+        if a value does not fit int64; then no row counts as written (the caller falls back)."""
+        columns = self._columns[kind]
+        if len(payload) != len(columns):
+            raise TypeError(f"fill of kind {kind}: {len(columns)} payload columns, got {len(payload)}")
+        r = np.array(rows, np.intp)
+        self._raw[r, :_SHORT] = self._template(kind, instrument, px_scale, sz_scale)
+        self._seq[r] = seq
+        self._ingest[r] = ingest_ns
+        self._event_ts[r] = event_ns
+        for column, values in zip(columns, payload):
+            column[r] = values
+        if kind == K_TICKER:
+            self.tickers += len(r)
+        else:
+            self.trades += len(r)
 
-    def _template(self, st: struct.Struct, kind: int, instrument: int, px_scale: int,
-                  sz_scale: int) -> np.ndarray:
-        """The packed bytes of a record of `kind` with its constant fields set, the rest 0."""
+    def _template(self, kind: int, instrument: int, px_scale: int, sz_scale: int) -> np.ndarray:
+        """The bytes of a record of `kind` with its constant fields set, the rest 0."""
         key = (kind, instrument, px_scale, sz_scale)
         t = self._templates.get(key)
-        if t is None:   # header constants, 3 header times, 5 (ticker) or 4 (trade) payload ints
-            zeros = (0,) * (8 if kind == K_TICKER else 7)
+        if t is None:
+            one = np.zeros(1, EVENT)
             kflags = self.ticker_flags if kind == K_TICKER else self.trade_flags
-            t = np.frombuffer(st.pack(SCHEMA_VERSION, kind, self.provider, kflags, instrument, 0,
-                                      *zeros, px_scale, sz_scale), np.uint8)
-            assert len(t) == _SHORT
-            self._templates[key] = t
+            stamp_header(one[0], kind, self.provider, instrument, flags=kflags)
+            payload = one[_COLUMNAR[kind]]
+            payload["px_scale"], payload["sz_scale"] = px_scale, sz_scale
+            t = self._templates[key] = byte_rows(one)[0, :_SHORT].copy()
         return t
-
-    def fill_tickers(self, rows, instrument: int, px_scale: int, sz_scale: int, seq, ingest_ns,
-                     event_ns, bid_px, bid_sz, ask_px, ask_sz, update_id) -> None:
-        """Write TICKER records into claimed `rows` from equal-length int columns (lists or arrays).
-
-        Same bytes as `ticker_at` row by row (tested). OverflowError if a value does
-        not fit int64; then no row counts as written (the caller falls back)."""
-        r = np.array(rows, np.intp)
-        self._raw[r, :_SHORT] = self._template(TICKER_PADDED, K_TICKER, instrument, px_scale, sz_scale)
-        self._seq[r] = seq
-        self._ingest[r] = ingest_ns
-        self._event_ts[r] = event_ns
-        bp, bs, ap, az, uid = self._tk
-        bp[r] = bid_px
-        bs[r] = bid_sz
-        ap[r] = ask_px
-        az[r] = ask_sz
-        uid[r] = update_id
-        self.tickers += len(r)
-
-    def fill_trades(self, rows, instrument: int, px_scale: int, sz_scale: int, seq, ingest_ns,
-                    event_ns, trade_id, px, sz, side) -> None:
-        """Write TRADE records into claimed `rows` from equal-length columns (see fill_tickers)."""
-        r = np.array(rows, np.intp)
-        self._raw[r, :_SHORT] = self._template(TRADE_PADDED, K_TRADE, instrument, px_scale, sz_scale)
-        self._seq[r] = seq
-        self._ingest[r] = ingest_ns
-        self._event_ts[r] = event_ns
-        tid, p, q, sd = self._tr
-        tid[r] = trade_id
-        p[r] = px
-        q[r] = sz
-        sd[r] = side
-        self.trades += len(r)
 
     @property
     def counts(self) -> dict:

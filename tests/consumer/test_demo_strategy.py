@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dispatch.raw import concat
 from dispatch.testing import records
-from events import EVENT, Kind, Provider
+from events import EVENT, Kind, Provider, concat
 from strategies.demo import CrossVenue, Demo
 
 pytestmark = pytest.mark.timeout(10)

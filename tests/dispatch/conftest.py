@@ -11,9 +11,8 @@ import pytest
 from dispatch.config import DispatchConfig
 from dispatch.core import DispatchCore
 from dispatch.process import DispatchProcess
-from dispatch.raw import concat
 from dispatch.testing import FakeClock
-from events import EVENT, Kind
+from events import EVENT, Kind, concat
 from meltica.dlq import DeadLetterQueue
 from shm import RingReader, RingWriter
 

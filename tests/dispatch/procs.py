@@ -18,9 +18,8 @@ import time
 
 import orjson
 
-from dispatch.raw import concat
 from dispatch.testing import records
-from events import EVENT, Kind, Provider
+from events import EVENT, Kind, Provider, concat
 from meltica.run import RunContext
 from shm import RingWriter
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import pytest
 
 from dispatch.protocol import ack_record
-from dispatch.raw import concat
 from dispatch.saturation import Saturation
 from dispatch.testing import records
-from events import Kind, Provider, instrument_id
+from events import Kind, Provider, concat, instrument_id
 
 pytestmark = pytest.mark.timeout(60)
 OKX = int(Provider.OKX)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from dispatch.raw import concat, words
 from dispatch.testing import records
 from events import HeaderFlag, Kind, Provider, instrument_id
+from events.codec import concat, words
 
 from .conftest import CoreRig, seqs_of
 

@@ -15,7 +15,7 @@ from dispatch.config import DispatchConfig
 from dispatch.process import DispatchProcess
 from dispatch.seed import newest_state
 from dispatch.testing import FakeClock, interleave, records
-from events import EVENT, HeaderFlag, Kind, Provider, instrument_id
+from events import EVENT, HeaderFlag, Kind, Provider, concat, instrument_id
 from shm import RingReader, RingWriter
 
 pytestmark = pytest.mark.timeout(30)
@@ -59,7 +59,7 @@ def test_a_new_subscriber_starts_with_the_newest_book_and_ticker_then_the_stream
 
 def test_only_streams_a_subscription_adds_get_their_state_and_only_once(rig):
     r = rig()
-    r.step(concat_batches(history(), records(BIN, BTC, Kind.BOOK, [40])))
+    r.step(concat([history(), records(BIN, BTC, Kind.BOOK, [40])]))
     sub = r.consumer("a")
     btc = instrument_id(BTC)
     assert r.core.subscribe(sub, btc, providers=(OKX,), kinds=(Kind.BOOK,))
@@ -74,7 +74,7 @@ def test_only_streams_a_subscription_adds_get_their_state_and_only_once(rig):
 
 def test_an_ingest_restart_forgets_that_providers_state(rig):
     r = rig()
-    r.step(concat_batches(history(), records(BIN, BTC, Kind.BOOK, [40])))
+    r.step(concat([history(), records(BIN, BTC, Kind.BOOK, [40])]))
     r.core.reset_source(OKX)
     sub = r.consumer("a")
     r.core.subscribe(sub, instrument_id(BTC))
@@ -243,8 +243,3 @@ def test_the_read_back_returns_the_newest_state_of_each_stream_in_ring_order(run
     got = newest_state(run_ctx.namespace, "md.okx", md.position, batch=3)
     assert seen(got) == [(OKX, ETH, "book", 2, False), (OKX, BTC, "ticker", 3, False),
                          (OKX, BTC, "book", 5, False)]
-
-
-def concat_batches(*batches):
-    from dispatch.raw import concat
-    return concat(batches)

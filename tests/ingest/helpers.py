@@ -7,7 +7,7 @@ import time
 import numpy as np
 import orjson
 
-from events import BOOK_DEPTH, EVENT, Provider
+from events import BOOK_DEPTH, Provider, concat
 from ingest.publisher import Publisher
 from ingest.report import Report
 from ingest.stream import Stream, Timers
@@ -53,14 +53,8 @@ class Collector:
 
     @property
     def records(self) -> np.ndarray:
-        """Every record so far, as one EVENT array (np.concatenate would repack the dtype)."""
-        out = np.zeros(sum(len(b) for b in self.batches), EVENT)
-        raw = out.view(np.dtype((np.void, EVENT.itemsize)))
-        i = 0
-        for b in self.batches:
-            raw[i:i + len(b)] = b.view(raw.dtype)
-            i += len(b)
-        return out
+        """Every record so far, as one EVENT array."""
+        return concat(self.batches)
 
 
 class Rig:

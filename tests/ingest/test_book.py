@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import DecimalError, to_mantissa
+from events.codec import offset
 from events.records import BOOK_DEPTH, EVENT
 from marketdata.book import Book, parse
 
@@ -198,7 +199,7 @@ def test_write_top_matches_the_event_layout():
     b = Book(2, 4)
     b.load([["10.00", "1.5"], ["9.99", "2"]], [["10.01", "0.0001"]], 42)
     rec = np.zeros(1, EVENT)
-    off = EVENT.fields["book"][1] + EVENT["book"].fields["bid_px"][1]
+    off = offset("book.bid_px")
     assert b.write_top(memoryview(rec.view(np.uint8)), off, 20, BOOK_DEPTH) == (2, 1)
     book = rec["book"][0]
     assert list(book["bid_px"][:3]) == [1000, 999, 0] and list(book["bid_sz"][:2]) == [15000, 20000]

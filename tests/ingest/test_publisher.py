@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from events import BOOK, EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, to_dict
-from marketdata.book import Book
+from events import EVENT, SCHEMA_VERSION, HeaderFlag, Kind, Provider, Side, event_id, stamp_header, to_dict
+from events.codec import byte_rows
 from ingest.publisher import SMALL, Publisher
+from marketdata.book import Book
 from shm import RingReader, RingWriter
 
 from .helpers import Collector
@@ -97,28 +98,60 @@ def test_flushed_batches_reach_a_ring_reader(run_ctx):
             r.close()
 
 
-def test_packed_layouts_match_the_event_dtype_field_by_field():
-    """The struct formats in ingest.publisher must follow events.records; this catches drift."""
-    from ingest.publisher import BOOK_STRUCT, TICKER_STRUCT, TRADE_STRUCT
-    rows = np.zeros(3, EVENT)
-    raw = rows.view(np.uint8).reshape(3, EVENT.itemsize)
-    BOOK_STRUCT.pack_into(raw[0], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                          *range(100, 120), *range(200, 220), *range(300, 320), *range(400, 420))
-    TRADE_STRUCT.pack_into(raw[1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-    TICKER_STRUCT.pack_into(raw[2], 0, *range(1, 17))
-    h = [int(rows[0][n]) for n in ("schema_version", "kind", "provider", "flags", "instrument",
-                                   "consumer_id", "seq_provider", "ingest_ts_ns", "event_ts_ns")]
-    assert h == list(range(1, 10))
-    b = rows[0]["book"]
-    assert [int(b[n]) for n in ("depth", "n_bids", "n_asks", "px_scale", "sz_scale", "last_update_id")] == \
-        list(range(10, 16))
-    assert list(b["bid_px"]) == list(range(100, 120)) and list(b["ask_sz"]) == list(range(400, 420))
-    t = rows[1]["trade"]
-    assert [int(t[n]) for n in ("trade_id", "px", "sz", "side", "px_scale", "sz_scale")] == list(range(10, 16))
-    k = rows[2]["ticker"]
-    assert [int(k[n]) for n in ("bid_px", "bid_sz", "ask_px", "ask_sz", "update_id", "px_scale",
-                                "sz_scale")] == list(range(10, 17))
-    assert BOOK_STRUCT.size == 64 + sum(BOOK.fields[n][0].itemsize for n in BOOK.names)
+def test_records_match_the_same_values_written_field_by_field_with_numpy():
+    """The packers follow events.EVENT: each record equals one built through numpy's fields."""
+    sink = Collector()
+    pub = Publisher(Provider.KRAKEN, sink=sink, batch=8, flags=int(HeaderFlag.REPLAYED))
+    pub.book(7, 2, 4, 42, 111, 222, _book(), 20, int(HeaderFlag.SNAPSHOT))
+    pub.trade(8, 3, 5, 9001, 112, 223, 9002, -10125, 15000, int(Side.SELL))
+    pub.ticker(9, 1, 6, 555, 113, 224, 10000, 15000, 10125, 1, 556)
+    pub.flush()
+    want = np.zeros(3, EVENT)
+    for rec, (kind, inst, seq, ingest, event, flags) in zip(want, [
+            (Kind.BOOK, 7, 42, 111, 222, int(HeaderFlag.SNAPSHOT)), (Kind.TRADE, 8, 9001, 112, 223, 0),
+            (Kind.TICKER, 9, 555, 113, 224, 0)]):
+        stamp_header(rec, kind, Provider.KRAKEN, inst, seq_provider=seq, ingest_ts_ns=ingest,
+                     event_ts_ns=event, flags=flags | int(HeaderFlag.REPLAYED))
+    b = want[0]["book"]
+    b["depth"], b["n_bids"], b["n_asks"], b["last_update_id"] = 20, 20, 1, 42
+    b["px_scale"], b["sz_scale"] = 2, 4
+    b["bid_px"], b["bid_sz"] = [10000 - 100 * i for i in range(20)], [15000] * 20
+    b["ask_px"][0], b["ask_sz"][0] = 10125, 1
+    t = want[1]["trade"]
+    t["trade_id"], t["px"], t["sz"], t["side"] = 9002, -10125, 15000, Side.SELL
+    t["px_scale"], t["sz_scale"] = 3, 5
+    k = want[2]["ticker"]
+    k["bid_px"], k["bid_sz"], k["ask_px"], k["ask_sz"], k["update_id"] = 10000, 15000, 10125, 1, 556
+    k["px_scale"], k["sz_scale"] = 1, 6
+    got = sink.records
+    want["event_id"], want["trace_id"] = got["event_id"], got["trace_id"]   # stamped at flush
+    assert byte_rows(got).tobytes() == byte_rows(want).tobytes()
+
+
+def test_fill_writes_the_same_bytes_as_one_record_at_a_time():
+    columns = {Kind.TICKER: ([10, 11, 12], [7, 0, 9], [13, 14, 15], [4, 5, 6], [3, 4, 5]),
+               Kind.TRADE: ([7, 8, 9], [100, 101, 102], [-5, 6, 7], [1, 2, 1])}
+    for kind, payload in columns.items():
+        one, many = Collector(), Collector()
+        pubs = Publisher(Provider.OKX, sink=one), Publisher(Provider.OKX, sink=many)
+        for p in pubs:
+            p.declare_sparse([kind])
+        rows: list[int] = []
+        for p in pubs:
+            rows.clear()
+            for _ in range(3):
+                p.claim(rows)
+        write = pubs[0].ticker if kind == Kind.TICKER else pubs[0].trade
+        seq, ingest = [5, 6, 7], [50, 60, 70]
+        for r in rows:
+            write(3, 2, 4, seq[r], ingest[r], 99, *(c[r] for c in payload), row=r)
+        pubs[1].fill(kind, rows, 3, 2, 4, seq, ingest, 99, *payload)
+        for p in pubs:
+            p.flush()
+        a, b = one.records, many.records
+        a["trace_id"] = b["trace_id"]   # per-process counters: the only difference
+        assert byte_rows(a).tobytes() == byte_rows(b).tobytes()
+        assert pubs[0].counts == pubs[1].counts
 
 
 def test_a_dropped_claimed_row_is_skipped_and_later_short_records_carry_no_older_bytes():
@@ -166,8 +199,8 @@ def test_declared_sparse_kinds_carry_the_flag_on_every_path():
     rows: list[int] = []
     for _ in range(3):
         pub.claim(rows)
-    pub.fill_tickers(rows[:2], 1, 2, 4, [4, 5], [1, 1], 0, [1, 1], [1, 1], [2, 2], [1, 1], [4, 5])
-    pub.trade_at(rows[2], 1, 2, 4, 6, 1, 1, 6, 100, 1, 1)
+    pub.fill(Kind.TICKER, rows[:2], 1, 2, 4, [4, 5], [1, 1], 0, [1, 1], [1, 1], [2, 2], [1, 1], [4, 5])
+    pub.trade(1, 2, 4, 6, 1, 1, 6, 100, 1, 1, row=rows[2])
     pub.flush()
     sparse, replayed = int(HeaderFlag.SPARSE_SEQ), int(HeaderFlag.REPLAYED)
     got = [(int(r["kind"]), int(r["flags"])) for r in sink.records]

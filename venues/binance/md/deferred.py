@@ -33,12 +33,13 @@ from operator import itemgetter
 
 import numpy as np
 
-from events import BadInput, Side
+from events import BadInput, Kind, Side
 from events.fixed import INT64_MAX
 
 from marketdata.decimals import column
 
 _SELL, _BUY = int(Side.SELL), int(Side.BUY)
+_TICKER, _TRADE = int(Kind.TICKER), int(Kind.TRADE)
 _MAX_MS = INT64_MAX // 1_000_000
 MIN_RUN = 16
 RUN = 256          # frames kept before a run is written (keeps the kept values in cache)
@@ -153,8 +154,8 @@ class Deferred:
             if set(s) != {st.venue_symbol} or set(map(type, u)) != {int}:
                 return False
             px, sz = st.px, st.sz
-            pub.fill_tickers(self.rows, st.iid, st.px_scale, st.sz_scale, u, self.recv, ens,
-                             column(px, b), column(sz, B), column(px, a), column(sz, A), u)
+            pub.fill(_TICKER, self.rows, st.iid, st.px_scale, st.sz_scale, u, self.recv, ens,
+                     column(px, b), column(sz, B), column(px, a), column(sz, A), u)
             return True
         except _INPUT_ERRORS:
             return False     # the row-by-row path finds the bad frame and says why
@@ -170,8 +171,8 @@ class Deferred:
             if ens is None:
                 return False
             side = np.where(np.array(m, bool), _SELL, _BUY)
-            pub.fill_trades(self.rows, st.iid, st.px_scale, st.sz_scale, tid, self.recv, ens, tid,
-                            column(st.px, p), column(st.sz, q), side)
+            pub.fill(_TRADE, self.rows, st.iid, st.px_scale, st.sz_scale, tid, self.recv, ens, tid,
+                     column(st.px, p), column(st.sz, q), side)
             return True
         except _INPUT_ERRORS:
             return False
@@ -194,14 +195,12 @@ class Deferred:
                     if "A" not in data or data.get("e", "bookTicker") != "bookTicker":
                         raise BadInput(f"no bookTicker payload under stream {self.name!r}")
                     u, ens, bp, bs, ap, az = ticker_values(st, data)
-                    pub.ticker_at(row, st.iid, st.px_scale, st.sz_scale, u, recv_ns, ens,
-                                  bp, bs, ap, az, u)
+                    pub.ticker(st.iid, st.px_scale, st.sz_scale, u, recv_ns, ens, bp, bs, ap, az, u, row)
                 else:
                     if data.get("e") != self.event:
                         raise BadInput(f"no {self.event} payload under stream {self.name!r}")
                     tid, ens, p, q, side = trade_values(st, data, self.event)
-                    pub.trade_at(row, st.iid, st.px_scale, st.sz_scale, tid, recv_ns, ens, tid,
-                                 p, q, side)
+                    pub.trade(st.iid, st.px_scale, st.sz_scale, tid, recv_ns, ens, tid, p, q, side, row)
             except BadInput as exc:
                 pub.drop(row)
                 report.bad_frame(frame, "bad_input", exc)

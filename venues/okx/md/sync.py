@@ -127,8 +127,12 @@ class BooksSync:
         S = self.last_seq
         if seq_id is None or prev is None:
             raise BadInput("a books update without seqId/prevSeqId cannot follow a REST snapshot")
-        if seq_id < prev:
-            self._behind(d, recv_ns, "seq_reset", f"snapshot seqId={S}, then a reset to seqId={seq_id}")
+        if seq_id < prev:       # a seqId reset (maintenance)
+            if prev == S:       # it chains onto the snapshot: the new sequence starts here
+                self._apply(d, seq_id, ts, recv_ns, _RESYNCED)
+            else:               # S and the new ids do not compare: ask again, after the reset
+                self._behind(d, recv_ns, "seq_reset", f"snapshot seqId={S}, then a reset "
+                                                      f"prevSeqId={prev} seqId={seq_id}")
         elif seq_id < S:
             self.report.diffs_dropped_stale += 1
         elif seq_id == S:       # the stream stands where the snapshot does (a keep-alive, or
@@ -208,12 +212,17 @@ class BooksSync:
             self.state = WAITING
             raise
         self.report.snapshots += 1
-        self.last_seq = S
+        self.last_seq = self.seq = S
+        self.book.last_update_id = S
         self.state = LOADED
         self.loaded_ns = recv_ns
         self.pending_flags = _SNAPSHOT | (_RESYNCED if self.stream.resync_reason else 0)
         buffered = list(self.buffer)
         self.buffer.clear()
+        if buffered and _is_reset(buffered[0][0]) and buffered[0][0]["seqId"] <= S:
+            # a reset seen before this snapshot was asked for: the snapshot holds it
+            buffered.pop(0)
+            self.report.diffs_dropped_stale += 1
         for u, u_ns in buffered:
             if self.state == WAITING:      # behind, or a gap inside the buffer: keep the rest
                 self.buffer.append((u, u_ns))
@@ -327,6 +336,12 @@ def _ids(d: dict) -> tuple[int | None, int | None, int]:
     if prev is not None and (type(prev) is not int or not -1 <= prev <= _MAX_I64):
         raise BadInput(f"prevSeqId must be an int64 >= -1: prevSeqId={prev!r}")
     return seq, prev, int(ts) * 1_000_000
+
+
+def _is_reset(d: dict) -> bool:
+    """An update where OKX restarted its sequence: seqId below prevSeqId."""
+    seq, prev = d.get("seqId"), d.get("prevSeqId")
+    return type(seq) is int and type(prev) is int and seq < prev
 
 
 class _Quiet:

@@ -201,3 +201,12 @@ def test_a_nonzero_checksum_is_still_verified_and_zero_is_not_provided():
     rig.frame(okx_books("BTC-USDT", "update", [["3366.4", "1"]], [], checksum=7, seq=12, prev=11))
     assert rig.report.checksum_failed == 1 and rig.report.resync_reasons == {"checksum": 1}
     assert rig.io.snapshots == ["BTC-USDT"] * 2 and rig.io.sent == []
+
+
+def test_a_rest_seq_id_sent_as_text_is_read_as_the_number():
+    rig = started()
+    body = orjson.loads(rest(40))
+    body["data"][0]["seqId"] = "40"
+    rig.adapter.on_snapshot("BTC-USDT", orjson.dumps(body), 1)
+    rig.frame(upd(40, 41, bids=[["3366.5", "1"]]))
+    assert rig.sync("BTC-USDT").synced and rig.report.bad_frames == 0

@@ -205,7 +205,11 @@ class OkxAdapter:
             data = payload["data"]
             if type(data) is not list or len(data) != 1:
                 raise BadInput(f"books data must hold one book: {len(data) if type(data) is list else data!r}")
-            sync.on_rest_snapshot(data[0], recv_ns)
+            book = data[0]
+            seq = book.get("seqId") if type(book) is dict else None
+            if type(seq) is str and seq.isascii() and seq.isdigit():   # REST numbers may come as text
+                book["seqId"] = int(seq)
+            sync.on_rest_snapshot(book, recv_ns)
             self.loaded[venue_symbol] = self.clock()
         except (BadInput, KeyError, TypeError, ValueError, IndexError, AttributeError,
                 orjson.JSONDecodeError) as exc:

@@ -4,7 +4,10 @@ keep-alives, the seqId reset; and the old form (WS snapshot, CRC32) where asked 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -239,3 +242,20 @@ def test_instruments_rest_lists_spot_with_tick_and_lot(sim):
     assert (btc["baseCcy"], btc["quoteCcy"], btc["state"]) == ("BTC", "USDT", "live")
     status, body = get(rest + "/api/v5/public/instruments")
     assert status == 400 and body["code"] == "50014"
+
+
+def test_the_command_line_keeps_the_old_okx_forms_available():
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "--venues", "okx", "--instruments", "1",
+                             "--rate", "0", "--okx-ws-snapshot", "1", "--okx-checksum"],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = orjson.loads(proc.stdout.readline())
+        _, stats = get(line["endpoints"]["okx"]["rest"] + "/_sim/stats")
+        assert stats["options"] == {"ws_snapshot": 1.0, "checksum": True, "keepalive_s": 5.0}
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -119,6 +119,20 @@ def test_an_okx_seq_reset_is_followed_without_a_resync(run_ctx, make_sim):
                  what="the book after the reset")
         n = ing.books(btc)
         ing.pump(lambda: ing.books(btc) > n + 2, what="books after the reset")
-        seqs = [q for q, _ in ing.seen[(int(Kind.BOOK), ing.ids[btc])][k0 - 1:]]
+        got = ing.seen[(int(Kind.BOOK), ing.ids[btc])]
+        at = next(i for i in range(k0, len(got)) if got[i][1] & HeaderFlag.RESYNCED)
+        seqs = [q for q, _ in got[at - 1:]]
         assert seqs[1] < seqs[0] and seqs[1:] == sorted(seqs[1:])   # down once, then on
         assert new_reasons(ing) == {} and okx_stats(sim)["ws_ops"]["unsubscribe"] == 0
+
+
+def test_an_okx_snapshot_behind_the_stream_is_fetched_again(run_ctx, make_sim):
+    sim = make_sim()
+    btc, _ = SYMBOLS
+    with flowing(run_ctx, sim, "okx", SYMBOLS) as ing:
+        ing.pump(lambda: okx_stats(sim)["symbols"][btc]["updates"] > 60, what="50 updates of history")
+        sim.inject("okx", "stale_snapshot", symbol=btc, lag=50)
+        sim.inject("okx", "gap", symbol=btc)
+        ing.pump(lambda: recovered(ing, btc, "snapshot_behind"), what="resynced after a stale snapshot")
+        assert new_reasons(ing) == {"gap": 1, "snapshot_behind": 1}
+        assert okx_stats(sim)["ws_ops"] == {"subscribe": 1, "unsubscribe": 0}

@@ -210,3 +210,15 @@ def test_a_rest_seq_id_sent_as_text_is_read_as_the_number():
     rig.adapter.on_snapshot("BTC-USDT", orjson.dumps(body), 1)
     rig.frame(upd(40, 41, bids=[["3366.5", "1"]]))
     assert rig.sync("BTC-USDT").synced and rig.report.bad_frames == 0
+
+
+def test_a_rest_answer_older_than_a_ws_synced_book_is_let_go():
+    rig = started()
+    rig.frame(okx_books("BTC-USDT", "snapshot", BIDS, ASKS, checksum=0, seq=20, prev=-1))
+    rig.frame(upd(20, 22, bids=[["3366.5", "1"]]))
+    rig.adapter.on_snapshot("BTC-USDT", rest(18), 1)       # asked at connect, answered late
+    assert rig.sync("BTC-USDT").shadow is not None
+    rig.frame(upd(22, 25, asks=[["3368", "0"]]))           # 22 > 18: the shadow is behind
+    sync = rig.sync("BTC-USDT")
+    assert sync.synced and sync.shadow is None and sync.last_seq == 25
+    assert rig.report.resyncs == 0 and rig.io.snapshots == ["BTC-USDT"]

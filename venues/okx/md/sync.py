@@ -70,6 +70,7 @@ class BooksSync:
         self.pending_flags = _SNAPSHOT
         self.reset_seen = False            # a seqId reset while a snapshot was asked for
         self.loaded_ns = 0                 # recv_ns of the REST snapshot now LOADED
+        self.loads = 0                     # REST snapshots loaded (a shadow: 0 or 1)
         self.shadow: BooksSync | None = None
 
     @property
@@ -85,7 +86,7 @@ class BooksSync:
         shadow = self.shadow
         if shadow is not None:
             shadow._step(d, seq_id, prev, ts, recv_ns)
-            if shadow.state == WAITING and shadow.loaded_ns:   # behind, reset or a gap: next refresh
+            if shadow.state == WAITING and shadow.loads:   # behind, reset or a gap: next refresh
                 self.shadow = shadow = None
         self._step(d, seq_id, prev, ts, recv_ns)
         if shadow is not None and shadow.state == SYNCED and self.state == SYNCED and \
@@ -212,6 +213,7 @@ class BooksSync:
             self.state = WAITING
             raise
         self.report.snapshots += 1
+        self.loads += 1
         self.last_seq = self.seq = S
         self.book.last_update_id = S
         self.state = LOADED

@@ -49,9 +49,9 @@ Decisions (where the issue is silent):
   - A snapshot older than the buffered stream (first diff U > L+1) is fetched
     again (resync reason `snapshot_behind`); an exact repeat of the last diff /
     OKX message is dropped as stale, not a gap.
-  - The periodic refresh (jittered 2-5 min) builds a shadow book on Binance while
-    the live one keeps publishing, swaps it in at the same update id and reports a
-    different top of book (`book.refresh_mismatch`); on OKX it resubscribes.
+  - The periodic refresh (jittered 2-5 min) builds a shadow book from a REST snapshot
+    (Binance, OKX) while the live one keeps publishing, swaps it in at the same update
+    id / seqId and reports a different top of book (`book.refresh_mismatch`).
   - Resyncs of one instrument back off after 3 failures in a row (0.25 s doubling
     to 30 s); reconnects back off with full jitter (0.25 s doubling to 30 s).
   - An OKX snapshot's sizes are converted when they first reach the published top

@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--refresh-min", type=float, default=120.0, help="periodic refresh, seconds (min)")
     ap.add_argument("--refresh-max", type=float, default=300.0, help="periodic refresh, seconds (max; 0: off)")
     ap.add_argument("--snapshot-timeout", type=float, default=10.0, help="seconds to wait for a snapshot")
-    ap.add_argument("--snapshot-limit", type=int, default=1000, help="REST depth levels (Binance)")
+    ap.add_argument("--snapshot-limit", type=int, default=1000, help="REST depth snapshot levels (Binance; OKX: at most 400)")
     ap.add_argument("--watchdog", type=float, default=30.0, help="reconnect after this many silent seconds")
     ap.add_argument("--ping-interval", type=float, default=15.0, help="ping after this many idle seconds")
     ap.add_argument("--backoff-max", type=float, default=30.0, help="reconnect backoff cap, seconds")

@@ -14,9 +14,10 @@ Venues (one aiohttp app and one port each; see the modules for every route):
                 executionReport events; the retired listenKey REST answers 410)
                 (orders_api.py, userstream.py, matching.py)
   binance-usdm  the same under /fapi/v1, diffs chained by "pu" (binance.py)
-  okx           REST /api/v5/public/instruments, /time; WS /ws/v5/public with
-                books (snapshot + updates, checksum, seqId/prevSeqId), trades,
-                tickers, ping/pong (okx.py)
+  okx           REST /api/v5/public/instruments, /time, /market/books (seqId); WS
+                /ws/v5/public with books (updates chained by seqId/prevSeqId,
+                checksum 0, keep-alives; the old WS snapshot and checksum as
+                options), trades, tickers, ping/pong (okx.py)
   kraken        WS v1 at / (no REST): subscribe/unsubscribe with subscriptionStatus,
                 book-N (snapshot, updates cut to N, CRC32 "c"), trade, spread,
                 heartbeat, ping/pong (kraken.py)

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default %(default)s, Binance's 24 h)")
     p.add_argument("--user-stream-ping", type=float, default=PING_INTERVAL_S, metavar="SECONDS",
                    help="binance-spot WebSocket API: server ping interval (default %(default)s)")
+    p.add_argument("--okx-ws-snapshot", type=float, default=0.0, metavar="FRACTION",
+                   help="OKX: fraction of connections still sent a WS books snapshot on subscribe "
+                        "(default 0: none, as OKX today)")
+    p.add_argument("--okx-checksum", action="store_true",
+                   help="OKX: send the old CRC32 books checksum (default: 0, as OKX today)")
     p.add_argument("--endpoints-file", help="also write the endpoints JSON line to this file")
     p.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
     return p
@@ -98,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         replay=args.replay, replay_venue=args.replay_venue,
                         replay_speed=args.replay_speed, faults=args.fault,
                         api_key=args.api_key, api_secret=args.api_secret,
-                        user_stream_lifetime=args.user_stream_lifetime, user_stream_ping=args.user_stream_ping)
+                        user_stream_lifetime=args.user_stream_lifetime, user_stream_ping=args.user_stream_ping,
+                        okx={"ws_snapshot": args.okx_ws_snapshot, "checksum": args.okx_checksum})
     except (SimulatorError, FaultError, ValueError, OSError) as exc:  # what it was asked to be
         log.error("config error: %s", exc)
         return os.EX_CONFIG

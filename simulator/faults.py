@@ -9,9 +9,12 @@ Market-data faults (every venue):
                                         before the next diff (sequence ids untouched)
   stale_snapshot  symbol?, count=1, lag=1000
                                         the next snapshot (Binance REST depth, OKX
-                                        books subscribe) is `lag` diffs old; not Kraken
+                                        REST books or WS snapshot) is `lag` diffs old;
+                                        not Kraken
   checksum        symbol?, count=1      OKX and Kraken: the next book message carries
                                         a wrong checksum (book content unchanged)
+  seq_reset       symbol?, count=1      OKX: the next books update restarts its seqId
+                                        lower, as after OKX maintenance
   stall           symbol?, seconds=5, drop=false
                                         stop sending on every open market-data socket
                                         without closing it; held frames are sent after
@@ -51,6 +54,7 @@ COUNTED = {
     "malformed": {"kind": "json"},
     "stale_snapshot": {"lag": 1000},
     "checksum": {},
+    "seq_reset": {},
     "drop_response": {"hang": False},
     "delay_response": {"seconds": 1.0},
     "duplicate_report": {},
@@ -62,7 +66,8 @@ IMMEDIATE = {
     "disconnect_userstream": {"abrupt": False},
     "server_shutdown": {"seconds": 1.0},
 }
-SYMBOL_FAULTS = {"gap", "duplicate", "reorder", "malformed", "stale_snapshot", "checksum", "stall"}
+SYMBOL_FAULTS = {"gap", "duplicate", "reorder", "malformed", "stale_snapshot", "checksum", "stall",
+                 "seq_reset"}
 ORDER_FAULTS = {"drop_response", "delay_response", "disconnect_userstream", "duplicate_report",
                 "server_shutdown", "delay_subscribe"}
 ALL_FAULTS = set(COUNTED) | set(IMMEDIATE)

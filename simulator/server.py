@@ -59,7 +59,9 @@ class Simulator:
                  port_base: int = 0, replay: str | None = None, replay_venue: str | None = None,
                  replay_speed: float = 0.0, faults: Iterable[dict[str, Any]] = (),
                  api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET,
-                 user_stream_lifetime: float = LIFETIME_S, user_stream_ping: float = PING_INTERVAL_S):
+                 user_stream_lifetime: float = LIFETIME_S, user_stream_ping: float = PING_INTERVAL_S,
+                 okx: dict[str, Any] | None = None):
+        self.okx_options = dict(okx or {})     # OkxVenue options: ws_snapshot, checksum, keepalive_s
         self.venue_names = list(dict.fromkeys(venues))
         for name in self.venue_names:
             if name not in VENUES:
@@ -231,7 +233,7 @@ class Simulator:
             insts = self.instruments
             drivers = {i.canonical: self.market.driver(name, i.canonical) for i in insts}
         if name == OKX:
-            return OkxVenue(insts, drivers, replay)
+            return OkxVenue(insts, drivers, replay, **self.okx_options)
         if name == KRAKEN:
             return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)

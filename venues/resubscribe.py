@@ -1,4 +1,4 @@
-"""What the adapters of venues that resync a book by subscribing it again share (OKX, Kraken).
+"""What the adapters of venues that resync a book by subscribing it again share (Kraken).
 
 Their book channel sends a snapshot on subscribe, so a resync of one instrument is an
 unsubscribe + subscribe of its book channel (`_resubscribe`, with the venue's frames

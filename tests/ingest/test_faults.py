@@ -55,7 +55,7 @@ def test_a_gap_resyncs_only_that_instrument_within_five_seconds(run_ctx, sim, ve
         assert new_reasons(ing) == {"gap": 1}
 
 
-def test_a_bad_okx_checksum_resubscribes_that_book_and_recovers(run_ctx, sim):
+def test_a_bad_okx_checksum_fetches_a_snapshot_of_that_book_and_recovers(run_ctx, sim):
     with live(run_ctx, sim, "okx") as ing:
         sim.inject("okx", "checksum", symbol="ETH-USDT")
         ing.pump(lambda: recovered(ing, "ETH-USDT", "checksum"), what="ETH resynced")

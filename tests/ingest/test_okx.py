@@ -1,4 +1,5 @@
-"""OKX books: the checksum rule (docs vectors), seqId continuity, resubscribe on failure."""
+"""OKX books: the checksum rule (docs vectors), seqId continuity, a REST snapshot of that
+instrument alone on failure (never a resubscribe). The REST procedure itself: test_okx_sync."""
 
 from __future__ import annotations
 
@@ -58,26 +59,35 @@ def test_update_checked_by_checksum_and_sequence_is_published():
     assert int(books[-1]["book"]["bid_px"][0]) == 336650000000
 
 
-def test_checksum_mismatch_resubscribes_only_that_instrument():
+def rest_book(bids, asks, seq: int, ts: str = "1652459226000") -> dict:
+    return {"code": "0", "msg": "", "data": [{"asks": [list(a) + ["0", "1"] for a in asks],
+                                              "bids": [list(b) + ["0", "1"] for b in bids],
+                                              "ts": ts, "seqId": seq}]}
+
+
+def test_checksum_mismatch_fetches_a_snapshot_of_only_that_instrument():
     rig = synced_rig()
     rig.frame(okx_books("BTC-USDT", "update", [["3366.5", "1"]], [], checksum=12345, seq=11, prev=10))
     assert rig.report.checksum_failed == 1 and rig.report.resync_reasons == {"checksum": 1}
-    assert rig.io.sent == [{"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
-                           {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}]
+    assert rig.io.snapshots == ["BTC-USDT"] and rig.io.sent == []
     assert not rig.sync("BTC-USDT").synced and rig.sync("ETH-USDT").synced
     n = len(rig.records(Kind.BOOK))
-    rig.frame(okx_books("BTC-USDT", "update", [["3366.4", "1"]], [], seq=12, prev=11))  # before the snapshot
-    assert len(rig.records(Kind.BOOK)) == n and rig.report.diffs_dropped_stale == 1
-    rig.frame(okx_books("BTC-USDT", "snapshot", BIDS, ASKS, checksum=okx_checksum_of(BIDS, ASKS), seq=20, prev=-1))
-    last = rig.records(Kind.BOOK)[-1]
-    assert rig.sync("BTC-USDT").synced and last["flags"] & HeaderFlag.RESYNCED
+    rig.frame(okx_books("BTC-USDT", "update", [["3366.4", "1"]], [], seq=12, prev=11))  # buffered
+    assert len(rig.records(Kind.BOOK)) == n and rig.report.diffs_buffered == 1
+    rig.adapter.on_snapshot("BTC-USDT", orjson.dumps(rest_book(BIDS, ASKS, 11)), 1)
+    rig.frame(okx_books("BTC-USDT", "update", [], [["3368", "0"]], seq=13, prev=12))
+    first, last = rig.records(Kind.BOOK)[n:]        # the buffered update chained onto the snapshot
+    assert rig.sync("BTC-USDT").synced and first["flags"] & HeaderFlag.RESYNCED
+    assert first["flags"] & HeaderFlag.SNAPSHOT and not last["flags"] & HeaderFlag.RESYNCED
+    assert [int(first["seq_provider"]), int(last["seq_provider"])] == [12, 13]
+    assert rig.report.resync_reasons == {"checksum": 1}
 
 
-def test_seq_gap_resyncs():
+def test_seq_gap_fetches_a_snapshot_of_that_instrument():
     rig = synced_rig()
     rig.frame(okx_books("ETH-USDT", "update", [], [["3369", "1"]], seq=13, prev=12))
     assert rig.report.gaps == 1 and rig.report.resync_reasons == {"gap": 1}
-    assert rig.io.sent[0]["args"][0]["instId"] == "ETH-USDT"
+    assert rig.io.snapshots == ["ETH-USDT"] and rig.io.sent == []
 
 
 def test_heartbeat_update_with_equal_seq_ids_changes_nothing():
@@ -93,7 +103,7 @@ def test_zero_checksum_on_a_seq_feed_is_not_verified():
     assert rig.report.checksum_failed == 0 and rig.sync("BTC-USDT").synced
 
 
-def test_stale_book_and_missing_snapshot_resubscribe():
+def test_stale_book_and_missing_snapshot_fetch_again():
     rig = synced_rig(timers=Timers(stale_ns=5 * S, refresh_ns=None, snapshot_timeout_ns=3 * S))
     rig.clock.advance(3)
     rig.frame(okx_books("ETH-USDT", "update", [], [], seq=10, prev=10))
@@ -102,7 +112,7 @@ def test_stale_book_and_missing_snapshot_resubscribe():
     rig.frame(okx_books("ETH-USDT", "update", [], [], seq=10, prev=10))
     rig.adapter.check_timers(rig.clock.advance(4))
     assert rig.report.resync_reasons == {"stale": 1, "snapshot_timeout": 1}
-    assert [m["op"] for m in rig.io.sent] == ["unsubscribe", "subscribe"] * 2
+    assert rig.io.snapshots == ["BTC-USDT", "BTC-USDT"] and rig.io.sent == []   # BTC went quiet
 
 
 def test_trades_and_tickers():

@@ -1,15 +1,20 @@
-"""OKX market data: subscribe protocol, books checksum and seqId chain, REST."""
+"""OKX market data as OKX documents it today: subscribe protocol, books chained by
+seqId/prevSeqId from a REST snapshot (checked with OKX's own SDK, python-okx), checksum 0,
+keep-alives, the seqId reset; and the old form (WS snapshot, CRC32) where asked for."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
 from simulator.okx import checksum
 
-from .venue_testkit import LocalBook, connect, get, okx_barrier, okx_checksum
+from .venue_testkit import LocalBook, connect, get, http, okx_barrier, okx_checksum
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,41 +52,136 @@ def _subscribe(ws, *args, rid=None):
     ws.send(orjson.dumps(req).decode())
 
 
-def test_subscribe_acks_then_snapshot_then_checksummed_updates(sim):
+def _market_api(sim):
+    """OKX's official SDK (python-okx) pointed at the simulator's REST endpoint."""
+    market_data = pytest.importorskip("okx.MarketData", reason="python-okx (the dev extra) is not installed")
+    return market_data.MarketAPI(flag="0", domain=sim.endpoints["okx"]["rest"])
+
+
+def test_books_rest_answers_okx_sdk_with_seq_id_and_ts(sim):
+    api = _market_api(sim)
+    try:
+        body = api.get_orderbook("BTC-USDT", sz="400")
+        assert body["code"] == "0" and body["msg"] == "" and len(body["data"]) == 1
+        book = body["data"][0]
+        assert set(book) == {"asks", "bids", "ts", "seqId"}
+        assert type(book["seqId"]) is int and book["ts"].isdigit()
+        assert 300 < len(book["bids"]) <= 400 and 300 < len(book["asks"]) <= 400
+        assert all(len(lv) == 4 and lv[2] == "0" and all(type(x) is str for x in lv)
+                   for lv in book["bids"] + book["asks"])
+        assert Decimal(book["bids"][0][0]) < Decimal(book["asks"][0][0])
+        assert len(api.get_orderbook("BTC-USDT")["data"][0]["bids"]) == 1       # sz defaults to 1
+        assert api.get_orderbook("NOPE-USDT", sz="5")["code"] == "51001"
+        assert api.get_orderbook("BTC-USDT", sz="401")["code"] == "51000"
+    finally:
+        api.close()
+    assert sim.stats()["okx"]["books_requests"] == {"BTC-USDT": 2}     # answered with a book
+
+
+def test_books_updates_chain_from_the_rest_snapshot_without_ws_snapshot_or_checksum(sim):
     ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
     _subscribe(ws, ("books", "BTC-USDT"))
     ack = orjson.loads(ws.recv())
     assert ack["event"] == "subscribe" and ack["arg"] == {"channel": "books", "instId": "BTC-USDT"}
     assert isinstance(ack["connId"], str)
+    api = _market_api(sim)
+    snap = api.get_orderbook("BTC-USDT", sz="400")["data"][0]
+    api.close()
+    sim.advance(300)
+    updates = okx_barrier(ws)
+    ws.close()
+    assert len(updates) >= 250 and all(m["action"] == "update" for m in updates)
+    book, seq = LocalBook(snap["bids"], snap["asks"]), snap["seqId"]
+    for msg in updates:               # OKX's procedure: seqId <= S dropped, then chained
+        d = msg["data"][0]
+        assert d["checksum"] == 0 and isinstance(d["ts"], str)
+        if d["seqId"] <= snap["seqId"]:
+            continue
+        assert d["prevSeqId"] == seq < d["seqId"]
+        seq = d["seqId"]
+        book.apply(d["bids"], d["asks"])
+    api = _market_api(sim)
+    now = api.get_orderbook("BTC-USDT", sz="400")["data"][0]
+    api.close()
+    assert now["seqId"] == seq and book.top(50) == ([lv[:2] for lv in now["bids"][:50]],
+                                                    [lv[:2] for lv in now["asks"][:50]])
+
+
+def test_the_old_form_ws_snapshot_and_checksummed_updates_stay_available(make_sim):
+    sim = make_sim(venues=["okx"], okx={"ws_snapshot": 1.0, "checksum": True})
+    ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
+    _subscribe(ws, ("books", "BTC-USDT"))
+    assert orjson.loads(ws.recv())["event"] == "subscribe"
     snap = orjson.loads(ws.recv())
     assert snap["action"] == "snapshot"
     data = snap["data"][0]
     assert data["prevSeqId"] == -1 and len(data["bids"]) > 300 and len(data["asks"]) > 300
-    assert all(len(level) == 4 and level[2] == "0" for level in data["bids"][:5])
     book = LocalBook(data["bids"], data["asks"])
     assert okx_checksum(*book.top(25)) == data["checksum"]
-    sim.advance(400)
+    sim.advance(200)
     updates = okx_barrier(ws)
     ws.close()
-    assert len(updates) >= 300
     seq = data["seqId"]
     for msg in updates:
-        assert msg["action"] == "update"
         d = msg["data"][0]
         assert d["prevSeqId"] == seq and d["seqId"] > seq
         seq = d["seqId"]
         book.apply(d["bids"], d["asks"])
         assert okx_checksum(*book.top(25)) == d["checksum"]
-        assert isinstance(d["ts"], str)
     assert any(m["data"][0]["checksum"] < 0 for m in updates)
 
 
-def test_strings_drop_trailing_zeros_like_okx(sim):
+def test_ws_snapshot_goes_to_the_given_fraction_of_connections(make_sim):
+    sim = make_sim(venues=["okx"], okx={"ws_snapshot": 0.5})
+    got = []
+    for _ in range(16):
+        ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
+        _subscribe(ws, ("books", "ETH-USDT"))
+        ws.recv()
+        got.append(any(m.get("action") == "snapshot" for m in okx_barrier(ws)))
+        ws.close()
+    assert 0 < sum(got) < 16
+
+
+def test_keepalive_repeats_the_last_seq_id_when_the_book_is_quiet(make_sim):
+    sim = make_sim(venues=["okx"], okx={"keepalive_s": 0.2})
     ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
-    _subscribe(ws, ("books", "ETH-USDT"))
+    _subscribe(ws, ("books", "BTC-USDT"))
     ws.recv()
-    data = orjson.loads(ws.recv())["data"][0]
+    _, body = get(sim.endpoints["okx"]["rest"] + "/api/v5/market/books?instId=BTC-USDT&sz=5")
+    ws.settimeout(10)
+    d = orjson.loads(ws.recv())["data"][0]      # nothing steps the market: the next is a keep-alive
     ws.close()
+    assert d["asks"] == [] and d["bids"] == []
+    assert d["prevSeqId"] == d["seqId"] == body["data"][0]["seqId"]
+
+
+def test_seq_reset_restarts_the_sequence_lower_and_keeps_the_chain(sim):
+    ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
+    _subscribe(ws, ("books", "BTC-USDT"))
+    okx_barrier(ws)
+    sim.advance(3)
+    sim.inject("okx", "seq_reset", symbol="BTC-USDT")
+    sim.advance(3)
+    data = [m["data"][0] for m in okx_barrier(ws)]
+    ws.close()
+    assert all(b["prevSeqId"] == a["seqId"] for a, b in zip(data, data[1:]))
+    resets = [d for d in data if d["seqId"] < d["prevSeqId"]]
+    assert len(resets) == 1 and sim.stats()["okx"]["faults"]["applied"]["seq_reset"] == 1
+
+
+def test_options_are_checked_and_reported(sim):
+    rest = sim.endpoints["okx"]["rest"]
+    status, body = http("POST", rest + "/_sim/okx", orjson.dumps({"ws_snapshot": 0.25}))
+    assert status == 200 and body["options"] == {"ws_snapshot": 0.25, "checksum": False, "keepalive_s": 5.0}
+    for bad in ({"ws_snapshot": 2}, {"checksum": 1}, {"keepalive_s": 0}, {"colour": "red"}):
+        assert http("POST", rest + "/_sim/okx", orjson.dumps(bad))[0] == 400, bad
+    assert sim.stats()["okx"]["options"]["ws_snapshot"] == 0.25
+
+
+def test_strings_drop_trailing_zeros_like_okx(sim):
+    _, body = get(sim.endpoints["okx"]["rest"] + "/api/v5/market/books?instId=ETH-USDT&sz=400")
+    data = body["data"][0]
     for px, sz, *_ in data["bids"] + data["asks"]:
         for text in (px, sz):
             assert not (("." in text) and text.endswith("0")) and not text.endswith(".")
@@ -124,12 +224,13 @@ def test_bad_requests_get_okx_errors_and_ping_gets_pong(sim):
 def test_unsubscribe_stops_the_channel(sim):
     ws = connect(sim.endpoints["okx"]["ws"] + "/ws/v5/public")
     _subscribe(ws, ("books", "BTC-USDT"))
-    ws.recv(), ws.recv()
+    ws.recv()
     ws.send('{"op":"unsubscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}')
     assert orjson.loads(ws.recv())["event"] == "unsubscribe"
     sim.advance(20)
     assert okx_barrier(ws) == []
     ws.close()
+    assert sim.stats()["okx"]["ws_ops"] == {"subscribe": 1, "unsubscribe": 1}
 
 
 def test_instruments_rest_lists_spot_with_tick_and_lot(sim):
@@ -141,3 +242,20 @@ def test_instruments_rest_lists_spot_with_tick_and_lot(sim):
     assert (btc["baseCcy"], btc["quoteCcy"], btc["state"]) == ("BTC", "USDT", "live")
     status, body = get(rest + "/api/v5/public/instruments")
     assert status == 400 and body["code"] == "50014"
+
+
+def test_the_command_line_keeps_the_old_okx_forms_available():
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "--venues", "okx", "--instruments", "1",
+                             "--rate", "0", "--okx-ws-snapshot", "1", "--okx-checksum"],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        line = orjson.loads(proc.stdout.readline())
+        _, stats = get(line["endpoints"]["okx"]["rest"] + "/_sim/stats")
+        assert stats["options"] == {"ws_snapshot": 1.0, "checksum": True, "keepalive_s": 5.0}
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,7 +1,8 @@
 """OKX v5 public market data.
 
-Supports: `books` (400 levels; updates chained by `seqId`/`prevSeqId`, the CRC32
-checksum of the top 25 levels verified where the feed still carries a non-zero one),
+Supports: `books` (400 levels; REST snapshots `GET /api/v5/market/books` chained to the
+stream by `seqId`/`prevSeqId`, per instrument; the CRC32 checksum of the top 25 levels
+verified where the feed still carries a non-zero one),
 `trades`, `tickers`, for spot, swaps and dated futures, over one WebSocket per process
 with a "ping"/"pong" keep-alive. Modules: `markets` (endpoints, symbols, metadata),
 `md/` (frames -> records, books), `checksum` (the CRC32 rule), `seq` (sequence ids).
@@ -18,7 +19,8 @@ from events import Provider
 
 from ..base import UnknownSymbols, Venue
 from .checksum import book_checksum, check_text, signed_crc32
-from .markets import INSTRUMENTS_PATH, REST_URL, WS_URL, instrument_from_info, inst_type, to_canonical, to_venue
+from .markets import (BOOKS_MAX_SZ, BOOKS_PATH, INSTRUMENTS_PATH, REST_URL, WS_URL,
+                      instrument_from_info, inst_type, to_canonical, to_venue)
 
 log = logging.getLogger("venues.okx")
 UNKNOWN_INSTRUMENT_CODES = {"51001"}   # "Instrument ID does not exist"
@@ -40,6 +42,10 @@ class OkxVenue(Venue):
 
     def instrument(self, venue_symbol: str, info: dict | None = None):
         return instrument_from_info(info, venue_symbol)
+
+    def snapshot_path(self, venue_symbol: str, limit: int) -> str:
+        """GET /api/v5/market/books?instId=..&sz=N, N at most 400 (OKX's limit)."""
+        return f"{BOOKS_PATH}?instId={venue_symbol}&sz={max(1, min(limit, BOOKS_MAX_SZ))}"
 
     def recorded_symbol(self, payload) -> str | None:
         if not isinstance(payload, dict):

@@ -1,7 +1,11 @@
 """OKX v5 public market data: endpoints, symbol forms, instrument metadata.
 
-  REST https://www.okx.com  GET /api/v5/public/instruments?instType=SPOT|SWAP|FUTURES&instId=
+  REST https://openapi.okx.com  GET /api/v5/public/instruments?instType=SPOT|SWAP|FUTURES&instId=
+                                GET /api/v5/market/books?instId=&sz=400   (book snapshots)
   WS   wss://ws.okx.com:8443/ws/v5/public
+
+The defaults follow OKX's docs as of 2026-12 (PROTOCOL.md, "Production Trading
+Services"); both stay configurable (`--rest-url`, `--ws-url`).
 
 Symbols: spot "BTC-USDT" <-> "BTC-USDT"; perpetual swap "UNI-USD-SWAP" <->
 "UNI-USD-PERP"; dated futures "BTC-USD-220527" <-> "BTC-USD-220527".
@@ -14,10 +18,12 @@ from events.instruments import DEFAULT_PX_SCALE, DEFAULT_SZ_SCALE
 
 from marketdata.decimals import decimals_of
 
-REST_URL = "https://www.okx.com"
+REST_URL = "https://openapi.okx.com"
 WS_URL = "wss://ws.okx.com:8443"
 WS_PATH = "/ws/v5/public"
 INSTRUMENTS_PATH = "/api/v5/public/instruments"
+BOOKS_PATH = "/api/v5/market/books"
+BOOKS_MAX_SZ = 400          # "sz": order book depth per side, at most 400
 
 
 def to_canonical(inst_id: str) -> str:

@@ -13,6 +13,11 @@ Frames (as recorded, 2022-05-13):
   events   {"event":"subscribe","arg":{...}} / {"event":"error","code":"60012","msg":..}
   "pong"   the answer to our "ping" text frame (keep-alive)
 
+Books sync per OKX's documented procedure (`sync`): REST snapshots of one instrument
+(GET /api/v5/market/books?instId=..&sz=400, `on_snapshot`) chained to the stream by
+seqId/prevSeqId; a resync fetches a snapshot of that instrument alone and never
+resubscribes (OKX caps subscribe/unsubscribe requests per connection).
+
 seq_provider: books -> seqId (or ts_ms * 1000 + k), trades -> tradeId, tickers ->
 ts_ms * 1000 + k, k counting that stream's messages within the same millisecond (see
 `seq`: ts alone repeats, and equal seq_provider means equal event_id). event_ts_ns:
@@ -27,11 +32,11 @@ import time
 import orjson
 
 from events import BadInput, Kind, Side, UnknownInstrument
-from ...resubscribe import ResubscribingAdapter
+from marketdata.book import book_view
 
 from ..markets import WS_PATH
 from ..seq import next_seq
-from .sync import BooksSync
+from .sync import LOADED, BooksSync
 
 SIDES = {"buy": int(Side.BUY), "sell": int(Side.SELL)}
 _MAX_MS = ((1 << 63) - 1) // 1_000_000
@@ -43,10 +48,8 @@ def _ms(ts) -> int:
     return int(ts)
 
 
-class OkxAdapter(ResubscribingAdapter):
+class OkxAdapter:
     """Adapter for one OKX public connection. One owner thread."""
-
-    BOOK_CHANNEL = "books"
 
     def __init__(self, provider, streams, publisher, report, io, *, timers=None,
                  clock=time.monotonic_ns, ignore=()):
@@ -61,7 +64,9 @@ class OkxAdapter(ResubscribingAdapter):
         self.streams = {s.venue_symbol: s for s in streams}
         self.syncs = {s.venue_symbol: BooksSync(s, report, self) for s in streams}
         self.ignore = frozenset(ignore)
-        self.resubscribed: dict[str, int] = {}   # instId -> monotonic ns of the resubscribe
+        self.deferred: dict[str, int] = {}    # instId -> monotonic ns of a delayed snapshot request
+        self.requested: dict[str, int] = {}   # instId -> monotonic ns of the open snapshot request
+        self.loaded: dict[str, int] = {}      # instId -> monotonic ns of its last REST snapshot
         self.ticker_seq: dict[str, int] = {}     # instId -> last tickers seq_provider
         self.venue_errors = 0
 
@@ -79,15 +84,15 @@ class OkxAdapter(ResubscribingAdapter):
                 for i in range(0, len(args), 60)]
 
     def on_connected(self, first: bool) -> None:
-        """After a (re)connect the subscribe frames bring a snapshot per instrument."""
+        """After a (re)connect: every book starts over from a REST snapshot (the stream is
+        buffered meanwhile; a WS snapshot, where OKX still sends one, syncs it sooner)."""
         now = self.clock()
         for sync in self.syncs.values():
-            if not first:
-                sync.reset()
-                self.report.resync(sync.stream.symbol, "reconnect", "websocket reconnected")
-                sync.stream.resync_reason = "reconnect"
-            sync.stream.resync_started_ns = now
-            self.resubscribed[sync.stream.venue_symbol] = now
+            if first:
+                sync.stream.resync_started_ns = now
+                self._request(sync.stream.venue_symbol)
+            else:
+                sync.lose("reconnect", "websocket reconnected")
 
     # -- frames --------------------------------------------------------------------
 
@@ -151,7 +156,7 @@ class OkxAdapter(ResubscribingAdapter):
             if action == "update":
                 sync.on_update(d, recv_ns)
             elif action == "snapshot":
-                sync.on_snapshot(d, recv_ns)
+                sync.on_ws_snapshot(d, recv_ns)
             else:
                 raise BadInput(f"unknown books action: {action!r}")
 
@@ -177,8 +182,110 @@ class OkxAdapter(ResubscribingAdapter):
         self.pub.ticker(stream.iid, stream.px_scale, stream.sz_scale, seq, recv_ns, ts * 1_000_000,
                         bp, bs, ap, az, seq)
 
-    def resubscribe_frames(self, inst_id: str) -> list[str]:
-        """Unsubscribe and subscribe `books` again: OKX answers with a fresh snapshot."""
-        arg = [{"channel": "books", "instId": inst_id}]
-        return [orjson.dumps({"op": "unsubscribe", "args": arg}).decode(),
-                orjson.dumps({"op": "subscribe", "args": arg}).decode()]
+    # -- snapshots -----------------------------------------------------------------
+
+    def on_snapshot(self, venue_symbol: str, payload, recv_ns: int) -> None:
+        """A GET /api/v5/market/books answer for `venue_symbol` (bytes as received, or parsed):
+        {"code": "0", "msg": "", "data": [{"asks": [..], "bids": [..], "ts": "..", "seqId": S}]}."""
+        self.requested.pop(venue_symbol, None)
+        sync = self.syncs.get(venue_symbol)
+        if sync is None:
+            if venue_symbol in self.ignore:
+                self.report.filtered += 1
+                return
+            self.report.bad_frame(payload, "bad_input", UnknownInstrument(
+                f"snapshot for unknown instId {venue_symbol!r}"))
+            return
+        try:
+            if isinstance(payload, (bytes, bytearray, memoryview, str)):
+                payload = orjson.loads(payload)
+            code = payload.get("code")
+            if code != "0":
+                raise BadInput(f"books answered code={code!r} msg={str(payload.get('msg'))[:120]!r}")
+            data = payload["data"]
+            if type(data) is not list or len(data) != 1:
+                raise BadInput(f"books data must hold one book: {len(data) if type(data) is list else data!r}")
+            book = data[0]
+            seq = book.get("seqId") if type(book) is dict else None
+            if type(seq) is str and seq.isascii() and seq.isdigit():   # REST numbers may come as text
+                book["seqId"] = int(seq)
+            sync.on_rest_snapshot(book, recv_ns)
+            self.loaded[venue_symbol] = self.clock()
+        except (BadInput, KeyError, TypeError, ValueError, IndexError, AttributeError,
+                orjson.JSONDecodeError) as exc:
+            self.report.bad_frame(payload, "bad_snapshot", exc)
+            if not sync.synced:
+                self.restart(sync, "snapshot_failed", str(exc))
+
+    def on_snapshot_error(self, venue_symbol: str, error: str) -> None:
+        """The REST request for `venue_symbol` failed (HTTP error, timeout, refused)."""
+        self.requested.pop(venue_symbol, None)
+        sync = self.syncs.get(venue_symbol)
+        if sync is not None and not sync.synced:
+            self.restart(sync, "snapshot_failed", error)
+
+    # -- owner callbacks from BooksSync -----------------------------------------------
+
+    def publish(self, sync, flags: int, event_ns: int, recv_ns: int) -> None:
+        s = sync.stream
+        self.pub.book(s.iid, s.px_scale, s.sz_scale, sync.seq, recv_ns, event_ns, sync.book,
+                      s.depth, flags)
+
+    def synced(self, sync) -> None:
+        s = sync.stream
+        now = self.clock()
+        took, reason = s.resync_ended(now)
+        if reason:
+            self.report.synced(s.symbol, took, reason)
+        if self.timers is not None:
+            self.timers.arm_refresh(s, now)
+
+    def restart(self, sync, reason: str, detail: str) -> None:
+        """The book of `sync` was dropped: a REST snapshot of that instrument alone."""
+        s = sync.stream
+        self.report.resync(s.symbol, reason, detail)
+        now = self.clock()
+        s.resync_began(reason, now)
+        delay = self.timers.backoff_ns(s) if self.timers is not None else 0
+        if delay:
+            self.deferred[s.venue_symbol] = now + delay
+        else:
+            self._request(s.venue_symbol)
+
+    def _request(self, venue_symbol: str) -> None:
+        self.deferred.pop(venue_symbol, None)
+        self.requested[venue_symbol] = self.clock()
+        self.syncs[venue_symbol].reset_seen = False   # this request is after any reset seen
+        self.io.request_snapshot(venue_symbol)
+
+    # -- timers and state ------------------------------------------------------------
+
+    def check_timers(self, now: int) -> None:
+        """Staleness, the periodic refresh, snapshot timeouts, delayed requests, and a
+        snapshot that no update confirmed."""
+        timers = self.timers
+        if timers is None:
+            return
+        for vs, due in list(self.deferred.items()):
+            if now >= due:
+                self._request(vs)
+        for vs, sync in self.syncs.items():
+            s = sync.stream
+            if sync.synced:
+                if timers.stale(s, now):
+                    sync.lose("stale", f"no books message for {(now - s.last_book_ns) / 1e9:.1f}s")
+                elif timers.refresh_due(s, now):
+                    self.report.resync(s.symbol, "refresh", "periodic")
+                    timers.arm_refresh(s, now)
+                    sync.start_refresh()
+                    self._request(vs)
+            elif vs in self.requested:
+                if now - self.requested[vs] > timers.snapshot_timeout_ns:
+                    self.restart(sync, "snapshot_timeout", "no snapshot answer")
+            elif sync.state == LOADED and now - self.loaded.get(vs, now) > timers.snapshot_timeout_ns:
+                sync.lose("stale", "no books update confirmed the snapshot")
+
+    def books(self) -> dict:
+        """Final state per canonical symbol: top-N bids/asks as decimal strings."""
+        return {sync.stream.symbol: book_view(sync.stream, sync.book, sync.seq, sync.synced)
+                for sync in self.syncs.values()}

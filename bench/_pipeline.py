@@ -43,15 +43,15 @@ def symbols_for(n: int) -> list[str]:
 
 
 def config_text(symbols: list[str], rate: float, demo_symbols: str = "BTC-USDT",
-                ring_capacity: int = 16384) -> str:
-    """The run configuration of one step (merged over meltica/defaults.toml)."""
+                ring_capacity: int = 16384, venues=VENUES, extra: str = "") -> str:
+    """The run configuration of one step (merged over meltica/defaults.toml); `extra`: more tables."""
     syms = ",".join(symbols)
     ingest = "".join(f'\n[ingest.{v}]\nsymbols = "{syms}"\nring_capacity = {ring_capacity}\n'
-                     f"status_interval = 1\n" for v in VENUES)
-    return (f'[run]\nmetrics_port = 0\norders = true\n\n[simulator]\nvenues = "{",".join(VENUES)}"\n'
+                     f"status_interval = 1\n" for v in venues)
+    return (f'[run]\nmetrics_port = 0\norders = true\n\n[simulator]\nvenues = "{",".join(venues)}"\n'
             f"instruments = {len(symbols)}\nrate = {rate}\nseed = 1\n{ingest}\n"
             f'[dispatch]\ninstruments = "{syms}"\nring_capacity = {ring_capacity}\n\n'
-            f'[strategy]\nsymbols = "{demo_symbols}"\nmerged = "BTC-USDT"\n')
+            f'[strategy]\nsymbols = "{demo_symbols}"\nmerged = "BTC-USDT"\n{extra}')
 
 
 # -- process figures (/proc) --------------------------------------------------------------
@@ -110,7 +110,7 @@ class PipelineRun:
     """A `Pipeline` with this step's configuration, in a temporary run directory."""
 
     def __init__(self, symbols: list[str], rate: float, tag: str, demo_symbols: str = "BTC-USDT",
-                 ring_capacity: int = 16384):
+                 ring_capacity: int = 16384, venues=VENUES, extra: str = ""):
         from meltica import config
         from meltica.pipeline import Pipeline
         from meltica.run import RunContext
@@ -118,7 +118,7 @@ class PipelineRun:
         self.symbols = symbols
         self.tmp = Path(tempfile.mkdtemp(prefix=f"meltica-{tag}-"))
         cfg_path = self.tmp / "run.toml"
-        cfg_path.write_text(config_text(symbols, rate, demo_symbols, ring_capacity))
+        cfg_path.write_text(config_text(symbols, rate, demo_symbols, ring_capacity, venues, extra))
         self.ctx = RunContext(f"bench-{tag}-{uuid.uuid4().hex[:8]}", self.tmp / "run")
         self.pipeline = Pipeline(config.load(cfg_path), self.ctx, config_path=str(cfg_path))
         self.stopped = False

@@ -175,7 +175,7 @@ def order_figures(path: str) -> dict:
 
 # -- a tap on the ingest rings (a separate process: the hop breakdown) ------------------------
 
-def tap_main(run_id: str, seconds: float, out: str) -> int:
+def tap_main(run_id: str, seconds: float, out: str, venues=VENUES) -> int:
     """Child: read every md.<venue> ring directly for `seconds`; save (event_id, t_ns)."""
     from events import EVENT
     from shm import RingReader
@@ -183,7 +183,7 @@ def tap_main(run_id: str, seconds: float, out: str) -> int:
     from meltica.run import RunContext
 
     ns = RunContext.from_env(run_id).namespace
-    readers = [RingReader.attach(ns, md_ring(v), EVENT, start="latest") for v in VENUES]
+    readers = [RingReader.attach(ns, md_ring(v), EVENT, start="latest") for v in venues]
     ids, ts, ing = [], [], []
     sys.stdout.write("ready\n")
     sys.stdout.flush()
@@ -457,7 +457,7 @@ SUMMARY = ("offered_msgs_per_s", "delivered_eps", "sim_steps_per_s", "ingest_p50
 
 def main(argv) -> int:
     if argv and argv[0] == "--tap":
-        return tap_main(argv[1], float(argv[2]), argv[3])
+        return tap_main(argv[1], float(argv[2]), argv[3], argv[4].split(",") if len(argv) > 4 else VENUES)
     if argv and argv[0] == "--orders":
         return orders_main(argv[1], float(argv[2]), float(argv[3]), argv[4])
     ap = argparse.ArgumentParser(prog="python -m bench e2e", description=__doc__.splitlines()[0])

@@ -12,6 +12,13 @@ provided by the process), as venue events (execution/model.py):
     connection could not be opened          VenueRequestRefused(code 0, "not sent: ...")
     timeout, reset, 5xx, -1006/-1007        VenueOutcomeUnknown (with the signed timestamp)
 
+Every placement that left is also told to telemetry, after its outcome was emitted (off
+the order's path): histogram `exec.order.send_us` (the engine's receipt of the order ->
+its bytes handed to the venue connection) and event `exec.order.sent` (consumer id,
+client order id, venue client order id, the exec reports' `trace_id`, and `created_ns`
+/ `placed_ns` / `sent_ns`: the engine's receipt, the order persisted and queued to a
+worker, right before the send), so a tick-to-trade figure can be joined per order.
+
     openOrders list (2xx)                   VenueOpenOrdersListed (orders of unknown symbols left out)
     openOrders: anything else               VenueOpenOrdersFailed
 """
@@ -26,6 +33,7 @@ import zlib
 import orjson
 
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
+from events.ids import mix64
 from venues.trading import (
     Order, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
     VenueRequestRefused)
@@ -127,7 +135,8 @@ class BinanceSpotAdapter:
         if o.order_type is OrderType.LIMIT:
             params["timeInForce"] = TIFS[int(o.tif)]
             params["price"] = to_decimal(o.price, inst.px_scale)
-        self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params)
+        stamps = (o.consumer_id, o.client_order_id, o.created_ns, time.time_ns())
+        self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params, stamps)
 
     def cancel(self, o: Order) -> None:
         vs = self.registry.venue_symbol(self.provider, o.instrument.id)
@@ -154,20 +163,33 @@ class BinanceSpotAdapter:
         for r in reports:
             self.emit(r)
 
-    def _place(self, rest: BinanceRest, vcoid: str, params: dict) -> None:
+    def _place(self, rest: BinanceRest, vcoid: str, params: dict, stamps: tuple) -> None:
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self._sent(vcoid, stamps, rest.sent_ns)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
+            self._sent(vcoid, stamps, rest.sent_ns)
             return
         self._reports(vcoid, "place", resp, "rest")
+        self._sent(vcoid, stamps, rest.sent_ns)
+
+    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int) -> None:
+        """Tell telemetry when a placement left (see the module docstring)."""
+        if self.tel is None:
+            return
+        consumer_id, coid, created_ns, placed_ns = stamps
+        self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
+        self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
+                       trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
+                       placed_ns=placed_ns, sent_ns=sent_ns)
 
     def _cancel(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
         try:

@@ -68,6 +68,7 @@ class BinanceRest:
         self._conn: http.client.HTTPConnection | None = None
         self._last_used = 0.0
         self.requests = 0
+        self.sent_ns = 0  # time.time_ns() right before the last request was handed to the connection
 
     def __repr__(self) -> str:  # never show the credentials
         return f"BinanceRest({self._host}:{self._port})"
@@ -108,6 +109,7 @@ class BinanceRest:
                 self.close()
                 raise NotSent(f"{method} {path}: cannot connect ({type(e).__name__}); not sent") from None
         try:
+            self.sent_ns = time.time_ns()
             conn.request(method, url, headers=headers)
             resp = conn.getresponse()
             body = resp.read()

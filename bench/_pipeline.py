@@ -121,6 +121,7 @@ class PipelineRun:
         cfg_path.write_text(config_text(symbols, rate, demo_symbols, ring_capacity, venues, extra))
         self.ctx = RunContext(f"bench-{tag}-{uuid.uuid4().hex[:8]}", self.tmp / "run")
         self.pipeline = Pipeline(config.load(cfg_path), self.ctx, config_path=str(cfg_path))
+        self.pipeline.venues = sorted(venues)  # not also those of meltica/defaults.toml
         self.stopped = False
 
     def start(self) -> None:

@@ -176,9 +176,6 @@ def pipeline_step(rate: float, durability: str, seconds: float, orders_per_s: fl
     try:
         run.start()
         run.stop_program("strategy.demo")  # our strategy is the only consumer
-        for name in run.states():  # meltica/defaults.toml adds okx's ingest: one venue here
-            if name.startswith("ingest.") and name != f"ingest.{VENUE}":
-                run.stop_program(name)
         env = {**os.environ, **run.ctx.env()}
         rec_file = run.tmp / "t2t.npz"
         tap_file = run.tmp / "tap.npz"
@@ -212,6 +209,9 @@ def pipeline_step(rate: float, durability: str, seconds: float, orders_per_s: fl
         time.sleep(1.5)  # the last orders' events
         _sent_events(run, seen)
         res.update(_join(rec_file, tap_file, seen, t0_ns, t1_ns))
+        if not res.get("joined"):
+            log(f"tick2trade: no order joined; helpers' log:\n{lg.read_text()[-3000:]}")
+            run.log_tails()
         failed = False
     finally:
         stop_processes(helpers)

@@ -34,13 +34,14 @@ class Recorder:
 
 
 class StubRest:
-    sent_ns = 0
+    sent_ns = replied_ns = 0
 
     def __init__(self, error):
         self.error = error
 
     def new_order(self, **params):
         self.sent_ns = time.time_ns()
+        self.replied_ns = self.sent_ns + 1000  # a refusal is a reply
         raise self.error
 
 
@@ -65,6 +66,7 @@ def test_a_placement_that_left_is_one_event_with_its_stamps_in_order():
     assert (ev["consumer_id"], ev["client_order_id"], ev["order"]) == (3, o.client_order_id, o.venue_client_order_id)
     assert ev["trace_id"] == mix64(zlib.crc32(o.venue_client_order_id.encode()))  # the exec reports' trace id
     assert o.created_ns == ev["created_ns"] <= ev["placed_ns"] <= ev["sent_ns"] == rest.sent_ns
+    assert ev["replied_ns"] == rest.replied_ns
     assert tel.samples == [("exec.order.send_us", (ev["sent_ns"] - ev["created_ns"]) / 1000)]
 
 

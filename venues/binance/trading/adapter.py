@@ -16,8 +16,9 @@ Every placement that left is also told to telemetry, after its outcome was emitt
 the order's path): histogram `exec.order.send_us` (the engine's receipt of the order ->
 its bytes handed to the venue connection) and event `exec.order.sent` (consumer id,
 client order id, venue client order id, the exec reports' `trace_id`, and `created_ns`
-/ `placed_ns` / `sent_ns`: the engine's receipt, the order persisted and queued to a
-worker, right before the send), so a tick-to-trade figure can be joined per order.
+/ `placed_ns` / `sent_ns` / `replied_ns`: the engine's receipt, the order persisted and
+queued to a worker, right before the send, its reply read (0: none)), so a tick-to-trade
+figure can be joined per order and the venue's round trip told from ours.
 
     openOrders list (2xx)                   VenueOpenOrdersListed (orders of unknown symbols left out)
     openOrders: anything else               VenueOpenOrdersFailed
@@ -169,27 +170,28 @@ class BinanceSpotAdapter:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
-            self._sent(vcoid, stamps, rest.sent_ns)
+            self._sent(vcoid, stamps, rest)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest.sent_ns)
+            self._sent(vcoid, stamps, rest)
             return
         self._reports(vcoid, "place", resp, "rest")
-        self._sent(vcoid, stamps, rest.sent_ns)
+        self._sent(vcoid, stamps, rest)
 
-    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int) -> None:
+    def _sent(self, vcoid: str, stamps: tuple, rest: BinanceRest) -> None:
         """Tell telemetry when a placement left (see the module docstring)."""
         if self.tel is None:
             return
         consumer_id, coid, created_ns, placed_ns = stamps
+        sent_ns = rest.sent_ns
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns)
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=rest.replied_ns)
 
     def _cancel(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
         try:

@@ -68,7 +68,8 @@ class BinanceRest:
         self._conn: http.client.HTTPConnection | None = None
         self._last_used = 0.0
         self.requests = 0
-        self.sent_ns = 0  # time.time_ns() right before the last request was handed to the connection
+        self.sent_ns = 0     # time.time_ns() right before the last request was handed to the connection
+        self.replied_ns = 0  # time.time_ns() when its reply was read (0: none)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"BinanceRest({self._host}:{self._port})"
@@ -109,10 +110,11 @@ class BinanceRest:
                 self.close()
                 raise NotSent(f"{method} {path}: cannot connect ({type(e).__name__}); not sent") from None
         try:
-            self.sent_ns = time.time_ns()
+            self.sent_ns, self.replied_ns = time.time_ns(), 0
             conn.request(method, url, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
+            self.replied_ns = time.time_ns()
         except (OSError, http.client.HTTPException) as e:  # timeout, reset, refused, bad status line
             self.close()
             kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else type(e).__name__

@@ -5,7 +5,14 @@ order API) -> exec report on the `exec` ring -> consumer, at `--rate` orders/s f
 `--seconds`, with the simulator's market data running and a reader process consuming
 it. Orders are marketable IOC limits (buy and sell alternating), so each one yields
 ACK then FILLED. Figures: the control reply, the first report (ACK) and the terminal
-report (FILLED), p50/p99 in ms. Target: ack p99 < 5 ms at 100 orders/s.
+report (FILLED), p50/p99 in ms. Target: ack p99 < 5 ms at 100 orders/s. Reports are
+read between two orders even when the sender is behind its schedule (a consumer that
+stops reading would time its own backlog).
+
+The simulator's share, beside it: `venue_rtt_ms_*` is execution's own view of each
+placement (its `exec.order.sent` telemetry: the request handed to the connection ->
+the reply read), `sim_handler_ms_*` the simulator's time inside its order endpoint
+(GET /_sim/orders `handler_us`), and `sim_share_p50` = venue_rtt p50 / ack p50.
 
 Exec channel: reports appended to the journal (fdatasync per batch: `power` durability,
 the slower one) and published on the ring, read by a consumer process through the SDK;
@@ -88,13 +95,16 @@ def _kill(p: subprocess.Popen | None) -> None:
 def round_trip(args, ctx, sim, env, logf) -> dict:
     from consumer.orders import OrderClient
     from events import ExecStatus
+    from meltica.collector import Collector
 
     ep = sim.endpoints["binance-spot"]
+    tel_endpoint = f"ipc://{ctx.run_dir}/bench-telemetry.sock"
+    collector = Collector(tel_endpoint, keep_events=100_000).start()
     count_file = str(ctx.path("md.count"))
     md = _spawn(f"from bench.orders import md_reader; md_reader({ep['ws']!r}, {count_file!r}, "
                 f"['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT'])", env, logf)
     ex = subprocess.Popen([sys.executable, "-m", "execution", "--rest-url", ep["rest"], "--ws-url", ep["ws"],
-                           "--durability", args.durability],
+                           "--durability", args.durability, "--telemetry", tel_endpoint],
                           env=env, cwd=REPO, stdout=logf, stderr=logf, start_new_session=True)
     try:
         ready = ctx.run_dir / "exec" / "ready"
@@ -130,6 +140,7 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
 
         for i in range(n):
             t_due = t_start + i * period
+            drain(0)
             while (left := t_due - time.perf_counter()) > 0:
                 drain(min(left, 0.002))
             coid = f"b-{i}"
@@ -150,13 +161,20 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
         filled = sum(1 for s in statuses.values() if s == ExecStatus.FILLED)
         if len(fill_s) != n:
             raise SystemExit(f"only {len(fill_s)} of {n} orders reached a terminal report")
+        time.sleep(1.2)  # execution's last telemetry events
+        rtt = [(e["replied_ns"] - e["sent_ns"]) / 1e9 for e in collector.recent_events(100_000, "exec.order.sent")
+               if e.get("replied_ns")]
+        ack_p50 = pct(ack_s, 50)
         return {"orders": n, "orders_per_s": round(n / elapsed, 1), "filled": filled,
+                "venue_rtt_ms_p50": pct(rtt, 50), "venue_rtt_ms_p99": pct(rtt, 99),
+                "sim_share_p50": round(pct(rtt, 50) / ack_p50, 3) if rtt and ack_p50 else None,
                 "reply_ms_p50": pct(reply_s, 50), "reply_ms_p99": pct(reply_s, 99),
                 "round_trip_ack_ms_p50": pct(ack_s, 50), "round_trip_ack_ms_p99": pct(ack_s, 99),
                 "round_trip_fill_ms_p50": pct(fill_s, 50), "round_trip_fill_ms_p99": pct(fill_s, 99),
                 "exec_to_consumer_ms_p50": pct(deliver_s, 50), "exec_to_consumer_ms_p99": pct(deliver_s, 99),
                 "md_frames_per_s": round(md_frames / elapsed, 1)}
     finally:
+        collector.close()
         if ex.poll() is None:
             ex.send_signal(signal.SIGTERM)
             try:
@@ -181,12 +199,25 @@ class SimProcess:
         line = orjson.loads(endpoints_file.read_bytes())
         self.endpoints = line.get("endpoints", line)
 
+    def handler_figures(self) -> dict:
+        """The simulator's own time in its order endpoint (GET /_sim/orders)."""
+        import urllib.request
+        with urllib.request.urlopen(self.endpoints["binance-spot"]["rest"] + "/_sim/orders", timeout=30) as r:
+            h = orjson.loads(r.read()).get("handler_us") or {}
+        return {"sim_handler_ms_p50": round(h["p50"] / 1000, 3) if h.get("p50") is not None else None,
+                "sim_handler_ms_p99": round(h["p99"] / 1000, 3) if h.get("p99") is not None else None}
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             _kill(self.proc)
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def _md_count(path: str) -> int:
@@ -274,7 +305,9 @@ def main(argv: list[str]) -> int:
     sim = SimProcess(base / "endpoints.json", args.md_rate, env, logf)
     try:
         log(f"round trip: {args.rate}/s for {args.seconds}s, market data at {args.md_rate} steps/s")
-        result = round_trip(args, ctx, sim, env, logf)
+        result = {"loadavg_before": _loadavg()}
+        result.update(round_trip(args, ctx, sim, env, logf))
+        result.update(sim.handler_figures())
         log(f"exec channel: {args.reports} reports")
         result.update(exec_channel(args, base, env, logf))
     finally:
@@ -282,6 +315,7 @@ def main(argv: list[str]) -> int:
         ctx.namespace.cleanup()
         logf.close()
         shutil.rmtree(base, ignore_errors=True)
+    result["loadavg_after"] = _loadavg()
     result["target_ack_p99_ms"] = 5.0
     result["target_met"] = result["round_trip_ack_ms_p99"] < 5.0
     if args.json:

@@ -8,8 +8,10 @@
   GET    /api/v3/openOrders   [symbol]
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
-                              "accepted": {cid: n}, "rejected": n, "requests": {"METHOD path": n}}
-                              (requests: signed requests that passed authentication)
+                              "accepted": {cid: n}, "rejected": n, "requests": {"METHOD path": n},
+                              "handler_us": {n, p50, p99}}
+                              (requests: signed requests that passed authentication;
+                              handler_us: time inside POST /api/v3/order, the newest 100k)
   User data: the WebSocket API (userstream.py); the retired listenKey REST answers 410.
 
 SIGNED: header X-MBX-APIKEY, params in query and/or form body, `timestamp`,
@@ -26,10 +28,12 @@ order types other than LIMIT and MARKET, quoteOrderQty, rate limits.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import hmac
 import re
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -83,6 +87,7 @@ class OrdersApi:
         self.accepted: dict[str, int] = {}
         self.rejected = 0
         self.requests: dict[str, int] = {}   # "METHOD path" -> signed requests received
+        self.handler_ns: collections.deque = collections.deque(maxlen=100_000)  # POST /api/v3/order
         self._hung: set[asyncio.Future] = set()
         venue.orders, venue.userstream = self, self.userstream
         app = venue.app
@@ -126,8 +131,9 @@ class OrdersApi:
             raise denied
         query = request.rel_url.raw_query_string
         body = (await request.read()).decode("utf-8", "replace")
-        params = dict(parse_qsl(query, keep_blank_values=True))
-        params.update(parse_qsl(body, keep_blank_values=True))
+        params = dict(_form(query))
+        if body:
+            params.update(_form(body))
         signature = params.get("signature", "")
         if not signature:
             raise mandatory("signature")
@@ -159,6 +165,7 @@ class OrdersApi:
 
     # -- endpoints ----------------------------------------------------------
     async def _new_order(self, request: web.Request) -> web.StreamResponse:
+        t0 = time.perf_counter_ns()
         try:
             params = await self._signed(request, _NEW_PARAMS)
         except Reject as rej:
@@ -172,7 +179,9 @@ class OrdersApi:
             return rej.response()
         self.accepted[order.client_order_id] = self.accepted.get(order.client_order_id, 0) + 1
         self.engine.submit(order)
-        return await self._respond(request, self._order_response(order, resp_type))
+        body = self._order_response(order, resp_type)
+        self.handler_ns.append(time.perf_counter_ns() - t0)
+        return await self._respond(request, body)
 
     async def _cancel_order(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -221,7 +230,8 @@ class OrdersApi:
         return reply({"orders": [{**self._order_json(o), "fills": len(o.fills)}
                                  for o in self.engine.orders.values()],
                       "received": self.received, "accepted": self.accepted,
-                      "rejected": self.rejected, "requests": self.requests})
+                      "rejected": self.rejected, "requests": self.requests,
+                      "handler_us": _percentiles_us(self.handler_ns)})
 
     async def _respond(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """Answer an order request, unless an order-path fault says otherwise."""
@@ -363,6 +373,21 @@ class OrdersApi:
                 "updateTime": o.updated_ms, "isWorking": o.type == "LIMIT" and o.tif == "GTC",
                 "workingTime": o.created_ms, "origQuoteOrderQty": ZERO8,
                 "selfTradePreventionMode": "NONE"}
+
+
+def _percentiles_us(samples_ns) -> dict[str, Any]:
+    xs = sorted(samples_ns)
+    if not xs:
+        return {"n": 0, "p50": None, "p99": None}
+    return {"n": len(xs), "p50": round(xs[len(xs) // 2] / 1000, 1), "p99": round(xs[int(len(xs) * 0.99)] / 1000, 1)}
+
+
+def _form(text: str) -> list:
+    """The (name, value) pairs of a urlencoded string, as parse_qsl(keep_blank_values=True) gives
+    them; without escapes (an order's usual parameters) split directly: 4x cheaper (9 vs 39 us)."""
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    return [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in text.split("&") if p]
 
 
 def _without_signature(text: str) -> str:

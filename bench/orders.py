@@ -98,6 +98,7 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
     from meltica.collector import Collector
 
     ep = sim.endpoints["binance-spot"]
+    ctx.ensure_dir()
     tel_endpoint = f"ipc://{ctx.run_dir}/bench-telemetry.sock"
     collector = Collector(tel_endpoint, keep_events=100_000).start()
     count_file = str(ctx.path("md.count"))
@@ -123,6 +124,8 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
         period = 1.0 / args.rate
         sent, reply_s, ack_s, fill_s, deliver_s = {}, [], [], [], []
         statuses: dict[bytes, int] = {}
+        sent_wall: dict[str, int] = {}
+        first: dict[bytes, tuple[int, int]] = {}  # the first report: execution's stamp, our read
         md0 = _md_count(count_file)
         t_start = time.perf_counter()
 
@@ -134,6 +137,7 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
                 st = int(rec["exec"]["status"])
                 if coid not in statuses:
                     ack_s.append(now - sent[coid])
+                    first[coid] = (int(rec["ingest_ts_ns"]), time.time_ns())
                 if ExecStatus(st).terminal:
                     fill_s.append(now - sent[coid])
                 statuses[coid] = st
@@ -147,6 +151,7 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
             buy = i % 2 == 0
             t0 = time.perf_counter()
             sent[coid.encode()] = t0
+            sent_wall[coid] = time.time_ns()
             r = oc.submit_limit(coid, "BTC-USDT", "buy" if buy else "sell", "0.001", "70000" if buy else "60000",
                                 tif="IOC")
             reply_s.append(time.perf_counter() - t0)
@@ -162,12 +167,13 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
         if len(fill_s) != n:
             raise SystemExit(f"only {len(fill_s)} of {n} orders reached a terminal report")
         time.sleep(1.2)  # execution's last telemetry events
-        rtt = [(e["replied_ns"] - e["sent_ns"]) / 1e9 for e in collector.recent_events(100_000, "exec.order.sent")
-               if e.get("replied_ns")]
+        events = collector.recent_events(100_000, "exec.order.sent")
+        rtt = [(e["replied_ns"] - e["sent_ns"]) / 1e9 for e in events if e.get("replied_ns")]
         ack_p50 = pct(ack_s, 50)
         return {"orders": n, "orders_per_s": round(n / elapsed, 1), "filled": filled,
                 "venue_rtt_ms_p50": pct(rtt, 50), "venue_rtt_ms_p99": pct(rtt, 99),
                 "sim_share_p50": round(pct(rtt, 50) / ack_p50, 3) if rtt and ack_p50 else None,
+                **_ack_hops(events, sent_wall, first),
                 "reply_ms_p50": pct(reply_s, 50), "reply_ms_p99": pct(reply_s, 99),
                 "round_trip_ack_ms_p50": pct(ack_s, 50), "round_trip_ack_ms_p99": pct(ack_s, 99),
                 "round_trip_fill_ms_p50": pct(fill_s, 50), "round_trip_fill_ms_p99": pct(fill_s, 99),
@@ -213,6 +219,27 @@ class SimProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             _kill(self.proc)
+
+
+def _ack_hops(events: list[dict], sent_wall: dict[str, int], first: dict[bytes, tuple[int, int]]) -> dict:
+    """The first report's path, per order, by the stamps on its way (ms, p50 / p99):
+    submit -> execution took it -> persisted and queued -> sent -> venue replied ->
+    execution stamped the report -> we read it."""
+    hops: dict[str, list] = {k: [] for k in ("order_channel", "exec_persist", "venue_queue", "venue_rtt",
+                                             "exec_apply", "exec_to_consumer")}
+    for e in events:
+        coid = e["client_order_id"]
+        got = first.get(coid.encode())
+        if coid not in sent_wall or got is None or not e.get("replied_ns"):
+            continue
+        stamped, read = got
+        marks = (sent_wall[coid], e["created_ns"], e["placed_ns"], e["sent_ns"], e["replied_ns"], stamped, read)
+        for k, a, b in zip(hops, marks, marks[1:]):
+            hops[k].append((b - a) / 1e9)
+    out = {}
+    for k, xs in hops.items():
+        out[f"ack_hop_{k}_ms_p50"], out[f"ack_hop_{k}_ms_p99"] = pct(xs, 50), pct(xs, 99)
+    return out
 
 
 def _loadavg() -> str:

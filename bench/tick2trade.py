@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rates", default="1000,10000", help="market-data events/s, comma-separated")
     ap.add_argument("--durability", default="process,power", help="execution durability modes to run")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured window per step")
-    ap.add_argument("--orders-per-s", type=float, default=50.0, help="orders/s the strategy aims at")
+    ap.add_argument("--orders-per-s", type=float, default=20.0, help="orders/s the strategy aims at")
     ap.add_argument("--quick", action="store_true", help="tiny: 200 events/s, 2 s, process durability")
     a = ap.parse_args(argv)
     if a.quick:

@@ -298,3 +298,14 @@ def test_resting_user_order_shows_in_public_depth(spot):
     diff = binance_barrier(md)[0]
     md.close()
     assert diff["a"] == [["70000.00000000", "1.23456000"]]
+
+
+def test_escaped_and_plain_parameters_read_alike_and_each_order_is_timed(spot):
+    _, c = spot
+    plain = dict(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price="70000")
+    status, body = c.new(**plain, newClientOrderId="t-plain")
+    assert status == 200 and body["clientOrderId"] == "t-plain"
+    status, body = c.signed("POST", "/api/v3/order", {**plain, "newClientOrderId": "t:esc/1"})  # %3A, %2F
+    assert status == 200 and body["clientOrderId"] == "t:esc/1" and body["origQty"] == "0.01000000"
+    _, seen = get(c.rest + "/_sim/orders")
+    assert seen["handler_us"]["n"] == 2 and seen["handler_us"]["p50"] > 0

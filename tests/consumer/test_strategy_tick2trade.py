@@ -25,16 +25,16 @@ def test_every_nth_book_of_its_instrument_and_venue_across_batches_is_answered()
     bs, okx = Provider.BINANCE_SPOT, Provider.OKX
     first = batch([(Kind.BOOK, bs, BTC, 1), (Kind.TRADE, bs, BTC, 0), (Kind.BOOK, okx, BTC, 1),
                    (Kind.BOOK, bs, ETH, 1), (Kind.BOOK, bs, BTC, 1), (Kind.BOOK, bs, BTC, 1)])
-    assert core.on_batch(first).tolist() == [4]          # the 2nd book of binance-spot BTC-USDT
+    assert core.on_batch(first) == [4]          # the 2nd book of binance-spot BTC-USDT
     second = batch([(Kind.BOOK, bs, BTC, 1), (Kind.TICKER, bs, BTC, 0)])
-    assert core.on_batch(second).tolist() == [0]         # the 4th, in the next batch
+    assert core.on_batch(second) == [0]         # the 4th, in the next batch
     assert core.books == 4
 
 
 def test_a_book_without_bids_is_counted_but_not_answered():
     core = Tick2Trade(int(Provider.BINANCE_SPOT), BTC, every=1)
     b = batch([(Kind.BOOK, Provider.BINANCE_SPOT, BTC, 0), (Kind.BOOK, Provider.BINANCE_SPOT, BTC, 3)])
-    assert core.on_batch(b).tolist() == [1] and core.books == 2
+    assert core.on_batch(b) == [1] and core.books == 2
 
 
 def test_the_client_order_id_names_the_triggering_record():

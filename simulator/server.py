@@ -32,6 +32,7 @@ from .userstream import LIFETIME_S, PING_INTERVAL_S
 
 VENUES = (SPOT, USDM, OKX, KRAKEN)
 log = logging.getLogger("venue")
+BURST_S = 0.01  # the most market time one turn of the loop steps through (see _drive)
 
 
 class SimulatorError(RuntimeError):
@@ -259,6 +260,9 @@ class Simulator:
                     log.warning("market loop behind by %d steps; skipping them", due)
                     done += due - 1
                     due = 1
+                # catch up 10 ms of steps per turn at most: order requests and sends are served
+                # between (one catch-up of 500 steps held an order's reply for seconds)
+                due = min(due, max(1, int(self.rate * BURST_S)))
                 try:
                     self._step(due)
                 except Exception:

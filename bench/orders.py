@@ -98,7 +98,6 @@ def round_trip(args, ctx, sim, env, logf) -> dict:
     from meltica.collector import Collector
 
     ep = sim.endpoints["binance-spot"]
-    ctx.ensure_dir()
     tel_endpoint = f"ipc://{ctx.run_dir}/bench-telemetry.sock"
     collector = Collector(tel_endpoint, keep_events=100_000).start()
     count_file = str(ctx.path("md.count"))
@@ -326,7 +325,7 @@ def main(argv: list[str]) -> int:
     from meltica.run import RunContext
 
     base = Path(tempfile.mkdtemp(prefix="bench-orders-"))
-    ctx = RunContext(f"bencho{uuid.uuid4().hex[:8]}", base / "run")
+    ctx = RunContext(f"bencho{uuid.uuid4().hex[:8]}", base / "run").claim()  # umask 077: the runs' dirs are ours alone
     env = {**os.environ, **ctx.env(), "PYTHONPATH": str(REPO)}
     logf = open(base / "bench.log", "ab")
     sim = SimProcess(base / "endpoints.json", args.md_rate, env, logf)

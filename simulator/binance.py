@@ -8,9 +8,18 @@ Spot (`binance-spot`, REST under /api/v3):
   Streams: <sym>@depth@100ms and <sym>@depth (diffs, U == previous u + 1),
   <sym>@trade, <sym>@aggTrade, <sym>@bookTicker (with update id "u").
   Strings carry 8 decimals, as on Binance spot ("0.35130000").
+  `serverShutdown` (fault `server_shutdown_streams`): {"e":"serverShutdown","E":..} to every
+  market-data socket ({"stream":"!serverShutdown","data":..} on combined ones), which
+  are closed `seconds` later (Binance spot, since 2026-05-08).
 USD-M (`binance-usdm`, REST under /fapi/v1): the same, with depth carrying "E"/"T",
   diffs carrying "pu" (= previous u; U jumps), trade/aggTrade/bookTicker in the
-  futures shapes, and strings at the instrument's own precision ("7.6110").
+  futures shapes (aggTrade with "nq", the quantity without RPI orders, and no "M"),
+  and strings at the instrument's own precision ("7.6110"). Market streams are split
+  by category as on Binance since 2026-04-23: /public/stream, /public/ws carry depth
+  and bookTicker, /market/stream, /market/ws carry aggTrade and trade; a stream of
+  the other category is accepted and silently never sent. The retired URLs
+  (/stream, /ws without a category) answer as Binance's do now: as /public (books
+  flow, trades never arrive). `stall` takes `category` ("public" | "market") here.
 
 A diff message is published for every market step that changed the book
 (whatever the rate, the stream keeps its @100ms name). A REST snapshot is
@@ -23,6 +32,7 @@ A quoted spot diff, for the shape: {"e":"depthUpdate","E":1633998512068,
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
@@ -33,13 +43,21 @@ from aiohttp import web
 
 from .book import ASK, BID, rewind
 from .control import reply
-from .faults import ORDER_FAULTS, DiffRouter, FaultBox, normalize
+from .faults import ORDER_FAULTS, DiffRouter, FaultBox, FaultError, normalize
 from .hub import Client, Hub
 from .instruments import Instrument, fmt
 from .market import BookDriver, Trade
 
 SPOT, USDM = "binance-spot", "binance-usdm"
 _HISTORY = 4096          # diffs kept for stale snapshots
+# USD-M stream categories (the channel after "@" -> the routed path that carries it)
+CATEGORY = {"depth": "public", "depth@100ms": "public", "bookTicker": "public",
+            "aggTrade": "market", "trade": "market", "markPrice": "market"}
+
+
+def category_of(stream: str) -> str:
+    """The USD-M category of a stream name ("btcusdt@aggTrade" -> "market")."""
+    return CATEGORY.get(stream.partition("@")[2], "market")
 
 
 def now_ms() -> int:
@@ -112,12 +130,19 @@ class BinanceVenue:
         add.add_get("/stream", self._ws_combined)
         add.add_get("/ws", self._ws_raw)
         add.add_get("/ws/{path:.+}", self._ws_raw)
+        if self.futures:      # the routed paths; the ones above are the retired URLs
+            for cat in ("public", "market"):
+                add.add_get(f"/{cat}/stream", routed(self._ws_combined, cat))
+                add.add_get(f"/{cat}/ws", routed(self._ws_raw, cat))
+                add.add_get(f"/{cat}/ws/{{path:.+}}", routed(self._ws_raw, cat))
 
     # -- faults and stats ---------------------------------------------------
     @property
     def supported_faults(self) -> set[str]:
         """Return the fault names this venue accepts."""
         names = {"gap", "duplicate", "reorder", "malformed", "stall", "disconnect"}
+        if not self.futures:
+            names.add("server_shutdown_streams")
         if self.replay is None:
             names.add("stale_snapshot")
         if self.orders is not None:
@@ -132,10 +157,26 @@ class BinanceVenue:
     def inject(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Arm or apply a fault; raise FaultError for a bad request."""
         spec = normalize(spec, self.supported_faults, self.resolve_key)
+        if spec.get("category") and not self.futures:
+            raise FaultError(f"stall.category is for binance-usdm only: category={spec['category']!r}")
+        if spec["fault"] == "server_shutdown_streams":
+            self.faults.count_injected("server_shutdown_streams")
+            self.faults.count_applied("server_shutdown_streams", self._server_shutdown(spec["seconds"]))
+            return spec
         us = self.userstream
         if us is None or not us.apply_fault(spec):
             self.faults.apply(spec, self.hub)
         return spec
+
+    def _server_shutdown(self, seconds: float) -> int:
+        """Send serverShutdown on every market-data socket; close them `seconds` later."""
+        raw = orjson.dumps({"e": "serverShutdown", "E": now_ms()})
+        loop = asyncio.get_running_loop()
+        clients = list(self.hub.clients)
+        for client in clients:
+            client.push(None, wrap_combined("!serverShutdown", raw) if client.wrap else raw)
+            loop.call_later(seconds, self.hub.close, client, False)
+        return len(clients)
 
     def clear_faults(self) -> int:
         """Disarm all pending faults."""
@@ -257,10 +298,13 @@ class BinanceVenue:
             feed.agg_id += 1
             if not hub.has(a_stream):
                 continue
+            q = qty(inst, sum(t.qty for t in g))
             data = {"e": "aggTrade", "E": E, "s": feed.sym, "a": feed.agg_id,
-                    "p": px(inst, g[0].price), "q": qty(inst, sum(t.qty for t in g)),
-                    "f": g[0].trade_id, "l": g[-1].trade_id, "T": E,
-                    "m": g[0].taker_side == ASK}
+                    "p": px(inst, g[0].price), "q": q}
+            if self.futures:      # USD-M: "nq", the quantity without RPI orders (none here)
+                data["nq"] = q
+            data.update({"f": g[0].trade_id, "l": g[-1].trade_id, "T": E,
+                         "m": g[0].taker_side == ASK})
             if not self.futures:
                 data["M"] = True
             hub.publish(a_stream, feed.sym, orjson.dumps(data), "aggTrade")
@@ -381,20 +425,29 @@ class BinanceVenue:
         return reply(body)
 
     # -- WebSocket ----------------------------------------------------------
-    async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws_combined(self, request: web.Request, category: str = "") -> web.WebSocketResponse:
         streams = [s for s in request.query.get("streams", "").split("/") if s]
         return await self.hub.serve(request, True, self._on_text,
-                                    lambda c: self._subscribe(c, streams))
+                                    lambda c: self._open(c, category, streams))
 
-    async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
+    async def _ws_raw(self, request: web.Request, category: str = "") -> web.StreamResponse:
         path = request.match_info.get("path", "")
         streams = [s for s in path.split("/") if s]
         return await self.hub.serve(request, False, self._on_text,
-                                    lambda c: self._subscribe(c, streams))
+                                    lambda c: self._open(c, category, streams))
+
+    def _open(self, client: Client, category: str, streams: list[str]) -> None:
+        if self.futures:      # a retired URL (no category) gets the /public streams only
+            client.state["category"] = category or "public"
+        self._subscribe(client, streams)
 
     def _subscribe(self, client: Client, streams: list[str]) -> None:
+        category = client.state.get("category")
         for stream in streams:
-            self.hub.subscribe(client, normalize_stream(stream))
+            stream = normalize_stream(stream)
+            if category is not None and category_of(stream) != category:
+                continue      # accepted, never sent: Binance's routed paths fail silently
+            self.hub.subscribe(client, stream)
         if self.replay is not None and client.streams:
             self.replay.start(client, self)
 
@@ -433,6 +486,13 @@ class BinanceVenue:
                 f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, "
                 "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`")},
                 "id": rid}))
+
+
+def routed(handler, category: str):
+    """An aiohttp handler calling `handler(request, category)`."""
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request, category)
+    return route
 
 
 def normalize_stream(stream: str) -> str:

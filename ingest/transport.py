@@ -146,6 +146,8 @@ class WsFeed:
         self.last_ping = 0.0
         self.got_data = False
         self.connects = 0
+        self.failures = 0                      # connect / subscribe attempts that failed
+        self.last_error = ""
         self.frames = 0
         self._want = threading.Event()         # the connector should connect (again)
         self._want.set()
@@ -187,6 +189,8 @@ class WsFeed:
             self.post(Opened(self.connects == 1, self.url, ws, self))
 
     def _retry_later(self, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason
         self.post(Closed(reason, self))
         delay = self.backoff.next_delay()
         log.warning("%s: %s; reconnecting in %.2fs", self.name, reason, delay)

@@ -185,11 +185,6 @@ class IngestProcess:
         log.info("%s: writing ring %s (capacity %d) from %s", p.slug, ring, cfg.ring_capacity,
                  " + ".join(f.url for f in self.feeds))
 
-    @property
-    def ws(self) -> WsFeed | None:
-        """The first (on most venues the only) WebSocket feed."""
-        return self.feeds[0] if self.feeds else None
-
     def close(self) -> None:
         """Stop the threads, flush, close and unlink the ring. Idempotent."""
         for feed in self.feeds:

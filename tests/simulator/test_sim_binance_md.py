@@ -231,3 +231,22 @@ def test_market_runs_by_itself_at_the_configured_rate(make_sim):
     ws.close()
     assert all(b["U"] == a["u"] + 1 for a, b in zip(diffs, diffs[1:]))
     assert sim.stats()["market"]["steps"] >= 20
+
+
+def test_coinm_on_request_lists_usd_perpetuals_and_chains_diffs_by_pu(make_sim):
+    sim = make_sim(venues=["binance-coinm"])
+    rest, ws_url = sim.endpoints["binance-coinm"]["rest"], sim.endpoints["binance-coinm"]["ws"]
+    status, info = get(rest + "/dapi/v1/exchangeInfo")
+    assert status == 200 and info["futuresType"] == "COIN_MARGINED"
+    btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSD_PERP")
+    assert (btc["pair"], btc["baseAsset"], btc["quoteAsset"], btc["marginAsset"]) == ("BTCUSD", "BTC", "USD", "BTC")
+    ws = connect(ws_url + "/stream?streams=btcusd_perp@depth@100ms/btcusd_perp@aggTrade")
+    binance_barrier(ws)
+    sim.advance(100)
+    frames = binance_barrier(ws)
+    ws.close()
+    diffs = [f["data"] for f in frames if f["stream"] == "btcusd_perp@depth@100ms"]
+    assert diffs and all(cur["pu"] == prev["u"] for prev, cur in zip(diffs, diffs[1:]))
+    agg = next(f["data"] for f in frames if f["stream"] == "btcusd_perp@aggTrade")
+    assert agg["s"] == "BTCUSD_PERP" and "nq" not in agg
+    assert sim.inject("binance-coinm", "gap", symbol="BTC-USD-PERP")["symbol"] == "BTCUSD_PERP"

@@ -166,3 +166,15 @@ def test_server_shutdown_reconnects_at_once_and_is_no_bad_input(run_ctx, sim):
         assert ing.proc.report.bad_frames == 0 and ing.proc.dlq.read_all() == []
         assert ing.counter("ws.reconnect", provider="binance-spot") == 1
         assert sim.stats()["binance-spot"]["connections"] == 1   # the old one closed by us
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(60)
+def test_pongs_are_no_data_to_the_connection_watchdog(run_ctx, sim):
+    # the per-kind watchdogs off: the connection's own watchdog must see the stall alone
+    with flowing(run_ctx, sim, "binance-spot", ["BTCUSDT", "ETHUSDT"], ping_interval_s=0.1,
+                 watchdog_s=1.0, silence={"book": 0, "trade": 0, "ticker": 0}) as ing:
+        sim.inject("binance-spot", "stall", seconds=60, drop=True)     # pings still answered
+        ing.pump(lambda: ing.proc.report.reconnects >= 1, what="a watchdog reconnect")
+        assert ing.proc.liveness.silences == {}
+        ing.pump(lambda: len(recovered(ing, "BTC-USDT", "reconnect")) >= 1, what="BTC resynced")

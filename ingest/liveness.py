@@ -28,9 +28,11 @@ _S = 1_000_000_000
 class Liveness:
     """The per-kind data watchdogs of one ingest process."""
 
-    def __init__(self, silence_s: dict, feed_of: dict, streams, counts, clock):
+    def __init__(self, silence_s: dict, feed_of: dict, streams, counts, clock, on_silence=None):
         """`silence_s`: kind -> seconds (0: off); `feed_of`: kind -> the WsFeed carrying it;
-        `counts()`: records published by kind; `clock()`: monotonic ns."""
+        `counts()`: records published by kind; `clock()`: monotonic ns; `on_silence(kind)`:
+        told before the connection of a silent kind is dropped."""
+        self.on_silence = on_silence
         self.limit_ns = {k: int(v * _S) for k, v in silence_s.items() if v and k in feed_of}
         self.feed_of = feed_of
         self.streams = list(streams)
@@ -67,6 +69,8 @@ class Liveness:
             if now_ns - since > limit:
                 self.silences[kind] = self.silences.get(kind, 0) + 1
                 self.last_ns[kind] = now_ns
+                if self.on_silence is not None:
+                    self.on_silence(kind)
                 feed.lose(f"no {kind} data for {(now_ns - since) / _S:.1f}s "
                           f"(liveness by data: pings and heartbeats do not count)")
 

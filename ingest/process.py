@@ -177,7 +177,7 @@ class IngestProcess:
         feed_of = {k: f for f in self.feeds for k in f.kinds}
         silence = {**venue.silence_s, **(cfg.silence or {})}
         self.liveness = Liveness(silence, feed_of, self.streams, lambda: publisher.counts,
-                                 self.clock)
+                                 self.clock, self._silent)
         for feed in self.feeds:
             feed.start()
         self._last_rates = self.clock()
@@ -216,6 +216,10 @@ class IngestProcess:
         feed = self._book_feed()
         if not feed.send(text):
             log.info("not connected: %s dropped (the reconnect resubscribes)", text[:80])
+
+    def _silent(self, kind: str) -> None:
+        """A stream kind brought no data for its threshold: its connection is dropped next."""
+        self.telemetry.inc("ingest.silence", provider=self.provider.slug, kind=kind)
 
     def reconnect(self, reason: str) -> None:
         """A new connection for the one the current frame came on (all, outside a frame)."""

@@ -128,6 +128,7 @@ def test_a_silent_usdm_trade_stream_is_detected_and_healed_while_books_flow(run_
                  what="trades again on a new /market connection")
         assert new_reasons(ing) == {}             # the books' connection was never touched
         assert ing.proc.liveness.silences == {"trade": 1}
+        assert ing.counter("ingest.silence", provider="binance-usdm", kind="trade") == 1
         assert ing.proc.report.reconnects >= 1
 
 

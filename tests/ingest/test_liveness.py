@@ -161,7 +161,7 @@ def test_a_stalled_feed_that_answers_pings_is_reconnected_and_resynced_within_fi
 @pytest.mark.timeout(60)
 def test_server_shutdown_reconnects_at_once_and_is_no_bad_input(run_ctx, sim):
     with flowing(run_ctx, sim, "binance-spot", ["BTCUSDT", "ETHUSDT"]) as ing:
-        sim.inject("binance-spot", "server_shutdown", seconds=30)
+        sim.inject("binance-spot", "server_shutdown_streams", seconds=30)
         ing.pump(lambda: len([r for r in ing.proc.report.recoveries if r[1] == "reconnect"]) >= 2,
                  what="both books resynced on a new connection")
         assert ing.proc.report.bad_frames == 0 and ing.proc.dlq.read_all() == []

@@ -95,7 +95,7 @@ class Waker:
     def set(self) -> None:
         try:
             os.eventfd_write(self.fd, 1)
-        except OSError:      # closed: the process is stopping
+        except (OSError, ValueError):   # closed (fd -1): the process is stopping
             pass
 
     def clear(self) -> None:

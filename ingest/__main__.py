@@ -20,6 +20,7 @@ from meltica.run import RunContext
 from meltica.signals import StopFlag, stop_on_signals
 
 from .config import Config
+from .liveness import parse_silence
 from .process import IngestProcess, RingInUse
 
 VENUES = list(venues.SUPPORTED)
@@ -44,7 +45,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--refresh-max", type=float, default=300.0, help="periodic refresh, seconds (max; 0: off)")
     ap.add_argument("--snapshot-timeout", type=float, default=10.0, help="seconds to wait for a snapshot")
     ap.add_argument("--snapshot-limit", type=int, default=1000, help="REST depth snapshot levels (Binance; OKX: at most 400)")
-    ap.add_argument("--watchdog", type=float, default=30.0, help="reconnect after this many silent seconds")
+    ap.add_argument("--watchdog", type=float, default=30.0,
+                    help="reconnect a connection with no data frame for this many seconds (pongs do not count)")
+    ap.add_argument("--silence", help="liveness by data, per stream kind: reconnect when no KIND data "
+                    "arrived for SECONDS (book=3,ticker=3,trade=120: the venue's defaults; 0: off)")
     ap.add_argument("--ping-interval", type=float, default=15.0, help="ping after this many idle seconds")
     ap.add_argument("--backoff-max", type=float, default=30.0, help="reconnect backoff cap, seconds")
     ap.add_argument("--no-metadata", action="store_true", help="skip exchangeInfo/instruments (scales 8/8)")
@@ -70,11 +74,12 @@ def parse_args(argv: list[str] | None) -> Config:
     raw = args.symbols.split(",") if args.symbols else list(venue.default_symbols)
     try:
         symbols = list(dict.fromkeys(venue.venue_symbol(s) for s in raw if s.strip()))
+        silence = parse_silence(args.silence) if args.silence else None
         cfg = Config(provider, symbols, args.rest_url, args.ws_url, args.depth, args.ring_capacity,
                      args.telemetry, args.stale_after, args.refresh_min, args.refresh_max,
                      args.snapshot_timeout, args.snapshot_limit, args.watchdog, args.ping_interval,
                      backoff_max_s=args.backoff_max, metadata=not args.no_metadata,
-                     status_interval_s=args.status_interval)
+                     status_interval_s=args.status_interval, silence=silence)
         cfg.check()
         return cfg
     except (BadInput, ValueError) as exc:

@@ -21,13 +21,14 @@ class Config:
     refresh_max_s: float = 300.0         # refresh_max_s 0 disables it
     snapshot_timeout_s: float = 10.0
     snapshot_limit: int = 1000
-    watchdog_s: float = 30.0
+    watchdog_s: float = 30.0             # a connection with no data frame at all (pongs do not count)
     ping_interval_s: float = 15.0
     backoff_base_s: float = 0.25
     backoff_max_s: float = 30.0
     rest_timeout_s: float = 5.0
     metadata: bool = True                # fetch exchangeInfo / instruments for scales
     status_interval_s: float = 10.0
+    silence: dict | None = None          # kind -> seconds: liveness by data (None: the venue's)
 
     def check(self) -> None:
         if not 1 <= self.depth <= BOOK_DEPTH:
@@ -42,3 +43,6 @@ class Config:
             raise ValueError("no symbols to subscribe")
         if self.watchdog_s <= 0 or self.ping_interval_s <= 0:
             raise ValueError("watchdog and ping interval must be positive")
+        for kind, seconds in (self.silence or {}).items():
+            if kind not in ("book", "trade", "ticker") or not seconds >= 0:
+                raise ValueError(f"silence must map book/trade/ticker to seconds >= 0: {kind}={seconds!r}")

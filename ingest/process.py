@@ -8,11 +8,22 @@
 `do_work()` hands the inbox (REST snapshot replies, connection events from the
 threads) and then the WebSocket frames already received (read here, in the loop
 thread: no hand-off between threads on the data path) to the venue adapter, runs
-the resync timers and keep-alive, flushes the staged records to the ring and
-returns how many items it handled; `idle()` polls the socket and the threads'
-waker (bounded, so timers still run). The ring is
-`md.<provider slug>` in the run's namespace, overwrite policy; a leftover segment
-of that name whose writer is gone is removed first, a live one is refused.
+the resync timers, the per-kind liveness watchdogs (`ingest.liveness`) and
+keep-alive, flushes the staged records to the ring and returns how many items it
+handled; `idle()` polls the sockets and the threads' waker (bounded, so timers
+still run).
+
+Connections: one WebSocket per `Connection` the venue declares (Binance USD-M: /public
+for depth and bookTicker, /market for aggTrade; every other venue: one), each at
+`<ws base><category path><adapter.ws_path(kinds)>`; the adapter gets every frame
+alike. A (re)connect of the connection carrying books resyncs the books
+(`adapter.on_connected`); one carrying no books needs no resync. The adapter may ask
+for a new connection (`reconnect(reason)`, e.g. Binance's serverShutdown): the one the
+frame came on. A resync after a reconnect is timed from the loss of the connection.
+
+The ring is `md.<provider slug>` in the run's namespace, overwrite policy; a leftover
+segment of that name whose writer is gone is removed first, a live one is refused.
+Without a run context (`ctx=None`, `ingest.probe`) there is no ring and no DLQ.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from shm import RingReader, RingWriter
 from shm.errors import RingError
 
 from .config import Config
+from .liveness import Liveness
 from .publisher import Publisher
 from .report import Report
 from .stream import Stream, Timers
@@ -90,16 +102,19 @@ class IngestProcess:
             telemetry = Telemetry(self.name) if config.telemetry is None else \
                 Telemetry(self.name, config.telemetry)
         self.telemetry = telemetry
-        self.dlq = DeadLetterQueue(ctx.path("dlq"), self.name)
+        self.dlq = DeadLetterQueue(ctx.path("dlq"), self.name) if ctx is not None else None
         self.report = Report(p.slug, self.telemetry, self.dlq)
         self.inbox: deque = deque()      # (recv_ns, item) from the connector and REST threads
         self.wake = Waker()
         self._poll = select.poll()
         self._poll.register(self.wake.fd, select.POLLIN)
-        self._polled_ws = -1              # the socket registered in _poll (-1: none)
+        self._polled: set[int] = set()    # the sockets registered in _poll
         self.writer: RingWriter | None = None
         self.adapter = None
-        self.ws: WsFeed | None = None
+        self.feeds: list[WsFeed] = []     # one per venue Connection
+        self.liveness: Liveness | None = None
+        self._current: WsFeed | None = None   # the feed whose frame the adapter handles
+        self._lost: dict = {}                 # feed -> monotonic ns its connection was lost
         self.fetcher: SnapshotFetcher | None = None
         self.streams: list[Stream] = []
         self.items = 0
@@ -132,7 +147,8 @@ class IngestProcess:
         for s in self.streams:
             log.info("%s: %s as %s (id %d, px_scale %d, sz_scale %d)", p.slug, s.venue_symbol,
                      s.symbol, s.iid, s.px_scale, s.sz_scale)
-        self.writer = create_ring(self.ctx.namespace, p, cfg.ring_capacity)
+        if self.ctx is not None:
+            self.writer = create_ring(self.ctx.namespace, p, cfg.ring_capacity)
         publisher = Publisher(p, self.writer)
         refresh = None if not cfg.refresh_max_s else (int(cfg.refresh_min_s * _S), int(cfg.refresh_max_s * _S))
         timers = Timers(int(cfg.stale_after_s * _S), refresh, int(cfg.snapshot_timeout_s * _S))
@@ -148,21 +164,31 @@ class IngestProcess:
             self.fetcher.start()
         else:
             rest.close()
-        self.ws = WsFeed(self.ws_base + self.adapter.ws_path(), self._post,
-                         subscribe=self.adapter.subscribe_frames(),
-                         ping_text=venue.ping_text,
-                         ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
-                         backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s),
-                         name=f"{self.name}.ws")
-        self.ws.start()
+        conns = venue.connections
+        split = len(conns) > 1      # only then do the adapter's paths take the kinds
+        for conn in conns:
+            args = (conn.kinds,) if split else ()
+            self.feeds.append(WsFeed(
+                self.ws_base + conn.path + self.adapter.ws_path(*args), self._post,
+                subscribe=self.adapter.subscribe_frames(*args), ping_text=venue.ping_text,
+                ping_interval_s=cfg.ping_interval_s, watchdog_s=cfg.watchdog_s,
+                backoff=Backoff(cfg.backoff_base_s, cfg.backoff_max_s), kinds=conn.kinds,
+                name=f"{self.name}.ws" + (f".{conn.name}" if split else "")))
+        feed_of = {k: f for f in self.feeds for k in f.kinds}
+        silence = {**venue.silence_s, **(cfg.silence or {})}
+        self.liveness = Liveness(silence, feed_of, self.streams, lambda: publisher.counts,
+                                 self.clock, self._silent)
+        for feed in self.feeds:
+            feed.start()
         self._last_rates = self.clock()
-        log.info("%s: writing ring %s (capacity %d) from %s", p.slug,
-                 self.ctx.namespace.full_name(ring_name(p)), cfg.ring_capacity, self.ws.url)
+        ring = self.ctx.namespace.full_name(ring_name(p)) if self.ctx is not None else "(no ring)"
+        log.info("%s: writing ring %s (capacity %d) from %s", p.slug, ring, cfg.ring_capacity,
+                 " + ".join(f.url for f in self.feeds))
 
     def close(self) -> None:
         """Stop the threads, flush, close and unlink the ring. Idempotent."""
-        if self.ws is not None:
-            self.ws.stop()
+        for feed in self.feeds:
+            feed.stop()
         if self.fetcher is not None:
             self.fetcher.stop()
         if self.adapter is not None:
@@ -186,8 +212,23 @@ class IngestProcess:
         self.fetcher.request(venue_symbol)
 
     def send(self, text: str) -> None:
-        if not self.ws.send(text):
+        """A text frame on the connection carrying books (resubscribes are about books)."""
+        feed = self._book_feed()
+        if not feed.send(text):
             log.info("not connected: %s dropped (the reconnect resubscribes)", text[:80])
+
+    def _silent(self, kind: str) -> None:
+        """A stream kind brought no data for its threshold: its connection is dropped next."""
+        self.telemetry.inc("ingest.silence", provider=self.provider.slug, kind=kind)
+
+    def reconnect(self, reason: str) -> None:
+        """A new connection for the one the current frame came on (all, outside a frame)."""
+        for feed in (self._current,) if self._current is not None else self.feeds:
+            log.info("%s: %s asks for a new connection", feed.name, reason)
+            feed.lose(reason)
+
+    def _book_feed(self) -> WsFeed:
+        return next((f for f in self.feeds if "book" in f.kinds), self.feeds[0])
 
     # -- the loop ------------------------------------------------------------------
 
@@ -201,29 +242,39 @@ class IngestProcess:
             ns, item = inbox.popleft()
             n += 1
             self._handle(self._event, item, ns)
-        next_frame, on_frame, pub = self.ws.next_frame, adapter.on_frame, adapter.pub
+        on_frame, pub = adapter.on_frame, adapter.pub
+        feeds = self.feeds
+        share = max(1, (max_items - n) // len(feeds))
         oldest = 0          # recv_ns of the oldest frame not flushed yet
-        while n < max_items:
-            got = next_frame()
-            if got is None:
-                break
-            ns, frame = got
-            n += 1
-            try:
-                on_frame(frame, ns)
-            except Exception as exc:  # noqa: BLE001 - a bug, not bad input (adapters DLQ that)
-                self._internal_error(frame, exc)
-            if not oldest:
-                oldest = ns
-            elif ns - oldest > FLUSH_AFTER_NS:   # a burst: its first records go out meanwhile
-                pub.flush()
-                oldest = 0
+        for feed in feeds:
+            next_frame = feed.next_frame
+            self._current = feed
+            limit = min(max_items, n + share)
+            while n < limit:
+                got = next_frame()
+                if got is None:
+                    break
+                ns, frame = got
+                n += 1
+                try:
+                    on_frame(frame, ns)
+                except Exception as exc:  # noqa: BLE001 - a bug, not bad input (adapters DLQ that)
+                    self._internal_error(frame, exc)
+                if not oldest:
+                    oldest = ns
+                elif ns - oldest > FLUSH_AFTER_NS:   # a burst: its first records go out meanwhile
+                    pub.flush()
+                    oldest = 0
+        self._current = None
         now = self.clock()
         if now >= self._next_timers:
             self._next_timers = now + 50_000_000
             adapter.check_timers(now)
-            self.ws.tick()
-            self.writer.heartbeat()
+            self.liveness.check(now)
+            for feed in feeds:
+                feed.tick()
+            if self.writer is not None:
+                self.writer.heartbeat()
             if now >= self._next_rates:
                 self._rates(now)
             if now >= self._next_status:
@@ -254,21 +305,37 @@ class IngestProcess:
                 log.warning("%s snapshot failed: %s", item.venue_symbol, item.error)
                 adapter.on_snapshot_error(item.venue_symbol, item.error)
         elif item.__class__ is Opened:
+            feed = item.feed
             log.info("%s connected to %s", self.provider.slug, item.url)
-            self.ws.adopt(item.ws)
-            adapter.on_connected(item.first)
+            feed.adopt(item.ws)
+            now = self.clock()
+            self.liveness.adopted(feed, now)
+            if "book" in feed.kinds:
+                adapter.on_connected(item.first)
+                lost = self._lost.pop(feed, 0)
+                if lost and not item.first:    # time the resync from the loss of the connection
+                    for s in self.streams:
+                        if s.resync_reason == "reconnect":
+                            s.resync_started_ns = lost
         elif item.__class__ is Closed:
-            self.report.reconnect(item.reason)
+            feed = item.feed
+            if feed is not None and feed.connects and feed not in self._lost:
+                self._lost[feed] = self.clock()
+            named = f"{feed.name}: " if feed is not None and len(self.feeds) > 1 else ""
+            self.report.reconnect(named + item.reason)
 
     def idle(self, timeout_s: float = 0.05) -> None:
         """Wait for a frame or another thread's item (bounded, so timers keep running)."""
-        fd = self.ws.fileno()
-        if fd != self._polled_ws:
-            if self._polled_ws >= 0:
-                self._poll.unregister(self._polled_ws)
-            if fd >= 0:
+        fds = {fd for fd in (f.fileno() for f in self.feeds) if fd >= 0}
+        if fds != self._polled:
+            for fd in self._polled - fds:
+                try:
+                    self._poll.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+            for fd in fds - self._polled:
                 self._poll.register(fd, select.POLLIN)
-            self._polled_ws = fd
+            self._polled = fds
         if self._poll.poll(timeout_s * 1000):
             self.wake.clear()
 
@@ -289,9 +356,10 @@ class IngestProcess:
         tel = self.telemetry
         synced = sum(1 for s in self.adapter.syncs.values() if s.synced)
         tel.gauge("book.synced_count", synced, provider=self.provider.slug)
-        tel.gauge("md.ring.position", self.writer.position, provider=self.provider.slug)
-        for r in self.writer.reader_slots():
-            tel.gauge("md.ring.reader_lost", r["lost"], provider=self.provider.slug, pid=r["pid"])
+        if self.writer is not None:
+            tel.gauge("md.ring.position", self.writer.position, provider=self.provider.slug)
+            for r in self.writer.reader_slots():
+                tel.gauge("md.ring.reader_lost", r["lost"], provider=self.provider.slug, pid=r["pid"])
         log.info("%s: %d items, %d/%d books synced, events %s, resyncs %d, bad frames %d",
                  self.provider.slug, self.items, synced, len(self.streams),
                  self.adapter.pub.counts, self.report.resyncs, self.report.bad_frames)
@@ -300,5 +368,6 @@ class IngestProcess:
         return {"items": self.items, "events": self.adapter.pub.counts if self.adapter else {},
                 **self.report.counters(), "bad_frames": self.report.bad_frames,
                 "reconnects": self.report.reconnects,
+                "silences": dict(self.liveness.silences) if self.liveness else {},
                 "books": {s.stream.symbol: s.describe() for s in self.adapter.syncs.values()}
                 if self.adapter else {}}

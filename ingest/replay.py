@@ -87,12 +87,17 @@ class _ReplayIo:
     def __init__(self):
         self.requested: list[str] = []
         self.sent: list[str] = []
+        self.reconnects: list[str] = []
 
     def request_snapshot(self, venue_symbol: str) -> None:
         self.requested.append(venue_symbol)
 
     def send(self, text: str) -> None:
         self.sent.append(text)
+
+    def reconnect(self, reason: str) -> None:
+        """A recording cannot reconnect: noted (Binance's serverShutdown asks for it)."""
+        self.reconnects.append(reason)
 
 
 class Replayer:

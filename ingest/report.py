@@ -14,6 +14,8 @@ ones into `meltica.telemetry.Telemetry` and bad frames into the dead-letter queu
   ingest.bad_frame{provider,reason}     counter; the frame itself goes to the DLQ
   ingest.unknown_symbol{provider}       counter + DLQ record: a symbol the venue does not list
   ingest.internal_error{provider}       counter: a bug caught by the loop (ingest.process)
+  ingest.silence{provider,kind}         counter: a stream kind without data past its threshold;
+                                        its connection is reconnected (ingest.liveness)
   (gauges set by ingest.process every status interval: book.synced_count, md.ring.position,
    md.ring.reader_lost{pid})
 """

@@ -12,6 +12,10 @@ from events import Instrument
 
 from marketdata.decimals import Decimals
 
+# Resync reasons that retry the resync under way (its cause stays the event it is timed
+# from); every other reason is a new cause, and the recovery is timed from it.
+RETRIES = frozenset({"snapshot_behind", "snapshot_timeout", "snapshot_failed"})
+
 
 class Stream:
     """One instrument on one venue connection."""
@@ -39,8 +43,9 @@ class Stream:
         self.resyncs_in_row = 0      # resyncs without a success in between (backoff)
 
     def resync_began(self, reason: str, now_ns: int) -> None:
-        """A resync of this instrument starts (or another one while it still runs)."""
-        if not self.resync_started_ns:
+        """A resync of this instrument starts (or another one while it still runs): a new
+        cause restarts the recovery clock, a retry (RETRIES) keeps it."""
+        if not self.resync_started_ns or reason not in RETRIES:
             self.resync_started_ns = now_ns
         self.resync_reason = reason
         self.resyncs_in_row += 1

@@ -5,8 +5,9 @@ TLS, handshake, subscribe frames: what blocks) and hands the open connection to 
 ingest loop through the inbox; the loop thread then reads it itself, polling its
 socket beside a `Waker` (an eventfd the other threads set), so a frame reaches the
 adapter without a thread hand-off. The loop pings an idle line (OKX: text "ping";
-Kraken: its ping event; others: a protocol ping) and drops a connection silent past
-the watchdog. Any failure reconnects with capped exponential backoff and full
+Kraken: its ping event; others: a protocol ping) and drops a connection that sent no
+data frame (text or binary: a pong or ping is no data) past the watchdog; liveness
+per stream kind is the process's (`ingest.liveness`). Any failure reconnects with capped exponential backoff and full
 jitter, without a retry limit. `recv_ns` is `time.time_ns()` taken right after a
 frame was read.
 
@@ -35,23 +36,25 @@ log = logging.getLogger("ingest.transport")
 
 
 class Opened:
-    """The WebSocket `ws` is connected and subscribed (`first`: the first time)."""
+    """The WebSocket `ws` of `feed` is connected and subscribed (`first`: the first time)."""
 
-    __slots__ = ("first", "url", "ws")
+    __slots__ = ("first", "url", "ws", "feed")
 
-    def __init__(self, first: bool, url: str, ws=None):
+    def __init__(self, first: bool, url: str, ws=None, feed=None):
         self.first = first
         self.url = url
         self.ws = ws
+        self.feed = feed
 
 
 class Closed:
-    """The WebSocket went away (`reason`); a reconnect follows after a backoff."""
+    """The WebSocket of `feed` went away (`reason`); a reconnect follows after a backoff."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "feed")
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, feed=None):
         self.reason = reason
+        self.feed = feed
 
 
 class SnapshotReply:
@@ -92,7 +95,7 @@ class Waker:
     def set(self) -> None:
         try:
             os.eventfd_write(self.fd, 1)
-        except OSError:      # closed: the process is stopping
+        except (OSError, ValueError):   # closed (fd -1): the process is stopping
             pass
 
     def clear(self) -> None:
@@ -124,8 +127,9 @@ class WsFeed:
     def __init__(self, url: str, post, *, subscribe=(), ping_text: str | None = None,
                  ping_interval_s: float = 15.0, watchdog_s: float = 30.0,
                  connect_timeout_s: float = 10.0, backoff: Backoff | None = None,
-                 name: str = "ws", read_timeout_s: float = 0.2):
+                 name: str = "ws", read_timeout_s: float = 0.2, kinds=()):
         self.url = url
+        self.kinds = tuple(kinds)      # the stream kinds this connection carries (the process's)
         self.post = post
         self.subscribe = list(subscribe)
         self.ping_text = ping_text
@@ -142,6 +146,8 @@ class WsFeed:
         self.last_ping = 0.0
         self.got_data = False
         self.connects = 0
+        self.failures = 0                      # connect / subscribe attempts that failed
+        self.last_error = ""
         self.frames = 0
         self._want = threading.Event()         # the connector should connect (again)
         self._want.set()
@@ -180,10 +186,12 @@ class WsFeed:
                 break
             self._want.clear()
             self.connects += 1
-            self.post(Opened(self.connects == 1, self.url, ws))
+            self.post(Opened(self.connects == 1, self.url, ws, self))
 
     def _retry_later(self, reason: str) -> None:
-        self.post(Closed(reason))
+        self.failures += 1
+        self.last_error = reason
+        self.post(Closed(reason, self))
         delay = self.backoff.next_delay()
         log.warning("%s: %s; reconnecting in %.2fs", self.name, reason, delay)
         self._halt.wait(delay)
@@ -217,8 +225,8 @@ class WsFeed:
                     opcode, data = ws.recv_data(control_frame=True)
                 except websocket.WebSocketTimeoutException:
                     return None    # a frame started but its rest is late: read on next turn
-                self.last_rx = time.monotonic()
                 if opcode == _TEXT or opcode == _BINARY:
+                    self.last_rx = time.monotonic()     # data only: a pong proves no data flows
                     self.frames += 1
                     if not self.got_data:
                         self.got_data = True
@@ -232,14 +240,14 @@ class WsFeed:
         return None
 
     def tick(self) -> None:
-        """Keep-alive ping on an idle line; drop a connection silent past the watchdog."""
+        """Keep-alive ping on an idle line; drop a connection with no data past the watchdog."""
         ws = self.ws
         if ws is None:
             return
         now = time.monotonic()
         idle = now - self.last_rx
         if idle > self.watchdog_s:
-            self.lose(f"watchdog: silent for {idle:.1f}s")
+            self.lose(f"watchdog: no data frame for {idle:.1f}s")
             return
         if idle > self.ping_interval_s and now - self.last_ping > self.ping_interval_s:
             self.last_ping = now
@@ -267,7 +275,7 @@ class WsFeed:
         if self.ws is None:
             return
         self._drop()
-        self.post(Closed(reason))
+        self.post(Closed(reason, self))
         self._delay = delay = self.backoff.next_delay()
         log.warning("%s: %s; reconnecting in %.2fs", self.name, reason, delay)
         self._want.set()

@@ -20,7 +20,7 @@ import orjson
 
 from .faults import FaultError
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET
-from .server import VENUES, Simulator, SimulatorError
+from .server import DEFAULT_VENUES, VENUES, Simulator, SimulatorError
 from .userstream import LIFETIME_S, PING_INTERVAL_S
 
 
@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     p = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Local exchange speaking Binance spot, Binance USD-M, OKX and Kraken wire formats.")
-    p.add_argument("--venues", default=",".join(VENUES),
-                   help="comma-separated venues (default: %(default)s)")
+        description="Local exchange speaking Binance spot, USD-M and COIN-M, OKX and Kraken wire formats.")
+    p.add_argument("--venues", default=",".join(DEFAULT_VENUES),
+                   help=f"comma-separated venues, of {', '.join(VENUES)} (default: %(default)s)")
     p.add_argument("--instruments", type=int, default=4, help="number of instruments (default 4)")
     p.add_argument("--rate", type=float, default=20.0,
                    help="market steps per second per instrument; 0 = only /_sim/step (default 20)")

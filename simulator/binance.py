@@ -8,9 +8,20 @@ Spot (`binance-spot`, REST under /api/v3):
   Streams: <sym>@depth@100ms and <sym>@depth (diffs, U == previous u + 1),
   <sym>@trade, <sym>@aggTrade, <sym>@bookTicker (with update id "u").
   Strings carry 8 decimals, as on Binance spot ("0.35130000").
+  `serverShutdown` (fault `server_shutdown_streams`): {"e":"serverShutdown","E":..} to every
+  market-data socket ({"stream":"!serverShutdown","data":..} on combined ones), which
+  are closed `seconds` later (Binance spot, since 2026-05-08).
+COIN-M (`binance-coinm`, REST under /dapi/v1, symbols "BTCUSD_PERP"): USD-M's shapes
+  on one connection (not split), without "nq".
 USD-M (`binance-usdm`, REST under /fapi/v1): the same, with depth carrying "E"/"T",
   diffs carrying "pu" (= previous u; U jumps), trade/aggTrade/bookTicker in the
-  futures shapes, and strings at the instrument's own precision ("7.6110").
+  futures shapes (aggTrade with "nq", the quantity without RPI orders, and no "M"),
+  and strings at the instrument's own precision ("7.6110"). Market streams are split
+  by category as on Binance since 2026-04-23: /public/stream, /public/ws carry depth
+  and bookTicker, /market/stream, /market/ws carry aggTrade and trade; a stream of
+  the other category is accepted and silently never sent. The retired URLs
+  (/stream, /ws without a category) answer as Binance's do now: as /public (books
+  flow, trades never arrive). `stall` takes `category` ("public" | "market") here.
 
 A diff message is published for every market step that changed the book
 (whatever the rate, the stream keeps its @100ms name). A REST snapshot is
@@ -23,6 +34,7 @@ A quoted spot diff, for the shape: {"e":"depthUpdate","E":1633998512068,
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
@@ -33,13 +45,22 @@ from aiohttp import web
 
 from .book import ASK, BID, rewind
 from .control import reply
-from .faults import ORDER_FAULTS, DiffRouter, FaultBox, normalize
+from .faults import ORDER_FAULTS, DiffRouter, FaultBox, FaultError, normalize
 from .hub import Client, Hub
 from .instruments import Instrument, fmt
 from .market import BookDriver, Trade
 
-SPOT, USDM = "binance-spot", "binance-usdm"
+SPOT, USDM, COINM = "binance-spot", "binance-usdm", "binance-coinm"
+PREFIX = {SPOT: "/api/v3", USDM: "/fapi/v1", COINM: "/dapi/v1"}
 _HISTORY = 4096          # diffs kept for stale snapshots
+# USD-M stream categories (the channel after "@" -> the routed path that carries it)
+CATEGORY = {"depth": "public", "depth@100ms": "public", "bookTicker": "public",
+            "aggTrade": "market", "trade": "market", "markPrice": "market"}
+
+
+def category_of(stream: str) -> str:
+    """The USD-M category of a stream name ("btcusdt@aggTrade" -> "market")."""
+    return CATEGORY.get(stream.partition("@")[2], "market")
 
 
 def now_ms() -> int:
@@ -60,11 +81,11 @@ def wrap_combined(stream: str, raw: bytes) -> bytes:
 class Feed:
     """Update ids, history and top of book of one symbol on one Binance venue."""
 
-    def __init__(self, venue: str, inst: Instrument, driver: BookDriver | None):
+    def __init__(self, venue: str, inst: Instrument, driver: BookDriver | None, sym: str):
         self.inst = inst
         self.driver = driver
-        self.sym = inst.binance_symbol
-        self.lower = inst.stream_symbol
+        self.sym = sym
+        self.lower = sym.lower()
         self.ids = random.Random(f"meltica-sim/ids/{venue}/{inst.canonical}")
         self.last_u = self.ids.randrange(10**8, 10**9)
         self.history: deque[tuple[int, list]] = deque(maxlen=_HISTORY)  # (u before, changes)
@@ -79,15 +100,20 @@ class BinanceVenue:
 
     def __init__(self, name: str, instruments: list[Instrument],
                  drivers: dict[str, BookDriver] | None, replay: Any = None):
-        if name not in (SPOT, USDM):
+        if name not in PREFIX:
             raise ValueError(f"not a Binance venue: name={name!r}")
         self.name = name
-        self.futures = name == USDM
-        self.prefix = "/fapi/v1" if self.futures else "/api/v3"
+        self.futures = name != SPOT
+        self.split = name == USDM        # market streams routed by category (/public, /market)
+        self.prefix = PREFIX[name]
         self.instruments = instruments
         self.replay = replay
-        self.feeds = {i.binance_symbol: Feed(name, i, drivers[i.canonical] if drivers else None)
+        self.symbol_of = {i.canonical: symbol_of(name, i) for i in instruments}
+        self.feeds = {self.symbol_of[i.canonical]: Feed(name, i, drivers[i.canonical] if drivers else None,
+                                                        self.symbol_of[i.canonical])
                       for i in instruments}
+        self._keys = {k: sym for sym in self.feeds for k in (sym, sym.replace("_", ""))}
+        self._keys.update({i.canonical.replace("-", ""): self.symbol_of[i.canonical] for i in instruments})
         self.faults = FaultBox()
         self.router = DiffRouter(self.faults)
         self.hub = Hub(name, wrap_combined)
@@ -112,12 +138,19 @@ class BinanceVenue:
         add.add_get("/stream", self._ws_combined)
         add.add_get("/ws", self._ws_raw)
         add.add_get("/ws/{path:.+}", self._ws_raw)
+        if self.split:        # the routed paths; the ones above are the retired URLs
+            for cat in ("public", "market"):
+                add.add_get(f"/{cat}/stream", routed(self._ws_combined, cat))
+                add.add_get(f"/{cat}/ws", routed(self._ws_raw, cat))
+                add.add_get(f"/{cat}/ws/{{path:.+}}", routed(self._ws_raw, cat))
 
     # -- faults and stats ---------------------------------------------------
     @property
     def supported_faults(self) -> set[str]:
         """Return the fault names this venue accepts."""
         names = {"gap", "duplicate", "reorder", "malformed", "stall", "disconnect"}
+        if not self.futures:
+            names.add("server_shutdown_streams")
         if self.replay is None:
             names.add("stale_snapshot")
         if self.orders is not None:
@@ -126,16 +159,31 @@ class BinanceVenue:
 
     def resolve_key(self, name: str) -> str | None:
         """Map a user-given symbol to this venue's symbol."""
-        key = name.upper().replace("-", "").replace("_", "")
-        return key if key in self.feeds else None
+        return self._keys.get(name.upper().replace("-", ""))
 
     def inject(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Arm or apply a fault; raise FaultError for a bad request."""
         spec = normalize(spec, self.supported_faults, self.resolve_key)
+        if spec.get("category") and not self.split:
+            raise FaultError(f"stall.category is for binance-usdm only: category={spec['category']!r}")
+        if spec["fault"] == "server_shutdown_streams":
+            self.faults.count_injected("server_shutdown_streams")
+            self.faults.count_applied("server_shutdown_streams", self._server_shutdown(spec["seconds"]))
+            return spec
         us = self.userstream
         if us is None or not us.apply_fault(spec):
             self.faults.apply(spec, self.hub)
         return spec
+
+    def _server_shutdown(self, seconds: float) -> int:
+        """Send serverShutdown on every market-data socket; close them `seconds` later."""
+        raw = orjson.dumps({"e": "serverShutdown", "E": now_ms()})
+        loop = asyncio.get_running_loop()
+        clients = list(self.hub.clients)
+        for client in clients:
+            client.push(None, wrap_combined("!serverShutdown", raw) if client.wrap else raw)
+            loop.call_later(seconds, self.hub.close, client, False)
+        return len(clients)
 
     def clear_faults(self) -> int:
         """Disarm all pending faults."""
@@ -158,7 +206,7 @@ class BinanceVenue:
     def on_step(self, canonical: str, trades: list[Trade]) -> None:
         """Publish what one market step did to one symbol."""
         inst = self.instruments_by_name[canonical]
-        feed = self.feeds[inst.binance_symbol]
+        feed = self.feeds[self.symbol_of[canonical]]
         if self.orders is not None and trades:
             self.orders.on_market_trades(inst, trades)
         self.publish(feed, trades)
@@ -257,10 +305,13 @@ class BinanceVenue:
             feed.agg_id += 1
             if not hub.has(a_stream):
                 continue
+            q = qty(inst, sum(t.qty for t in g))
             data = {"e": "aggTrade", "E": E, "s": feed.sym, "a": feed.agg_id,
-                    "p": px(inst, g[0].price), "q": qty(inst, sum(t.qty for t in g)),
-                    "f": g[0].trade_id, "l": g[-1].trade_id, "T": E,
-                    "m": g[0].taker_side == ASK}
+                    "p": px(inst, g[0].price), "q": q}
+            if self.split:        # USD-M: "nq", the quantity without RPI orders (none here)
+                data["nq"] = q
+            data.update({"f": g[0].trade_id, "l": g[-1].trade_id, "T": E,
+                         "m": g[0].taker_side == ASK})
             if not self.futures:
                 data["M"] = True
             hub.publish(a_stream, feed.sym, orjson.dumps(data), "aggTrade")
@@ -292,7 +343,7 @@ class BinanceVenue:
         body: dict[str, Any] = {"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [],
                                 "exchangeFilters": []}
         if self.futures:
-            body["futuresType"] = "U_MARGINED"
+            body["futuresType"] = "COIN_MARGINED" if self.name == COINM else "U_MARGINED"
             body["symbols"] = [self._futures_symbol(i) for i in insts]
         else:
             body["symbols"] = [self._spot_symbol(i) for i in insts]
@@ -324,9 +375,11 @@ class BinanceVenue:
     def _futures_symbol(self, i: Instrument) -> dict[str, Any]:
         pd, qd = i.price_decimals, i.qty_decimals
         return {
-            "symbol": i.binance_symbol, "pair": i.binance_symbol, "contractType": "PERPETUAL",
+            "symbol": self.symbol_of[i.canonical], "pair": self.symbol_of[i.canonical].split("_")[0],
+            "contractType": "PERPETUAL",
             "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-            "baseAsset": i.base, "quoteAsset": i.quote, "marginAsset": i.quote,
+            "baseAsset": i.base, "quoteAsset": "USD" if self.name == COINM else i.quote,
+            "marginAsset": i.base if self.name == COINM else i.quote,
             "pricePrecision": pd, "quantityPrecision": qd,
             "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
             "filters": [
@@ -381,20 +434,29 @@ class BinanceVenue:
         return reply(body)
 
     # -- WebSocket ----------------------------------------------------------
-    async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws_combined(self, request: web.Request, category: str = "") -> web.WebSocketResponse:
         streams = [s for s in request.query.get("streams", "").split("/") if s]
         return await self.hub.serve(request, True, self._on_text,
-                                    lambda c: self._subscribe(c, streams))
+                                    lambda c: self._open(c, category, streams))
 
-    async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
+    async def _ws_raw(self, request: web.Request, category: str = "") -> web.StreamResponse:
         path = request.match_info.get("path", "")
         streams = [s for s in path.split("/") if s]
         return await self.hub.serve(request, False, self._on_text,
-                                    lambda c: self._subscribe(c, streams))
+                                    lambda c: self._open(c, category, streams))
+
+    def _open(self, client: Client, category: str, streams: list[str]) -> None:
+        if self.split:        # a retired URL (no category) gets the /public streams only
+            client.state["category"] = category or "public"
+        self._subscribe(client, streams)
 
     def _subscribe(self, client: Client, streams: list[str]) -> None:
+        category = client.state.get("category")
         for stream in streams:
-            self.hub.subscribe(client, normalize_stream(stream))
+            stream = normalize_stream(stream)
+            if category is not None and category_of(stream) != category:
+                continue      # accepted, never sent: Binance's routed paths fail silently
+            self.hub.subscribe(client, stream)
         if self.replay is not None and client.streams:
             self.replay.start(client, self)
 
@@ -433,6 +495,18 @@ class BinanceVenue:
                 f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, "
                 "`UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`")},
                 "id": rid}))
+
+
+def symbol_of(venue: str, inst: Instrument) -> str:
+    """The venue symbol: "BTCUSDT" on spot and USD-M, "BTCUSD_PERP" on COIN-M (USD-quoted)."""
+    return f"{inst.base}USD_PERP" if venue == COINM else inst.binance_symbol
+
+
+def routed(handler, category: str):
+    """An aiohttp handler calling `handler(request, category)`."""
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request, category)
+    return route
 
 
 def normalize_stream(stream: str) -> str:

@@ -15,10 +15,15 @@ Market-data faults (every venue):
                                         a wrong checksum (book content unchanged)
   seq_reset       symbol?, count=1      OKX: the next books update restarts its seqId
                                         lower, as after OKX maintenance
-  stall           symbol?, seconds=5, drop=false
+  stall           symbol?, seconds=5, drop=false, category=""
                                         stop sending on every open market-data socket
-                                        without closing it; held frames are sent after
-                                        the stall, or discarded with drop=true
+                                        (binance-usdm: of that category only, "public"
+                                        or "market") without closing it; pings are still
+                                        answered; held frames are sent after the stall,
+                                        or discarded with drop=true
+  server_shutdown_streams  seconds=10   binance-spot: send serverShutdown on every
+                                        market-data (WebSocket Streams) socket, close
+                                        them `seconds` later
   disconnect      abrupt=false          close every market-data socket (abrupt: drop
                                         TCP without a close frame)
 Order-path faults (binance-spot only):
@@ -38,7 +43,8 @@ Order-path faults (binance-spot only):
 `symbol` accepts the canonical name ("BTC-USDT") or the venue symbol ("BTCUSDT",
 "btcusdt"); without it a fault hits the next matching message of any symbol.
 Faults with a count are one-shot: each use decrements them; immediate faults
-(stall, disconnect, disconnect_userstream, server_shutdown) act when injected.
+(stall, disconnect, server_shutdown_streams, disconnect_userstream, server_shutdown) act
+when injected.
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ COUNTED = {
     "delay_subscribe": {"seconds": 1.0},
 }
 IMMEDIATE = {
-    "stall": {"seconds": 5.0, "drop": False},
+    "stall": {"seconds": 5.0, "drop": False, "category": ""},
+    "server_shutdown_streams": {"seconds": 10.0},
     "disconnect": {"abrupt": False},
     "disconnect_userstream": {"abrupt": False},
     "server_shutdown": {"seconds": 1.0},
@@ -139,6 +146,8 @@ def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
         return type(default)(value)
     if key == "kind" and value not in ("json", "shape"):
         raise FaultError(f"malformed.kind must be 'json' or 'shape': kind={value!r}")
+    if key == "category" and value not in ("", "public", "market"):
+        raise FaultError(f"stall.category must be 'public' or 'market': category={value!r}")
     return value
 
 
@@ -169,7 +178,8 @@ class FaultBox:
             self.count_applied(name, hub.close_all(spec["abrupt"]))
         elif name == "stall":
             self.count_injected(name)
-            self.count_applied(name, hub.stall_all(spec["seconds"], spec.get("symbol"), spec["drop"]))
+            self.count_applied(name, hub.stall_all(spec["seconds"], spec.get("symbol"), spec["drop"],
+                                                   spec.get("category") or None))
         elif disconnects and name in disconnects:
             self.count_injected(name)
             self.count_applied(name, disconnects[name].close_all(spec["abrupt"]))

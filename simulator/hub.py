@@ -144,11 +144,13 @@ class Hub:
                 client.push(key, raw)
         self.sent[kind] = self.sent.get(kind, 0) + len(listeners)
 
-    def stall_all(self, seconds: float, key: str | None, drop: bool) -> int:
-        """Stall every open socket; return how many."""
-        for client in self.clients:
+    def stall_all(self, seconds: float, key: str | None, drop: bool,
+                  category: str | None = None) -> int:
+        """Stall every open socket (of `category`, where the venue sets one); return how many."""
+        clients = [c for c in self.clients if category is None or c.state.get("category") == category]
+        for client in clients:
             client.stall(seconds, key, drop)
-        return len(self.clients)
+        return len(clients)
 
     def close(self, client: Client, abrupt: bool, code: int = 1001) -> None:
         """Close one socket, gracefully (close frame) or abruptly (drop TCP)."""

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from aiohttp import web
 
-from .binance import SPOT, USDM, BinanceVenue
+from .binance import COINM, SPOT, USDM, BinanceVenue
 from .control import add_control_routes
 from .faults import FaultError
 from .instruments import Instrument, default_instruments
@@ -30,7 +30,8 @@ from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
 from .replay import Dataset, Replayer, read_meta
 from .userstream import LIFETIME_S, PING_INTERVAL_S
 
-VENUES = (SPOT, USDM, OKX, KRAKEN)
+DEFAULT_VENUES = (SPOT, USDM, OKX, KRAKEN)
+VENUES = DEFAULT_VENUES + (COINM,)       # binance-coinm on request
 log = logging.getLogger("venue")
 BURST_S = 0.01  # the most market time one turn of the loop steps through (see _drive)
 
@@ -53,9 +54,10 @@ def replay_venue_of(meta: dict[str, Any]) -> str:
 
 
 class Simulator:
-    """A local exchange: Binance spot, Binance USD-M, OKX and Kraken on loopback ports."""
+    """A local exchange: Binance spot, USD-M (and COIN-M on request), OKX and Kraken on
+    loopback ports."""
 
-    def __init__(self, venues: Iterable[str] = VENUES, instruments: int | list[Instrument] = 4,
+    def __init__(self, venues: Iterable[str] = DEFAULT_VENUES, instruments: int | list[Instrument] = 4,
                  rate: float = 20.0, seed: int = 1, depth: int = 400, host: str = "127.0.0.1",
                  port_base: int = 0, replay: str | None = None, replay_venue: str | None = None,
                  replay_speed: float = 0.0, faults: Iterable[dict[str, Any]] = (),

@@ -16,13 +16,17 @@ very same code; the adapter talks to the outside world only through an `io` obje
 
     io.request_snapshot(venue_symbol)   # fetch a REST depth snapshot
     io.send(text)                       # a WebSocket text frame (resubscribe)
+    io.reconnect(reason)                # a new connection for the one this frame came on
 
-    on_frame(frame, recv_ns)            one WebSocket frame, as received
+    on_frame(frame, recv_ns)            one WebSocket frame, as received (from any of the
+                                        venue's connections: the adapter does not care which)
     on_snapshot(venue_symbol, payload, recv_ns)   a REST depth response
-    on_connected(first)                 after every (re)connect: resync every book
-    subscribe_frames() / ws_path()      what to open and send
+    on_connected(first)                 after every (re)connect of the connection carrying
+                                        books: resync every book
+    subscribe_frames() / ws_path()      what to open and send; a venue that declares several
+                                        `connections` gets `(kinds)`: the stream kinds of one
     check_timers(now_ns)                staleness, periodic refresh, snapshot timeouts
-    books()                             final state per canonical symbol (replay)
+    books()                             final state per canonical symbol (replay, probe)
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import importlib
 
 from events import Provider
 
-from .base import UnknownSymbols, Venue
+from .base import KINDS, Connection, UnknownSymbols, Venue
 
 # provider slug -> "module:attribute" of its Venue object
 REGISTRY = {
@@ -60,4 +64,4 @@ def tradable() -> tuple[str, ...]:
     return tuple(s for s in SUPPORTED if get(s).trading)
 
 
-__all__ = ["REGISTRY", "SUPPORTED", "UnknownSymbols", "Venue", "get", "tradable"]
+__all__ = ["KINDS", "REGISTRY", "SUPPORTED", "Connection", "UnknownSymbols", "Venue", "get", "tradable"]

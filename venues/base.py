@@ -9,7 +9,23 @@ note) lives in that venue's package.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from events import Instrument, Provider
+
+KINDS = ("book", "trade", "ticker")      # the stream kinds ingest carries
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One market-data WebSocket of a venue: its category `path` (appended to the WS base
+    URL, "" for none) and the stream `kinds` it carries. Each kind is on exactly one
+    connection; ingest opens one WebSocket per Connection and gives the adapter every
+    frame alike (the adapter never knows which connection a frame came on)."""
+
+    name: str
+    path: str = ""
+    kinds: tuple[str, ...] = KINDS
 
 
 class UnknownSymbols(ValueError):
@@ -33,6 +49,14 @@ class Venue:
     ws_url: str
     default_symbols: tuple[str, ...] = ()
     ping_text: str | None = None       # an application-level keep-alive frame; None: WS pings
+    # The market-data WebSockets: one by default; a venue that splits its streams by
+    # category (Binance USD-M: /public, /market) declares one Connection per category.
+    connections: tuple[Connection, ...] = (Connection("ws"),)
+    # Liveness by data (ingest.liveness): reconnect the connection carrying a kind when
+    # no data of that kind (summed over the process's instruments) arrived for this many
+    # seconds; 0 disables it for that kind. Books and tickers of liquid instruments update
+    # many times a second; a quiet instrument's trades may be silent for minutes.
+    silence_s: dict = {"book": 3.0, "ticker": 3.0, "trade": 120.0}
 
     # -- market data -----------------------------------------------------------------
 

@@ -22,12 +22,16 @@ class FakeIo:
     def __init__(self):
         self.snapshots: list[str] = []
         self.sent: list[dict] = []
+        self.reconnects: list[str] = []
 
     def request_snapshot(self, venue_symbol: str) -> None:
         self.snapshots.append(venue_symbol)
 
     def send(self, text: str) -> None:
         self.sent.append(orjson.loads(text))
+
+    def reconnect(self, reason: str) -> None:
+        self.reconnects.append(reason)
 
 
 class FakeClock:

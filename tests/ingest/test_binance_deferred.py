@@ -34,9 +34,9 @@ def usdm_ticker(i: int) -> bytes:
     return orjson.dumps({"stream": "btcusdt@bookTicker", "data": d})
 
 
-def usdm_agg(i: int) -> bytes:
+def usdm_agg(i: int, **extra) -> bytes:
     d = {"e": "aggTrade", "E": 1626992741065 + i, "s": "BTCUSDT", "a": 57871185 + i, "p": "7.6110",
-         "q": f"{i + 1}", "f": 1, "l": 2, "T": 1626992741011 + i, "m": i % 3 == 0}
+         "q": f"{i + 1}", "f": 1, "l": 2, "T": 1626992741011 + i, "m": i % 3 == 0, **extra}
     return orjson.dumps({"stream": "btcusdt@aggTrade", "data": d})
 
 
@@ -121,6 +121,24 @@ def test_a_bad_frame_inside_a_run_goes_to_the_dlq_and_the_rest_keep_their_order(
     assert rig.report.bad_frames == 3
     assert [int(s) for s in recs["seq_provider"]] == [1000 + i for i in range(len(frames))
                                                       if i not in (7, 9, 11)]
+
+
+def test_documented_new_fields_keep_usdm_frames_on_the_run_path(monkeypatch):
+    """USD-M aggTrade as documented today carries "nq" (quantity without RPI orders);
+    new fields ("st", "ps") must not send a run down the row-by-row path."""
+    from venues.binance.md.deferred import Deferred
+    row_by_row = []
+    one_by_one = Deferred._one_by_one
+    monkeypatch.setattr(Deferred, "_one_by_one", lambda self, *a: (row_by_row.append(self.name),
+                                                                    one_by_one(self, *a)))
+    batched, single = two_rigs(Provider.BINANCE_USDM, ("BTCUSDT",))
+    frames = [f for i in range(MIN_RUN + 4) for f in (
+        usdm_ticker(i), usdm_agg(i, nq=f"{i + 1}", st="x", ps="BTCUSDT"))]
+    got = feed(batched, frames, flush_each=False)
+    assert row_by_row == []
+    want = feed(single, frames, flush_each=True)
+    assert (raw(got) == raw(want)).all() and len(got) == len(frames)
+    assert batched.report.bad_frames == 0
 
 
 def test_a_frame_with_other_keys_sends_its_run_row_by_row_with_the_same_result():

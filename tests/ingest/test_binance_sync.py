@@ -84,6 +84,45 @@ def test_duplicate_and_older_diffs_are_dropped_as_stale_not_gaps():
     assert rig.sync("BTCUSDT").synced
 
 
+def test_an_overlapping_spot_diff_is_applied_not_a_gap_per_the_corrected_procedure():
+    """2025-11-12 procedure: ignore u < the book's id; a gap only when U > id + 1."""
+    rig = spot()
+    rig.adapter.on_snapshot("BTCUSDT", SNAP, 1)
+    diff(rig, "BTCUSDT", 101, 103, [["10.00", "3"]])
+    diff(rig, "BTCUSDT", 102, 105, [["10.00", "4"]])        # overlaps 102..103: applies
+    assert rig.report.gaps == 0 and rig.sync("BTCUSDT").synced and rig.sync("BTCUSDT").last_u == 105
+    assert int(rig.records(Kind.BOOK)[-1]["book"]["bid_sz"][0]) == 4 * 10**8
+    diff(rig, "BTCUSDT", 107, 108)                          # 106 missing: a gap
+    assert rig.report.gaps == 1 and rig.report.resync_reasons == {"gap": 1}
+
+
+def test_server_shutdown_asks_for_a_new_connection_and_is_no_bad_input():
+    rig = spot()
+    rig.frame({"e": "serverShutdown", "E": 1770123456789}, "!serverShutdown")
+    rig.frame({"e": "serverShutdown", "E": 1770123456789})            # raw stream form
+    assert rig.io.reconnects == ["serverShutdown", "serverShutdown"]
+    assert rig.report.bad_frames == 0
+
+
+def test_a_new_cause_restarts_the_recovery_clock_and_a_retry_keeps_it():
+    rig = spot(timers=Timers(stale_ns=2 * S, refresh_ns=None, snapshot_timeout_ns=S))
+    rig.adapter.on_snapshot("BTCUSDT", SNAP, 1)
+    diff(rig, "BTCUSDT", 101, 101)
+    rig.clock.advance(3)
+    rig.adapter.check_timers(rig.clock())                   # stale: a resync begins
+    rig.clock.advance(2)
+    rig.adapter.check_timers(rig.clock())                   # no answer: a retry, same clock
+    stream = rig.streams[0]
+    assert stream.resync_started_ns == rig.clock() - 2 * S
+    rig.clock.advance(20)
+    rig.adapter.on_connected(False)                         # a reconnect: a new cause
+    rig.clock.advance(0.05)
+    rig.adapter.on_snapshot("BTCUSDT", {**SNAP, "lastUpdateId": 200}, 2)
+    diff(rig, "BTCUSDT", 201, 201)
+    symbol, reason, took = rig.report.recoveries[-1]
+    assert (reason, took) == ("reconnect", int(0.05 * S))
+
+
 def test_snapshot_older_than_the_stream_is_fetched_again():
     rig = spot()
     diff(rig, "BTCUSDT", 120, 125)

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
+import websocket
 
 from .venue_testkit import LocalBook, binance_barrier, connect, get
 
@@ -140,16 +141,57 @@ def test_trade_aggtrade_and_book_ticker_shapes(sim):
     assert all(Decimal(t["b"]) < Decimal(t["a"]) for t in tickers)
 
 
-def test_futures_trade_and_book_ticker_shapes(sim):
-    ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/stream?streams=ethusdt@trade/ethusdt@bookTicker")
-    binance_barrier(ws)
+def test_futures_trade_and_book_ticker_shapes_on_their_routed_paths(sim):
+    base = sim.endpoints["binance-usdm"]["ws"]
+    market = connect(base + "/market/stream?streams=ethusdt@trade/ethusdt@aggTrade")
+    public = connect(base + "/public/stream?streams=ethusdt@bookTicker")
+    binance_barrier(market), binance_barrier(public)
     sim.advance(100)
-    frames = binance_barrier(ws)
-    ws.close()
+    frames = binance_barrier(market) + binance_barrier(public)
+    market.close(), public.close()
     trade = next(f["data"] for f in frames if f["stream"] == "ethusdt@trade")
+    agg = next(f["data"] for f in frames if f["stream"] == "ethusdt@aggTrade")
     ticker = next(f["data"] for f in frames if f["stream"] == "ethusdt@bookTicker")
     assert set(trade) == {"e", "E", "T", "s", "t", "p", "q", "X", "m"}
+    assert set(agg) == {"e", "E", "s", "a", "p", "q", "nq", "f", "l", "T", "m"}   # today's shape
     assert set(ticker) == {"e", "u", "s", "b", "B", "a", "A", "T", "E"}
+
+
+@pytest.mark.parametrize("path", ["/stream?streams=", "/public/stream?streams="])
+def test_usdm_market_streams_never_arrive_on_the_retired_url_or_the_public_path(sim, path):
+    """As Binance since 2026-04-23: a URL without a routed path gets /public streams only,
+    and a stream of another category is accepted and silently never sent."""
+    ws = connect(sim.endpoints["binance-usdm"]["ws"] + path + "ethusdt@aggTrade/ethusdt@depth@100ms")
+    binance_barrier(ws)
+    sim.advance(100)
+    streams = {f["stream"] for f in binance_barrier(ws)}
+    ws.close()
+    assert streams == {"ethusdt@depth@100ms"}
+
+
+def test_usdm_book_streams_never_arrive_on_the_market_path(sim):
+    ws = connect(sim.endpoints["binance-usdm"]["ws"] + "/market/stream?streams=ethusdt@aggTrade/"
+                 "ethusdt@bookTicker")
+    binance_barrier(ws)
+    sim.advance(100)
+    streams = {f["stream"] for f in binance_barrier(ws)}
+    ws.close()
+    assert streams == {"ethusdt@aggTrade"}
+
+
+def test_server_shutdown_is_announced_then_the_socket_closes(sim):
+    combined = connect(sim.endpoints["binance-spot"]["ws"] + "/stream?streams=btcusdt@trade")
+    raw = connect(sim.endpoints["binance-spot"]["ws"] + "/ws/btcusdt@trade")
+    binance_barrier(combined), binance_barrier(raw)
+    sim.inject("binance-spot", "server_shutdown_streams", seconds=0.5)
+    got = orjson.loads(combined.recv())
+    assert got["stream"] == "!serverShutdown" and got["data"]["e"] == "serverShutdown"
+    assert orjson.loads(raw.recv())["e"] == "serverShutdown"
+    combined.settimeout(5)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            combined.recv()
+    raw.close()
 
 
 def test_live_subscribe_unsubscribe_and_list_on_raw_socket(sim):
@@ -189,3 +231,22 @@ def test_market_runs_by_itself_at_the_configured_rate(make_sim):
     ws.close()
     assert all(b["U"] == a["u"] + 1 for a, b in zip(diffs, diffs[1:]))
     assert sim.stats()["market"]["steps"] >= 20
+
+
+def test_coinm_on_request_lists_usd_perpetuals_and_chains_diffs_by_pu(make_sim):
+    sim = make_sim(venues=["binance-coinm"])
+    rest, ws_url = sim.endpoints["binance-coinm"]["rest"], sim.endpoints["binance-coinm"]["ws"]
+    status, info = get(rest + "/dapi/v1/exchangeInfo")
+    assert status == 200 and info["futuresType"] == "COIN_MARGINED"
+    btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSD_PERP")
+    assert (btc["pair"], btc["baseAsset"], btc["quoteAsset"], btc["marginAsset"]) == ("BTCUSD", "BTC", "USD", "BTC")
+    ws = connect(ws_url + "/stream?streams=btcusd_perp@depth@100ms/btcusd_perp@aggTrade")
+    binance_barrier(ws)
+    sim.advance(100)
+    frames = binance_barrier(ws)
+    ws.close()
+    diffs = [f["data"] for f in frames if f["stream"] == "btcusd_perp@depth@100ms"]
+    assert diffs and all(cur["pu"] == prev["u"] for prev, cur in zip(diffs, diffs[1:]))
+    agg = next(f["data"] for f in frames if f["stream"] == "btcusd_perp@aggTrade")
+    assert agg["s"] == "BTCUSD_PERP" and "nq" not in agg
+    assert sim.inject("binance-coinm", "gap", symbol="BTC-USD-PERP")["symbol"] == "BTCUSD_PERP"

@@ -1,6 +1,7 @@
 """Binance: spot, Binance.US, USD-M and COIN-M futures.
 
-Market data (`md/`): diff-depth books (`<sym>@depth@100ms` + REST `/depth?limit=1000`
+Market data (`md/`), on one WebSocket (USD-M: one per stream category, /public for
+depth and bookTicker, /market for aggTrade, see `markets`): diff-depth books (`<sym>@depth@100ms` + REST `/depth?limit=1000`
 snapshots, synced per Binance's documented procedure, `md.sync`), trades (`@trade` on
 spot, `@aggTrade` on futures), best bid/offer (`@bookTicker`). Binance sends no book
 checksum: integrity is the update-id chain (spot `U == previous u + 1`, futures
@@ -35,6 +36,7 @@ class BinanceVenue(Venue):
         self.provider = market.provider
         self.rest_url = market.rest_url
         self.ws_url = market.ws_url
+        self.connections = market.connections
         self.default_symbols = default_symbols
 
     def md_adapter(self) -> type:

@@ -5,6 +5,11 @@
   binance-usdm   REST https://fapi.binance.com     /fapi/v1  WS wss://fstream.binance.com
   binance-coinm  REST https://dapi.binance.com     /dapi/v1  WS wss://dstream.binance.com
 
+USD-M market streams are split by category since 2026-04-23 (PROTOCOL.md): depth and
+bookTicker on `<ws>/public`, aggTrade (and markPrice, tickers) on `<ws>/market`, user
+data on `<ws>/private`; a URL without a category gets /public streams only. Spot, US
+and COIN-M keep one connection.
+
 Symbols: spot "ETHUSDT" <-> "ETH-USDT"; USD-M perpetual "BTCUSDT" <-> "BTC-USDT-PERP",
 USD-M dated "BTCUSDT_210924" <-> "BTC-USDT-210924"; COIN-M "BTCUSD_PERP" <->
 "BTC-USD-PERP", "ETHUSD_210924" <-> "ETH-USD-210924". Without exchangeInfo the
@@ -20,6 +25,12 @@ from events.instruments import DEFAULT_PX_SCALE, DEFAULT_SZ_SCALE
 
 from marketdata.decimals import decimals_of
 
+from ..base import Connection
+
+ONE = (Connection("ws"),)
+USDM_SPLIT = (Connection("public", "/public", ("book", "ticker")),
+              Connection("market", "/market", ("trade",)))
+
 
 @dataclass(frozen=True)
 class Market:
@@ -29,6 +40,7 @@ class Market:
     rest_prefix: str
     futures: bool      # diffs chained by `pu` (USD-M, COIN-M)
     coin_margined: bool = False
+    connections: tuple = ONE   # market-data WebSockets by stream category
 
     @property
     def depth_path(self) -> str:
@@ -45,7 +57,8 @@ MARKETS = {
     Provider.BINANCE_US: Market(Provider.BINANCE_US, "https://api.binance.us",
                                 "wss://stream.binance.us:9443", "/api/v3", False),
     Provider.BINANCE_USDM: Market(Provider.BINANCE_USDM, "https://fapi.binance.com",
-                                  "wss://fstream.binance.com", "/fapi/v1", True),
+                                  "wss://fstream.binance.com", "/fapi/v1", True,
+                                  connections=USDM_SPLIT),
     Provider.BINANCE_COINM: Market(Provider.BINANCE_COINM, "https://dapi.binance.com",
                                    "wss://dstream.binance.com", "/dapi/v1", True, True),
 }

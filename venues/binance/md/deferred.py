@@ -17,7 +17,7 @@ instead of ~40 Python steps per frame:
 Same checks, same records as the per-frame path (`ticker_values`, `trade_values`,
 shared with it): every run is first checked as a whole (payload keys, symbol,
 event type, integer ids, boolean `m`, event times, every price and size converted
-exactly); a run that fails any check, or a short one (fewer than `MIN_RUN` rows,
+exactly; fields beyond the ones read are ignored, as on the per-frame path); a run that fails any check, or a short one (fewer than `MIN_RUN` rows,
 where numpy's fixed cost exceeds the per-row one), is written row by row with
 exactly the per-frame path's checks, and a bad frame goes to the DLQ with its row
 given back. A frame under a bookTicker / trade stream name whose payload is
@@ -43,15 +43,21 @@ _TICKER, _TRADE = int(Kind.TICKER), int(Kind.TRADE)
 _MAX_MS = INT64_MAX // 1_000_000
 MIN_RUN = 16
 RUN = 256          # frames kept before a run is written (keeps the kept values in cache)
-# (channel, futures) -> (payload fields kept, the payload's exact key count)
+# (channel, futures) -> the payload fields kept. A payload must carry them; any other
+# field is ignored, so fields Binance adds (USD-M aggTrade "nq" since the RPI orders,
+# "st", "ps") keep a frame on this path (PROTOCOL.md).
 FIELDS = {
-    ("bookTicker", False): (("u", "s", "b", "B", "a", "A"), 6),
-    ("bookTicker", True): (("u", "s", "b", "B", "a", "A", "e", "E"), 9),          # + "T"
-    ("trade", False): (("e", "E", "s", "t", "p", "q", "m"), 9),                   # + "T", "M"
-    ("trade", True): (("e", "E", "s", "t", "p", "q", "m"), 9),
-    ("aggTrade", False): (("e", "E", "s", "a", "p", "q", "m"), 10),               # + "f", "l", "T"
-    ("aggTrade", True): (("e", "E", "s", "a", "p", "q", "m"), 10),
+    ("bookTicker", False): ("u", "s", "b", "B", "a", "A"),
+    ("bookTicker", True): ("u", "s", "b", "B", "a", "A", "e", "E"),               # + "T"
+    ("trade", False): ("e", "E", "s", "t", "p", "q", "m"),                        # + "T", "M"
+    ("trade", True): ("e", "E", "s", "t", "p", "q", "m"),
+    ("aggTrade", False): ("e", "E", "s", "a", "p", "q", "m"),                     # + "f", "l", "T", "M"
+    ("aggTrade", True): ("e", "E", "s", "a", "p", "q", "m"),                      # + "nq", "f", "l", "T"
 }
+# A spot bookTicker payload is exactly its six fields: the per-frame path would read an
+# "E" or "e" there, which this path does not, so a longer one goes the per-frame way.
+MAX_KEYS = {("bookTicker", False): 6}
+ANY_KEYS = 1 << 30
 _INPUT_ERRORS = (BadInput, KeyError, TypeError, ValueError, IndexError, AttributeError,
                  OverflowError, struct.error)
 log = logging.getLogger("ingest.binance")
@@ -83,22 +89,22 @@ class Deferred:
     """The bookTicker or trade frames of one stream waiting for the flush. One owner thread.
 
     For each parsed frame of stream `name` the adapter appends to `values` the
-    payload's `fields` as one C-level itemgetter tuple (the payload must have
-    exactly those keys and `nkeys` keys in all), or None with the whole message in
-    `odd`; then `frames`, `recv` and the claimed row (`publisher.claim(rows)`).
+    payload's `fields` as one C-level itemgetter tuple (the payload must carry
+    them and at most `max_keys` keys; others are ignored), or None with the whole message in `odd`; then
+    `frames`, `recv` and the claimed row (`publisher.claim(rows)`).
     `fill` (called by the flush, or by the adapter once `RUN` frames wait) writes
     their records. A run with an odd frame goes row by row.
     """
 
-    __slots__ = ("stream", "name", "event", "fields", "keys", "nkeys", "getter", "values",
+    __slots__ = ("stream", "name", "event", "fields", "max_keys", "getter", "values",
                  "frames", "recv", "rows", "odd")
 
     def __init__(self, stream, channel: str, futures: bool):
         self.stream = stream
         self.name = f"{stream.venue_symbol.lower()}@{channel}"     # the combined-stream name
         self.event = channel                                      # bookTicker, trade, aggTrade
-        self.fields, self.nkeys = FIELDS[(channel, futures)]
-        self.keys = frozenset(self.fields)
+        self.fields = FIELDS[(channel, futures)]
+        self.max_keys = MAX_KEYS.get((channel, futures), ANY_KEYS)
         self.getter = itemgetter(*self.fields)
         self.values: list = []      # per frame: the `fields` tuple, or None (odd: see `odd`)
         self.frames: list = []

@@ -15,8 +15,11 @@ Combined-stream frames are {"stream": "<sym>@<channel>", "data": <payload>}; raw
 
 seq_provider: depth -> u, trade -> t, aggTrade -> a, bookTicker -> u. event_ts_ns:
 "E" in ns, or 0 when the venue sends no event time (spot bookTicker). Trade side is
-the taker's: "m" (buyer is maker) true -> SELL. Frames of other channels (kline,
-markPrice, ...) are counted as ignored; anything unparseable goes to the DLQ.
+the taker's: "m" (buyer is maker) true -> SELL. Fields beyond the ones read are
+ignored (USD-M aggTrade "nq", ...). Frames of other channels (kline, markPrice, ...)
+are counted as ignored; `serverShutdown` ({"e":"serverShutdown","E":..}, spot since
+2026-05-08) asks the process to reconnect (`io.reconnect`); anything unparseable goes
+to the DLQ.
 
 Combined-stream bookTicker and trade frames of a carried symbol ("stream":
 "ethusdt@bookTicker") keep their payload fields and are written at the flush, a run
@@ -34,9 +37,12 @@ from events import BadInput, Kind, UnknownInstrument
 from marketdata.book import book_view
 
 from .deferred import RUN, Deferred, ticker_values, trade_values
+from ...base import KINDS
 from ..markets import MARKETS
 from .sync import DepthSync
 
+# kind (venues.base.KINDS) -> the stream of each carried symbol: "{sym}@<channel>"
+CHANNELS = {"book": "depth@100ms", "ticker": "bookTicker"}   # trade: @trade / @aggTrade
 IGNORED_EVENTS = frozenset({"kline", "markPriceUpdate", "forceOrder", "24hrTicker",
                             "24hrMiniTicker", "depth", "indexPriceUpdate", "contractInfo"})
 
@@ -74,16 +80,15 @@ class BinanceAdapter:
 
     # -- connection ----------------------------------------------------------------
 
-    def ws_path(self) -> str:
-        """Combined-stream path for every carried instrument: depth, trades, bookTicker."""
-        trades = "aggTrade" if self.market.futures else "trade"
-        names = []
-        for vs in self.streams:
-            low = vs.lower()
-            names += (f"{low}@depth@100ms", f"{low}@{trades}", f"{low}@bookTicker")
+    def ws_path(self, kinds=KINDS) -> str:
+        """Combined-stream path of the `kinds` (book: depth, trade, ticker: bookTicker) of
+        every carried instrument (the category path of a split market comes before it)."""
+        channels = {**CHANNELS, "trade": "aggTrade" if self.market.futures else "trade"}
+        names = [f"{vs.lower()}@{channels[k]}" for vs in self.streams
+                 for k in ("book", "trade", "ticker") if k in kinds]
         return "/stream?streams=" + "/".join(names)
 
-    def subscribe_frames(self) -> list[str]:
+    def subscribe_frames(self, kinds=KINDS) -> list[str]:
         return []  # the combined-stream URL carries the subscription
 
     def on_connected(self, first: bool) -> None:
@@ -111,7 +116,7 @@ class BinanceAdapter:
             if q is not None:    # a bookTicker or trade of a carried symbol: written at flush
                 data = msg.get("data")
                 try:
-                    v = q.getter(data) if type(data) is dict and len(data) == q.nkeys else None
+                    v = q.getter(data) if type(data) is dict and len(data) <= q.max_keys else None
                 except KeyError:
                     v = None
                 if v is None:
@@ -144,6 +149,11 @@ class BinanceAdapter:
                     self.syncs[stream.venue_symbol].on_diff(data, recv_ns)
             elif e == "trade" or e == "aggTrade":
                 self._trade(data, e, recv_ns)
+            elif e == "serverShutdown":
+                # {"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}:
+                # the server closes this connection soon; open a new one now (spot, 2026-05-08)
+                self.report.ignored += 1
+                self.io.reconnect("serverShutdown")
             elif e in IGNORED_EVENTS or ("result" in data and "id" in data):
                 self.report.ignored += 1
             else:

@@ -1,10 +1,16 @@
-"""Binance diff-depth book sync of one instrument, per Binance's documented procedure.
+"""Binance diff-depth book sync of one instrument, per Binance's documented procedure
+(spot: "How to manage a local order book correctly", as corrected on 2025-11-12;
+futures: "How to manage a local order book correctly" of the derivatives docs).
 
     1. buffer diffs from the stream;  2. fetch a REST snapshot (lastUpdateId = L);
     3. drop buffered diffs with u <= L (futures: u < L, see below);
-    4. the first applied diff has U <= L+1 <= u (futures: U <= L+1 and u >= L);
-    5. then spot: each diff's U == previous u + 1; futures: pu == previous u.
-    Anything else is a gap: the book goes back to 1 (this instrument only).
+    4. the first applied diff has U <= L+1 <= u (futures: U <= L+1 and u >= L); a first
+       diff with U > L+1 means the snapshot is older than the stream: fetch another
+       (`snapshot_behind`, not a gap: spot step 4 "go back to step 3");
+    5. then spot: a diff with u < the book's id is ignored, one with U > id + 1 is a gap,
+       anything else applies (normally U == previous u + 1; an overlap U <= id is no
+       gap, its quantities are absolute); futures: pu == previous u, else a gap.
+    A gap drops the book and starts again at 1 (this instrument only).
 
 Futures: update ids are shared by all symbols, so U jumps; Binance's futures procedure
 drops only u < L and applies the diff with u == L again (it carries absolute
@@ -77,7 +83,7 @@ class DepthSync:
             if u <= last:
                 self.report.diffs_dropped_stale += 1
                 return
-            if (d["pu"] != last) if self.futures else (U != last + 1):
+            if (d["pu"] != last) if self.futures else (U > last + 1):
                 self._gap(d, U, u)
                 return
             self._apply(d, u, recv_ns)

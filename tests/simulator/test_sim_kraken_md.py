@@ -90,6 +90,7 @@ def apply_update(book: KrakenBook, msg: list) -> str | None:
     return expected
 
 
+@pytest.mark.timeout(180)  # pure Python over 4,321 recorded frames: ~7 s alone, ~30 s on a loaded box
 def test_checksum_verifies_every_recorded_kraken_book_update(shared_data):
     books: dict[str, KrakenBook] = {}
     checked = 0

@@ -93,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals(stop)
     try:
         proc = IngestProcess(config, RunContext.from_env())
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
+    except ValueError as exc:   # settings that cannot work: a restart would not help
+        log.error("config error: %s", exc)
+        return run_config.EX_CONFIG
     try:
         proc.start()
         proc.run(stop)
+    except venues.UnknownSymbols as exc:   # the venue lists none of them: nothing to restart for
+        log.error("config error: %s", exc)
+        return run_config.EX_CONFIG
     except (ValueError, BadInput, RingInUse) as exc:
         log.error("%s", exc)
         return 2

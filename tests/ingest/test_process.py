@@ -162,3 +162,34 @@ def test_help_and_bad_arguments(run_ctx):
     bad = subprocess.run([sys.executable, "-m", "ingest", "--venue", "okx", "--ring-capacity", "1000"],
                          cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=30)
     assert bad.returncode == EX_CONFIG and b"power of two" in bad.stderr
+
+
+@pytest.mark.parametrize("venue,good,bad", [("binance-spot", "BTCUSDT", "FOOBAR"), ("okx", "BTC-USDT", "FOO-BAR")])
+def test_a_symbol_the_venue_does_not_list_is_dropped_alone_and_the_others_flow(run_ctx, reap, sim, venue, good,
+                                                                                 bad):
+    ep = sim.endpoints[venue]
+    proc = _start(run_ctx, reap, "--venue", venue, "--symbols", f"{good},{bad}",
+                  "--rest-url", ep["rest"], "--ws-url", ep["ws"])
+    name = f"md.{venue}"
+    _wait_for_ring(run_ctx, name, proc)
+    reader = RingReader.attach(run_ctx.namespace, name, EVENT, start="oldest")
+    try:
+        deadline = time.monotonic() + 30
+        books = 0
+        while books < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, f"{books} books"
+            batch = reader.wait_read(1024, timeout_s=0.5)
+            books += int(((batch["kind"] == Kind.BOOK) & (batch["instrument"] == instrument_id("BTC-USDT"))).sum())
+            reader.release()
+    finally:
+        reader.close()
+    dead = b"".join(p.read_bytes() for p in (run_ctx.run_dir / "dlq").glob("*.jsonl"))
+    assert b"unknown_symbol" in dead and bad.encode() in dead
+
+
+def test_a_venue_that_lists_none_of_the_symbols_is_a_config_error_not_a_restart(run_ctx, sim):
+    ep = sim.endpoints["binance-spot"]
+    out = subprocess.run([sys.executable, "-m", "ingest", "--venue", "binance-spot", "--symbols", "FOOBAR",
+                          "--rest-url", ep["rest"], "--ws-url", ep["ws"]],
+                         cwd=REPO, env=_env(run_ctx), capture_output=True, timeout=60)
+    assert out.returncode == EX_CONFIG and b"FOOBAR" in out.stderr

@@ -14,7 +14,7 @@ packers and raw copies derived from it), `kinds` (enums), `fixed` (decimal <-> f
 
 from . import codec
 from .codec import concat
-from .errors import (BadInput, Closed, DecimalError, Desync, MelticaError, PeerGone,
+from .errors import (BadInput, Closed, DecimalError, Desync, InUse, MelticaError, PeerGone,
                      UnknownInstrument, VenueRefused)
 from .fixed import rescale, to_decimal, to_decimal_fixed, to_mantissa
 from .ids import IdSource, event_id, event_ids, trace_ids
@@ -27,7 +27,7 @@ from .render import to_dict, to_json
 
 __all__ = [
     "MelticaError", "BadInput", "DecimalError", "UnknownInstrument", "PeerGone", "Closed",
-    "VenueRefused", "Desync",
+    "VenueRefused", "Desync", "InUse",
     "to_mantissa", "to_decimal", "to_decimal_fixed", "rescale",
     "event_id", "event_ids", "IdSource", "trace_ids",
     "Instrument", "Registry", "instrument_id", "split_symbol",

@@ -7,7 +7,15 @@
     ├── PeerGone          the other side went away: dead process, closed socket, timeout
     ├── Closed            we closed it: use of a closed component
     ├── VenueRefused      the venue said no: order rejected, request refused
-    └── Desync            our state no longer matches the venue's: gap, bad checksum
+    ├── Desync            our state no longer matches the venue's: gap, bad checksum
+    └── InUse             another live process already holds it: a ring's writer, a run's execution
+
+Raised elsewhere, under these roots: ConfigError (core.config, a BadInput), UnknownSymbols
+(venues.base, a BadInput), ProtocolError (channels.messages, a BadInput), BadLine
+(ingest.recording, a BadInput), CannotConnect (ingest.probe, a PeerGone), NotSent and
+BinanceRefused (the Binance trading adapter), RunDirError and JournalError (MelticaError),
+RingInUse (ingest.process) and AlreadyRunning (execution.process), both InUse. The
+generic `shm` has its own root, RingError, as it imports nothing of ours.
 """
 
 
@@ -44,3 +52,7 @@ class VenueRefused(MelticaError):
 
 class Desync(MelticaError):
     """Our copy of venue state diverged: sequence gap, checksum mismatch, crossed book."""
+
+
+class InUse(MelticaError):
+    """Another live process already holds this: say what and who."""

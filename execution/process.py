@@ -26,7 +26,7 @@ import zmq
 from channels.identity import Keys
 from channels.names import execution_endpoint
 import venues
-from events import Registry
+from events import InUse, Registry
 from meltica.dlq import DeadLetterQueue
 from meltica.run import RunContext
 from meltica.telemetry import Telemetry
@@ -38,7 +38,7 @@ from .publisher import ExecPublisher
 from .store import Store
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(InUse):
     pass
 
 

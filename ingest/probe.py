@@ -33,7 +33,7 @@ import time
 import orjson
 
 import venues
-from events import BOOK_DEPTH, BadInput, Provider
+from events import BOOK_DEPTH, BadInput, PeerGone, Provider
 from meltica.telemetry import Telemetry
 
 from .config import Config
@@ -44,7 +44,7 @@ MAX_ERRORS = 50
 CONNECT_TRIES = 2         # failed attempts, with none open, before "cannot connect"
 
 
-class CannotConnect(Exception):
+class CannotConnect(PeerGone):
     """The venue could not be reached at all (REST or WebSocket)."""
 
 

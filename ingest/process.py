@@ -37,7 +37,7 @@ from collections import deque
 
 from channels.names import md_ring
 import venues
-from events import EVENT, Provider
+from events import EVENT, InUse, Provider
 from meltica.dlq import DeadLetterQueue
 from meltica.telemetry import Telemetry
 from shm import RingReader, RingWriter
@@ -55,7 +55,7 @@ _S = 1_000_000_000
 FLUSH_AFTER_NS = 50_000   # in a burst of frames, flush once the oldest staged one waited this long
 
 
-class RingInUse(RuntimeError):
+class RingInUse(InUse):
     """Another live ingest process writes this ring."""
 
 

@@ -30,6 +30,8 @@ from typing import Iterator
 
 import orjson
 
+from events import BadInput
+
 WS, REST = 0, 1
 KEEP_BAD = 10   # bad lines listed by number and reason; the rest are only counted
 _SRC = {None: WS, "ws": WS, "rest": REST}
@@ -48,7 +50,7 @@ def dataset_file(path: str | Path) -> Path:
     return p
 
 
-class BadLine(ValueError):
+class BadLine(BadInput, ValueError):
     """One line of a recording that cannot be read as a recorded message."""
 
 

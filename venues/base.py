@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events import Instrument, Provider
+from events import BadInput, Instrument, Provider
 
 KINDS = ("book", "trade", "ticker")      # the stream kinds ingest carries
 
@@ -28,7 +28,7 @@ class Connection:
     kinds: tuple[str, ...] = KINDS
 
 
-class UnknownSymbols(ValueError):
+class UnknownSymbols(BadInput, ValueError):
     """The venue does not list some of the requested symbols: {venue symbol: reason}."""
 
     def __init__(self, provider: Provider, unknown: dict[str, str]):

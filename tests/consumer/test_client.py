@@ -11,7 +11,7 @@ import zmq
 
 from channels.names import dispatch_endpoint
 from consumer import Consumer
-from dispatch.testing import records
+from tests.synthetic import records
 from events import EVENT, Closed, Command, Kind, PeerGone, Provider
 from shm import RingWriter
 

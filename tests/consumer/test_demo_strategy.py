@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dispatch.testing import records
+from tests.synthetic import records
 from events import EVENT, Kind, Provider, concat
 from strategies.demo import CrossVenue, Demo
 

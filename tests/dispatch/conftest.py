@@ -11,7 +11,7 @@ import pytest
 from dispatch.config import DispatchConfig
 from dispatch.core import DispatchCore
 from dispatch.process import DispatchProcess
-from dispatch.testing import FakeClock
+from tests.synthetic import FakeClock
 from events import EVENT, Kind, concat
 from meltica.dlq import DeadLetterQueue
 from shm import RingReader, RingWriter

@@ -18,7 +18,7 @@ import time
 
 import orjson
 
-from dispatch.testing import records
+from tests.synthetic import records
 from events import EVENT, Kind, Provider, concat
 from meltica.run import RunContext
 from shm import RingWriter

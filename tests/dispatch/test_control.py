@@ -14,7 +14,7 @@ import zmq
 
 from channels.identity import consumer_key
 from channels.names import check_local, dispatch_endpoint, execution_endpoint
-from dispatch.testing import records
+from tests.synthetic import records
 from events import EVENT, Kind, Provider
 from shm import RingReader, RingWriter
 

@@ -6,7 +6,7 @@ import pytest
 
 from channels.messages import reply
 from dispatch.protocol import ack_record, result_record
-from dispatch.testing import interleave, records
+from tests.synthetic import interleave, records
 from events import Kind, Provider, instrument_id
 
 from .conftest import seqs_of

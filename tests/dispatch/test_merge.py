@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.testing import interleave, records
+from tests.synthetic import interleave, records
 from events import Kind, Provider, instrument_id
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from dispatch.dedup import Deduper
-from dispatch.testing import interleave, records
+from tests.synthetic import interleave, records
 from events import HeaderFlag, Kind, Provider, instrument_id
 
 from .conftest import seqs_of

@@ -9,7 +9,7 @@ import pytest
 from dispatch.config import DispatchConfig
 from dispatch.park import HAVE_WAITV, Parker
 from dispatch.process import DispatchProcess
-from dispatch.testing import FakeClock, records
+from tests.synthetic import FakeClock, records
 from events import EVENT, Kind, Provider, instrument_id
 from shm import RingReader, RingWriter
 

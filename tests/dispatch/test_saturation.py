@@ -13,7 +13,7 @@ import pytest
 
 from dispatch.protocol import ack_record
 from dispatch.saturation import Saturation
-from dispatch.testing import records
+from tests.synthetic import records
 from events import Kind, Provider, concat, instrument_id
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from dispatch.testing import records
+from tests.synthetic import records
 from events import HeaderFlag, Kind, Provider, instrument_id
 from events.codec import concat, words
 

@@ -14,7 +14,7 @@ from dispatch import seed as seed_mod
 from dispatch.config import DispatchConfig
 from dispatch.process import DispatchProcess
 from dispatch.seed import newest_state
-from dispatch.testing import FakeClock, interleave, records
+from tests.synthetic import FakeClock, interleave, records
 from events import EVENT, HeaderFlag, Kind, Provider, concat, instrument_id
 from shm import RingReader, RingWriter
 
@@ -182,7 +182,7 @@ def test_a_ring_found_after_the_first_scan_is_read_from_its_oldest_record_not_se
 
 def test_a_dead_ingests_ring_is_not_read_back(run_ctx):
     code = ("import os; from shm import RingWriter; from events import EVENT, Kind; "
-            "from dispatch.testing import records; "
+            "from tests.synthetic import records; "
             f"w = RingWriter.create({run_ctx.run_id!r}, 'md.okx', EVENT, 64); "
             f"w.write_batch(records({OKX}, {BTC!r}, Kind.BOOK, [1, 2])); os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=20, cwd=REPO)

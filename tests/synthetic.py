@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: a fake clock and synthetic market-data records.
+"""Test helpers: a fake clock and synthetic market-data records.
 
 Records are built the way ingest builds them (header per the ingest contract: provider,
 instrument, contiguous `seq_provider` per stream, `event_id` from events.event_id), in

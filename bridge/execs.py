@@ -1,0 +1,296 @@
+"""Exec reports between hosts, nothing lost: journal -> JetStream -> journal + `exec` ring.
+
+Execution host (`ExecOut`): reads the exec journal (`channels.journal`, the source of
+truth) and publishes each report, its raw 768 bytes, on `<subject>` into the JetStream
+stream `<stream>`, with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
+<exec_seq - 1>`. So stream sequence == exec_seq, always: the server drops a re-published
+report (duplicate id, or the sequence check when it is older than the duplicate window)
+and refuses one that would skip or reorder (a publish lost in a failover while later
+ones were in flight). On start, on any refusal and on an ack that does not come, it asks
+the stream for its last sequence and goes on from the journal after it. Publishes are
+pipelined (`window` in flight); the acks come back on one inbox subscription.
+
+Consumer host (`ExecIn`): keeps a local journal and lossless `exec` ring exactly as
+execution does (`execution.publisher.ExecPublisher`), so the consumer SDK there resumes
+from its exec_seq unchanged. It reads the stream from its journal's last exec_seq + 1
+with an ephemeral pull consumer (no server-side acks: the local journal is the cursor),
+appends in exec_seq order and drops what it already has; on a stall or error it makes
+a new consumer at its cursor (a NATS node that died took the old one with it).
+
+Both run in one asyncio loop; journal reads and ring writes are non-blocking calls in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import nats
+import numpy as np
+import orjson
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from channels.journal import JournalError, JournalReader
+from channels.names import journal_path
+from events import EVENT
+from events.records import RECORD_BYTES
+from meltica.run import RunContext
+
+log = logging.getLogger("bridge.exec")
+
+STREAM = "EXEC"
+SUBJECT = "exec.reports"
+
+
+async def connect(servers: list[str], name: str, **kw) -> nats.NATS:
+    """A client that reconnects forever (a NATS node may die under us)."""
+    return await nats.connect(servers=servers, name=name, max_reconnect_attempts=-1,
+                              reconnect_time_wait=0.2, connect_timeout=2, **kw)
+
+
+async def ensure_stream(js, stream: str = STREAM, subject: str = SUBJECT, replicas: int = 1) -> None:
+    """Create the stream of exec reports unless it exists (file storage, no limits)."""
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        await js.add_stream(StreamConfig(name=stream, subjects=[subject], num_replicas=replicas,
+                                         duplicate_window=600.0))
+
+
+async def retry(what: str, fn, *, stop: asyncio.Event | None = None, timeout_s: float = 60.0):
+    """`await fn()` until it succeeds (NATS errors while a cluster elects a leader)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return await fn()
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                raise
+            log.warning("%s: %s; retrying", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class ExecOut:
+    """Execution host: the journal of run `ctx` into the stream."""
+
+    def __init__(self, ctx: RunContext, servers: list[str], *, stream: str = STREAM, subject: str = SUBJECT,
+                 replicas: int = 1, window: int = 1024, ack_timeout_s: float = 2.0):
+        self.ctx, self.servers = ctx, servers
+        self.stream, self.subject, self.replicas = stream, subject, replicas
+        self.window, self.ack_timeout_s = window, ack_timeout_s
+        self.published = 0      # reports the server stored (acks)
+        self.duplicates = 0     # acks that said "duplicate" (a re-publish dropped by the server)
+        self.resyncs = 0        # times the cursor was re-read from the stream
+        self.acked_seq = 0      # the stream's last exec_seq as we know it
+        self._next = 1
+        self._inflight: dict[int, float] = {}
+        self._gen = 0
+        self._wake = asyncio.Event()
+
+    async def last_stream_seq(self, js) -> int:
+        info = await js.stream_info(self.stream)
+        return int(info.state.last_seq)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self.servers, "bridge-exec-out")
+        js = nc.jetstream()
+        try:
+            await retry("create stream", lambda: ensure_stream(js, self.stream, self.subject, self.replicas), stop=stop)
+            journal = await self._open_journal(stop)
+            if journal is None:
+                return
+            await self._resync(js, journal, stop)
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox + ".>", cb=self._on_ack)
+            try:
+                await self._loop(nc, js, journal, inbox, stop)
+            finally:
+                await sub.unsubscribe()
+                journal.close()
+        finally:
+            await nc.drain() if nc.is_connected else await nc.close()
+
+    async def _open_journal(self, stop: asyncio.Event) -> JournalReader | None:
+        path = journal_path(self.ctx.run_dir)
+        while not stop.is_set():
+            try:
+                return JournalReader(path)
+            except (FileNotFoundError, JournalError):
+                await asyncio.sleep(0.05)  # execution not started yet
+        return None
+
+    async def _resync(self, js, journal: JournalReader, stop: asyncio.Event) -> None:
+        """Forget what is in flight; go on after the stream's last exec_seq."""
+        self._gen += 1
+        self._inflight.clear()
+        last = await retry("stream info", lambda: self.last_stream_seq(js), stop=stop, timeout_s=3600)
+        if last > journal.last_seq():
+            raise JournalError(f"stream {self.stream} holds exec_seq {last}, the journal only "
+                               f"{journal.last_seq()}: not this run's stream (delete it, or use another --stream)")
+        self.acked_seq = last
+        self._next = last + 1
+        log.info("stream %s at exec_seq %d, journal at %d: publishing from %d", self.stream, last,
+                 journal.last_seq(), self._next)
+
+    def _on_ack_sync(self, gen: int, seq: int, data: bytes) -> None:
+        if gen != self._gen or seq not in self._inflight:
+            return
+        del self._inflight[seq]
+        ack = orjson.loads(data) if data else {}
+        if "error" in ack or not data:
+            self._failed = True
+        else:
+            self.published += 1
+            if ack.get("duplicate"):
+                self.duplicates += 1
+            self.acked_seq = max(self.acked_seq, seq)
+        self._wake.set()
+
+    async def _on_ack(self, msg) -> None:
+        _, gen, seq = msg.subject.rsplit(".", 2)
+        self._on_ack_sync(int(gen), int(seq), msg.data)
+
+    async def _loop(self, nc, js, journal: JournalReader, inbox: str, stop: asyncio.Event) -> None:
+        self._failed = False
+        while not stop.is_set():
+            now = time.monotonic()
+            if self._failed or (self._inflight and now - min(self._inflight.values()) > self.ack_timeout_s):
+                self.resyncs += 1
+                self._failed = False
+                await self._resync(js, journal, stop)
+                continue
+            room = self.window - len(self._inflight)
+            last = journal.last_seq()
+            if room > 0 and last >= self._next and nc.is_connected:
+                recs = journal.read(self._next, room)
+                raw = recs.tobytes()
+                for i in range(len(recs)):
+                    seq = self._next + i
+                    self._inflight[seq] = now
+                    await nc.publish(self.subject, raw[i * RECORD_BYTES:(i + 1) * RECORD_BYTES],
+                                     reply=f"{inbox}.{self._gen}.{seq}",
+                                     headers={"Nats-Msg-Id": str(seq), "Nats-Expected-Last-Sequence": str(seq - 1)})
+                self._next += len(recs)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.005 if not self._inflight else 0.05)
+            except asyncio.TimeoutError:
+                pass
+
+    def statistics(self) -> dict:
+        return {"published": self.published, "duplicates": self.duplicates, "resyncs": self.resyncs,
+                "stream_seq": self.acked_seq, "inflight": len(self._inflight)}
+
+
+class ExecIn:
+    """Consumer host: the stream into run `ctx`'s local journal and `exec` ring."""
+
+    def __init__(self, ctx: RunContext, servers: list[str], *, stream: str = STREAM, subject: str = SUBJECT,
+                 batch: int = 512, stall_s: float = 2.0, sync: bool = True):
+        from execution.publisher import ExecPublisher  # the one writer of a journal + exec ring
+
+        self.ctx, self.servers, self.stream, self.subject = ctx, servers, stream, subject
+        self.batch, self.stall_s = batch, stall_s
+        self.pub = ExecPublisher(ctx, sync=sync)
+        self.received = 0
+        self.duplicates = 0     # reports we already had (dropped)
+        self.restarts = 0       # consumers re-made at our cursor
+
+    @property
+    def last_seq(self) -> int:
+        return self.pub.last_seq
+
+    async def _subscribe(self, js):
+        log.info("reading stream %s from exec_seq %d", self.stream, self.last_seq + 1)
+        cfg = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1,
+                             ack_policy=AckPolicy.NONE, inactive_threshold=10.0, mem_storage=True,
+                             num_replicas=1)
+        return await js.pull_subscribe(self.subject, durable=None, stream=self.stream, config=cfg)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self.servers, "bridge-exec-in")
+        js = nc.jetstream()
+        sub = None
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                self.pub.pump()
+                self.pub.heartbeat()
+                if sub is None:
+                    sub = await retry("subscribe", lambda: self._subscribe(js), stop=stop, timeout_s=3600)
+                    idle_since = time.monotonic()
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=0.1)
+                except (asyncio.TimeoutError, nats.errors.TimeoutError):
+                    msgs = []
+                except (nats.errors.Error, NotFoundError) as exc:
+                    log.warning("fetch: %s; new consumer at exec_seq %d", exc, self.last_seq + 1)
+                    msgs, sub = [], await self._drop(sub)
+                    self.restarts += 1
+                    continue
+                if msgs:
+                    idle_since = time.monotonic()
+                    if not self._append(msgs):
+                        sub = await self._drop(sub)
+                        self.restarts += 1
+                elif time.monotonic() - idle_since > self.stall_s:
+                    # nothing for a while: if the stream is ahead of us, the consumer is gone
+                    info = await self._stream_last(js)
+                    if info is not None and info > self.last_seq:
+                        sub = await self._drop(sub)
+                        self.restarts += 1
+                    idle_since = time.monotonic()
+            self.pub.pump()
+        finally:
+            if sub is not None:
+                await self._drop(sub)
+            await nc.close()
+            self.pub.close()
+
+    async def _stream_last(self, js) -> int | None:
+        try:
+            return int((await js.stream_info(self.stream)).state.last_seq)
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return None
+
+    @staticmethod
+    async def _drop(sub) -> None:
+        try:
+            await sub.unsubscribe()
+        except (nats.errors.Error, asyncio.TimeoutError):
+            pass
+        return None
+
+    def _append(self, msgs) -> bool:
+        """Journal and publish the next reports of `msgs`; False if they broke exec_seq order."""
+        recs = np.frombuffer(b"".join(m.data for m in msgs), EVENT)
+        if len(recs) * RECORD_BYTES != sum(len(m.data) for m in msgs):
+            raise JournalError("a message on the exec stream is not whole EVENT records")
+        self.received += len(recs)
+        seqs = recs["exec"]["exec_seq"]
+        keep = seqs > self.last_seq
+        self.duplicates += int((~keep).sum())
+        recs = recs[keep]
+        if not len(recs):
+            return True
+        expect = np.arange(self.last_seq + 1, self.last_seq + 1 + len(recs))
+        if not np.array_equal(recs["exec"]["exec_seq"], expect):
+            # cannot happen while stream seq == exec_seq; keep only the in-order run
+            ok = recs["exec"]["exec_seq"] == expect
+            n = int(np.argmin(ok)) if not ok.all() else len(recs)
+            log.error("exec stream out of order after exec_seq %d; keeping %d", self.last_seq, n)
+            if n:
+                self.pub.append(np.ascontiguousarray(recs[:n]))
+            return False
+        self.pub.append(np.ascontiguousarray(recs))
+        self.pub.pump()
+        return True
+
+    def statistics(self) -> dict:
+        return {"received": self.received, "duplicates": self.duplicates, "restarts": self.restarts,
+                "last_seq": self.last_seq, "backlog": self.pub.backlog}

@@ -9,6 +9,8 @@ unchanged.
               node with JetStream, or a cluster with routes (tests, `make run`)
     execs     exec reports, lossless: exec journal -> JetStream (stream seq == exec_seq,
               `Nats-Msg-Id` = exec_seq) -> the consumer host's journal and `exec` ring
+    md        market data, lossy but counted: rings -> core NATS as raw record batches
+              (ring position + schema per batch) -> local rings of the same names
 
 Programs: `python -m bridge --help`.
 """

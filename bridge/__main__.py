@@ -3,6 +3,8 @@
     python -m bridge server   --store DIR [--cluster 3]        NATS from the wheel, on loopback (Ctrl-C stops)
     python -m bridge exec-out --nats URL[,URL..] [--replicas 3]   execution host: exec journal -> JetStream
     python -m bridge exec-in  --nats URL[,URL..]                  consumer host: JetStream -> journal + exec ring
+    python -m bridge md-out   --nats URL --ring md.VENUE [...]    rings -> core NATS (raw batches)
+    python -m bridge md-in    --nats URL [--ring md.VENUE ...]    core NATS -> local rings of the same names
 
 The run (ring namespace, run directory) comes from MELTICA_RUN / MELTICA_RUN_DIR, as
 for every program of a run. SIGTERM / Ctrl-C stops cleanly; a SIGKILL loses nothing
@@ -35,6 +37,22 @@ async def _run_until_signal(worker) -> None:
     await worker.run(stop)
 
 
+async def _run_md(worker, args) -> None:
+    from .execs import connect
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=64 << 20)
+    try:
+        if args.cmd == "md-out":
+            await worker.run(nc, stop)
+        else:
+            await worker.run(nc, stop, args.ring or None)
+    finally:
+        await nc.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bridge", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -49,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--subject", default="exec.reports")
         if name == "exec-out":
             p.add_argument("--replicas", type=int, default=1, help="stream replicas when it is created")
+    for name, text in (("md-out", "sending host: rings -> core NATS, raw record batches"),
+                       ("md-in", "receiving host: core NATS -> local rings of the same names and layout")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--nats", required=True, type=_servers, help="server URLs, comma-separated")
+        p.add_argument("--ring", action="append", default=[], required=name == "md-out",
+                       help="ring name (md.<venue>, consumer.<name>.md); repeat" +
+                            ("" if name == "md-out" else "; default: every ring sent"))
+        p.add_argument("--prefix", default="meltica.ring", help="subject prefix")
+        if name == "md-in":
+            p.add_argument("--capacity", type=int, default=16384, help="records per local ring")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -68,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             srv.stop()
         return 0
 
-    from .execs import ExecIn, ExecOut
     ctx = RunContext.from_env()
+    if args.cmd in ("md-out", "md-in"):
+        from .md import MdIn, MdOut
+        worker = (MdOut(ctx.namespace, args.ring, prefix=args.prefix) if args.cmd == "md-out"
+                  else MdIn(ctx.namespace, prefix=args.prefix, capacity=args.capacity))
+        asyncio.run(_run_md(worker, args))
+        print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
+        return 0
+
+    from .execs import ExecIn, ExecOut
     if args.cmd == "exec-out":
         worker = ExecOut(ctx, args.nats, stream=args.stream, subject=args.subject, replicas=args.replicas)
     else:

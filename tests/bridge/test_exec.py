@@ -56,7 +56,6 @@ def run_chaos(hosts, reap, nats_args: list[str], kills) -> None:
     try:
         for at, action in kills:
             read_all(client, got, at, 60)
-            print(time.monotonic(), at, action, len(got))
             assert got and got[-1]["exec"]["exec_seq"] >= at, f"stalled at {len(got)} before {action}"
             if action == "exec-out":
                 kill(out)

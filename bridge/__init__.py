@@ -11,6 +11,9 @@ unchanged.
               `Nats-Msg-Id` = exec_seq) -> the consumer host's journal and `exec` ring
     md        market data, lossy but counted: rings -> core NATS as raw record batches
               (ring position + schema per batch) -> local rings of the same names
+    ctl       order entry of remote consumers: the local execution endpoint on the
+              consumer host, NATS request/reply, the real endpoint on the execution host
+    config    a nats-server configuration: users and permissions per role and consumer
 
 Programs: `python -m bridge --help`.
 """

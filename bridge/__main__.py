@@ -5,6 +5,12 @@
     python -m bridge exec-in  --nats URL[,URL..]                  consumer host: JetStream -> journal + exec ring
     python -m bridge md-out   --nats URL --ring md.VENUE [...]    rings -> core NATS (raw batches)
     python -m bridge md-in    --nats URL [--ring md.VENUE ...]    core NATS -> local rings of the same names
+    python -m bridge ctl-serve  --nats URL                        execution host: remote order entry -> execution
+    python -m bridge ctl-expose --nats URL [--consumer NAME]      consumer host: the execution endpoint, via NATS
+    python -m bridge config --out FILE --consumer NAME [...]     a server config: users and permissions
+
+Every program that connects takes --user and --password-file (one line) when the
+server requires users (`config`).
 
 The run (ring namespace, run directory) comes from MELTICA_RUN / MELTICA_RUN_DIR, as
 for every program of a run. SIGTERM / Ctrl-C stops cleanly; a SIGKILL loses nothing
@@ -25,6 +31,9 @@ import orjson
 from meltica.run import RunContext
 
 
+_AUTH: dict = {}  # user, password, inbox_prefix of this process's NATS connection
+
+
 def _servers(text: str) -> list[str]:
     return [u.strip() for u in text.split(",") if u.strip()]
 
@@ -43,9 +52,9 @@ async def _run_md(worker, args) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=64 << 20)
+    nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=64 << 20, **_AUTH)
     try:
-        if args.cmd == "md-out":
+        if args.cmd != "md-in":
             await worker.run(nc, stop)
         else:
             await worker.run(nc, stop, args.ring or None)
@@ -77,8 +86,35 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--prefix", default="meltica.ring", help="subject prefix")
         if name == "md-in":
             p.add_argument("--capacity", type=int, default=16384, help="records per local ring")
+    for name, text in (("ctl-serve", "execution host: remote consumers' requests -> the local execution endpoint"),
+                       ("ctl-expose", "consumer host: the run's execution endpoint, answered through NATS")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--nats", required=True, type=_servers, help="server URLs, comma-separated")
+        p.add_argument("--prefix", default="meltica.ctl", help="subject prefix")
+        if name == "ctl-expose":
+            p.add_argument("--consumer", help="the one consumer this bridge speaks for (its NATS user)")
+    cf = sub.add_parser("config", help="write a nats-server config with users per role and per consumer")
+    cf.add_argument("--out", required=True, help="config file (passwords go to FILE.passwords.json)")
+    cf.add_argument("--consumer", action="append", default=[], help="a remote consumer's name; repeat")
+    cf.add_argument("--listen", default="127.0.0.1:4222")
+    cf.add_argument("--store", default="nats-store", help="JetStream store directory")
+    cf.add_argument("--tls-cert"), cf.add_argument("--tls-key"), cf.add_argument("--tls-ca")
+    for p in sub.choices.values():
+        if any(a.dest == "nats" for a in p._actions):
+            p.add_argument("--user", help="NATS user (see `config`)")
+            p.add_argument("--password-file", help="file holding the user's password")
     args = ap.parse_args(argv)
+    if getattr(args, "user", None):
+        with open(args.password_file) as f:
+            _AUTH.update(user=args.user, password=f.read().strip())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    if args.cmd == "config":
+        from .config import write
+        tls = {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca} if args.tls_cert else None
+        write(args.out, args.consumer, listen=args.listen, store=args.store, tls=tls)
+        print(orjson.dumps({"config": args.out, "passwords": args.out + ".passwords.json"}).decode())
+        return 0
 
     if args.cmd == "server":
         from .servers import NatsCluster, NatsNode
@@ -97,6 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     ctx = RunContext.from_env()
+    if args.cmd in ("ctl-serve", "ctl-expose"):
+        from .config import inbox_prefix
+        from .ctl import CtlExpose, CtlServe
+        if args.cmd == "ctl-serve":
+            worker = CtlServe(ctx, prefix=args.prefix)
+        else:
+            worker = CtlExpose(ctx, prefix=args.prefix, consumer=args.consumer)
+            if args.consumer:
+                _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
+        asyncio.run(_run_md(worker, args))
+        print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
+        return 0
     if args.cmd in ("md-out", "md-in"):
         from .md import MdIn, MdOut
         worker = (MdOut(ctx.namespace, args.ring, prefix=args.prefix) if args.cmd == "md-out"
@@ -107,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from .execs import ExecIn, ExecOut
     if args.cmd == "exec-out":
-        worker = ExecOut(ctx, args.nats, stream=args.stream, subject=args.subject, replicas=args.replicas)
+        worker = ExecOut(ctx, args.nats, stream=args.stream, subject=args.subject, replicas=args.replicas,
+                         auth=_AUTH)
     else:
-        worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject)
+        worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject, auth=_AUTH)
     asyncio.run(_run_until_signal(worker))
     print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
     return 0

@@ -78,8 +78,8 @@ class ExecOut:
     """Execution host: the journal of run `ctx` into the stream."""
 
     def __init__(self, ctx: RunContext, servers: list[str], *, stream: str = STREAM, subject: str = SUBJECT,
-                 replicas: int = 1, window: int = 1024, ack_timeout_s: float = 2.0):
-        self.ctx, self.servers = ctx, servers
+                 replicas: int = 1, window: int = 1024, ack_timeout_s: float = 2.0, auth: dict | None = None):
+        self.ctx, self.servers, self.auth = ctx, servers, auth or {}
         self.stream, self.subject, self.replicas = stream, subject, replicas
         self.window, self.ack_timeout_s = window, ack_timeout_s
         self.published = 0      # reports the server stored (acks)
@@ -96,7 +96,7 @@ class ExecOut:
         return int(info.state.last_seq)
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await connect(self.servers, "bridge-exec-out")
+        nc = await connect(self.servers, "bridge-exec-out", **self.auth)
         js = nc.jetstream()
         try:
             await retry("create stream", lambda: ensure_stream(js, self.stream, self.subject, self.replicas), stop=stop)
@@ -191,10 +191,11 @@ class ExecIn:
     """Consumer host: the stream into run `ctx`'s local journal and `exec` ring."""
 
     def __init__(self, ctx: RunContext, servers: list[str], *, stream: str = STREAM, subject: str = SUBJECT,
-                 batch: int = 512, stall_s: float = 2.0, sync: bool = True):
+                 batch: int = 512, stall_s: float = 2.0, sync: bool = True, auth: dict | None = None):
         from execution.publisher import ExecPublisher  # the one writer of a journal + exec ring
 
         self.ctx, self.servers, self.stream, self.subject = ctx, servers, stream, subject
+        self.auth = auth or {}
         self.batch, self.stall_s = batch, stall_s
         self.pub = ExecPublisher(ctx, sync=sync)
         self.received = 0
@@ -213,7 +214,7 @@ class ExecIn:
         return await js.pull_subscribe(self.subject, durable=None, stream=self.stream, config=cfg)
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await connect(self.servers, "bridge-exec-in")
+        nc = await connect(self.servers, "bridge-exec-in", **self.auth)
         js = nc.jetstream()
         sub = None
         idle_since = time.monotonic()

@@ -1,0 +1,151 @@
+"""Orders of remote consumers through NATS request/reply, and who may do what.
+
+A real execution (against the venue simulator) on the execution host with
+`bridge ctl-serve`; on the consumer host `bridge ctl-expose --consumer a` as NATS user
+a, and the real SDK there. The server runs the users and permissions of
+`bridge.config`. Consumer A trades through the bridge; A cannot place, cancel or
+query orders in B's name, nor read B's replies, nor read the exec stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import nats
+import orjson
+import pytest
+
+from bridge.config import ROLES, authorization, inbox_prefix
+from bridge.servers import NatsNode
+from channels.names import execution_endpoint
+from tests.execution.harness import Consumer, ExecProc
+
+from .conftest import spawn, wait_until
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def secured(tmp_path):
+    passwords = {u: uuid.uuid4().hex for u in (*ROLES, "a", "b")}
+    node = NatsNode.start(tmp_path / "nats", extra=authorization(["a", "b"], passwords))
+    try:
+        yield node, passwords
+    finally:
+        node.stop()
+        node.remove_store()
+
+
+@pytest.fixture
+def sim():
+    from simulator.server import Simulator
+    s = Simulator(venues=["binance-spot"], instruments=2, rate=20, seed=7).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def auth_args(ctx, user: str, passwords: dict) -> list[str]:
+    pw = ctx.path("bridge", f"{user}.password")
+    pw.write_text(passwords[user] + "\n")
+    return ["--user", user, "--password-file", str(pw)]
+
+
+async def as_user(url, user, passwords, **kw):
+    errors: list[str] = []
+
+    async def on_error(e):
+        errors.append(str(e))
+
+    nc = await nats.connect(url, user=user, password=passwords[user], error_cb=on_error,
+                            inbox_prefix=inbox_prefix(user) if user not in ROLES else "_INBOX", **kw)
+    return nc, errors
+
+
+async def raw_request(nc, subject: str, body: dict, timeout: float = 3.0):
+    try:
+        return orjson.loads((await nc.request(subject, orjson.dumps(body), timeout=timeout)).data)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        return None
+
+
+def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap, sim):
+    node, passwords = secured
+    exec_ctx, cons_ctx = hosts
+    ExecProc(exec_ctx, sim, reap).start()
+    spawn(exec_ctx, reap, "bridge", "ctl-serve", "--nats", node.url, *auth_args(exec_ctx, "execution", passwords))
+    spawn(cons_ctx, reap, "bridge", "ctl-expose", "--nats", node.url, "--consumer", "a",
+          *auth_args(cons_ctx, "a", passwords))
+    from consumer.orders import OrderClient
+    ipc = execution_endpoint(cons_ctx.run_dir)[len("ipc://"):]
+    wait_until(lambda: os.path.exists(ipc), 30, "ctl-expose to bind the execution endpoint")
+    serving = exec_ctx.path("logs", "bridge-ctl-serve.log")
+    wait_until(lambda: b"serving" in serving.read_bytes(), 30, "ctl-serve to subscribe")
+
+    # B trades in its own name (a raw NATS client as user b; the key is the execution host's business)
+    async def b_places():
+        nc, _ = await as_user(node.url, "b", passwords)
+        try:
+            hello = await raw_request(nc, "meltica.ctl.execution.b", {"cmd": "hello", "request_id": 1, "consumer": "b", "key": "0" * 32}, 10)
+            placed = await raw_request(nc, "meltica.ctl.execution.b", {
+                "cmd": "new_order", "request_id": 2, "consumer": "b", "key": "0" * 32, "client_order_id": "b-1",
+                "symbol": "BTC-USDT", "side": "buy", "type": "limit", "qty": "0.001", "price": "60000", "tif": "GTC"}, 10)
+            return hello, placed
+        finally:
+            await nc.close()
+
+    hello, placed = asyncio.run(b_places())
+    assert hello["ok"] and placed["ok"] and placed["status"] == "accepted", (hello, placed)
+
+    # A trades through the bridges with the unchanged SDK
+    a = OrderClient(Consumer("a"), run=cons_ctx, timeout_s=10)
+    try:
+        assert a.hello()["ok"]
+        r = a.submit_limit("a-1", "BTC-USDT", "buy", "0.001", "60000")
+        assert r["ok"] and r["status"] == "accepted", r
+        assert a.query("a-1")["ok"]
+        # ... but B's order does not exist for A: neither to query nor to cancel
+        for r in (a.query("b-1"), a.cancel("b-1")):
+            assert not r["ok"] and r["code"] == "unknown_order", r
+    finally:
+        a.close()
+
+    # the SDK of another consumer on A's host: refused by A's bridge
+    b_on_a = OrderClient(Consumer("b"), run=cons_ctx, timeout_s=10)
+    try:
+        r = b_on_a.request("cancel", client_order_id="b-1")
+        assert not r["ok"] and r["code"] == "unauthorized", r
+    finally:
+        b_on_a.close()
+
+    async def a_tries():
+        nc, errors = await as_user(node.url, "a", passwords)
+        try:
+            body = {"cmd": "cancel", "request_id": 9, "consumer": "b", "key": "0" * 32, "client_order_id": "b-1"}
+            denied = await raw_request(nc, "meltica.ctl.execution.b", body, 2)   # B's subject: the server refuses
+            spoofed = await raw_request(nc, "meltica.ctl.execution.a", body, 5)  # own subject, B's name: the bridge refuses
+            await nc.subscribe(f"{inbox_prefix('b')}.>")                        # B's replies
+            await nc.subscribe("exec.reports")                                  # the exec stream
+            await nc.flush()
+            js = nc.jetstream(timeout=2)
+            try:
+                await js.stream_info("EXEC")
+                stream_read = True
+            except (nats.errors.Error, asyncio.TimeoutError):
+                stream_read = False
+            await asyncio.sleep(0.2)  # the server's -ERR lines arrive asynchronously
+            return denied, spoofed, stream_read, errors
+        finally:
+            await nc.close()
+
+    denied, spoofed, stream_read, errors = asyncio.run(a_tries())
+    assert denied is None
+    assert spoofed is not None and not spoofed["ok"] and spoofed["code"] == "unauthorized", spoofed
+    assert not stream_read
+    text = " ".join(errors).lower()
+    for what in ("publish to \"meltica.ctl.execution.b\"", f"subscription to \"{inbox_prefix('b')}.>\"",
+                 "subscription to \"exec.reports\"", "publish to \"$js.api.stream.info.exec\""):
+        assert what.lower() in text, (what, errors)

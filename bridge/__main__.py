@@ -28,6 +28,7 @@ import time
 
 import orjson
 
+from meltica.config import EX_CONFIG
 from meltica.run import RunContext
 
 
@@ -62,7 +63,7 @@ async def _run_md(worker, args) -> None:
         await nc.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bridge", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sv = sub.add_parser("server", help="start nats-server(s) from the wheel on loopback")
@@ -103,7 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         if any(a.dest == "nats" for a in p._actions):
             p.add_argument("--user", help="NATS user (see `config`)")
             p.add_argument("--password-file", help="file holding the user's password")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # bad arguments: a configuration error, not restarted (deploy/)
+        if exc.code not in (0, None):
+            return EX_CONFIG
+        raise
     if getattr(args, "user", None):
         with open(args.password_file) as f:
             _AUTH.update(user=args.user, password=f.read().strip())

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML configuration merged over meltica/defaults.toml")
     run.add_argument("--live-feeds", action="store_true",
                      help="the real Binance / OKX public feeds instead of the simulator (needs internet)")
+    run.add_argument("--hosts", type=int, choices=(1, 2), default=1,
+                     help="2: venues and ingest on one host, the rest on another, joined by NATS (bridge.hosts)")
     run.add_argument("--run-id", help="run id (default run-<time>): shared-memory namespace and run/<id>/")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="Prometheus endpoint port (default from config; 0: off)")
@@ -70,7 +72,11 @@ def main(argv=None) -> int:
         print(f"meltica: {err}", file=sys.stderr)
         return 2
     sweep_stale()  # segments of earlier runs whose writers are gone
-    pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)
+    if args.hosts == 2:
+        from bridge.hosts import TradingHost
+        pipeline = TradingHost(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)
+    else:
+        pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)
     stop = StopFlag()
     stop_on_signals(stop)
     print(f"meltica: run {ctx.run_id}, files in {ctx.run_dir}", file=sys.stderr, flush=True)

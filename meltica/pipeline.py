@@ -48,6 +48,8 @@ class ProgramFailed(MelticaError):
 
 
 class Pipeline:
+    runs_simulator = True  # False: another host runs it (bridge.hosts, --hosts 2)
+
     def __init__(self, cfg: dict, ctx: RunContext, *, live_feeds: bool | None = None,
                  config_path: str | None = None):
         runconfig.check(cfg, config_path or "the run configuration")  # ConfigError: nothing starts
@@ -139,7 +141,7 @@ class Pipeline:
             except OSError as err:
                 print(f"metrics endpoint not started on port {self.metrics_port}: {err}", file=sys.stderr)
                 self.metrics_port = 0
-        if not self.live_feeds:
+        if not self.live_feeds and self.runs_simulator:
             self.launcher.start(self._venue_program())
             self.endpoints = self._wait_endpoints()
         for program in self.programs():

@@ -1,0 +1,281 @@
+"""The bridge between hosts (NATS): market-data throughput and added latency, exec reports.
+
+    python -m bench bridge [--json] [--seconds S] [--rate R] [--reports N]
+
+Two runs ("hosts") on this machine joined by a nats-server from the wheel, every part
+a real process (`python -m bridge ...`):
+
+- md throughput: a source process writes `md.bench` (overwrite ring) as fast as it can;
+  md-out -> core NATS -> md-in -> `md.bench` on the other host, read here.
+  `md_bridge_records_per_s` is what arrived per second (md-in's `lost` beside it: the
+  source laps a slower bridge, exactly counted); `md_ring_only_records_per_s` is one
+  reader on the source ring, same source, same seconds.
+- added latency at `--rate` records/s: each record carries its write time
+  (CLOCK_MONOTONIC, shared by the processes of one machine); p50/p99 of
+  (read time - write time) on the far ring vs on the source ring: the bridged hop
+  minus one local ring hop.
+- exec reports: a stand-in execution appends `--reports` reports at 1000/s through the
+  real journal + ring writer; exec-out -> JetStream -> exec-in -> the consumer host's
+  journal and ring, read with the consumer SDK. `exec_report_hop` is journal append to
+  the SDK's hands on the other host. Then a chaos pass: exec-out and exec-in SIGKILLed
+  and restarted under load; `exec_reports_lost` / `exec_reports_duplicated` counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from bench.common import emit, log, percentiles_us
+from events import EVENT, ExecStatus, Kind, stamp_header
+
+REPO = Path(__file__).resolve().parent.parent
+RING = "md.bench"
+
+
+# -- helper processes (python -m bench.bridge --role ...) ------------------------------------
+
+def _source(rate: float) -> None:
+    """Write md.bench: prebuilt batches as fast as possible (rate 0) or at `rate`, stamped."""
+    from meltica.run import RunContext
+    from shm import RingWriter
+    w = RingWriter.create(RunContext.from_env().namespace, RING, EVENT, 1 << 16, policy="overwrite")
+    batch = np.zeros(256, EVENT)
+    for i in range(len(batch)):
+        stamp_header(batch[i], Kind.BOOK, 1, 1 + i % 3)
+    i, t0 = 0, time.monotonic()
+    while True:
+        if rate:
+            due = int((time.monotonic() - t0) * rate) - i
+            if due <= 0:
+                time.sleep(0.0002)
+                continue
+            k = min(due, 16)
+        else:
+            k = len(batch)
+        b = batch[:k]
+        b["ingest_ts_ns"] = time.monotonic_ns()
+        b["event_id"] = np.arange(i, i + k)
+        w.write_batch(b)
+        i += k
+        if i % 4096 < k:
+            w.heartbeat()
+
+
+def _exec_source(n: int, rate: float) -> None:
+    from execution.publisher import ExecPublisher
+    from meltica.run import RunContext
+    pub = ExecPublisher(RunContext.from_env(), sync=False)
+    t0 = time.monotonic()
+    while True:
+        due = min(n, int((time.monotonic() - t0) * rate) + 1)
+        if due > pub.last_seq:
+            k = min(64, due - pub.last_seq)
+            recs = np.zeros(k, EVENT)
+            now = time.monotonic_ns()
+            for j in range(k):
+                stamp_header(recs[j], Kind.EXEC_REPORT, 1, 1, ingest_ts_ns=now, consumer_id=1)
+                recs[j]["exec"]["exec_seq"] = pub.last_seq + 1 + j
+                recs[j]["exec"]["status"] = ExecStatus.ACK
+            pub.append(recs)
+        pub.pump()
+        pub.heartbeat()
+        time.sleep(0.001)
+
+
+# -- the bench ----------------------------------------------------------------------------
+
+class Rig:
+    def __init__(self, base: Path, nats_url: str):
+        from meltica.run import RunContext
+        self.base, self.url = base, nats_url
+        self.src = RunContext(f"bbs{uuid.uuid4().hex[:8]}", base / "src")
+        self.dst = RunContext(f"bbd{uuid.uuid4().hex[:8]}", base / "dst")
+        for c in (self.src, self.dst):
+            c.ensure_dir()
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, ctx, *args: str) -> subprocess.Popen:
+        env = {**os.environ, **ctx.env(), "PYTHONPATH": str(REPO)}
+        log_file = open(self.base / f"{args[1] if args[0] == '-m' else args[0]}-{len(self.procs)}.log", "ab")
+        p = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO, stdout=log_file, stderr=log_file,
+                             start_new_session=True)
+        log_file.close()
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen, sig=signal.SIGTERM) -> None:
+        if p.poll() is None:
+            os.killpg(p.pid, sig)
+        p.wait(20)
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+        self.src.namespace.cleanup()
+        self.dst.namespace.cleanup()
+
+
+def _attach(ns, timeout_s: float = 30.0):
+    from shm import RingReader
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return RingReader.attach(ns, RING, EVENT, start="latest", batch_capacity=4096)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _drain(reader, seconds: float, lat: list | None = None) -> int:
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        b = reader.try_read(4096)
+        k = len(b)
+        if k:
+            if lat is not None:
+                lat.append(time.monotonic_ns() - b["ingest_ts_ns"])
+            reader.release()
+            n += k
+        else:
+            time.sleep(0.0001)
+    return n
+
+
+def md_pass(rig: Rig, rate: float, seconds: float) -> dict:
+    """(bridged records, ring-only records, bridged latencies, local latencies, md-in stats)."""
+    src = rig.spawn(rig.src, "-m", "bench.bridge", "--role", "source", "--rate", str(rate))
+    out = rig.spawn(rig.src, "-m", "bridge", "md-out", "--nats", rig.url, "--ring", RING)
+    inn = rig.spawn(rig.dst, "-m", "bridge", "md-in", "--nats", rig.url, "--ring", RING, "--capacity", str(1 << 16))
+    far, near = _attach(rig.dst.namespace), _attach(rig.src.namespace)
+    _drain(far, 1.0), _drain(near, 0.2)  # warm up
+    lat_far, lat_near = ([], []) if rate else (None, None)
+    t = time.monotonic()
+    far_n = _drain(far, seconds, lat_far)
+    far_s = time.monotonic() - t
+    far.close()
+    rig.stop(out)
+    rig.stop(inn)  # the ring-only figure: the same source, no bridge running
+    stats = _last_json(rig.base, "bridge", inn)
+    _drain(near, 0.2)
+    t = time.monotonic()
+    near_n = _drain(near, min(seconds, 2.0), lat_near)
+    near_s = time.monotonic() - t
+    near.close()
+    rig.stop(src)
+    return {"far_per_s": far_n / far_s, "near_per_s": near_n / near_s, "stats": stats,
+            "lat_far": np.concatenate(lat_far) if lat_far else None,
+            "lat_near": np.concatenate(lat_near) if lat_near else None}
+
+
+def _last_json(base: Path, name: str, p: subprocess.Popen) -> dict:
+    for f in sorted(base.glob(f"{name}-*.log"), key=lambda f: f.stat().st_mtime, reverse=True):
+        for line in reversed(f.read_bytes().splitlines()):
+            if line.startswith(b'{"bad"'):
+                return orjson.loads(line)
+    return {}
+
+
+def exec_pass(rig: Rig, n: int, chaos: bool) -> dict:
+    from types import SimpleNamespace
+
+    from consumer.orders import OrderClient
+    src = rig.spawn(rig.src, "-m", "bench.bridge", "--role", "exec-source", "--reports", str(n))
+    out = rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url)
+    inn = rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--nats", rig.url)
+    client = OrderClient(SimpleNamespace(name="bench"), run=rig.dst, monitor_all=True, resume_from=0)
+    seqs, lat = [], []
+    kills = [n // 3, 2 * n // 3] if chaos else []
+    deadline = time.monotonic() + 120
+    try:
+        while (not seqs or seqs[-1][-1] < n) and time.monotonic() < deadline:
+            got = client.poll_reports(max_n=512, timeout_s=0.05)
+            if len(got):
+                lat.append(time.monotonic_ns() - got["ingest_ts_ns"])
+                seqs.append(got["exec"]["exec_seq"].astype(np.int64))
+                if kills and seqs[-1][-1] >= kills[0]:
+                    kills.pop(0)
+                    rig.stop(out, signal.SIGKILL)
+                    rig.stop(inn, signal.SIGKILL)
+                    out = rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url)
+                    inn = rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--nats", rig.url)
+    finally:
+        client.close()
+        for p in (src, out, inn):
+            rig.stop(p)
+    got = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+    uniq = np.unique(got)
+    return {"lost": int(n - len(uniq[(uniq >= 1) & (uniq <= n)])), "duplicated": int(len(got) - len(uniq)),
+            "lat": np.concatenate(lat) if lat else np.zeros(0)}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench bridge", description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement (default 5)")
+    ap.add_argument("--rate", type=float, default=10_000.0, help="records/s of the latency pass (default 10k)")
+    ap.add_argument("--reports", type=int, default=3000, help="exec reports per pass (default 3000)")
+    ap.add_argument("--role", choices=["source", "exec-source"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.role == "source":
+        _source(args.rate)
+        return 0
+    if args.role == "exec-source":
+        _exec_source(args.reports, 1000.0)
+        return 0
+
+    from bridge.servers import NatsNode
+    base = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
+    load0 = os.getloadavg()
+    with NatsNode.start(base / "nats") as node:
+        rig = Rig(base, node.url)
+        try:
+            log("md throughput (source at full speed)")
+            thr = md_pass(rig, 0.0, args.seconds)
+            log(f"md latency at {args.rate:.0f} records/s")
+            lat = md_pass(rig, args.rate, args.seconds)
+            log(f"exec reports: {args.reports} at 1000/s, then a chaos pass")
+            ex = exec_pass(rig, args.reports, chaos=False)
+            rig.close()
+            rig = Rig(base / "chaos", node.url)
+            chaos = exec_pass(rig, args.reports, chaos=True)
+        finally:
+            rig.close()
+    far, near = percentiles_us(lat["lat_far"], "bridged"), percentiles_us(lat["lat_near"], "ring_hop")
+    added_p50 = far["bridged_p50_us"] - near["ring_hop_p50_us"]
+    added_p99 = far["bridged_p99_us"] - near["ring_hop_p99_us"]
+    result = {
+        "md_bridge_records_per_s": round(thr["far_per_s"]),
+        "md_ring_only_records_per_s": round(thr["near_per_s"]),
+        "md_bridge_lost_at_full_speed": thr["stats"].get("rings", {}).get(RING, {}).get("lost"),
+        "md_latency_rate_per_s": args.rate,
+        **far, **near,
+        "md_added_p50_us": round(added_p50, 2), "md_added_p99_us": round(added_p99, 2),
+        "md_lost_at_rate": lat["stats"].get("rings", {}).get(RING, {}).get("lost"),
+        **percentiles_us(ex["lat"], "exec_report_hop"),
+        "exec_reports_lost": chaos["lost"], "exec_reports_duplicated": chaos["duplicated"],
+        "exec_reports_lost_without_chaos": ex["lost"],
+        "target_md_1m_per_s_met": thr["far_per_s"] >= 1e6,
+        "target_added_p99_under_2ms_met": added_p99 < 2000,
+        "loadavg_1m_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+    }
+    emit(result, args.json, "bridge (NATS between two runs on this machine)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -53,7 +53,7 @@ async def _run_md(worker, args) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=64 << 20, **_AUTH)
+    nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=4 << 20, **_AUTH)
     try:
         if args.cmd != "md-in":
             await worker.run(nc, stop)

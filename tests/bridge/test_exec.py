@@ -19,7 +19,7 @@ from channels.journal import JournalReader
 from channels.names import journal_path
 from consumer.orders import OrderClient
 
-from .conftest import kill, spawn, wait_until
+from .conftest import kill, spawn
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(150)]
 

@@ -31,9 +31,9 @@ run: $(STAMP)
 	$(PY) -m meltica run $(ARGS)
 
 # The same programs under supervisord (restart on failure); Ctrl-C stops them all.
-# run/prod is created 0700, or refused when another user could use it (meltica.run).
+# run/prod is created 0700, or refused when another user could use it (core.run).
 supervise: $(STAMP)
-	MELTICA_RUN=prod MELTICA_RUN_DIR=run/prod $(PY) -m meltica.run
+	MELTICA_RUN=prod MELTICA_RUN_DIR=run/prod $(PY) -m core.run
 	umask 077 && mkdir -p run/prod/logs
 	-umask 077 && $(VENV)/bin/supervisord -c deploy/supervisord.conf
 	$(PY) -m shm.cleanup --run prod

@@ -34,9 +34,9 @@ import zmq
 
 from channels.names import dispatch_endpoint
 from events import HeaderFlag, Kind, PeerGone, Provider, instrument_id
-from meltica import config
+from core import config
 from meltica.pipeline import Pipeline
-from meltica.run import RunContext
+from core.run import RunContext
 
 VENUES = ("binance-spot", "okx")
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")

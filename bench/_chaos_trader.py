@@ -39,7 +39,7 @@ from consumer import Consumer
 from consumer.orders import OrderClient
 from events import EVENT, PeerGone
 from events.records import RECORD_BYTES
-from meltica.run import RunContext
+from core.run import RunContext
 
 QTY = "0.001"
 LOW, HIGH = "30000", "130000"   # BTC-USDT of the simulator starts at 65000

@@ -44,7 +44,7 @@ def symbols_for(n: int) -> list[str]:
 
 def config_text(symbols: list[str], rate: float, demo_symbols: str = "BTC-USDT",
                 ring_capacity: int = 16384, venues=VENUES, extra: str = "") -> str:
-    """The run configuration of one step (merged over meltica/defaults.toml); `extra`: more tables."""
+    """The run configuration of one step (merged over core/defaults.toml); `extra`: more tables."""
     syms = ",".join(symbols)
     ingest = "".join(f'\n[ingest.{v}]\nsymbols = "{syms}"\nring_capacity = {ring_capacity}\n'
                      f"status_interval = 1\n" for v in venues)
@@ -111,9 +111,9 @@ class PipelineRun:
 
     def __init__(self, symbols: list[str], rate: float, tag: str, demo_symbols: str = "BTC-USDT",
                  ring_capacity: int = 16384, venues=VENUES, extra: str = ""):
-        from meltica import config
+        from core import config
         from meltica.pipeline import Pipeline
-        from meltica.run import RunContext
+        from core.run import RunContext
 
         self.symbols = symbols
         self.tmp = Path(tempfile.mkdtemp(prefix=f"meltica-{tag}-"))
@@ -121,7 +121,7 @@ class PipelineRun:
         cfg_path.write_text(config_text(symbols, rate, demo_symbols, ring_capacity, venues, extra))
         self.ctx = RunContext(f"bench-{tag}-{uuid.uuid4().hex[:8]}", self.tmp / "run")
         self.pipeline = Pipeline(config.load(cfg_path), self.ctx, config_path=str(cfg_path))
-        self.pipeline.venues = sorted(venues)  # not also those of meltica/defaults.toml
+        self.pipeline.venues = sorted(venues)  # not also those of core/defaults.toml
         self.stopped = False
 
     def start(self) -> None:

@@ -36,7 +36,7 @@ CAPACITY = 16384
 
 
 def _ns(run_id: str):
-    from meltica.run import RunContext
+    from core.run import RunContext
     return RunContext.from_env(run_id).namespace
 
 

@@ -47,7 +47,7 @@ RING = "md.bench"
 
 def _source(rate: float) -> None:
     """Write md.bench: prebuilt batches as fast as possible (rate 0) or at `rate`, stamped."""
-    from meltica.run import RunContext
+    from core.run import RunContext
     from shm import RingWriter
     w = RingWriter.create(RunContext.from_env().namespace, RING, EVENT, 1 << 16, policy="overwrite")
     batch = np.zeros(256, EVENT)
@@ -74,7 +74,7 @@ def _source(rate: float) -> None:
 
 def _exec_source(n: int, rate: float) -> None:
     from execution.publisher import ExecPublisher
-    from meltica.run import RunContext
+    from core.run import RunContext
     pub = ExecPublisher(RunContext.from_env(), sync=False)
     t0 = time.monotonic()
     while True:
@@ -97,7 +97,7 @@ def _exec_source(n: int, rate: float) -> None:
 
 class Rig:
     def __init__(self, base: Path, nats_url: str):
-        from meltica.run import RunContext
+        from core.run import RunContext
         self.base, self.url = base, nats_url
         self.src = RunContext(f"bbs{uuid.uuid4().hex[:8]}", base / "src")
         self.dst = RunContext(f"bbd{uuid.uuid4().hex[:8]}", base / "dst")

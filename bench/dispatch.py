@@ -181,7 +181,7 @@ def raw_copy_eps(seconds: float) -> float:
 
 def writer_main(rate: float, seconds: float) -> int:
     """Child: write md.okx at `rate` records/s for `seconds`, stamping ingest_ts_ns."""
-    from meltica.run import RunContext
+    from core.run import RunContext
     from shm import RingWriter
     from shm.wait import lower_timer_slack
 
@@ -212,7 +212,7 @@ def writer_main(rate: float, seconds: float) -> int:
 
 def saturate_writer_main(rate: float, seconds: float) -> int:
     """Child: write md.okx at up to `rate` records/s for `seconds`; print the count written."""
-    from meltica.run import RunContext
+    from core.run import RunContext
     from shm import RingWriter
 
     ctx = RunContext.from_env()
@@ -262,7 +262,7 @@ def _check_order(md: np.ndarray, last: dict) -> None:
 def saturation(rate: float, seconds: float) -> dict:
     """Offer `rate` records/s to `python -m dispatch` with three unequal consumers."""
     from consumer import Consumer
-    from meltica.run import RunContext
+    from core.run import RunContext
 
     tmp = Path(tempfile.mkdtemp(prefix="mbench"))
     ctx = RunContext("sat" + uuid.uuid4().hex[:8], tmp / "run")
@@ -337,7 +337,7 @@ def latency(rate: float, seconds: float, direct: bool = False) -> dict:
     """Ingest ring -> consumer latency through `python -m dispatch`; `direct`: the
     baseline, this process reading the ingest ring itself (one hop, no dispatch)."""
     from consumer import Consumer
-    from meltica.run import RunContext
+    from core.run import RunContext
     from shm import RingReader
 
     tmp = Path(tempfile.mkdtemp(prefix="mbench"))

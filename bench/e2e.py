@@ -96,7 +96,7 @@ def orders_main(run_id: str, seconds: float, rate: float, out: str, patience_s: 
     """
     from consumer.orders import OrderClient
     from events import ExecStatus
-    from meltica.run import RunContext
+    from core.run import RunContext
 
     oc = OrderClient(_OrderSender(f"e2e-orders-{uuid.uuid4().hex[:6]}"), run=RunContext.from_env(run_id),
                      timeout_s=5.0)
@@ -180,7 +180,7 @@ def tap_main(run_id: str, seconds: float, out: str, venues=VENUES) -> int:
     from events import EVENT
     from shm import RingReader
 
-    from meltica.run import RunContext
+    from core.run import RunContext
 
     ns = RunContext.from_env(run_id).namespace
     readers = [RingReader.attach(ns, md_ring(v), EVENT, start="latest") for v in venues]

@@ -256,7 +256,7 @@ def _md_count(path: str) -> int:
 def exec_channel(args, base: Path, env_base: dict, logf) -> dict:
     from events import EVENT, Kind
     from execution.publisher import ExecPublisher
-    from meltica.run import RunContext
+    from core.run import RunContext
     from shm import RingReader, RingWriter
 
     n, batch = args.reports, 64
@@ -322,7 +322,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--durability", choices=["power", "process"], default="power",
                    help="execution's durability (default power, execution's default; process: no fsync)")
     args = p.parse_args(argv)
-    from meltica.run import RunContext
+    from core.run import RunContext
 
     base = Path(tempfile.mkdtemp(prefix="bench-orders-"))
     ctx = RunContext(f"bencho{uuid.uuid4().hex[:8]}", base / "run").claim()  # umask 077: the runs' dirs are ours alone

@@ -112,7 +112,7 @@ def _wait_ready(procs: list[subprocess.Popen], timeout_s: float = 60.0) -> None:
 # -- the floor ----------------------------------------------------------------------------------
 
 def floor_step(rate: float, seconds: float, every: int) -> dict:
-    from meltica.run import RunContext
+    from core.run import RunContext
     tmp = Path(tempfile.mkdtemp(prefix="meltica-t2t-floor-"))
     ctx = RunContext(f"bench-floor-{uuid.uuid4().hex[:8]}", tmp / "run").claim()
     env = {**os.environ, **ctx.env()}

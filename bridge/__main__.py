@@ -28,8 +28,8 @@ import time
 
 import orjson
 
-from meltica.config import EX_CONFIG
-from meltica.run import RunContext
+from core.config import EX_CONFIG
+from core.run import RunContext
 
 
 _AUTH: dict = {}  # user, password, inbox_prefix of this process's NATS connection

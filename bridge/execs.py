@@ -36,7 +36,7 @@ from channels.journal import JournalError, JournalReader
 from channels.names import journal_path
 from events import EVENT
 from events.records import RECORD_BYTES
-from meltica.run import RunContext
+from core.run import RunContext
 
 log = logging.getLogger("bridge.exec")
 

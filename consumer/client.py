@@ -14,7 +14,7 @@ from channels.names import dispatch_endpoint
 from channels.server import control_socket
 from events import EVENT, Closed, Command, Kind, PeerGone, ResultStatus
 from events.errors import BadInput
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import RingClosed, RingError, RingReader, SpinPark, WaitStrategy
 
 _CRITICAL = np.zeros(256, bool)

@@ -68,7 +68,7 @@ from channels.identity import consumer_key
 from channels.journal import JournalError, JournalReader
 from channels.names import EXEC_RING, consumer_file, execution_endpoint, journal_path
 from events import EVENT, Closed, PeerGone
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
 
 from .requests import Requests

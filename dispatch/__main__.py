@@ -8,9 +8,9 @@ import sys
 import orjson
 
 from channels.names import DISPATCH_CTL, EXECUTION_CTL, check_local
-from meltica import config
-from meltica.run import RunContext
-from meltica.signals import StopFlag
+from core import config
+from core.run import RunContext
+from core.signals import StopFlag
 
 from .config import DispatchConfig
 from .process import DispatchProcess, install_signal_stop
@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv):
-    """Flags; defaults from the [dispatch] table of --config / $MELTICA_CONFIG (meltica.config)."""
+    """Flags; defaults from the [dispatch] table of --config / $MELTICA_CONFIG (core.config)."""
     return config.parse_args(parser(), argv, "dispatch")
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from events import EVENT, Kind, Provider
 from events.codec import words
 from events.ids import IdSource
-from meltica.dlq import DeadLetterQueue
-from meltica.telemetry import Telemetry
+from core.dlq import DeadLetterQueue
+from core.telemetry import Telemetry
 from shm import RingWriter
 
 from .config import DispatchConfig

@@ -25,10 +25,10 @@ from channels.identity import Keys
 from channels.names import dispatch_endpoint, execution_endpoint, md_venue
 from channels.server import ControlRouter
 from events import EVENT, HeaderFlag, Provider, instrument_id
-from meltica.dlq import DeadLetterQueue
-from meltica.run import RunContext
-from meltica.signals import StopFlag, stop_on_signals
-from meltica.telemetry import ENV_ENDPOINT, Telemetry
+from core.dlq import DeadLetterQueue
+from core.run import RunContext
+from core.signals import StopFlag, stop_on_signals
+from core.telemetry import ENV_ENDPOINT, Telemetry
 from shm import RingError, RingReader
 
 from .config import DispatchConfig
@@ -238,7 +238,7 @@ class DispatchProcess:
 def install_signal_stop(stop: StopFlag) -> None:
     """SIGTERM and SIGINT end the loop (the caller then closes, unlinking consumer rings).
 
-    `stop` is a meltica.signals.StopFlag: setting a threading.Event from a handler
+    `stop` is a core.signals.StopFlag: setting a threading.Event from a handler
     deadlocks when a second signal lands inside the first handler.
     """
     stop_on_signals(stop)

@@ -14,8 +14,8 @@ import orjson
 import venues
 from channels.names import EXECUTION_CTL, check_local
 from events import BadInput
-from meltica import config as run_config
-from meltica.run import RunContext
+from core import config as run_config
+from core.run import RunContext
 
 SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
 

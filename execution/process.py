@@ -27,9 +27,9 @@ from channels.identity import Keys
 from channels.names import execution_endpoint
 import venues
 from events import InUse, Registry
-from meltica.dlq import DeadLetterQueue
-from meltica.run import RunContext
-from meltica.telemetry import Telemetry
+from core.dlq import DeadLetterQueue
+from core.run import RunContext
+from core.telemetry import Telemetry
 
 from .control import ControlServer
 from .engine import Engine

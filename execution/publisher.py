@@ -21,7 +21,7 @@ import numpy as np
 
 from channels.names import EXEC_RING, journal_path
 from events import EVENT
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import RingWriter
 
 from .journal import Journal

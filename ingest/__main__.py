@@ -2,7 +2,7 @@
 
 The run id and run directory come from the environment (MELTICA_RUN, MELTICA_RUN_DIR).
 Flag defaults come from the run configuration's `[ingest.<venue>]` table
-(`--config FILE` or $MELTICA_CONFIG, see meltica.config); a flag on the command line wins.
+(`--config FILE` or $MELTICA_CONFIG, see core.config); a flag on the command line wins.
 Default URLs are the real venues; pass --rest-url / --ws-url for the simulator.
 SIGINT / SIGTERM stop the process cleanly (threads stopped, ring closed and removed).
 """
@@ -15,9 +15,9 @@ import sys
 
 import venues
 from events import BOOK_DEPTH, BadInput, Provider
-from meltica import config as run_config
-from meltica.run import RunContext
-from meltica.signals import StopFlag, stop_on_signals
+from core import config as run_config
+from core.run import RunContext
+from core.signals import StopFlag, stop_on_signals
 
 from .config import Config
 from .liveness import parse_silence

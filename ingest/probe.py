@@ -34,7 +34,7 @@ import orjson
 
 import venues
 from events import BOOK_DEPTH, BadInput, PeerGone, Provider
-from meltica.telemetry import Telemetry
+from core.telemetry import Telemetry
 
 from .config import Config
 from .process import IngestProcess

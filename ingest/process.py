@@ -38,8 +38,8 @@ from collections import deque
 from channels.names import md_ring
 import venues
 from events import EVENT, InUse, Provider
-from meltica.dlq import DeadLetterQueue
-from meltica.telemetry import Telemetry
+from core.dlq import DeadLetterQueue
+from core.telemetry import Telemetry
 from shm import RingReader, RingWriter
 from shm.errors import RingError
 

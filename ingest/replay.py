@@ -34,7 +34,7 @@ import orjson
 
 import venues
 from events import BOOK_DEPTH, HeaderFlag, Provider
-from meltica.config import EX_CONFIG, cli_args
+from core.config import EX_CONFIG, cli_args
 
 from .publisher import Publisher
 from .recording import REST, WS, Recording, dataset_file  # noqa: F401 (dataset_file: public here too)

@@ -1,7 +1,7 @@
 """What ingest tells operators (LM-08): counters, telemetry, dead letters. Ops-only.
 
 `Report` keeps the plain counters the replay CLI prints and mirrors the notable
-ones into `meltica.telemetry.Telemetry` and bad frames into the dead-letter queue:
+ones into `core.telemetry.Telemetry` and bad frames into the dead-letter queue:
 
   book.resync{provider,symbol,reason}   counter + event; reason in RESYNC_REASONS
   book.synced{provider,symbol}          counter + event with `recovery_ms` after a resync

@@ -10,7 +10,7 @@ Exit status: 0 for a clean run; 78 (EX_CONFIG) for a configuration error, found 
 anything starts or reported by a program (the run stops at once, with the reason);
 1 when a program exited on its own during the run (each is listed with its last
 reason) or shared-memory segments were left behind; 2 when the run directory is not
-this user's alone (meltica.run.RunDirError).
+this user's alone (core.run.RunDirError).
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ import orjson
 
 from shm.cleanup import sweep_stale
 
-from . import config, report, runconfig
+from core import config
+
+from . import report, runconfig
 from .pipeline import Pipeline, ProgramFailed
-from .run import RunContext, RunDirError
-from .signals import StopFlag, stop_on_signals
+from core.run import RunContext, RunDirError
+from core.signals import StopFlag, stop_on_signals
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,11 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     run.add_argument("--headless", action="store_true", help="no terminal view; a status line every 5 s")
     run.add_argument("--report", help="write the run report (JSON) to this file at the end")
-    run.add_argument("--config", help="TOML configuration merged over meltica/defaults.toml")
+    run.add_argument("--config", help="TOML configuration merged over core/defaults.toml")
     run.add_argument("--live-feeds", action="store_true",
                      help="the real Binance / OKX public feeds instead of the simulator (needs internet)")
     run.add_argument("--hosts", type=int, choices=(1, 2), default=1,
-                     help="2: venues and ingest on one host, the rest on another, joined by NATS (bridge.hosts)")
+                     help="2: venues and ingest on one host, the rest on another, joined by NATS (meltica.hosts)")
     run.add_argument("--run-id", help="run id (default run-<time>): shared-memory namespace and run/<id>/")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="Prometheus endpoint port (default from config; 0: off)")
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         return 2
     sweep_stale()  # segments of earlier runs whose writers are gone
     if args.hosts == 2:
-        from bridge.hosts import TradingHost
+        from meltica.hosts import TradingHost
         pipeline = TradingHost(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)
     else:
         pipeline = Pipeline(cfg, ctx, live_feeds=args.live_feeds or None, config_path=config_path)

@@ -18,7 +18,7 @@ import threading
 import orjson
 import zmq
 
-from .telemetry import metric_key
+from core.telemetry import metric_key
 
 
 def parse_key(key: str) -> tuple[str, dict]:

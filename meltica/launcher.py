@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from shm.cleanup import sweep_stale
 
-from .config import EX_CONFIG
-from .run import RunContext
+from core.config import EX_CONFIG
+from core.run import RunContext
 
 _PR_SET_PDEATHSIG = 1
 

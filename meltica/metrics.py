@@ -18,7 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_client import start_http_server
 
 from .collector import Collector, parse_key
-from .telemetry import BUCKETS
+from core.telemetry import BUCKETS
 
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
 

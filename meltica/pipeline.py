@@ -28,11 +28,11 @@ from events import MelticaError
 
 from . import runconfig
 from .collector import Collector
-from .config import section
+from core.config import section
 from .launcher import Launcher, Program
 from .metrics import serve
 from .monitor import Monitor
-from .run import RunContext
+from core.run import RunContext
 
 SIM_KEY = ("meltica-sim-key", "meltica-sim-secret")
 
@@ -48,7 +48,7 @@ class ProgramFailed(MelticaError):
 
 
 class Pipeline:
-    runs_simulator = True  # False: another host runs it (bridge.hosts, --hosts 2)
+    runs_simulator = True  # False: another host runs it (meltica.hosts, --hosts 2)
 
     def __init__(self, cfg: dict, ctx: RunContext, *, live_feeds: bool | None = None,
                  config_path: str | None = None):

@@ -5,7 +5,7 @@ before anything starts (`python -m meltica run`, `Pipeline`).
 
 Each table belongs to one reader: [run] and [simulator] to the pipeline itself, [dispatch],
 [execution], [strategy] and [ingest.<venue>] to that program, whose own flags are the
-schema (`meltica.config.check_table`: every key a flag, every value what the flag takes).
+schema (`core.config.check_table`: every key a flag, every value what the flag takes).
 A mistake is a ConfigError that names the file, the table and the key, so a typo stops
 the run at once instead of putting a program into a restart loop.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import config
-from .config import ConfigError, check_table, merge, read
+from core import config
+from core.config import ConfigError, check_table, merge, read
 
 
 def _run_parser() -> argparse.ArgumentParser:

@@ -35,8 +35,8 @@ import numpy as np
 from consumer import Consumer
 from consumer.orders import OrderClient
 from events import Kind, PeerGone, Provider, to_decimal
-from meltica import config
-from meltica.telemetry import Telemetry
+from core import config
+from core.telemetry import Telemetry
 
 from .trader import Cancel, PlaceLimit, Trader
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from meltica.run import RunContext
+from core.run import RunContext
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from meltica import config
+from core import config
 from meltica.pipeline import Pipeline
 from tests.conftest import REPO
 

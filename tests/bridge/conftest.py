@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from bridge.servers import NatsCluster, NatsNode
-from meltica.run import RunContext
+from core.run import RunContext
 from tests.conftest import REPO
 
 

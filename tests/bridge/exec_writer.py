@@ -16,7 +16,7 @@ import numpy as np
 
 from events import EVENT, ExecStatus, Kind, stamp_header
 from execution.publisher import ExecPublisher
-from meltica.run import RunContext
+from core.run import RunContext
 
 
 def reports(first: int, n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from channels.names import md_ring
 from events import EVENT, Kind, stamp_header
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import RingWriter
 
 

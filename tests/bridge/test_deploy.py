@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from bridge.__main__ import parser
-from meltica.config import EX_CONFIG
+from core.config import EX_CONFIG
 from tests.conftest import REPO
 
 HOSTS = REPO / "deploy" / "hosts"

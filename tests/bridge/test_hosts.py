@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from bench._chaos_harness import config_text
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import Namespace
 from tests.conftest import REPO
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from events import EVENT
-from meltica.telemetry import Telemetry
+from core.telemetry import Telemetry
 from strategies.demo import _trade
 from strategies.trader import Trader
 

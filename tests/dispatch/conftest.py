@@ -13,7 +13,7 @@ from dispatch.core import DispatchCore
 from dispatch.process import DispatchProcess
 from tests.synthetic import FakeClock
 from events import EVENT, Kind, concat
-from meltica.dlq import DeadLetterQueue
+from core.dlq import DeadLetterQueue
 from shm import RingReader, RingWriter
 
 

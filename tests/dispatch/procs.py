@@ -20,7 +20,7 @@ import orjson
 
 from tests.synthetic import records
 from events import EVENT, Kind, Provider, concat
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import RingWriter
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")

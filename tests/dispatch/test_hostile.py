@@ -18,7 +18,7 @@ from channels.names import dispatch_endpoint
 from consumer import Consumer
 from dispatch.config import DispatchConfig
 from dispatch.process import DispatchProcess
-from meltica.dlq import DeadLetterQueue
+from core.dlq import DeadLetterQueue
 
 pytestmark = pytest.mark.timeout(60)
 

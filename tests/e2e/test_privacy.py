@@ -31,7 +31,7 @@ import orjson
 import pytest
 
 from bench._chaos_harness import config_text
-from meltica.run import RunContext
+from core.run import RunContext
 
 from ..conftest import REPO
 from .test_run import children, journaled
@@ -316,7 +316,7 @@ def test_supervisord_under_umask_000_leaves_another_user_nothing(tmp_path, reap)
     env = {**os.environ, "MELTICA_RUN": run_id, "MELTICA_RUN_DIR": str(ctx.run_dir)}
     # what `make supervise` runs, from a shell whose umask is 000
     q = lambda path: shlex.quote(str(path))  # noqa: E731
-    script = (f"{q(sys.executable)} -m meltica.run && (umask 077 && mkdir -p {q(ctx.run_dir / 'logs')}) "
+    script = (f"{q(sys.executable)} -m core.run && (umask 077 && mkdir -p {q(ctx.run_dir / 'logs')}) "
               f"&& umask 077 && exec {q(supervisord)} -c {q(conf)}")
     with open(out, "wb") as f:
         p = subprocess.Popen(["sh", "-c", script], cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env,

@@ -21,7 +21,7 @@ import pytest
 
 from bench._chaos_harness import config_text
 from channels.journal import JournalReader
-from meltica.run import RunContext
+from core.run import RunContext
 
 from ..conftest import REPO
 

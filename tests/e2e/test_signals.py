@@ -11,7 +11,7 @@ chaos runs: `Fatal Python error` dumps with `set -> __enter__` nested under the 
 The test makes that landing deterministic without touching the program: it runs the real
 `python -m <program>` through a shim that (1) marks the time spent inside a Python signal
 handler and (2) gives every `threading.Event` a lock that, when taken inside a handler,
-raises one more SIGTERM first. A handler that takes no lock (`meltica.signals.StopFlag`)
+raises one more SIGTERM first. A handler that takes no lock (`core.signals.StopFlag`)
 never triggers it, so the test passes for any correct fix.
 """
 

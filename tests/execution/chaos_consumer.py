@@ -22,7 +22,7 @@ import numpy as np
 from consumer.orders import OrderClient
 from events import EVENT, PeerGone
 from events.records import RECORD_BYTES
-from meltica.run import RunContext
+from core.run import RunContext
 
 KINDS = ("rest", "market", "take", "ioc", "fok")
 

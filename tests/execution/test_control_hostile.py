@@ -15,7 +15,7 @@ import zmq
 from channels.identity import consumer_key
 from channels.messages import MAX_FRAME_BYTES
 from channels.names import execution_endpoint
-from meltica.dlq import DeadLetterQueue
+from core.dlq import DeadLetterQueue
 
 from .harness import REPO, client
 

@@ -141,7 +141,7 @@ class LiveIngest:
         from events import EVENT
         from ingest.config import Config
         from ingest.process import IngestProcess
-        from meltica.telemetry import Telemetry
+        from core.telemetry import Telemetry
         from shm import RingReader
 
         ep = sim.endpoints[venue]
@@ -204,7 +204,7 @@ class LiveIngest:
             time.sleep(0.01)
 
     def counter(self, name: str, **labels) -> int:
-        from meltica.telemetry import metric_key
+        from core.telemetry import metric_key
         return self.telemetry.snapshot()["counters"].get(metric_key(name, labels), 0)
 
     def close(self) -> None:

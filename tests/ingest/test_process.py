@@ -13,7 +13,7 @@ import pytest
 
 from events import EVENT, Kind, Provider, instrument_id
 from ingest.process import RingInUse, create_ring, ring_name
-from meltica.config import EX_CONFIG
+from core.config import EX_CONFIG
 from shm import RingReader, RingWriter
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]

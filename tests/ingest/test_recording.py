@@ -12,7 +12,7 @@ import pytest
 
 from ingest.recording import KEEP_BAD, REST, WS, Recording
 from ingest.replay import replay
-from meltica.config import EX_CONFIG
+from core.config import EX_CONFIG
 
 from ..conftest import REPO
 

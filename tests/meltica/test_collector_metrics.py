@@ -7,7 +7,7 @@ import pytest
 
 from meltica.collector import Collector, parse_key
 from meltica.metrics import serve
-from meltica.telemetry import Telemetry
+from core.telemetry import Telemetry
 
 pytestmark = pytest.mark.timeout(30)
 

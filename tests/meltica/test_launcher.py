@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from meltica.config import EX_CONFIG
+from core.config import EX_CONFIG
 from meltica.launcher import LINE_MAX, Launcher, Program, last_error_line
 from shm import RingWriter
 from tests.shm.workers import REC

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from bench._chaos_harness import config_text
-from meltica.config import EX_CONFIG
-from meltica.run import RunContext
+from core.config import EX_CONFIG
+from core.run import RunContext
 
 from ..conftest import REPO
 

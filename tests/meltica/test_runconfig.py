@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from meltica import config, runconfig
+from core import config, runconfig
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -52,7 +52,7 @@ def test_a_typo_in_the_defaults_file_is_attributed_to_it(tmp_path, monkeypatch):
 
 def test_the_pipeline_refuses_a_bad_configuration_before_it_starts_anything(tmp_path):
     from meltica.pipeline import Pipeline
-    from meltica.run import RunContext
+    from core.run import RunContext
 
     cfg = config.load()
     cfg["ingest"]["okx"]["watchdg"] = 5

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from meltica.config import EX_CONFIG
+from core.config import EX_CONFIG
 
 from ..conftest import REPO
 

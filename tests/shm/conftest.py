@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from meltica.run import RunContext
+from core.run import RunContext
 from tests.shm.workers import REC
 
 

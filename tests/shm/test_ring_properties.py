@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meltica.run import RunContext
+from core.run import RunContext
 from shm import RingReader, RingWriter
 from tests.shm.conftest import records
 from tests.shm.workers import REC

@@ -15,12 +15,12 @@ it would on a real machine near its keys. Real machines: deploy/hosts/README.md.
 
 from __future__ import annotations
 
+from bridge.servers import NatsNode
 from channels.names import md_ring
-from meltica.launcher import Program
-from meltica.pipeline import Pipeline
-from meltica.run import RunContext
+from core.run import RunContext
 
-from .servers import NatsNode
+from .launcher import Program
+from .pipeline import Pipeline
 
 
 class VenueHost(Pipeline):

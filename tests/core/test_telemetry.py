@@ -4,8 +4,8 @@ import orjson
 import pytest
 import zmq
 
-from meltica.run import RunContext
-from meltica.telemetry import Telemetry, metric_key
+from core.run import RunContext
+from core.telemetry import Telemetry, metric_key
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,14 +8,14 @@ import threading
 
 import pytest
 
-from meltica.signals import StopFlag
+from core.signals import StopFlag
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(30)
 
 NESTED = """
 import os, signal
-from meltica.signals import StopFlag, stop_on_signals
+from core.signals import StopFlag, stop_on_signals
 stop = StopFlag()
 calls = []
 def handler(*_):

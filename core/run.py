@@ -16,7 +16,7 @@ directory 0700 or checks the one it finds: owned by this user, closed to everyon
 else `RunDirError`. The directory records the run id (`run.id`), so `MELTICA_RUN_DIR`
 alone attaches a process to a run from any working directory.
 
-    python -m meltica.run     create or check the run directory of MELTICA_RUN /
+    python -m core.run     create or check the run directory of MELTICA_RUN /
                               MELTICA_RUN_DIR and print it (what `make supervise` does
                               before it starts supervisord)
 """

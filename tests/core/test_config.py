@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from meltica import config
+from core import config
 
 pytestmark = pytest.mark.timeout(10)
 

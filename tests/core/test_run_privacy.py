@@ -14,7 +14,7 @@ import pytest
 from meltica import __main__ as meltica_main
 from meltica.collector import Collector
 from meltica.metrics import serve
-from meltica.run import RunContext, RunDirError
+from core.run import RunContext, RunDirError
 from shm.segment import Namespace, Segment
 
 pytestmark = pytest.mark.timeout(30)

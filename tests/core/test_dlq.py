@@ -2,7 +2,7 @@
 
 import pytest
 
-from meltica.dlq import DeadLetterQueue
+from core.dlq import DeadLetterQueue
 
 pytestmark = pytest.mark.timeout(30)
 

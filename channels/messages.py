@@ -40,7 +40,8 @@ servers:
                new_order, cancel, query   status ("accepted" | "duplicate" | "ok" |
                                  "rejected" | "busy"), order
                set_trading_mode  consumer, trading_enabled
-               status            open_orders, last_exec_seq, published_seq, stream_up
+               status            open_orders, last_exec_seq, published_seq, stream_up,
+                                 venues {slug: {stream_up, down, open_orders}}
 
 The trading switch has one owner, execution: dispatch forwards set_trading_mode and
 answers with the state execution answered (`trading_enabled`, a bool); on the

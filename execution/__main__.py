@@ -97,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
 def per_venue(values, names: list[str], flag: str) -> dict[str, str]:
     """{venue: URL} from `--flag` values: VENUE=URL, or a bare URL when one venue is traded."""
     out: dict[str, str] = {}
+    if isinstance(values, str):  # from a config table: one value
+        values = [values]
     for v in values or ():
         if isinstance(v, str) and "=" in v.split("://")[0]:
             name, url = v.split("=", 1)

@@ -582,7 +582,7 @@ class Engine:
             for i, (o, s, r, code) in enumerate(pending):
                 self._fill(recs[i], first + i, o, s, r, code)
                 o.last_exec_seq = first + i
-                self._inc("exec.reports", status=s.status.name)
+                self._inc("exec.reports", status=s.status.name, venue=o.venue.slug)
             self.publisher.append(recs)
         if n or self._dirty:
             self.store.save(list(self._dirty.values()), self.publisher.last_seq if n else None)

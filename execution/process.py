@@ -138,7 +138,7 @@ class ExecutionProcess:
 
     def _venue_down(self, p: Provider, reason: str) -> None:
         self.engine.set_down(p, reason)
-        self.dlq.put("venue_down", priority="high", venue=p.slug, reason=reason)
+        self.dlq.put("venue_down", priority="high", venue=p.slug, error=reason)
         threading.Thread(target=self._retry_load, args=(p,), name=f"load-{p.slug}", daemon=True).start()
 
     def _retry_load(self, p: Provider) -> None:

@@ -29,3 +29,11 @@ def test_endpoints_per_venue():
     assert per_venue("http://127.0.0.1:1", ["binance-spot"], "--rest-url") == {"binance-spot": "http://127.0.0.1:1"}
     with pytest.raises(ConfigError, match="say which"):
         per_venue(["http://127.0.0.1:1"], names, "--rest-url")
+
+
+def test_the_execution_table_names_several_venues(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[execution]\nvenues = "binance-spot,kraken"\n')
+    with pytest.raises(SystemExit) as e:
+        main(["--config", str(cfg)])
+    assert e.value.code == 78 and "not tradable: kraken" in capsys.readouterr().err

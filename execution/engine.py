@@ -552,8 +552,12 @@ class Engine:
                 p = rec["exec"]
                 try:
                     o = self.store.get(int(rec["consumer_id"]), p["client_order_id"].decode())
-                except BadInput:  # an order of a venue not traded now: applied when it is again
-                    o = None
+                except BadInput:  # an order of a venue not traded now: its row takes the state as is
+                    self.store.apply_state(int(rec["consumer_id"]), p["client_order_id"].decode(), int(p["status"]),
+                                           int(p["filled"]), int(p["cum_quote"]), int(p["venue_order_id"]),
+                                           int(p["exec_seq"]))
+                    replayed.append(None)
+                    continue
                 if o is None:
                     continue
                 o.status, o.filled, o.cum_quote = ExecStatus(int(p["status"])), int(p["filled"]), int(p["cum_quote"])

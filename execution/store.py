@@ -148,6 +148,15 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
+    def apply_state(self, consumer_id: int, client_order_id: str, status: int, filled: int, cum_quote: int,
+                    venue_order_id: int, last_exec_seq: int) -> None:
+        """Set a journaled report's state on an order row without loading it (recovery of an
+        order on a venue whose instruments this store does not hold)."""
+        self.db.execute("UPDATE orders SET status=?, filled=?, cum_quote=?, venue_order_id=CASE WHEN ?=0 THEN "
+                        "venue_order_id ELSE ? END, last_exec_seq=? WHERE consumer_id=? AND client_order_id=?",
+                        (status, filled, cum_quote, venue_order_id, venue_order_id, last_exec_seq, consumer_id,
+                         client_order_id))
+
     def applied_seq(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='journal_applied_seq'").fetchone()
         return row[0] if row else 0

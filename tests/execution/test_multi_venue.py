@@ -249,3 +249,30 @@ def test_an_execution_without_a_venue_keeps_its_orders_and_refuses_their_ids(two
     two.start()  # both venues again: the OKX order is open and reconciled
     assert {o.client_order_id for o in two.engine.open.values()} == {"s-1", "o-1"}
     assert two.okx.calls == [("list", "BTC-USDT")]
+
+
+def test_a_journaled_report_the_store_missed_is_recovered_even_while_its_venue_is_not_traded(two):
+    two.order("o-1", "okx")
+    e = two.engine
+    e.on_venue(report(vc("o-1"), S.ACK), Provider.OKX)
+    e.on_venue(report(vc("o-1"), S.PARTIAL, 1000, 1000 * 300000, last_qty=1000, last_px=300000, trade_id=1),
+               Provider.OKX)
+    e._pending, pending = [], e._pending
+    e._dirty.clear()
+    # the crash window: journaled (and published), the store not yet committed
+    for i, (o, s, r, code) in enumerate(pending):
+        rec = np.zeros(1, EVENT)
+        e._fill(rec[0], e.publisher.last_seq + 1, o, s, r, code)
+        e.publisher.append(rec)
+    two.close()
+    store = Store(two.ctx.path("exec", "orders.sqlite"), registry(), synchronous="NORMAL")  # no OKX: down
+    pub = ExecPublisher(two.ctx, capacity=64, sync=False)
+    try:
+        assert Engine(store, pub, RecordingVenue(), clock=two.clock).recover() == 2
+        assert store.applied_seq() == 2
+    finally:
+        pub.close()
+        store.close()
+    two.start()  # OKX traded again: the order has the journaled state, nothing to replay
+    o = two.engine.open[vc("o-1")]
+    assert (o.status, o.filled, o.last_exec_seq) == (S.PARTIAL, 1000, 2)

@@ -17,6 +17,7 @@ does not know is an error (a typo must not pass silently).
     providers, kinds list of str                  <= 8 items of <= 24 characters
     enabled, merged  bool
     client_order_id  str                          1 .. 64 characters (execution checks 40)
+    venue            str [a-z0-9-]                1 .. 24 (a provider slug; new_order)
     side, type, tif, qty, price, ref_price
                      str <= 40 characters, or a JSON scalar (execution's validation
                      names what is wrong with it: "qty must be a decimal string")
@@ -39,7 +40,8 @@ servers:
                new_order, cancel, query   status ("accepted" | "duplicate" | "ok" |
                                  "rejected" | "busy"), order
                set_trading_mode  consumer, trading_enabled
-               status            open_orders, last_exec_seq, published_seq, stream_up
+               status            open_orders, last_exec_seq, published_seq, stream_up,
+                                 venues {slug: {stream_up, down, open_orders}}
 
 The trading switch has one owner, execution: dispatch forwards set_trading_mode and
 answers with the state execution answered (`trading_enabled`, a bool); on the
@@ -70,6 +72,7 @@ CODES = {
     "internal": 10, "too_large": 11, "unauthorized": 12, "rate_limited": 13, "busy": 14,
     "validation": 15, "trading_disabled": 16, "unknown_order": 17, "order_closed": 18,
     "max_notional": 19, "max_open_orders": 20, "max_orders_per_s": 21,
+    "venue_down": 22, "duplicate_order": 23,
     # answered by the SDK itself, never by a server
     "no_answer": 30, "execution_unreachable": 31,
 }
@@ -151,6 +154,7 @@ PID = _int(0, 2**31 - 1)
 SYMBOL = _text(32)
 COID = _text(64)
 FIELD = _scalar(40)
+VENUE = _match(re.compile(r"[a-z0-9\-]{1,24}"), "a provider name (e.g. binance-spot, okx)")
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -244,7 +248,7 @@ class Hello(Request):
 
 @_command("new_order", **_OWNER, client_order_id=(COID, True), symbol=(FIELD, False), side=(FIELD, False),
           type=(FIELD, False), tif=(FIELD, False), qty=(FIELD, False), price=(FIELD, False),
-          ref_price=(FIELD, False))
+          ref_price=(FIELD, False), venue=(VENUE, False))
 @dataclass(frozen=True, slots=True)
 class NewOrder(Request):
     client_order_id: str = ""
@@ -255,6 +259,7 @@ class NewOrder(Request):
     qty: str | None = None
     price: str | None = None
     ref_price: str | None = None
+    venue: str | None = None       # provider slug; None: the only venue execution trades
 
 
 @_command("cancel", **_OWNER, client_order_id=(COID, True))

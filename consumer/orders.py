@@ -3,6 +3,7 @@
     from consumer.orders import OrderClient
     with OrderClient(consumer) as oc:          # anything with .name and .trading_enabled
         r = oc.submit_limit("o-1", "BTC-USDT", "buy", qty="0.01", price="30000", tif="GTC")
+        oc.submit_limit("o-3", "BTC-USDT", "buy", qty="0.01", price="30000", venue="okx")  # several venues
         # r["status"]: "accepted" | "duplicate" | "rejected" | "suppressed" (never sent)
         oc.submit_limit_nowait("o-2", "BTC-USDT", "buy", qty="0.01", price="30000")  # returns at once
         for a in oc.poll_replies():                  # answers so far, never waits (timeout_s=0)
@@ -143,29 +144,31 @@ class OrderClient:
                 "reason": f"trading switch of consumer {self.name!r} is off: order not sent"}
 
     @staticmethod
-    def _order_fields(client_order_id, symbol, side, order_type, qty, price, tif, ref_price) -> dict:
+    def _order_fields(client_order_id, symbol, side, order_type, qty, price, tif, ref_price, venue) -> dict:
         fields = {"client_order_id": client_order_id, "symbol": symbol, "side": side, "type": order_type,
                   "qty": qty}
-        for k, v in (("price", price), ("tif", tif), ("ref_price", ref_price)):
+        for k, v in (("price", price), ("tif", tif), ("ref_price", ref_price), ("venue", venue)):
             if v is not None:
                 fields[k] = v
         return fields
 
     def submit(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
-               price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> dict:
-        """Send a new order (decimal strings); the reply says accepted, duplicate or rejected."""
+               price: str | None = None, tif: str | None = None, ref_price: str | None = None,
+               venue: str | None = None) -> dict:
+        """Send a new order (decimal strings) to `venue` (a provider slug; None: execution's only
+        venue); the reply says accepted, duplicate or rejected."""
         if not self.consumer.trading_enabled:
             return self._suppressed(client_order_id)
         return self.request("new_order", **self._order_fields(client_order_id, symbol, side, order_type, qty,
-                                                               price, tif, ref_price))
+                                                               price, tif, ref_price, venue))
 
     def submit_limit(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
-                     tif: str = "GTC") -> dict:
-        return self.submit(client_order_id, symbol, side, "limit", qty, price=price, tif=tif)
+                     tif: str = "GTC", venue: str | None = None) -> dict:
+        return self.submit(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue)
 
     def submit_market(self, client_order_id: str, symbol: str, side: str, qty: str,
-                      ref_price: str | None = None) -> dict:
-        return self.submit(client_order_id, symbol, side, "market", qty, ref_price=ref_price)
+                      ref_price: str | None = None, venue: str | None = None) -> dict:
+        return self.submit(client_order_id, symbol, side, "market", qty, ref_price=ref_price, venue=venue)
 
     def cancel(self, client_order_id: str) -> dict:
         return self.request("cancel", client_order_id=client_order_id)
@@ -184,7 +187,8 @@ class OrderClient:
         return self.request_nowait("hello")
 
     def submit_nowait(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
-                      price: str | None = None, tif: str | None = None, ref_price: str | None = None) -> int:
+                      price: str | None = None, tif: str | None = None, ref_price: str | None = None,
+                      venue: str | None = None) -> int:
         """Send a new order and return its request id at once; the answer comes through `poll_replies`.
 
         After an answer "unknown" the order may or may not exist: `query` it, or submit it
@@ -193,15 +197,16 @@ class OrderClient:
         if not self.consumer.trading_enabled:
             return self._requests().answer_locally("new_order", client_order_id, self._suppressed(client_order_id))
         return self.request_nowait("new_order", **self._order_fields(client_order_id, symbol, side, order_type,
-                                                                      qty, price, tif, ref_price))
+                                                                      qty, price, tif, ref_price, venue))
 
     def submit_limit_nowait(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
-                            tif: str = "GTC") -> int:
-        return self.submit_nowait(client_order_id, symbol, side, "limit", qty, price=price, tif=tif)
+                            tif: str = "GTC", venue: str | None = None) -> int:
+        return self.submit_nowait(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue)
 
     def submit_market_nowait(self, client_order_id: str, symbol: str, side: str, qty: str,
-                             ref_price: str | None = None) -> int:
-        return self.submit_nowait(client_order_id, symbol, side, "market", qty, ref_price=ref_price)
+                             ref_price: str | None = None, venue: str | None = None) -> int:
+        return self.submit_nowait(client_order_id, symbol, side, "market", qty, ref_price=ref_price,
+                                  venue=venue)
 
     def cancel_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("cancel", client_order_id=client_order_id)

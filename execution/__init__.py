@@ -3,7 +3,8 @@
     consumer SDK (consumer/orders.py) --ZMQ DEALER--> control.py (ROUTER)
         -> engine.py: validate (validation.py), pre-trade limits (limits.py),
            idempotency by (consumer_id, client_order_id) persisted first (store.py)
-        -> venue adapter (venues/binance/) -> venue
+        -> the order's venue's adapter (venues/<venue>/trading/; one per venue traded,
+           `--venues`) -> venue
     venue REST replies + user-data stream -> engine -> lifecycle.py (one transition
     table) -> journal.py (append, gap-free exec_seq, fsync) -> store.py -> exec ring
 
@@ -16,7 +17,7 @@ Modules:
     store       SQLite (WAL) idempotency and order store; consumer name -> id
     journal     append-only file of EVENT records; exec_seq N at offset N * 768
     publisher   journal + exec ring: append (durable) before publish
-    engine      deterministic core, injected clock, no I/O of its own
+    engine      deterministic core, injected clock, no I/O of its own; one VenueSlot per venue
     reconcile   reconciliation bookkeeping: open-orders lists out, what each expects, backoff
     control     ZeroMQ ROUTER: order entry and set_trading_mode
     process     the main loop of `python -m execution`

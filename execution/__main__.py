@@ -1,4 +1,10 @@
-"""`python -m execution`: order entry, venue order routing and the exec channel of one run."""
+"""`python -m execution`: order entry, venue order routing and the exec channel of one run.
+
+One venue (`--venue binance-spot`) or several (`--venues binance-spot,okx`, or
+`venues = "..."` in the [execution] table): each order names its venue. Endpoints per
+venue: `--rest-url VENUE=URL` / `--ws-url VENUE=URL` (a bare URL: the only venue), else
+the environment (<PREFIX>_REST_URL / _WS_URL), else the venue's documented default.
+"""
 
 from __future__ import annotations
 
@@ -59,9 +65,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
     p.add_argument("--control", help=f"control endpoint (default ipc://<run_dir>/{EXECUTION_CTL})")
     p.add_argument("--venue", default="binance-spot", choices=venues.tradable(), help="venue (default binance-spot)")
-    p.add_argument("--rest-url", help="venue REST base URL (env <VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; "
-                   "default the real venue)")
-    p.add_argument("--ws-url", help="venue WebSocket URL for the user stream; a URL without a path gets the "
+    p.add_argument("--venues", help="several venues, comma-separated (e.g. binance-spot,okx); overrides --venue")
+    p.add_argument("--rest-url", action="append", help="venue REST base URL, or VENUE=URL (repeat per venue) (env "
+                   "<VENUE>_REST_URL, e.g. MELTICA_BINANCE_REST_URL; default the real venue)")
+    p.add_argument("--ws-url", action="append", help="venue WebSocket URL for the user stream, or VENUE=URL; "
+                   "a URL without a path gets the "
                    "venue's (Binance spot: /ws-api/v3) (env <VENUE>_WS_URL, e.g. MELTICA_BINANCE_WS_URL; "
                    "default the real venue)")
     p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
@@ -86,20 +94,60 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def per_venue(values, names: list[str], flag: str) -> dict[str, str]:
+    """{venue: URL} from `--flag` values: VENUE=URL, or a bare URL when one venue is traded."""
+    out: dict[str, str] = {}
+    if isinstance(values, str):  # from a config table: one value
+        values = [values]
+    for v in values or ():
+        if isinstance(v, str) and "=" in v.split("://")[0]:
+            name, url = v.split("=", 1)
+            if name not in names:
+                raise run_config.ConfigError(f"{flag} {v}: {name!r} is not one of the venues traded ({','.join(names)})")
+            out[name] = url
+        elif len(names) == 1:
+            out[names[0]] = v
+        else:
+            raise run_config.ConfigError(f"{flag} {v}: several venues are traded, say which: {flag} VENUE=URL")
+    return out
+
+
+def venue_names(args) -> list[str]:
+    if not args.venues:
+        return [args.venue]
+    names = [n.strip() for n in str(args.venues).split(",") if n.strip()]
+    tradable = venues.tradable()
+    bad = [n for n in names if n not in tradable]
+    if bad or not names:
+        raise run_config.ConfigError(f"--venues {args.venues}: not tradable: {', '.join(bad) or '(none given)'}; "
+                                     f"tradable: {', '.join(tradable)}")
+    if len(set(names)) != len(names):
+        raise run_config.ConfigError(f"--venues {args.venues}: a venue named twice")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     args = run_config.parse_args(parser(), sys.argv[1:] if argv is None else argv, "execution")
     from .limits import parse_limits
-    from .process import AlreadyRunning, ExecutionProcess, install_signals
+    from .process import AlreadyRunning, ExecutionProcess, VenueConfig, install_signals
     if args.control and not args.allow_remote:
         try:
             check_local(args.control)
         except ValueError as e:
             raise SystemExit(f"execution: {e}") from None
-    venue = venues.get(args.venue)
-    args.rest_url = args.rest_url or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
-    args.ws_url = args.ws_url or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
+    configs = []
     try:
-        key, secret = load_credentials(args.api_key_file, args.rest_url, venue.env_prefix)
+        names = venue_names(args)
+        if args.api_key_file and len(names) > 1:
+            raise run_config.ConfigError("--api-key-file holds one venue's key; with several venues give each "
+                                         "venue's key in its environment (<PREFIX>_API_KEY / _API_SECRET)")
+        rest, ws = per_venue(args.rest_url, names, "--rest-url"), per_venue(args.ws_url, names, "--ws-url")
+        for name in names:
+            venue = venues.get(name)
+            rest_url = rest.get(name) or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
+            ws_url = ws.get(name) or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
+            key, secret = load_credentials(args.api_key_file, rest_url, venue.env_prefix)
+            configs.append(VenueConfig(name, rest_url, ws_url, key, secret))
         limits = parse_limits(args.limits) if args.limits else None
     except run_config.ConfigError as err:  # load_credentials refused the key source
         run_config.exit_config_error("python -m execution", str(err))
@@ -107,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         run_config.exit_config_error("python -m execution", f"{type(err).__name__}: {err}")
     ctx = RunContext.from_env()
     try:
-        proc = ExecutionProcess(ctx, venue=args.venue, rest_url=args.rest_url, ws_url=args.ws_url, api_key=key, api_secret=secret,
-                                control=args.control, limits=limits,
+        proc = ExecutionProcess(ctx, venues_=configs, control=args.control, limits=limits,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
                                 recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime)
@@ -116,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"execution: {e}", file=sys.stderr)
         return 3
     install_signals(proc)
-    print(f"execution: run {ctx.run_id}, control {proc.endpoint}, venue {args.rest_url}", file=sys.stderr,
-          flush=True)
+    print(f"execution: run {ctx.run_id}, control {proc.endpoint}, venues "
+          + ", ".join(f"{c.name} {c.rest_url}" for c in configs), file=sys.stderr, flush=True)
     return proc.run()
 
 

@@ -112,7 +112,7 @@ class ControlServer:
         rid = req.request_id
         if isinstance(req, M.NewOrder):
             return e.submit(SubmitOrder(req.consumer, req.client_order_id, req.symbol, req.side, req.type,
-                                        req.tif, req.qty, req.price, req.ref_price, rid))
+                                        req.tif, req.qty, req.price, req.ref_price, rid, req.venue))
         if isinstance(req, M.Cancel):
             return e.cancel(CancelOrder(req.consumer, req.client_order_id, rid))
         if isinstance(req, M.Query):
@@ -122,7 +122,8 @@ class ControlServer:
         if isinstance(req, M.Hello):
             return e.hello(req.consumer)
         return {"open_orders": len(e.open), "last_exec_seq": e.publisher.last_seq,  # M.Status
-                "published_seq": e.publisher.published_seq, "stream_up": e.stream_up}
+                "published_seq": e.publisher.published_seq, "stream_up": e.stream_up,
+                "venues": e.venue_status()}
 
     def close(self) -> None:
         self.router.close()  # removes the ipc file: others test for it to see if we are there

@@ -26,6 +26,7 @@ class SubmitOrder:
     price: str | None
     ref_price: str | None = None  # market orders: reference for the notional limit
     request_id: int = 0
+    venue: str | None = None  # provider slug; None: the only venue execution trades
 
 
 @dataclass(frozen=True, slots=True)

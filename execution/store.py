@@ -4,8 +4,13 @@
     orders((consumer_id, client_order_id) PK, venue_coid UNIQUE, symbol, side, order_type,
            tif, price, qty, status, filled, cum_quote, fee, venue_order_id, reason,
            created_ns, updated_ns, sent_ms, unknown_since_ns, cancel_requested,
-           last_exec_seq)
+           last_exec_seq, venue)
     meta(key PK, value)                       journal_applied_seq
+
+`venue` is the order's provider slug; each venue has its own instruments (a canonical
+symbol may have other scales on another venue), so the store holds one Registry per
+venue. The key is (consumer_id, client_order_id) whatever the venue: the same id on
+two venues is one order.
 
 Idempotency: an order row is committed before its request leaves for the venue, and
 its key (consumer_id, client_order_id) is the primary key, so a duplicate is found
@@ -31,7 +36,7 @@ import time
 import sqlite3
 
 from channels.messages import ProtocolError
-from events import ExecStatus, OrderType, Registry, Side, TimeInForce
+from events import BadInput, ExecStatus, OrderType, Provider, Registry, Side, TimeInForce
 
 from venues.trading import Order
 
@@ -46,7 +51,7 @@ CREATE TABLE IF NOT EXISTS orders (
     cum_quote INTEGER NOT NULL, fee INTEGER NOT NULL, venue_order_id INTEGER NOT NULL,
     reason TEXT NOT NULL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
     sent_ms INTEGER NOT NULL, unknown_since_ns INTEGER NOT NULL, cancel_requested INTEGER NOT NULL,
-    last_exec_seq INTEGER NOT NULL,
+    last_exec_seq INTEGER NOT NULL, venue TEXT NOT NULL,
     PRIMARY KEY (consumer_id, client_order_id));
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders(status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -55,7 +60,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 COLUMNS = ("consumer_id", "client_order_id", "venue_coid", "symbol", "side", "order_type", "tif",
            "price", "qty", "status", "filled", "cum_quote", "fee", "venue_order_id", "reason",
            "created_ns", "updated_ns", "sent_ms", "unknown_since_ns", "cancel_requested",
-           "last_exec_seq")
+           "last_exec_seq", "venue")
 _INSERT = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _UPDATE = ("UPDATE orders SET status=?, filled=?, cum_quote=?, fee=?, venue_order_id=?, reason=?, "
            "updated_ns=?, sent_ms=?, unknown_since_ns=?, cancel_requested=?, last_exec_seq=? "
@@ -67,7 +72,7 @@ def _row(o: Order) -> tuple:
     return (o.consumer_id, o.client_order_id, o.venue_client_order_id, o.instrument.symbol, int(o.side),
             int(o.order_type), int(o.tif), o.price, o.qty, int(o.status), o.filled, o.cum_quote, o.fee,
             o.venue_order_id, o.reason, o.created_ns, o.updated_ns, o.sent_ms, o.unknown_since_ns,
-            int(o.cancel_requested), o.last_exec_seq)
+            int(o.cancel_requested), o.last_exec_seq, o.venue.slug)
 
 
 def _update_row(o: Order) -> tuple:
@@ -79,15 +84,25 @@ def _update_row(o: Order) -> tuple:
 class Store:
     """SQLite order store. One thread of one process (execution's main loop) uses it."""
 
-    def __init__(self, path: str | os.PathLike, registry: Registry, *, synchronous: str = "FULL",
-                 max_consumers: int = 1024):
+    def __init__(self, path: str | os.PathLike, registries: Registry | dict[Provider, Registry], *,
+                 synchronous: str = "FULL", max_consumers: int = 1024):
+        """`registries`: the instruments of each venue traded (a single Registry: Binance spot's)."""
         self.path = os.fspath(path)
         self.max_consumers = max_consumers
-        self.registry = registry
+        if isinstance(registries, Registry):
+            registries = {Provider.BINANCE_SPOT: registries}
+        self.registries = {Provider(p): r for p, r in registries.items()}
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
+        cols = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
+        if "venue" not in cols:  # a store written before orders named their venue: all Binance spot
+            self.db.execute("ALTER TABLE orders ADD COLUMN venue TEXT NOT NULL DEFAULT 'binance-spot'")
+
+    def add_registry(self, provider: Provider, registry: Registry) -> None:
+        """The instruments of a venue that became available after start-up."""
+        self.registries[Provider(provider)] = registry
 
     # -- consumers -------------------------------------------------------------------
 
@@ -133,6 +148,15 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
+    def apply_state(self, consumer_id: int, client_order_id: str, status: int, filled: int, cum_quote: int,
+                    venue_order_id: int, last_exec_seq: int) -> None:
+        """Set a journaled report's state on an order row without loading it (recovery of an
+        order on a venue whose instruments this store does not hold)."""
+        self.db.execute("UPDATE orders SET status=?, filled=?, cum_quote=?, venue_order_id=CASE WHEN ?=0 THEN "
+                        "venue_order_id ELSE ? END, last_exec_seq=? WHERE consumer_id=? AND client_order_id=?",
+                        (status, filled, cum_quote, venue_order_id, venue_order_id, last_exec_seq, consumer_id,
+                         client_order_id))
+
     def applied_seq(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='journal_applied_seq'").fetchone()
         return row[0] if row else 0
@@ -148,9 +172,13 @@ class Store:
         return self._order(row) if row else None
 
     def open_orders(self) -> list[Order]:
+        """The open orders on the venues of this store's registries (another venue's stay
+        in the store until an execution that trades it reconciles them)."""
         marks = ", ".join("?" * len(OPEN_STATUSES))
+        slugs = tuple(p.slug for p in self.registries)
+        vmarks = ", ".join("?" * len(slugs))
         rows = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE status IN ({marks}) "
-                               "ORDER BY created_ns", OPEN_STATUSES).fetchall()
+                               f"AND venue IN ({vmarks}) ORDER BY created_ns", OPEN_STATUSES + slugs).fetchall()
         return [self._order(r) for r in rows]
 
     def all_orders(self) -> list[Order]:
@@ -159,11 +187,16 @@ class Store:
 
     def _order(self, row) -> Order:
         d = dict(zip(COLUMNS, row))
-        return Order(d["consumer_id"], d["client_order_id"], d["venue_coid"], self.registry.by_symbol(d["symbol"]),
+        venue = Provider.from_slug(d["venue"])
+        registry = self.registries.get(venue)
+        if registry is None:
+            raise BadInput(f"order {d['client_order_id']!r} of consumer {d['consumer_id']} is on {venue.slug}, "
+                           "which this execution does not trade (add it to --venues)")
+        return Order(d["consumer_id"], d["client_order_id"], d["venue_coid"], registry.by_symbol(d["symbol"]),
                   Side(d["side"]), OrderType(d["order_type"]), TimeInForce(d["tif"]), d["price"], d["qty"],
                   ExecStatus(d["status"]), d["filled"], d["cum_quote"], d["fee"], d["venue_order_id"],
                   d["reason"], d["created_ns"], d["updated_ns"], d["sent_ms"], d["unknown_since_ns"],
-                  bool(d["cancel_requested"]), d["last_exec_seq"])
+                  bool(d["cancel_requested"]), d["last_exec_seq"], venue)
 
     def close(self) -> None:
         self.db.close()

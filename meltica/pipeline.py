@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+import venues as venues_pkg
 from events import MelticaError
 
 from . import runconfig
@@ -104,6 +105,12 @@ class Pipeline:
                             + (f"; it exited {len(last)} times, last: {last[-1].reason()}" if last else "")
                             + f" (log: {self.log_path('simulator')})")
 
+    def trading_venues(self) -> list[str]:
+        """The venues execution trades: [execution] `venues` (comma-separated), else `venue`."""
+        ex = section(self.cfg, "execution")
+        names = ex.get("venues") or ex.get("venue") or "binance-spot"
+        return [n.strip() for n in str(names).split(",") if n.strip()]
+
     def _urls(self, venue: str) -> list[str]:
         if self.live_feeds:
             return []
@@ -115,11 +122,13 @@ class Pipeline:
         tel = ["--telemetry", self.telemetry_endpoint]
         progs = []
         if self.trading:
-            env = {}
-            if not self.live_feeds:
-                env = {"MELTICA_BINANCE_API_KEY": SIM_KEY[0], "MELTICA_BINANCE_API_SECRET": SIM_KEY[1]}
-            progs.append(Program("execution", "execution",
-                                 [*self._common(), *self._urls("binance-spot"), *tel], env=env))
+            env, urls = {}, []
+            for v in self.trading_venues():  # execution reads which from its own [execution] table
+                if not self.live_feeds:
+                    prefix = venues_pkg.get(v).env_prefix
+                    env.update({f"{prefix}_API_KEY": SIM_KEY[0], f"{prefix}_API_SECRET": SIM_KEY[1]})
+                    urls += [f"--rest-url={v}={self.endpoints[v]['rest']}", f"--ws-url={v}={self.endpoints[v]['ws']}"]
+            progs.append(Program("execution", "execution", [*self._common(), *urls, *tel], env=env))
         progs.append(Program("dispatch", "dispatch", [*self._common(), *tel]))
         for venue in self.venues:
             progs.append(Program(f"ingest.{venue}", "ingest", [*self._common(), "--venue", venue,

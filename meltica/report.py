@@ -77,6 +77,7 @@ def build(pipeline) -> dict:
         "duplicates": _sum(snaps, "exec.orders.duplicate"),
         "rejected": _sum(snaps, "exec.orders.rejected", group_by="reason"),
         "exec_reports": _sum(snaps, "exec.reports", group_by="status"),
+        "exec_reports_by_venue": _sum(snaps, "exec.reports", group_by="venue"),
         "last_exec_seq": _gauge(snaps, "exec.last_exec_seq"),
         "strategy_reports_received": _sum(snaps, "strategy.exec_reports"),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events import ExecStatus, Instrument, OrderType, Side, TimeInForce
+from events import ExecStatus, Instrument, OrderType, Provider, Side, TimeInForce
 
 
 # -- venue events (from an adapter) ----------------------------------------------------
@@ -105,7 +105,8 @@ class UserStreamDisconnected:
 
 @dataclass(slots=True)
 class Order:
-    """One order as execution knows it. `filled + remaining == qty` always."""
+    """One order as execution knows it. `filled + remaining == qty` always. `venue`: the
+    provider it is placed on (its instrument is that venue's)."""
 
     consumer_id: int
     client_order_id: str
@@ -128,6 +129,7 @@ class Order:
     unknown_since_ns: int = 0  # the placement outcome is unknown since then (0: known)
     cancel_requested: bool = False
     last_exec_seq: int = 0
+    venue: Provider = Provider.BINANCE_SPOT
 
     @property
     def remaining(self) -> int:

@@ -116,6 +116,7 @@ def test_ctrl_c_ends_the_run_with_a_report_and_no_segment_left(tmp_path, reap):
         assert r["market_data"][venue]["messages"] > 0
     assert r["latency_ingest_to_consumer"]["all"]["samples"] > 0
     assert r["orders"]["accepted"] > 0 and sum(r["orders"]["exec_reports"].values()) >= 2, r["orders"]
+    assert r["orders"]["exec_reports_by_venue"] == {"binance-spot": sum(r["orders"]["exec_reports"].values())}
     assert r["monitor_error"] is None and r["monitor_recoveries"] == 0
 
 

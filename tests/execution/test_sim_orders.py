@@ -10,6 +10,7 @@ from channels.identity import consumer_key
 from channels.names import execution_endpoint
 
 from .harness import client, collect, of, sim_orders, statuses, terminal, top
+from .rig import vc
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.multiprocess]
 SYM = "BTC-USDT"
@@ -131,3 +132,20 @@ def test_pre_trade_limits_from_the_command_line(run_ctx, sim, execution):
         # accepted = persisted; it reaches the venue right after: its ACK says so
         collect(oc, lambda got: bool(of(got, "l-1")))
     assert len(sim_orders(sim)["received"]) == 1
+
+
+def test_orders_name_their_venue_through_the_sdk_and_a_venue_not_traded_is_refused(run_ctx, sim, execution):
+    execution("--venues", "binance-spot")
+    with client(run_ctx) as oc:
+        r = oc.submit_limit("v-1", SYM, "buy", "0.001", "60000", venue="binance-spot")
+        assert r["status"] == "accepted" and r["order"]["venue"] == "binance-spot"
+        got = collect(oc, lambda g: statuses(of(g, "v-1")) == ["ACK"])
+        assert got[0]["provider"] == 1  # Provider.BINANCE_SPOT in the record header
+        assert oc.submit_limit("v-0", SYM, "buy", "0.001", "60000")["order"]["venue"] == "binance-spot"  # the only one
+        no = oc.submit_limit("v-2", SYM, "buy", "0.001", "60000", venue="okx")
+        assert no["status"] == "rejected" and no["code"] == "unknown_provider" and "binance-spot" in no["reason"]
+        dup = oc.submit_limit("v-1", SYM, "buy", "0.001", "60000", venue="okx")  # same id: the existing order
+        assert dup["status"] == "duplicate" and dup["order"]["venue"] == "binance-spot"
+        st = oc.request("status")
+        assert st["venues"]["binance-spot"]["stream_up"] is True and st["venues"]["binance-spot"]["down"] is None
+    assert [o["clientOrderId"] for o in sim_orders(sim)["orders"]].count(vc("v-1")) == 1

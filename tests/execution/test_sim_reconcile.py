@@ -15,6 +15,7 @@ import zmq
 from events import ExecStatus
 from execution.__main__ import SIM_KEY, SIM_SECRET
 from execution.ids import venue_client_order_id
+from meltica.collector import parse_key
 from venues.binance.trading.rest import BinanceRest
 
 from .harness import VENUE, client, collect, of, sim_orders, statuses, terminal, top
@@ -38,14 +39,18 @@ def open_in_store(ctx) -> set[str]:
 
 
 def counters(sub, until, timeout_s: float = 10.0) -> dict:
-    """Counters of the `metrics` snapshots published on `sub`, once `until(counters)`."""
+    """Counters (by name, summed over labels) of the `metrics` snapshots published on `sub`,
+    once `until(counters)`."""
     last: dict = {}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if sub.poll(200):
             topic, body = sub.recv_multipart()
             if topic == b"metrics":
-                last = orjson.loads(body)["counters"]
+                last = {}
+                for key, value in orjson.loads(body)["counters"].items():  # summed over labels (venue)
+                    name = parse_key(key)[0]
+                    last[name] = last.get(name, 0) + value
                 if until(last):
                     return last
     raise AssertionError(f"timed out; counters so far: {last}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from execution.__main__ import main, per_venue
-from meltica.config import ConfigError
+from core.config import ConfigError
 
 pytestmark = pytest.mark.timeout(30)
 

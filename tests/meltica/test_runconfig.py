@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from core import config, runconfig
+from core import config
+from meltica import runconfig
 
 pytestmark = pytest.mark.timeout(30)
 

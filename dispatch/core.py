@@ -1,4 +1,6 @@
-"""The deterministic dispatch core: de-dup -> order -> merge -> route -> fan-out.
+"""The deterministic dispatch core: consumers, subscriptions, timers and reports around
+the pipeline of stages every record takes (`dispatch.pipeline`: de-dup -> order ->
+keep state -> merge -> fan-out, read top to bottom there).
 
 No sockets, no threads, no wall clock: time comes from the injected `clock` (integer
 ns, the epoch clock of `ingest_ts_ns`) or from the `now_ns` argument, so every
@@ -23,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from events import EVENT, Kind, Provider
-from events.codec import words
+from events import Kind, Provider
 from events.ids import IdSource
 from core.dlq import DeadLetterQueue
 from core.telemetry import Telemetry
@@ -35,11 +36,12 @@ from .dedup import Deduper
 from .fanout import FairShare, Outlet
 from .merge import MERGED_PROVIDER_BASE, Merger
 from .ordering import Orderer
+from .pipeline import Pipeline
 from .routing import RoutingTable, Subscriber
 from .saturation import Saturation
 from .small import SmallBatches
 from .state import CurrentState
-from .streams import Streams, stream_key
+from .streams import Streams
 
 MAX_REPORTS = 100  # telemetry events / DLQ records of one kind per tick
 
@@ -69,11 +71,12 @@ class DispatchCore:
                            if cfg.saturation_interval_ns else None)
         self.outlets: dict[int, Outlet] = {}   # slot -> outlet
         self.configured: set[int] = set()      # instrument ids from config
+        self.pipeline = Pipeline(self.streams, self.dedup, self.orderer, self.small, self.state,
+                                 self.merger, self.routing, self.outlets, self.fair,
+                                 self.saturation)
         self.events_in = 0
-        self.events_out = 0
         self._last_dlq_ns = 0
         self._published: dict[str, int] = {}
-        self._last_tick_ns: int | None = None
 
     def _now(self, now_ns: int | None) -> int:
         return self.clock() if now_ns is None else now_ns
@@ -81,6 +84,11 @@ class DispatchCore:
     @property
     def version(self) -> int:
         return self.routing.version
+
+    @property
+    def events_out(self) -> int:
+        """Records written to consumer rings so far."""
+        return self.pipeline.delivered
 
     # -- consumers and subscriptions -------------------------------------------------
 
@@ -127,7 +135,8 @@ class DispatchCore:
         fresh = self.state.starting(fresh, self.streams.kind[fresh])
         if len(fresh):
             recs = self.state.records(fresh)
-            self._offer(self.outlets[sub.slot], recs, fresh, None, len(fresh), self.version)
+            self.pipeline.offer(self.outlets[sub.slot], recs, fresh, None, len(fresh),
+                                self.version)
 
     def unsubscribe(self, sub: Subscriber, instrument: int, providers=None, kinds=None) -> bool:
         return self.routing.unsubscribe(sub, instrument, providers, kinds)
@@ -151,32 +160,11 @@ class DispatchCore:
     # -- records in ------------------------------------------------------------------
 
     def process(self, batch: np.ndarray, now_ns: int | None = None) -> int:
-        """De-dup, order, merge, route and fan out one batch of one source; return its size."""
+        """Take one batch of one source along the pipeline (`dispatch.pipeline`); return its size."""
         n = len(batch)
-        if n == 0:
-            return 0
-        now = self._now(now_ns)
-        self.events_in += n
-        if n <= self.small.limit:
-            rows = self.small.admit(batch)
-            if rows is not None:  # nothing to decide: route as is
-                self._route_rows(batch, rows, now)
-                return n
-        keep = self.dedup.fresh(batch["event_id"])
-        if keep is not None:
-            batch = batch[keep]
-            if len(batch) == 0:
-                return n
-        ix = self.streams.index(batch)
-        slow: list = []
-        passing = self.orderer.order(batch, ix, now, slow)
-        if passing is None:  # all pass: each stream's newest row is the end of its run
-            self.state.put(batch, ix.streams, ix.order[ix.ends - 1])
-            self._route(batch, ix.sidx, now, kept=True)
-        elif len(passing):
-            self._route(batch[passing], ix.sidx[passing], now)
-        if slow:
-            self._route_list(slow, now)
+        if n:
+            self.events_in += n
+            self.pipeline.process(batch, self._now(now_ns))
         return n
 
     def note_input(self, waiting: int, lost: int = 0) -> None:
@@ -189,102 +177,20 @@ class DispatchCore:
 
     def source_lapped(self, provider: int, now_ns: int | None = None) -> None:
         """Records of `provider` were overwritten before dispatch read them: skip their gaps."""
-        out: list = []
-        self.orderer.skip_gaps(self.streams.of_provider(provider), out)
-        if out:
-            self._route_list(out, self._now(now_ns))
+        released = self.orderer.skip_gaps(self.streams.of_provider(provider))
+        if released:
+            self.pipeline.release(released, self._now(now_ns))
 
     def reset_source(self, provider: int, now_ns: int | None = None) -> None:
         """An ingest ring was replaced (ingest restarted): restart its streams' sequences.
 
         Their kept state goes: the new ingest publishes books built afresh.
         """
-        out: list = []
         streams = self.streams.of_provider(provider)
-        self.orderer.reset(streams, out)
-        if out:
-            self._route_list(out, self._now(now_ns))
+        released = self.orderer.reset(streams)
+        if released:
+            self.pipeline.release(released, self._now(now_ns))
         self.state.forget(streams)
-
-    def _route_list(self, pairs: list, now: int) -> None:
-        recs = np.empty(len(pairs), EVENT)
-        w = words(recs)
-        for i, (_, r) in enumerate(pairs):
-            w[i] = words(r)[0]
-        sidx = np.fromiter((s for s, _ in pairs), np.int64, len(pairs))
-        self._route(recs, sidx, now)
-
-    def _merge(self, recs: np.ndarray, sidx: np.ndarray, now: int) -> None:
-        feed = self.routing.merge_feed[sidx]
-        if feed.any():
-            merged: list = []
-            for k in list(self.merger.keys):
-                sel = np.flatnonzero(feed & np.uint64(1 << k))
-                if len(sel):
-                    self.merger.feed(k, recs[sel], now, merged)
-            self._emit_merged(merged)
-
-    def _route_rows(self, recs: np.ndarray, sidx: list[int], now: int) -> None:
-        """`_route` for a tiny batch (`sidx` a list): Python ints, no numpy per consumer."""
-        rt = self.routing
-        self.state.keep_rows(recs, sidx)
-        if self.merger.keys:
-            self._merge(recs, np.array(sidx, np.int64), now)
-        route = rt.route
-        masks = [int(route[s]) for s in sidx]
-        if not any(masks):
-            return
-        n = len(sidx)
-        version = rt.version
-        for slot, outlet in self.outlets.items():
-            rows = [r for r in range(n) if masks[r] >> slot & 1]
-            if rows:
-                self._offer(outlet, recs, sidx, None if len(rows) == n else rows, len(rows),
-                            version)
-
-    def _route(self, recs: np.ndarray, sidx: np.ndarray, now: int, kept: bool = False) -> None:
-        rt = self.routing
-        if not kept:
-            self.state.keep(recs, sidx)
-        if self.merger.keys:
-            self._merge(recs, sidx, now)
-        masks = rt.route[sidx]
-        if not masks.any():
-            return
-        version = rt.version
-        for slot, outlet in self.outlets.items():
-            bit = np.uint64(1 << slot)
-            hit = (masks & bit) != 0
-            count = int(np.count_nonzero(hit))
-            if count == 0:
-                continue
-            sel = None if count == len(recs) else np.flatnonzero(hit)
-            self._offer(outlet, recs, sidx, sel, count, version)
-
-    def _offer(self, outlet: Outlet, recs: np.ndarray, sidx, sel, count: int,
-               version: int) -> None:
-        """Offer `count` rows to one consumer within its fair share; the rest backlogs."""
-        cid = outlet.consumer_id
-        allowed = self.fair.grant(cid, count)
-        done = outlet.offer(recs, sidx, sel, version, allowed)
-        if allowed is not None:
-            self.fair.used(cid, done)
-            if allowed < count:
-                outlet.throttled = True
-        self.events_out += done
-
-    def _emit_merged(self, merged: list) -> None:
-        version = self.routing.version
-        for k, rec in merged:
-            if self.dedup.seen(int(rec["event_id"][0])):
-                continue
-            s = self.streams.get(stream_key(MERGED_PROVIDER_BASE | k, int(rec["instrument"][0]),
-                                            Kind.MERGED))
-            mask = self.routing.merge_consumers.get(k, 0)
-            sidx = np.array([s], np.int64)
-            for slot, outlet in self.outlets.items():
-                if mask >> slot & 1:
-                    self._offer(outlet, rec, sidx, None, 1, version)
 
     # -- timers ----------------------------------------------------------------------
 
@@ -304,34 +210,10 @@ class DispatchCore:
         return any(o.backlogged for o in self.outlets.values())
 
     def tick(self, now_ns: int | None = None) -> int:
-        """Release expired gaps, close windows whose time is up, drain backlogs."""
+        """Release expired gaps, close windows whose time is up, drain backlogs; report."""
         now = self._now(now_ns)
-        work = 0
-        out: list = []
-        work += self.orderer.expire(now, out)
-        if out:
-            self._route_list(out, now)
-        merged: list = []
-        self.merger.expire(now, merged)
-        self._emit_merged(merged)
-        work += len(merged)
-        self.fair.refill(now)
-        if self.saturation is not None:
-            self.fair.govern(self.saturation.update(now, self.events_out, self.fair.total_demand))
-        version = self.routing.version
-        for outlet in self.outlets.values():
-            if outlet.backlogged:
-                before, waiting = outlet.delivered, len(outlet.latest)
-                outlet.drain(version, self.fair.left(outlet.consumer_id))
-                done = outlet.delivered - before
-                self.fair.used(outlet.consumer_id, waiting - len(outlet.latest))  # not critical
-                self.events_out += done
-                work += done
-            if (outlet.backlogged or outlet.throttled) and self._last_tick_ns is not None:
-                outlet.throttled_ns += now - self._last_tick_ns  # held back since the last tick
-            outlet.throttled = False
+        work = self.pipeline.tick(now)
         self._report(now)
-        self._last_tick_ns = now
         return work
 
     def _report(self, now: int) -> None:

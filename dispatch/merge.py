@@ -133,12 +133,14 @@ class Merger:
         opens = [st.window.open_ns for st in self.keys.values() if st.window is not None]
         return min(opens) + self.window_ns if opens else None
 
-    def expire(self, now_ns: int, out: list) -> None:
-        """Close every window whose time is up."""
+    def expire(self, now_ns: int) -> list:
+        """Close every window whose time is up; return their merged records (key, record)."""
+        out: list = []
         for k, st in self.keys.items():
             w = st.window
             if w is not None and now_ns >= w.open_ns + self.window_ns:
                 self._close(k, st, w.open_ns + self.window_ns, now_ns, "time", out)
+        return out
 
     def _close(self, k: int, st: MergeState, close_ns: int, now_ns: int, reason: str, out) -> None:
         w = st.window

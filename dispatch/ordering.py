@@ -188,21 +188,23 @@ class Orderer:
 
     # -- timers ----------------------------------------------------------------------
 
-    def expire(self, now_ns: int, out: list[tuple[int, np.ndarray]]) -> int:
-        """Every `flush_ns`: release streams whose oldest held record waited `lateness_ns`."""
+    def expire(self, now_ns: int) -> list[tuple[int, np.ndarray]]:
+        """Every `flush_ns`: release streams whose oldest held record waited `lateness_ns`.
+
+        Return the released records as (stream, 1-record array), in order.
+        """
+        out: list[tuple[int, np.ndarray]] = []
         if now_ns < self._next_flush:
-            return 0
+            return out
         self._next_flush = now_ns + self.flush_ns
-        released = 0
         st = self.streams
         for s, held in self._held.items():
             if held and now_ns - min(a for _, a in held.values()) >= self.lateness_ns:
-                released += len(held)
                 st.last_seq[s] = self._flush(s, held, int(st.last_seq[s]), out)
                 st.held[s] = 0
-        return released
+        return out
 
-    def skip_gaps(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
+    def skip_gaps(self, streams_of: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Records of these streams were lost before dispatch read them (its ring lapped).
 
         A gap they leave never fills: release what waits behind one at once (ingest_ts
@@ -211,19 +213,21 @@ class Orderer:
         that falls behind would hold every stream for the lateness, record by record.
         """
         self.counts["lapped"] += 1
-        self._restart(streams_of, out)
+        return self._restart(streams_of)
 
-    def reset(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
+    def reset(self, streams_of: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """A source restarted: release what its streams hold, forget sequence and mode."""
-        self._restart(streams_of, out)
+        out = self._restart(streams_of)
         st = self.streams
         for s in streams_of:
             st.seen[int(s)] = 0
             st.mode[int(s)] = PROBE
+        return out
 
-    def _restart(self, streams_of: np.ndarray, out: list[tuple[int, np.ndarray]]) -> None:
-        """Release what these streams hold (uncounted) and take each one's next record as
-        its baseline."""
+    def _restart(self, streams_of: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Release what these streams hold (uncounted; returned as (stream, record)) and
+        take each one's next record as its baseline."""
+        out: list[tuple[int, np.ndarray]] = []
         st = self.streams
         for s in streams_of:
             s = int(s)
@@ -232,6 +236,7 @@ class Orderer:
                 self._flush(s, held, int(st.last_seq[s]), out, counted=False)
             st.last_seq[s] = NO_SEQ
             st.held[s] = 0
+        return out
 
     def next_expiry_ns(self) -> int | None:
         """When `expire` next has something to check (None: nothing is held)."""

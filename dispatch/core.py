@@ -1,6 +1,6 @@
-"""The deterministic dispatch core: consumers, subscriptions, timers and reports around
-the pipeline of stages every record takes (`dispatch.pipeline`: de-dup -> order ->
-keep state -> merge -> fan-out, read top to bottom there).
+"""The deterministic dispatch core: consumers, subscriptions, telemetry and metrics
+around the pipeline of stages every record takes, drawn and run in `dispatch.pipeline`
+(de-dup -> order -> keep state -> merge -> fan-out; a timer's releases join after order).
 
 No sockets, no threads, no wall clock: time comes from the injected `clock` (integer
 ns, the epoch clock of `ingest_ts_ns`) or from the `now_ns` argument, so every

@@ -1,26 +1,29 @@
 """The route of every record through dispatch, stage after stage, in one place.
 
 Each stage is `stage(batch, now) -> batch`: it takes the records that reached it and
-hands on those that go further (None: none do). A route is a tuple of stages, run top
-to bottom by `run`; these are all of them:
+hands on those that go further (None: none do). A route is a tuple of stages that `run`
+takes a batch through, top to bottom. These are all of them (a test checks the drawing
+against the tuples):
 
-    one source ring's batch (`process`)
-      tiny, and `admit` finds nothing to decide ─► keep_rows ─► merge ─► fan_out_rows
-      any other        dedup ─► index ─► order ─► keep ──────► merge ─► fan_out
-    held records ordering releases (`tick`, `release`)
-                                                 keep ──────► merge ─► fan_out
-    windows whose time is up (`tick`)                                  fan_out
-    then, on `tick`: backlogs drain within each consumer's fair share (`drain`)
+    batch of one source ring (`process`)
+      vector route     dedup ─► index ─► order ─► keep ─────► merge ─► fan_out
+      small route      admitted by `admit` ─────► keep_rows ─► merge ─► fan_out_rows
+    held records that ordering releases (`tick`, `release`)
+      released route                              keep ─────► merge ─► fan_out
+    merged records of windows whose time is up (`tick`)
+      closed route                                                     fan_out
+    then, on `tick`: each consumer's backlog drains within its fair share (`drain`)
 
-The small route is the vector route for a handful of Python ints: `admit`
-(`dispatch.small`) makes exactly the de-dup and ordering decisions of dedup, index
-and order when they have nothing to decide, and declines otherwise; `keep_rows` and
-`fan_out_rows` copy row by row where numpy's per-call cost would dominate. Records
-that ordering held join the route after `order`, whether a later record of the same
-batch or a timer released them; merged records join at `fan_out` (the merge stage's
-own, ahead of the batch, or those of windows closed by time).
+The small route is the vector route for a tiny batch of Python ints (`dispatch.small`):
+`admit` makes exactly the decisions of dedup, index and order when they have nothing to
+decide (every record new and next in its stream) and declines otherwise, and the batch
+takes the vector route; `keep_rows` and `fan_out_rows` copy row by row where numpy's
+per-call cost would dominate. Records that ordering held join after `order`, whether a
+later record of the same batch or a timer released them; merged records join at
+`fan_out`, ahead of the batch (those the merge stage made) or alone (`tick`).
 
-    pipe = Pipeline(streams, dedup, orderer, small, state, merger, routing, outlets, fair)
+    pipe = Pipeline(streams, dedup, orderer, small, state, merger, routing, outlets, fair,
+                    saturation)
     pipe.process(records, now); pipe.tick(now)
 
 One dispatch thread; time comes from the caller.
@@ -88,14 +91,14 @@ class Pipeline:
     def __init__(self, streams: Streams, dedup: Deduper, orderer: Orderer, small: SmallBatches,
                  state: CurrentState, merger: Merger, routing: RoutingTable,
                  outlets: dict[int, Outlet], fair: FairShare, saturation: Saturation | None):
-        self.streams, self.dedup, self.orderer, self.small = streams, dedup, orderer, small
+        self.streams, self.deduper, self.orderer, self.small = streams, dedup, orderer, small
         self.state, self.merger, self.routing = state, merger, routing
         self.outlets, self.fair, self.saturation = outlets, fair, saturation
         self.delivered = 0  # records written to consumer rings (events_out)
         self._last_tick_ns: int | None = None
         # -- the routes -------------------------------------------------------------
         self.small_route = (self.keep_rows, self.merge, self.fan_out_rows)  # after `admit`
-        self.vector_route = (self.dedup_ids, self.index, self.order,
+        self.vector_route = (self.dedup, self.index, self.order,
                              self.keep, self.merge, self.fan_out)
         self.released_route = self.vector_route[3:]  # held by ordering, released later
         self.closed_route = (self.fan_out,)          # merged records of windows closed by time
@@ -133,9 +136,9 @@ class Pipeline:
         b.sidx = self.small.admit(b.recs)
         return None if b.sidx is None else b
 
-    def dedup_ids(self, b: Batch, now: int) -> Batch | None:
+    def dedup(self, b: Batch, now: int) -> Batch | None:
         """Drop records whose event id was seen (`dispatch.dedup`)."""
-        keep = self.dedup.fresh(b.recs["event_id"])
+        keep = self.deduper.fresh(b.recs["event_id"])
         if keep is None:
             return b
         b.recs = b.recs[keep]
@@ -236,7 +239,7 @@ class Pipeline:
         """Offer each merged record (not seen before) to the consumers of its merge key."""
         version = self.routing.version
         for k, rec in merged:
-            if self.dedup.seen(int(rec["event_id"][0])):
+            if self.deduper.seen(int(rec["event_id"][0])):
                 continue
             s = self.streams.get(stream_key(MERGED_PROVIDER_BASE | k, int(rec["instrument"][0]),
                                             Kind.MERGED))

@@ -1,5 +1,8 @@
 """The scalar fast path: a tiny batch whose every record simply passes on.
 
+`admit` opens the pipeline's small route (`dispatch.pipeline`): in place of its
+dedup, index and order stages, for a batch where they have nothing to decide.
+
 At 10k events/s dispatch wakes to one or two records, and the vector path costs about
 twenty numpy calls (~45 us) whatever the batch size. `admit` reads the headers once as
 Python ints and checks, record by record, that de-dup and ordering have nothing to
@@ -8,7 +11,7 @@ seq > last) and holds nothing, and the event id is neither remembered nor repeat
 the batch (a SNAPSHOT/RESYNCED flag changes nothing for such a record). Only if every
 record passes does it commit, making exactly the state changes the vector path would
 make (de-dup table, last seq, records seen, PROBE -> GAPLESS); otherwise it changes
-nothing and the caller takes the vector path. So every decision lives in one place (`dedup`,
+nothing and the batch takes the vector route. So every decision lives in one place (`dedup`,
 `ordering`); `tests/dispatch/test_small.py` replays random batches through both paths
 and compares rings and state.
 

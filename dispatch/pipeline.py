@@ -47,6 +47,7 @@ from .state import CurrentState
 from .streams import Streams, stream_key
 
 _EMPTY = np.empty(0, EVENT)
+_NONE = np.empty(0, np.int64)
 
 
 class Batch:
@@ -61,18 +62,24 @@ class Batch:
         self.merged: list | None = None  # (merge key, 1-record array) to fan out first
 
     @classmethod
-    def released(cls, pairs: list) -> Batch:
-        """One batch of the (stream, 1-record array) pairs ordering released, in order."""
-        recs = np.empty(len(pairs), EVENT)
-        w = words(recs)
-        for i, (_, one) in enumerate(pairs):
+    def joined(cls, recs: np.ndarray, sidx: np.ndarray, rows, pairs: list) -> Batch:
+        """Rows `rows` of `recs` (of streams `sidx`), then the (stream, 1-record array)
+        pairs that ordering released, in order, as one batch."""
+        n, m = len(rows), len(pairs)
+        out = np.empty(n + m, EVENT)
+        w = words(out)
+        np.take(words(recs), rows, axis=0, out=w[:n])
+        streams = np.empty(n + m, np.int64)
+        streams[:n] = sidx[rows]
+        for i, (s, one) in enumerate(pairs, n):
             w[i] = words(one)[0]
-        return cls(recs, np.fromiter((s for s, _ in pairs), np.int64, len(pairs)))
+            streams[i] = s
+        return cls(out, streams)
 
     @classmethod
     def closed(cls, merged: list) -> Batch:
         """A batch holding only merged records (windows closed by time)."""
-        b = cls(_EMPTY, np.empty(0, np.int64))
+        b = cls(_EMPTY, _NONE)
         b.merged = merged
         return b
 
@@ -116,7 +123,7 @@ class Pipeline:
 
     def release(self, pairs: list, now: int) -> None:
         """Route what ordering released outside a batch (a timer, a lapped or reset source)."""
-        run(self.released_route, Batch.released(pairs), now)
+        run(self.released_route, Batch.joined(_EMPTY, _NONE, _NONE, pairs), now)
 
     def tick(self, now: int) -> int:
         """The timer route: expired gaps, windows whose time is up, backlogs. Return the work."""
@@ -157,18 +164,9 @@ class Pipeline:
         passing = self.orderer.order(b.recs, b.ix, now, released)
         if passing is None:  # every row passes: the batch stays as indexed
             return b
-        n, m = len(passing), len(released)
-        if n + m == 0:
+        if len(passing) + len(released) == 0:
             return None
-        recs = np.empty(n + m, EVENT)
-        w = words(recs)
-        w[:n] = words(b.recs)[passing]
-        sidx = np.empty(n + m, np.int64)
-        sidx[:n] = b.sidx[passing]
-        for i, (s, one) in enumerate(released, n):
-            w[i] = words(one)[0]
-            sidx[i] = s
-        return Batch(recs, sidx)
+        return Batch.joined(b.recs, b.sidx, passing, released)
 
     def keep(self, b: Batch, now: int) -> Batch:
         """Keep each stream's newest record as its current state (`dispatch.state`)."""

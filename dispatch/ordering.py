@@ -64,11 +64,10 @@ class Orderer:
 
     # -- the batch path --------------------------------------------------------------
 
-    def order(self, batch: np.ndarray, ix: BatchIndex, now_ns: int,
-              out: list[tuple[int, np.ndarray]]) -> np.ndarray | None:
-        """Return the rows of `batch` that pass now, in arrival order (None: all rows).
-
-        Records released from the slow path are appended to `out` as (stream, record).
+    def order(self, batch: np.ndarray, ix: BatchIndex,
+              now_ns: int) -> tuple[np.ndarray | None, list[tuple[int, np.ndarray]]]:
+        """Return the rows of `batch` that pass now, in arrival order (None: all rows), and
+        the records the slow path releases, as (stream, 1-record array), in order.
         """
         st = self.streams
         groups = ix.streams
@@ -97,6 +96,7 @@ class Orderer:
         st.last_seq[groups[good]] = seq[ix.ends[good] - 1]
         st.seen[groups] += counts
         passing = None
+        out: list[tuple[int, np.ndarray]] = []
         if bad.any():
             for g in np.flatnonzero(bad):
                 rows = ix.order[ix.starts[g] : ix.ends[g]]
@@ -110,7 +110,7 @@ class Orderer:
             passing = np.flatnonzero(keep)
         probing = groups[(st.mode[groups] == PROBE) & (st.seen[groups] >= self.probe_records)]
         st.mode[probing[st.held[probing] == 0]] = GAPLESS  # probed without a lasting gap
-        return passing
+        return passing, out
 
     def _baseline(self, s: int, batch: np.ndarray, rows) -> int:
         last = int(self.streams.last_seq[s])

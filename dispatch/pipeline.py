@@ -160,8 +160,7 @@ class Pipeline:
     def order(self, b: Batch, now: int) -> Batch | None:
         """Hand on the records in sequence, per stream (`dispatch.ordering`): the passing rows,
         then what their arrival released from the reorder buffers."""
-        released: list = []
-        passing = self.orderer.order(b.recs, b.ix, now, released)
+        passing, released = self.orderer.order(b.recs, b.ix, now)
         if passing is None:  # every row passes: the batch stays as indexed
             return b
         if len(passing) + len(released) == 0:

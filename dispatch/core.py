@@ -160,7 +160,7 @@ class DispatchCore:
     # -- records in ------------------------------------------------------------------
 
     def process(self, batch: np.ndarray, now_ns: int | None = None) -> int:
-        """Take one batch of one source along the pipeline (`dispatch.pipeline`); return its size."""
+        """One batch of one source, along the pipeline (`dispatch.pipeline`); return its size."""
         n = len(batch)
         if n:
             self.events_in += n

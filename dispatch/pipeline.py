@@ -6,21 +6,22 @@ takes a batch through, top to bottom. These are all of them (a test checks the d
 against the tuples):
 
     batch of one source ring (`process`)
-      vector route     dedup ─► index ─► order ─► keep ─────► merge ─► fan_out
-      small route      admitted by `admit` ─────► keep_rows ─► merge ─► fan_out_rows
+      vector route     dedup ─► index ─► order ─► keep ──────► merge ─► fan_out
+      small route      small.admit ─────────────► keep_rows ─► merge ─► fan_out_rows
     held records that ordering releases (`tick`, `release`)
-      released route                              keep ─────► merge ─► fan_out
+      released route                              keep ──────► merge ─► fan_out
     merged records of windows whose time is up (`tick`)
-      closed route                                                     fan_out
+      closed route                                                      fan_out
     then, on `tick`: each consumer's backlog drains within its fair share (`drain`)
 
 The small route is the vector route for a tiny batch of Python ints (`dispatch.small`):
-`admit` makes exactly the decisions of dedup, index and order when they have nothing to
-decide (every record new and next in its stream) and declines otherwise, and the batch
-takes the vector route; `keep_rows` and `fan_out_rows` copy row by row where numpy's
-per-call cost would dominate. Records that ordering held join after `order`, whether a
-later record of the same batch or a timer released them; merged records join at
-`fan_out`, ahead of the batch (those the merge stage made) or alone (`tick`).
+its gate, `SmallBatches.admit`, makes exactly the decisions of dedup, index and order
+when they have nothing to decide (every record new and next in its stream) and declines
+otherwise, and the batch takes the vector route; `keep_rows` and `fan_out_rows` copy row
+by row where numpy's per-call cost would dominate. Records that ordering held join after
+`order`, whether a later record of the same batch or a timer released them; merged
+records join at `fan_out`, ahead of the batch (those the merge stage made) or alone
+(`tick`).
 
     pipe = Pipeline(streams, dedup, orderer, small, state, merger, routing, outlets, fair,
                     saturation)
@@ -104,7 +105,7 @@ class Pipeline:
         self.delivered = 0  # records written to consumer rings (events_out)
         self._last_tick_ns: int | None = None
         # -- the routes -------------------------------------------------------------
-        self.small_route = (self.keep_rows, self.merge, self.fan_out_rows)  # after `admit`
+        self.small_route = (self.keep_rows, self.merge, self.fan_out_rows)  # after small.admit
         self.vector_route = (self.dedup, self.index, self.order,
                              self.keep, self.merge, self.fan_out)
         self.released_route = self.vector_route[3:]  # held by ordering, released later
@@ -113,11 +114,11 @@ class Pipeline:
     # -- entries ---------------------------------------------------------------------
 
     def process(self, recs: np.ndarray, now: int) -> None:
-        """Route one batch of one source: the small route if `admit` takes it, else the vector."""
+        """One batch of one source: the small route if small.admit takes it, else the vector."""
         if len(recs) <= self.small.limit:
-            b = self.admit(Batch(recs), now)
-            if b is not None:
-                run(self.small_route, b, now)
+            sidx = self.small.admit(recs)  # a tiny batch where dedup, index and order have
+            if sidx is not None:           # nothing to decide: their state is committed
+                run(self.small_route, Batch(recs, sidx), now)
                 return
         run(self.vector_route, Batch(recs), now)
 
@@ -136,12 +137,6 @@ class Pipeline:
         return len(released) + len(closed) + self.drain(now)
 
     # -- the stages, in route order --------------------------------------------------
-
-    def admit(self, b: Batch, now: int) -> Batch | None:
-        """Small route, in place of dedup, index and order: a tiny batch where they have
-        nothing to decide passes whole (their state committed); None: take the vector route."""
-        b.sidx = self.small.admit(b.recs)
-        return None if b.sidx is None else b
 
     def dedup(self, b: Batch, now: int) -> Batch | None:
         """Drop records whose event id was seen (`dispatch.dedup`)."""

@@ -27,7 +27,7 @@ def test_the_routes_drawn_in_the_docstring_are_the_routes_the_pipeline_runs(rig)
         if m:
             drawn[m[1]] = [re.sub(r"\W", "", part.split()[-1])
                            for part in re.split(r"─+►", m[2]) if part.strip()]
-    drawn["small"] = drawn["small"][1:]  # `admit` gates the small route: not one of its stages
+    drawn["small"] = drawn["small"][1:]  # small.admit gates the small route: not one of its stages
     routes = {name: [stage.__name__ for stage in getattr(pipe, f"{name}_route")]
               for name in ("vector", "small", "released", "closed")}
     assert drawn == routes

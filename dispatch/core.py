@@ -164,7 +164,7 @@ class DispatchCore:
         n = len(batch)
         if n:
             self.events_in += n
-            self.pipeline.process(batch, self._now(now_ns))
+            self.pipeline.process(batch, self.clock() if now_ns is None else now_ns)
         return n
 
     def note_input(self, waiting: int, lost: int = 0) -> None:

@@ -140,12 +140,15 @@ class Outlet:
         return done
 
     def _write_rows(self, recs: np.ndarray, rows, version: int) -> int:
-        """Copy rows `rows` of `recs` one by one as stamped bytes: cheapest for a few."""
-        raw = memoryview(recs.view(np.uint8))
+        """Copy rows `rows` of `recs` one by one as stamped bytes: cheapest for a few.
+
+        Each row is taken with `tobytes` (~0.2 us), not through a uint8 view of the
+        records: numpy checks a view of this union dtype field by field (~1.5 us).
+        """
         one, put = self._one, self.writer.try_write_bytes
         done = 0
         for r in rows:
-            one[:] = raw[r * RECORD_BYTES : (r + 1) * RECORD_BYTES]
+            one[:] = recs[r : r + 1].tobytes()
             _PUT_VERSION(one, _VERSION_AT, version)
             _PUT_CONSUMER(one, _CONSUMER_AT, self.consumer_id)
             if not put(one):  # payload, then cursor (shm: try_write_bytes)

@@ -216,7 +216,7 @@ class Pipeline:
             self._fan_out_merged(b.merged)
         sidx = b.sidx
         route = self.routing.route
-        masks = [int(route[s]) for s in sidx]
+        masks = [route.item(s) for s in sidx]
         if not any(masks):
             return
         n = len(sidx)

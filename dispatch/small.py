@@ -56,7 +56,9 @@ class SmallBatches:
         find, last_seq, mode = st.find, st.last_seq, st.mode
         dmask = int(self.dedup.mask)
         (kw, ks, km), (pw, ps, pm), (iw, is_, im) = _KIND, _PROV, _INST
-        heads = batch.view(np.int64).reshape(len(batch), WORDS)[:, :HEADER_WORDS].tolist()
+        # a copy of the bytes (~0.2 us a record) costs less than a view of this union dtype
+        heads = np.frombuffer(batch.tobytes(), np.int64).reshape(len(batch), WORDS)
+        heads = heads[:, :HEADER_WORDS].tolist()
         sidx: list[int] = []
         ids: list[int] = []
         last: dict[int, int] = {}     # stream -> last seq, as of the rows checked so far

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from events import EVENT, HeaderFlag, Kind
+from events import EVENT, RECORD_BYTES, HeaderFlag, Kind
 from events.codec import WORDS, words
 
 STATEFUL = np.zeros(256, bool)  # by kind: the newest record of the stream is its state
@@ -34,6 +34,7 @@ class CurrentState:
         self.words = np.zeros((streams, WORDS), np.uint64)
         self.held = np.zeros(streams, bool)          # a record is kept for the stream
         self._last = np.full(streams, -1, np.int64)  # scratch of `keep`, -1 between calls
+        self._bytes = memoryview(self.words).cast("B")  # `words` as bytes, for `keep_rows`
 
     def _fit(self, n: int) -> None:
         if n <= len(self.held):
@@ -42,6 +43,7 @@ class CurrentState:
         grown = np.zeros((m, WORDS), np.uint64)
         grown[: len(self.words)] = self.words
         self.words = grown
+        self._bytes = memoryview(grown).cast("B")
         self.held = np.concatenate([self.held, np.zeros(m - len(self.held), bool)])
         self._last = np.concatenate([self._last, np.full(m - len(self._last), -1, np.int64)])
 
@@ -71,20 +73,18 @@ class CurrentState:
         self.held[streams] = True
 
     def keep_rows(self, recs: np.ndarray, sidx: list[int]) -> None:
-        """`keep` for a tiny batch (`sidx` a list): row by row, the newest written last."""
-        w, mine, held = recs.view(np.uint64), self.words, self.held
-        try:
-            if len(sidx) == 1:  # the common wake-up: one record (~0.6 us)
-                s = sidx[0]
-                mine[s] = w
-                held[s] = True
-                return
-            for r, s in enumerate(sidx):
-                mine[s] = w[r * WORDS : (r + 1) * WORDS]
-                held[s] = True
-        except IndexError:  # a stream beyond the rows: grow, then again (idempotent)
-            self._fit(max(sidx) + 1)
-            self.keep_rows(recs, sidx)
+        """`keep` for a tiny batch (`sidx` a list): row by row, the newest written last.
+
+        Through the records' bytes (`tobytes`, ~0.2 us a record): a numpy view of this
+        union dtype costs more (~1.5 us) than the copy.
+        """
+        top = max(sidx)
+        if top >= len(self.held):
+            self._fit(top + 1)
+        raw, mine, held, size = recs.tobytes(), self._bytes, self.held, RECORD_BYTES
+        for r, s in enumerate(sidx):
+            mine[s * size : (s + 1) * size] = raw[r * size : (r + 1) * size]
+            held[s] = True
 
     def forget(self, streams: np.ndarray) -> None:
         """Drop what is kept for `streams` (their source restarted)."""

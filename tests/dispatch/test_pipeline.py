@@ -8,8 +8,8 @@ import re
 import pytest
 
 from dispatch import pipeline
-from dispatch.testing import interleave, records
 from events import HeaderFlag, Kind, Provider, instrument_id
+from tests.synthetic import interleave, records
 
 from .conftest import seqs_of
 

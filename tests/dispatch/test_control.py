@@ -289,9 +289,9 @@ def test_execution_owns_the_switch_its_refusal_is_the_result_and_its_state_is_ty
             assert r["ok"] and r["trading_enabled"] is False and r["forward"]["status"] == "ok"
             got = []
             deadline = time.monotonic() + 5
-            while not got and time.monotonic() < deadline:
+            while not got and time.monotonic() < deadline:   # this request's result (the refusal's may trail)
                 got = [int(x["result"]["trading"]) for x in reader.wait_read(16, timeout_s=0.1)
-                       if x["kind"] == Kind.CONTROL_RESULT]
+                       if x["kind"] == Kind.CONTROL_RESULT and x["result"]["request_id"] == r["request_id"]]
                 reader.release()
             assert got == [0], "the ring's result carries the switch as a typed field"
         finally:

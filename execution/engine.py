@@ -1,109 +1,51 @@
-"""The deterministic core of execution: commands and venue events in, reports out.
+"""The deterministic core of execution: the engine's shared state and the publish path.
 
 No I/O of its own: the clock, the store, the publisher (journal + ring) and the venue
-adapter are injected, so a test drives it with a fake clock and a fake venue. One
-thread calls it (the main loop). Venue calls (`place`, `cancel`, `query`) only start
-a request; their outcome comes back as a venue event (model.py).
+adapters are injected, so a test drives it with a fake clock and a fake venue. One
+thread calls it (the main loop). Venue calls (`place`, `cancel`, `query`, `list_open`)
+only start a request; their outcome comes back as a venue event (venues.trading).
 
-Order of effects for a report: lifecycle step -> `flush()`: journal append (durable)
--> store commit (with the journal watermark) -> ring publish. A new order is committed
-to the store before `venue.place` is called. An unknown outcome (timeout, dropped
-connection, 5xx) leaves the order PENDING and is resolved by querying the venue by
-client order id, with backoff; "not found" is final only once the venue's recvWindow
-(plus a grace for clock skew) has passed since the signed request (the venue can no
-longer accept it), and then the order is REJECTED. Nothing is ever re-sent.
+Each route reads top to bottom in its own module; `Engine`'s methods of the same names
+hand over to them:
+    commands.py       hello, set_trading_mode, submit, cancel, query (from consumers)
+    venue_events.py   a venue's reports, refusals, unknown outcomes, "not found"; queries
+    reconcile.py      open-orders lists, user-stream (re)connects, polling while it is down
+    slots.py          one `VenueSlot` per venue: adapter, instruments, stream state, down
+This module keeps what they share (open orders, idempotency keys, consumer switches,
+the query backoff table) and the publish path. Order of effects for a report: lifecycle
+step (`apply`) -> `flush()`: journal append (durable) -> store commit (with the journal
+watermark) -> ring publish. A new order is committed to the store before `venue.place`.
 
-Reconciliation (after a restart, on every user-stream reconnect, and every poll interval
-while the stream is down) lists the venue's open orders (`list_open`: one request per
-symbol with open orders, or one for all symbols; reconcile.py) and applies each listed
-order's report like a query's answer; only the orders open here but absent from the
-list (terminal at the venue, or never received) are queried one by one. A list request
-that fails is retried with backoff.
-
-Many venues: the engine drives one adapter per venue (`venues`: {Provider: adapter}),
-each with its own instruments, list requests, user-stream state and recvWindow (a
-`VenueSlot`). An order names its venue (one venue configured: that one by default); it
-goes to that venue's adapter, and that venue's events (`on_venue(ev, provider)`) apply
-to it. Idempotency, the exec_seq journal, the ring, the pre-trade limits and the trading
-switch are one for all venues. Reconciliation runs per venue: on start, and whenever
-that venue's user stream (re)connects. A venue whose user stream has been down longer
-than `venue_down_after_ns`, or that could not be started (`set_down`), is down: its new
+Many venues: the engine drives one adapter per venue (`venues`: {Provider: adapter}).
+An order names its venue (one venue configured: that one by default); it goes to that
+venue's adapter, and that venue's events (`on_venue(ev, provider)`) apply to it.
+Idempotency, the exec_seq journal, the ring, the pre-trade limits and the trading
+switch are one for all venues. A venue whose user stream has been down longer than
+`venue_down_after_ns`, or that could not be started (`set_down`), is down: its new
 orders are rejected with the reason (code `venue_down`); the other venues trade on.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
-from events import EVENT, BadInput, Desync, ExecStatus, Instrument, Kind, OrderType, Provider, to_decimal
+from events import EVENT, BadInput, ExecStatus, Kind, Provider
 from events.ids import event_id, mix64
 from events.records import stamp_header
 from venues.trading import (
     Order, UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
 
-from . import lifecycle, validation
-from .ids import is_ours, venue_client_order_id
-from .limits import LimitBook, LimitBreached
+from . import commands, lifecycle, reconcile, venue_events
+from .limits import LimitBook
 from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 from .publisher import ExecPublisher
-from .reconcile import ALL, Listings
+from .reconcile import Listings
+from .slots import Venue, VenueSlot
 from .store import Store
-
-DUPLICATE_ORDER_TEXT = "duplicate order"  # Binance -2010 "Duplicate order sent."
-
-
-class Venue(Protocol):
-    """What the engine asks of a venue adapter; outcomes come back as venue events."""
-
-    provider: Provider
-    recv_window_ms: int
-    fee_scale: int  # scale of the fee mantissas in the venue's reports
-    list_all_from: int  # list every symbol in one request from this many symbols with open orders
-
-    def place(self, order: Order) -> None: ...
-    def cancel(self, order: Order) -> None: ...
-    def query(self, order: Order) -> None: ...
-    def list_open(self, instrument: Instrument | None, request_id: int) -> None: ...  # None: all symbols
-
-
-class VenueSlot:
-    """One venue's adapter and the engine's state of it."""
-
-    def __init__(self, provider: Provider, adapter: Venue | None, registry, listings: Listings, now_ns: int):
-        self.provider = provider
-        self.adapter = adapter            # None: not started (down)
-        self.registry = registry
-        self.listings = listings
-        self.stream_up = False
-        self.stream_lost_ns = now_ns      # the user stream is not up since then (0: it is up)
-        self.down_reason = ""             # set: the venue could not be started
-        self.next_poll_ns = 0
-
-    def down(self, now_ns: int, after_ns: int) -> str:
-        """Why this venue takes no new orders now ("" : it does)."""
-        if self.down_reason or self.adapter is None:
-            return self.down_reason or "not started"
-        if not self.stream_up and self.stream_lost_ns and now_ns - self.stream_lost_ns > after_ns:
-            return f"its user stream has been down for {(now_ns - self.stream_lost_ns) / 1e9:.1f} s"
-        return ""
-
-
-def order_state(o: Order, consumer: str) -> dict:
-    """The order as answered on the control socket (decimal strings)."""
-    inst = o.instrument
-    return {"consumer": consumer, "venue": o.venue.slug, "client_order_id": o.client_order_id,
-            "venue_client_order_id": o.venue_client_order_id, "venue_order_id": o.venue_order_id,
-            "symbol": inst.symbol, "side": o.side.name.lower(), "type": o.order_type.name.lower(),
-            "tif": o.tif.name, "price": to_decimal(o.price, inst.px_scale) if o.price else None,
-            "qty": to_decimal(o.qty, inst.sz_scale), "filled": to_decimal(o.filled, inst.sz_scale),
-            "remaining": to_decimal(o.remaining, inst.sz_scale),
-            "cum_quote": to_decimal(o.cum_quote, inst.px_scale + inst.sz_scale),
-            "status": o.status.name, "reason": o.reason, "last_exec_seq": o.last_exec_seq}
 
 
 class Engine:
@@ -136,9 +78,9 @@ class Engine:
         self.by_key: dict[tuple[int, str], Order] = {}
         self.names: dict[int, str] = store.consumer_names()
         self.switch: dict[str, bool] = {}
-        self._retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
+        self.retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
+        self.dirty: dict[str, Order] = {}            # orders changed since the last flush
         self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int]] = []
-        self._dirty: dict[str, Order] = {}
         self._buf = np.zeros(256, EVENT)
 
     @property
@@ -162,7 +104,7 @@ class Engine:
     def set_down(self, provider: Provider, reason: str) -> None:
         """Venue `provider` could not be started: its orders are rejected with `reason`."""
         self.slots[Provider(provider)].down_reason = reason
-        self._inc("exec.venue.down", venue=Provider(provider).slug)
+        self.inc("exec.venue.down", venue=Provider(provider).slug)
 
     def attach(self, provider: Provider, adapter: Venue, registry) -> None:
         """Venue `provider` is started late (it was down at start-up): take its orders from now on."""
@@ -172,36 +114,12 @@ class Engine:
         slot.listings.list_all_from = adapter.list_all_from
         for o in self.store.open_orders():
             if o.venue is slot.provider and o.venue_client_order_id not in self.open:
-                self._track(o)
+                self.track(o)
         self.reconcile(provider)
 
-    def _slot(self, provider) -> VenueSlot:
-        if provider is None:
-            if len(self.slots) == 1:
-                return next(iter(self.slots.values()))
-            raise TypeError("a venue event needs its provider when the engine has several venues")
-        return self.slots[Provider(provider)]
+    # -- shared state ----------------------------------------------------------------
 
-    def _pick_venue(self, venue) -> VenueSlot:
-        """The slot of an order's venue (a provider slug; None: the only venue)."""
-        if venue is None:
-            if len(self.slots) == 1:
-                return next(iter(self.slots.values()))
-            raise BadInput(f"venue is required: this execution trades {', '.join(p.slug for p in self.slots)}")
-        if not isinstance(venue, str):
-            raise BadInput(f"venue must be a provider name: venue={venue!r}")
-        try:
-            p = Provider.from_slug(venue)
-        except (KeyError, ValueError):
-            p = None
-        if p not in self.slots:
-            raise LookupError(f"this execution does not trade on {venue!r}; it trades "
-                              f"{', '.join(x.slug for x in self.slots)}")
-        return self.slots[p]
-
-    # -- helpers ---------------------------------------------------------------------
-
-    def _inc(self, name: str, **labels) -> None:
+    def inc(self, name: str, **labels) -> None:
         if self.tel is not None:
             self.tel.inc(name, **labels)
 
@@ -213,151 +131,12 @@ class Engine:
         self.switch.setdefault(name, enabled)
         return cid, self.switch[name]
 
-    def _find(self, cid: int, coid: str) -> Order | None:
+    def find(self, cid: int, coid: str) -> Order | None:
+        """An order by its idempotency key (consumer id, client order id)."""
         return self.by_key.get((cid, coid)) or self.store.get(cid, coid)
 
-    def _track(self, o: Order) -> None:
-        if o.open:
-            self.open[o.venue_client_order_id] = o
-            self.by_key[(o.consumer_id, o.client_order_id)] = o
-
-    def _state(self, o: Order) -> dict:
-        return order_state(o, self.names.get(o.consumer_id, str(o.consumer_id)))
-
-    # -- commands --------------------------------------------------------------------
-
-    def hello(self, consumer: str) -> dict:
-        cid, enabled = self.consumer(consumer)
-        return {"consumer_id": cid, "trading_enabled": enabled, "last_exec_seq": self.publisher.last_seq}
-
-    def set_trading_mode(self, cmd: SetTradingMode) -> dict:
-        self.consumer(cmd.consumer)
-        self.store.set_trading(cmd.consumer, bool(cmd.enabled))
-        self.switch[cmd.consumer] = bool(cmd.enabled)
-        self._inc("exec.trading_mode", consumer=cmd.consumer, enabled=str(bool(cmd.enabled)).lower())
-        return {"consumer": cmd.consumer, "trading_enabled": bool(cmd.enabled)}
-
-    def submit(self, cmd: SubmitOrder) -> dict:
-        """Accept, find a duplicate, or reject a new order; never raises on bad input."""
-        try:
-            coid = validation.check_client_order_id(cmd.client_order_id)
-            cid, enabled = self.consumer(cmd.consumer)
-        except BadInput as e:
-            return self._rejected(getattr(e, "code", "validation"), str(e))
-        try:
-            existing = self._find(cid, coid)
-        except BadInput as e:  # an order of this key on a venue this execution does not trade
-            self._inc("exec.orders.duplicate", consumer=cmd.consumer)
-            return self._rejected("duplicate_order", str(e))
-        if existing is not None:
-            self._inc("exec.orders.duplicate", consumer=cmd.consumer)
-            return {"status": "duplicate", "order": self._state(existing)}
-        if not enabled:
-            return self._rejected("trading_disabled", f"trading is disabled for consumer {cmd.consumer!r}")
-        now = self.clock()
-        try:
-            slot = self._pick_venue(cmd.venue)
-        except LookupError as e:
-            return self._rejected("unknown_provider", str(e))
-        except BadInput as e:
-            return self._rejected("validation", str(e))
-        down = slot.down(now, self.venue_down_after_ns)
-        if down:
-            self._inc("exec.orders.venue_down", venue=slot.provider.slug)
-            return self._rejected("venue_down", f"venue {slot.provider.slug} is down: {down}")
-        try:
-            c = validation.check_new_order(slot.registry, cmd.symbol, cmd.side, cmd.order_type, cmd.tif,
-                                           cmd.qty, cmd.price, cmd.ref_price)
-            scale = c.instrument.px_scale + c.instrument.sz_scale
-            px = c.price if c.order_type is OrderType.LIMIT else c.ref_price
-            n_open = sum(1 for o in self.open.values() if o.consumer_id == cid)
-            self.limits.check(cmd.consumer, notional=px * c.qty if px else None, notional_scale=scale,
-                              open_orders=n_open, now_ns=now)
-        except LimitBreached as e:
-            return self._rejected(e.limit, str(e))
-        except BadInput as e:
-            return self._rejected(getattr(e, "code", "validation"), str(e))
-        o = Order(cid, coid, venue_client_order_id(cid, coid), c.instrument, c.side, c.order_type, c.tif,
-                  c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000, venue=slot.provider)
-        try:
-            self.store.insert(o)  # committed before anything leaves
-        except sqlite3.IntegrityError:  # raced with ourselves: cannot happen with one thread
-            return {"status": "duplicate", "order": self._state(self._find(cid, coid))}
-        self.limits.record(cmd.consumer, now)
-        self._track(o)
-        self._inc("exec.orders.accepted", consumer=cmd.consumer, venue=slot.provider.slug)
-        slot.adapter.place(o)
-        return {"status": "accepted", "order": self._state(o)}
-
-    def _rejected(self, code: str, reason: str) -> dict:
-        self._inc("exec.orders.rejected", reason=code)
-        return {"status": "rejected", "code": code, "reason": reason}
-
-    def cancel(self, cmd: CancelOrder) -> dict:
-        try:
-            cid, _ = self.consumer(cmd.consumer)
-        except BadInput as e:
-            return self._rejected(getattr(e, "code", "validation"), str(e))
-        o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
-        if o is None:
-            return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
-        if not o.open:
-            return {"status": "rejected", "code": "order_closed",
-                    "reason": f"order is {o.status.name}", "order": self._state(o)}
-        o.cancel_requested = True
-        self._dirty[o.venue_client_order_id] = o
-        self._inc("exec.cancels.sent")
-        self.slots[o.venue].adapter.cancel(o)
-        return {"status": "accepted", "order": self._state(o)}
-
-    def query(self, cmd: QueryOrder) -> dict:
-        try:
-            cid, _ = self.consumer(cmd.consumer)
-        except BadInput as e:
-            return self._rejected(getattr(e, "code", "validation"), str(e))
-        o = self._find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
-        if o is None:
-            return self._rejected("unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
-        return {"status": "ok", "order": self._state(o)}
-
-    # -- venue events ----------------------------------------------------------------
-
-    def on_venue(self, ev, provider: Provider | None = None) -> None:
-        """Apply one event of venue `provider` (venues.trading; None: the only venue)."""
-        slot = self._slot(provider)
-        if isinstance(ev, VenueOrderReported):
-            self._on_report(ev)
-        elif isinstance(ev, VenueOpenOrdersListed):
-            self._on_listed(ev, slot)
-        elif isinstance(ev, VenueOpenOrdersFailed):
-            self._inc("exec.reconcile.list_failed", venue=slot.provider.slug)
-            slot.listings.failed(ev.request_id, self.clock())
-        elif isinstance(ev, VenueRequestRefused):
-            self._on_refused(ev)
-        elif isinstance(ev, VenueOutcomeUnknown):
-            self._inc("exec.venue.unknown_outcome", action=ev.action)
-            o = self.open.get(ev.client_order_id)
-            if o is not None:
-                if ev.action == "place" and o.status is ExecStatus.PENDING and not o.unknown_since_ns:
-                    o.unknown_since_ns = self.clock()
-                    o.sent_ms = max(o.sent_ms, ev.sent_ms)
-                    self._dirty[o.venue_client_order_id] = o
-                self._schedule_query(o)
-        elif isinstance(ev, VenueOrderNotFound):
-            self._on_not_found(ev)
-        elif isinstance(ev, UserStreamConnected):
-            slot.stream_up, slot.stream_lost_ns = True, 0
-            self._inc("exec.stream.connected", venue=slot.provider.slug)
-            self.reconcile(slot.provider)
-        elif isinstance(ev, UserStreamDisconnected):
-            if slot.stream_up:
-                slot.stream_lost_ns = self.clock()
-            slot.stream_up = False
-            self._inc("exec.stream.disconnected", venue=slot.provider.slug)
-        else:
-            raise TypeError(f"not a venue event: {ev!r}")
-
-    def _lookup(self, ids) -> Order | None:
+    def lookup(self, ids) -> Order | None:
+        """An order by any of the venue client order ids a venue report names."""
         for vcoid in ids:
             o = self.open.get(vcoid)
             if o is not None:
@@ -369,175 +148,78 @@ class Engine:
                     return o
         return None
 
-    def _on_report(self, r: VenueOrderReported, o: Order | None = None) -> None:
-        if o is None:
-            o = self._lookup(r.client_order_ids)
-        if o is None:
-            self._inc("exec.venue.unknown_order")
-            if self.dlq is not None:
-                self.dlq.put("exec_report_for_unknown_order", ids=list(r.client_order_ids),
-                             venue_order_id=r.venue_order_id, source=r.source)
-            return
-        self._retry.pop(o.venue_client_order_id, None)
-        if o.unknown_since_ns:
-            o.unknown_since_ns = 0
-            self._dirty[o.venue_client_order_id] = o
-        if r.venue_order_id and o.venue_order_id != r.venue_order_id:
-            o.venue_order_id = r.venue_order_id
-            self._dirty[o.venue_client_order_id] = o
-        try:
-            s = lifecycle.step(o.status, o.filled, o.cum_quote, o.qty, venue_status=r.status, cum_qty=r.cum_qty,
-                               venue_cum_quote=r.cum_quote, last_qty=r.last_qty, last_px=r.last_px,
-                               trade_id=r.trade_id, fee=r.fee)
-        except Desync as e:
-            self._inc("exec.venue.desync")
-            if self.dlq is not None:
-                self.dlq.put("exec_report_desync", priority="high", error=str(e),
-                             order=o.venue_client_order_id, source=r.source)
-            self._schedule_query(o)
-            return
-        if s is None:
-            self._inc("exec.venue.report_ignored", source=r.source)
-            return
-        reason = r.reason if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else ""
-        self._apply(o, s, r, reason)
+    def track(self, o: Order) -> None:
+        if o.open:
+            self.open[o.venue_client_order_id] = o
+            self.by_key[(o.consumer_id, o.client_order_id)] = o
 
-    def _apply(self, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, reason: str = "",
-               reject_code: int = 0) -> None:
+    def state(self, o: Order) -> dict:
+        return commands.order_state(o, self.names.get(o.consumer_id, str(o.consumer_id)))
+
+    # -- the routes (commands.py, venue_events.py, reconcile.py) ---------------------
+
+    def hello(self, consumer: str) -> dict:
+        return commands.hello(self, consumer)
+
+    def set_trading_mode(self, cmd: SetTradingMode) -> dict:
+        return commands.set_trading_mode(self, cmd)
+
+    def submit(self, cmd: SubmitOrder) -> dict:
+        return commands.submit(self, cmd)
+
+    def cancel(self, cmd: CancelOrder) -> dict:
+        return commands.cancel(self, cmd)
+
+    def query(self, cmd: QueryOrder) -> dict:
+        return commands.query(self, cmd)
+
+    def on_venue(self, ev, provider: Provider | None = None) -> None:
+        """Apply one event of venue `provider` (venues.trading; None: the only venue)."""
+        if provider is None:
+            if len(self.slots) != 1:
+                raise TypeError("a venue event needs its provider when the engine has several venues")
+            slot = next(iter(self.slots.values()))
+        else:
+            slot = self.slots[Provider(provider)]
+        if isinstance(ev, VenueOrderReported):
+            venue_events.on_report(self, ev)
+        elif isinstance(ev, VenueRequestRefused):
+            venue_events.on_refused(self, ev)
+        elif isinstance(ev, VenueOutcomeUnknown):
+            venue_events.on_unknown(self, ev)
+        elif isinstance(ev, VenueOrderNotFound):
+            venue_events.on_not_found(self, ev)
+        elif isinstance(ev, VenueOpenOrdersListed):
+            reconcile.on_listed(self, slot, ev)
+        elif isinstance(ev, VenueOpenOrdersFailed):
+            reconcile.on_list_failed(self, slot, ev)
+        elif isinstance(ev, UserStreamConnected):
+            reconcile.on_stream_connected(self, slot)
+        elif isinstance(ev, UserStreamDisconnected):
+            reconcile.on_stream_disconnected(self, slot)
+        else:
+            raise TypeError(f"not a venue event: {ev!r}")
+
+    def reconcile(self, provider: Provider | None = None, *, poll: bool = False) -> None:
+        """List open orders of venue `provider` (None: every venue started); reconcile.py."""
+        reconcile.reconcile(self, provider, poll=poll)
+
+    def tick(self) -> int:
+        """Run due queries and list retries; poll (list) open orders while a user stream is
+        down. Returns work done."""
+        now = self.clock()
+        return venue_events.run_due_queries(self, now) + reconcile.poll(self, now)
+
+    def apply(self, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, reason: str = "",
+              reject_code: int = 0) -> None:
+        """Move order `o` by lifecycle step `s`; its report goes out at the next `flush`."""
         o.status, o.filled, o.cum_quote = s.status, s.filled, s.cum_quote
         o.fee += s.fee
         o.updated_ns = self.clock()
         if reason:
             o.reason = reason
         self._pending.append((o, s, r, reject_code))
-        self._dirty[o.venue_client_order_id] = o
-
-    def _on_refused(self, ev: VenueRequestRefused) -> None:
-        self._inc("exec.venue.refused", action=ev.action, code=str(ev.code))
-        o = self.open.get(ev.client_order_id)
-        if o is None:
-            return
-        if ev.action == "place" and o.status is ExecStatus.PENDING:
-            if DUPLICATE_ORDER_TEXT in ev.message.lower():  # it is there already: find out its state
-                self._schedule_query(o)
-                return
-            s = lifecycle.step(o.status, o.filled, o.cum_quote, o.qty, venue_status=ExecStatus.REJECTED,
-                               cum_qty=0, venue_cum_quote=0)
-            self._apply(o, s, None, f"venue refused: {ev.code} {ev.message}", reject_code=ev.code)
-        else:  # a refused cancel or query: the order's state is what the venue says it is
-            self._schedule_query(o)
-
-    def _on_not_found(self, ev: VenueOrderNotFound) -> None:
-        o = self.open.get(ev.client_order_id)
-        if o is None:
-            return
-        if o.status is not ExecStatus.PENDING:
-            self._retry.pop(o.venue_client_order_id, None)  # asking again would not help
-            self._inc("exec.venue.desync")
-            if self.dlq is not None:
-                self.dlq.put("open_order_not_found_at_venue", priority="high", order=o.venue_client_order_id)
-            return
-        now = self.clock()
-        if now // 1_000_000 - o.sent_ms > self.slots[o.venue].adapter.recv_window_ms + self.not_found_grace_ms:
-            s = lifecycle.step(o.status, 0, 0, o.qty, venue_status=ExecStatus.REJECTED, cum_qty=0,
-                               venue_cum_quote=0)
-            self._apply(o, s, None, "not received by the venue (not found after recvWindow)", reject_code=-2013)
-        else:
-            self._schedule_query(o)
-
-    # -- queries, reconciliation, timers -----------------------------------------------
-
-    def _schedule_query(self, o: Order) -> None:
-        vcoid = o.venue_client_order_id
-        _, backoff = self._retry.get(vcoid, (0, self.backoff_min // 2))
-        backoff = min(max(backoff * 2, self.backoff_min), self.backoff_max)
-        self._retry[vcoid] = (self.clock() + backoff, backoff)
-
-    def reconcile(self, provider: Provider | None = None, *, poll: bool = False) -> None:
-        """List a venue's open orders to reconcile its every open order (after a restart or a
-        user-stream reconnect: every scope again, since an older list may predate what the
-        stream missed); `provider` None: every venue started. `poll` (the stream is down):
-        skip scopes whose list is still out or waiting for its retry."""
-        if provider is None:
-            for p, slot in self.slots.items():
-                if slot.adapter is not None:
-                    self.reconcile(p, poll=poll)
-            return
-        slot = self.slots[Provider(provider)]
-        if slot.adapter is None:
-            return
-        now = self.clock()
-        # (closed: not flushed yet)
-        scopes = slot.listings.scopes(o for o in self.open.values() if o.open and o.venue is slot.provider)
-        for scope, orders in scopes.items():
-            if not (poll and slot.listings.busy(scope)):
-                self._list(slot, scope, orders, now)
-        if scopes:
-            slot.next_poll_ns = now + self.poll_interval_ns  # a poll right after this one adds nothing
-
-    def _list(self, slot: VenueSlot, scope, orders: list[Order], now: int) -> None:
-        rid = slot.listings.start(scope, (o.venue_client_order_id for o in orders), now)
-        self._inc("exec.reconcile.lists", venue=slot.provider.slug)
-        slot.adapter.list_open(None if scope is ALL else orders[0].instrument, rid)
-
-    def _on_listed(self, ev: VenueOpenOrdersListed, slot: VenueSlot) -> None:
-        """Apply each listed order's report (as a query answer), then query the expected
-        orders the list lacks: they have left the venue's book, or never reached it."""
-        listed = set()
-        for r in ev.reports:
-            if not any(is_ours(c) for c in r.client_order_ids):
-                self._inc("exec.reconcile.foreign")  # another client's order on the same account
-                continue
-            o = self._lookup(r.client_order_ids)
-            if o is not None:
-                listed.add(o.venue_client_order_id)
-            # a list older than what we know (an order closed since) is out of order: ignored
-            self._on_report(r, o)
-        lst = slot.listings.answered(ev.request_id)
-        if lst is None:
-            return  # a replaced request: its reports count, a newer list judges what is missing
-        now = self.clock()
-        for vcoid in lst.expect - listed:
-            o = self.open.get(vcoid)
-            if o is None or not o.open or vcoid in self._retry:
-                continue  # closed meanwhile (maybe not flushed yet), or a query of it is out or due
-            self._retry[vcoid] = (now + self.backoff_max * 4, self.backoff_min // 2)  # until an answer reschedules
-            self._inc("exec.reconcile.queries")
-            slot.adapter.query(o)
-
-    def tick(self) -> int:
-        """Run due queries and list retries; poll (list) open orders while the user stream is
-        down. Returns work done."""
-        now = self.clock()
-        work = 0
-        for vcoid, (due, backoff) in list(self._retry.items()):
-            if due <= now:
-                o = self.open.get(vcoid)
-                if o is None:
-                    del self._retry[vcoid]
-                    continue
-                self._retry[vcoid] = (now + self.backoff_max * 4, backoff)  # until an answer reschedules
-                adapter = self.slots[o.venue].adapter
-                if adapter is None:
-                    continue
-                self._inc("exec.venue.queries")
-                adapter.query(o)
-                work += 1
-        for p, slot in self.slots.items():
-            if slot.adapter is None:
-                continue
-            for scope in slot.listings.due(now):  # a failed list's retry, or an answer that never came
-                orders = slot.listings.members(scope, (o for o in self.open.values() if o.open and o.venue is p))
-                if orders:
-                    self._inc("exec.reconcile.list_retries", venue=p.slug)
-                    self._list(slot, scope, orders, now)
-                    work += 1
-                else:
-                    slot.listings.drop(scope)
-            if not slot.stream_up and now >= slot.next_poll_ns and any(o.venue is p for o in self.open.values()):
-                self.reconcile(p, poll=True)
-                work += 1
-        return work
+        self.dirty[o.venue_client_order_id] = o
 
     # -- recovery and flush ------------------------------------------------------------
 
@@ -568,7 +250,7 @@ class Engine:
             seq += len(recs)
         self.store.save([], self.publisher.last_seq)
         for o in self.store.open_orders():
-            self._track(o)
+            self.track(o)
         if self.tel is not None and replayed:
             self.tel.inc("exec.recovery.replayed", len(replayed))
         return len(replayed)
@@ -586,16 +268,16 @@ class Engine:
             for i, (o, s, r, code) in enumerate(pending):
                 self._fill(recs[i], first + i, o, s, r, code)
                 o.last_exec_seq = first + i
-                self._inc("exec.reports", status=s.status.name, venue=o.venue.slug)
+                self.inc("exec.reports", status=s.status.name, venue=o.venue.slug)
             self.publisher.append(recs)
-        if n or self._dirty:
-            self.store.save(list(self._dirty.values()), self.publisher.last_seq if n else None)
-            for o in self._dirty.values():
+        if n or self.dirty:
+            self.store.save(list(self.dirty.values()), self.publisher.last_seq if n else None)
+            for o in self.dirty.values():
                 if not o.open:
                     self.open.pop(o.venue_client_order_id, None)
                     self.by_key.pop((o.consumer_id, o.client_order_id), None)
-                    self._retry.pop(o.venue_client_order_id, None)
-            self._dirty.clear()
+                    self.retry.pop(o.venue_client_order_id, None)
+            self.dirty.clear()
         self.publisher.pump()
         return n
 

@@ -202,7 +202,7 @@ class ExecutionProcess:
         last_beat = 0.0
         try:
             while not self._stop:
-                busy = self.engine._retry or self.publisher.backlog or self.control.router.outbox
+                busy = self.engine.retry or self.publisher.backlog or self.control.router.outbox
                 poller.poll(5 if busy else 50)
                 self.do_work()
                 now = time.monotonic()

@@ -1,6 +1,14 @@
-"""Reconciliation by listing: which open-orders lists are out, what each expects, their backoff.
+"""Reconciliation by listing: the open-orders lists of a venue, and what their answers settle.
 
-Bookkeeping only, no I/O; the engine (one thread) acts on it. A *scope* is what one list
+Reconciliation (after a restart, on every user-stream reconnect, and every poll interval
+while the stream is down) lists the venue's open orders (`list_open`: one request per
+symbol with open orders, or one for all symbols) and applies each listed order's report
+like a query's answer; only the orders open here but absent from the list (terminal at
+the venue, or never received) are queried one by one. A list request that fails is
+retried with backoff. It runs per venue (a `VenueSlot`, slots.py).
+
+`Listings` is the bookkeeping (no I/O); the functions below it act on the engine's state
+(one thread). A *scope* is what one list
 request covers: an instrument id (the venue's open orders of one symbol) or `ALL` (every
 symbol at once, when the venue prices that lower than one request per symbol: the
 venue's `list_all_from`). Each scope has at most one current request:
@@ -18,9 +26,17 @@ out are not in `expect`: the venue may not have had them when it answered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from venues.trading import Order
+from events import Provider
+from venues.trading import Order, VenueOpenOrdersFailed, VenueOpenOrdersListed
+
+from . import venue_events
+from .ids import is_ours
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .slots import VenueSlot
 
 ALL = None  # the scope of a list request without a symbol
 _STALE = object()
@@ -97,3 +113,98 @@ class Listings:
         lst = self.table.pop(scope, None)
         if lst is not None:
             self._scope_of.pop(lst.request_id, None)
+
+
+def reconcile(eng: Engine, provider: Provider | None = None, *, poll: bool = False) -> None:
+    """List a venue's open orders to reconcile its every open order (after a restart or a
+    user-stream reconnect: every scope again, since an older list may predate what the
+    stream missed); `provider` None: every venue started. `poll` (the stream is down):
+    skip scopes whose list is still out or waiting for its retry."""
+    if provider is None:
+        for p, slot in eng.slots.items():
+            if slot.adapter is not None:
+                reconcile(eng, p, poll=poll)
+        return
+    slot = eng.slots[Provider(provider)]
+    if slot.adapter is None:
+        return
+    now = eng.clock()
+    # (closed: not flushed yet)
+    scopes = slot.listings.scopes(o for o in eng.open.values() if o.open and o.venue is slot.provider)
+    for scope, orders in scopes.items():
+        if not (poll and slot.listings.busy(scope)):
+            _list(eng, slot, scope, orders, now)
+    if scopes:
+        slot.next_poll_ns = now + eng.poll_interval_ns  # a poll right after this one adds nothing
+
+
+def _list(eng: Engine, slot: VenueSlot, scope, orders: list[Order], now: int) -> None:
+    rid = slot.listings.start(scope, (o.venue_client_order_id for o in orders), now)
+    eng.inc("exec.reconcile.lists", venue=slot.provider.slug)
+    slot.adapter.list_open(None if scope is ALL else orders[0].instrument, rid)
+
+
+def on_listed(eng: Engine, slot: VenueSlot, ev: VenueOpenOrdersListed) -> None:
+    """Apply each listed order's report (as a query answer), then query the expected
+    orders the list lacks: they have left the venue's book, or never reached it."""
+    listed = set()
+    for r in ev.reports:
+        if not any(is_ours(c) for c in r.client_order_ids):
+            eng.inc("exec.reconcile.foreign")  # another client's order on the same account
+            continue
+        o = eng.lookup(r.client_order_ids)
+        if o is not None:
+            listed.add(o.venue_client_order_id)
+        # a list older than what we know (an order closed since) is out of order: ignored
+        venue_events.on_report(eng, r, o)
+    lst = slot.listings.answered(ev.request_id)
+    if lst is None:
+        return  # a replaced request: its reports count, a newer list judges what is missing
+    now = eng.clock()
+    for vcoid in lst.expect - listed:
+        o = eng.open.get(vcoid)
+        if o is None or not o.open or vcoid in eng.retry:
+            continue  # closed meanwhile (maybe not flushed yet), or a query of it is out or due
+        eng.retry[vcoid] = (now + eng.backoff_max * 4, eng.backoff_min // 2)  # until an answer reschedules
+        eng.inc("exec.reconcile.queries")
+        slot.adapter.query(o)
+
+
+def on_list_failed(eng: Engine, slot: VenueSlot, ev: VenueOpenOrdersFailed) -> None:
+    eng.inc("exec.reconcile.list_failed", venue=slot.provider.slug)
+    slot.listings.failed(ev.request_id, eng.clock())
+
+
+def on_stream_connected(eng: Engine, slot: VenueSlot) -> None:
+    slot.stream_up, slot.stream_lost_ns = True, 0
+    eng.inc("exec.stream.connected", venue=slot.provider.slug)
+    reconcile(eng, slot.provider)
+
+
+def on_stream_disconnected(eng: Engine, slot: VenueSlot) -> None:
+    if slot.stream_up:
+        slot.stream_lost_ns = eng.clock()
+    slot.stream_up = False
+    eng.inc("exec.stream.disconnected", venue=slot.provider.slug)
+
+
+def poll(eng: Engine, now: int) -> int:
+    """Resend due list requests (a failed list's retry, or an answer that never came), and
+    list open orders of every venue whose user stream is down, each poll interval. Returns
+    work done."""
+    work = 0
+    for p, slot in eng.slots.items():
+        if slot.adapter is None:
+            continue
+        for scope in slot.listings.due(now):
+            orders = slot.listings.members(scope, (o for o in eng.open.values() if o.open and o.venue is p))
+            if orders:
+                eng.inc("exec.reconcile.list_retries", venue=p.slug)
+                _list(eng, slot, scope, orders, now)
+                work += 1
+            else:
+                slot.listings.drop(scope)
+        if not slot.stream_up and now >= slot.next_poll_ns and any(o.venue is p for o in eng.open.values()):
+            reconcile(eng, p, poll=True)
+            work += 1
+    return work

@@ -258,7 +258,7 @@ def test_a_journaled_report_the_store_missed_is_recovered_even_while_its_venue_i
     e.on_venue(report(vc("o-1"), S.PARTIAL, 1000, 1000 * 300000, last_qty=1000, last_px=300000, trade_id=1),
                Provider.OKX)
     e._pending, pending = [], e._pending
-    e._dirty.clear()
+    e.dirty.clear()
     # the crash window: journaled (and published), the store not yet committed
     for i, (o, s, r, code) in enumerate(pending):
         rec = np.zeros(1, EVENT)

@@ -103,14 +103,23 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
     return {"status": "accepted", "order": eng.state(o)}
 
 
-def cancel(eng: Engine, cmd: CancelOrder) -> dict:
+def _order_of(eng: Engine, cmd: CancelOrder | QueryOrder):
+    """The order a cancel or query names, or the rejection to answer with."""
     try:
         cid, _ = eng.consumer(cmd.consumer)
     except BadInput as e:
-        return rejected(eng, getattr(e, "code", "validation"), str(e))
+        return None, rejected(eng, getattr(e, "code", "validation"), str(e))
     o = eng.find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
     if o is None:
-        return rejected(eng, "unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
+        return None, rejected(eng, "unknown_order",
+                              f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
+    return o, None
+
+
+def cancel(eng: Engine, cmd: CancelOrder) -> dict:
+    o, refusal = _order_of(eng, cmd)
+    if o is None:
+        return refusal
     if not o.open:
         return {"status": "rejected", "code": "order_closed",
                 "reason": f"order is {o.status.name}", "order": eng.state(o)}
@@ -122,13 +131,9 @@ def cancel(eng: Engine, cmd: CancelOrder) -> dict:
 
 
 def query(eng: Engine, cmd: QueryOrder) -> dict:
-    try:
-        cid, _ = eng.consumer(cmd.consumer)
-    except BadInput as e:
-        return rejected(eng, getattr(e, "code", "validation"), str(e))
-    o = eng.find(cid, cmd.client_order_id) if isinstance(cmd.client_order_id, str) else None
+    o, refusal = _order_of(eng, cmd)
     if o is None:
-        return rejected(eng, "unknown_order", f"no order {cmd.client_order_id!r} of consumer {cmd.consumer!r}")
+        return refusal
     return {"status": "ok", "order": eng.state(o)}
 
 

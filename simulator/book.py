@@ -34,6 +34,7 @@ class Book:
         self.total: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self.prices: tuple[list[int], list[int]] = ([], [])  # ascending, total > 0
         self._changed: dict[tuple[int, int], int] = {}  # (side, price) -> old total
+        self._slot: tuple[int, int, int] = (-1, 0, 0)   # where remove_order last took one out
 
     # -- reading -----------------------------------------------------------
     def best(self, side: int) -> int | None:
@@ -81,11 +82,20 @@ class Book:
         queue = self.users[side].get(price)
         if not queue or order not in queue:
             return False
+        self._slot = (side, price, queue.index(order))
         queue.remove(order)
         if not queue:
             del self.users[side][price]
         self._set_total(side, price, self.total[side][price] - order.leaves)
         return True
+
+    def insert_order(self, side: int, price: int, order: Resting) -> None:
+        """Put back the order `remove_order` just took out, at its old place in the queue
+        (an amend that keeps priority: quantity down at the same price)."""
+        slot = self._slot
+        queue = self.users[side].setdefault(price, deque())
+        queue.insert(slot[2] if slot[:2] == (side, price) else len(queue), order)
+        self._set_total(side, price, self.total[side].get(price, 0) + order.leaves)
 
     def consume(self, side: int, price: int, qty: int) -> list[tuple[Resting | None, int]]:
         """Take up to qty from the level at price; return (maker, qty) fills.

@@ -76,7 +76,7 @@ class Order:
 
 @dataclass(slots=True)
 class ExecEvent:
-    """One reported change: x is NEW, TRADE, CANCELED or EXPIRED."""
+    """One reported change: x is NEW, TRADE, CANCELED, EXPIRED or REPLACED (amend)."""
 
     order: Order
     x: str
@@ -150,6 +150,38 @@ class MatchingEngine:
         order.updated_ms = self.clock_ms()
         self._emit(ExecEvent(order, "CANCELED", order.updated_ms, cancel_client_id=cancel_client_id))
         self.publish(order.inst, [])
+
+    def amend(self, order: Order, qty: int, price: int) -> list[Trade]:
+        """Change an open order's total quantity and/or limit price, as venues amend.
+
+        The caller has checked the request (open order, `executed < qty`, a LIMIT order
+        for a price change). Priority: a quantity decrease at the same price keeps the
+        order's place in its queue; anything else (a price change, a quantity increase)
+        takes it out and queues it again at the back of its (new) level, matching first
+        when the new price crosses. Reports REPLACED (status unchanged), then any TRADE.
+        """
+        book = self.drivers[order.inst.canonical].book
+        keep = price == order.price and qty <= order.qty
+        if order.in_book:
+            book.remove_order(order.side, order.price, order)
+        order.qty, order.price = qty, price
+        order.leaves = qty - order.executed
+        order.updated_ms = self.clock_ms()
+        self._emit(ExecEvent(order, "REPLACED", order.updated_ms))
+        trades: list[Trade] = []
+        if order.in_book:
+            if keep:
+                book.insert_order(order.side, order.price, order)
+            else:
+                driver = self.drivers[order.inst.canonical]
+                trades = driver.take(ASK if order.side == BID else BID, order.price, order.leaves, order)
+                self.apply_trades(trades)
+                if order.is_open:
+                    book.add_order(order.side, order.price, order)
+                else:
+                    order.in_book = False
+        self.publish(order.inst, trades)
+        return trades
 
     def apply_trades(self, trades: list[Trade]) -> None:
         """Apply the user-order side of trades: taker first, then maker."""

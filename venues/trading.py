@@ -24,7 +24,9 @@ class VenueOrderReported:
     the cancel's own id in `c` and the order's in `C`); the engine takes the one it knows.
     `status` is None when the venue status carries no lifecycle step (PENDING_CANCEL).
     `cum_qty` / `cum_quote` are the venue's cumulative figures; `last_qty` / `last_px` /
-    `trade_id` describe this one trade (trade_id -1: none).
+    `trade_id` describe this one trade (trade_id -1: none). `price` / `qty` are the
+    order's limit price and total quantity as the venue now has them (0: not reported);
+    after an amend they are the new ones (`amended` True on the report of the amend).
     """
 
     client_order_ids: tuple[str, ...]
@@ -40,7 +42,10 @@ class VenueOrderReported:
     update_id: int = 0
     reason: str = ""
     event_ts_ns: int = 0
-    source: str = "stream"   # "stream", "rest", "query", "open_orders"
+    source: str = "stream"   # "stream", "rest", "query", "open_orders", "amend"
+    price: int = 0
+    qty: int = 0
+    amended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,7 @@ class VenueRequestRefused:
     """The venue said no to a request (place or cancel): its code and message."""
 
     client_order_id: str
-    action: str              # "place", "cancel", "query"
+    action: str              # "place", "cancel", "amend", "query"
     code: int
     message: str
 
@@ -88,6 +93,50 @@ class VenueOpenOrdersFailed:
     """List request `request_id` got no usable answer (refused, timeout, 5xx, unreadable)."""
 
     request_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One asset of the account: `free` and `locked` mantissas at `scale`."""
+
+    asset: str
+    free: int
+    locked: int
+    scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One derivatives position (one-way mode / net): `size` signed (long > 0) at the
+    instrument's sz_scale, in base units (OKX swaps: contracts x ctVal); `entry_px` at its
+    px_scale; `unrealized_pnl` as the venue reports it, at `pnl_scale`, in `pnl_asset`."""
+
+    instrument: Instrument
+    size: int
+    entry_px: int
+    unrealized_pnl: int
+    pnl_scale: int
+    pnl_asset: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAccountReported:
+    """Balances and positions the venue reported. `full`: a whole snapshot (REST, on start
+    and on every user-stream reconnect: anything not in it is zero); else only what changed
+    (a user-stream update)."""
+
+    balances: tuple[Balance, ...] = ()
+    positions: tuple[Position, ...] = ()
+    full: bool = False
+    event_ts_ns: int = 0
+    source: str = "stream"   # "stream", "rest"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAccountFailed:
+    """An account request (`query_account`) got no usable answer."""
+
     reason: str
 
 

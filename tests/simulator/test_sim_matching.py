@@ -144,3 +144,40 @@ def test_self_trade_reports_both_sides(h):
     trade_events = [e for e in h.events if e.x == "TRADE"]
     assert [(e.order, e.maker) for e in trade_events] == [(taker, False), (maker, True)]
     assert trade_events[0].trade_id == trade_events[1].trade_id
+
+
+def test_amend_quantity_down_keeps_the_place_in_the_queue(h):
+    a = h.rest(ASK, 100, 10_010)
+    b = h.rest(ASK, 100, 10_010)
+    h.engine.amend(a, 60, 10_010)
+    assert h.xs(a) == ["NEW", "REPLACED"] and (a.qty, a.leaves, a.status) == (60, 60, "NEW")
+    assert h.book.total[ASK][10_010] == 160
+    h.order(BID, 60, 10_010)
+    assert (a.status, b.status) == ("FILLED", "NEW")
+
+
+def test_amend_quantity_up_or_price_change_goes_to_the_back(h):
+    a = h.rest(ASK, 100, 10_010)
+    b = h.rest(ASK, 100, 10_010)
+    h.engine.amend(a, 120, 10_010)
+    h.order(BID, 100, 10_010)
+    assert (a.status, b.status, a.leaves) == ("NEW", "FILLED", 120)
+    h.engine.amend(a, 120, 10_020)
+    assert 10_010 not in h.book.total[ASK] and h.book.total[ASK][10_020] == 120
+
+
+def test_amend_to_a_crossing_price_trades_at_once(h):
+    bid = h.rest(BID, 50, 10_000)
+    ask = h.rest(ASK, 80, 10_010)
+    h.engine.amend(ask, 80, 10_000)
+    assert h.xs(ask) == ["NEW", "REPLACED", "TRADE"]
+    assert (bid.status, ask.status, ask.executed, ask.leaves) == ("FILLED", "PARTIALLY_FILLED", 50, 30)
+    assert h.book.total[ASK][10_000] == 30 and h.book.best(BID) is None
+
+
+def test_amend_of_a_partly_filled_order_keeps_its_fills(h):
+    a = h.rest(ASK, 100, 10_010)
+    h.order(BID, 40, 10_010)
+    h.engine.amend(a, 70, 10_010)
+    assert (a.executed, a.leaves, a.qty, a.status) == (40, 30, 70, "PARTIALLY_FILLED")
+    assert h.book.total[ASK][10_010] == 30

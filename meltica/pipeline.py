@@ -136,6 +136,8 @@ class Pipeline:
         strat = ["--providers", ",".join(self.venues), *self._common()]
         if not self.trading or not section(self.cfg, "run").get("orders", True):
             strat.append("--no-orders")
+        elif "order_venues" not in section(self.cfg, "strategy"):  # order where we trade and see the book
+            strat.append("--order-venues=" + ",".join(v for v in self.trading_venues() if v in self.venues))
         progs.append(Program("strategy.demo", "strategies.demo", strat))
         return progs
 

@@ -82,7 +82,7 @@ class Pipeline:
         ep_file = self.ctx.path("simulator.endpoints.json")
         if ep_file.exists():
             ep_file.unlink()
-        venues = sorted(set(self.venues) | ({"binance-spot"} if self.trading else set()))
+        venues = sorted(set(self.venues) | (set(self.trading_venues()) if self.trading else set()))
         v = section(self.cfg, "simulator")
         args = ["--venues", ",".join(venues), "--instruments", str(v.get("instruments", 3)),
                 "--rate", str(v.get("rate", 20)), "--seed", str(v.get("seed", 1)),

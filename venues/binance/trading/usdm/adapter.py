@@ -20,7 +20,12 @@ the listenKey stream (stream.py) and the payloads (parse.py).
     GET /fapi/v3/balance + /fapi/v3/positionRisk               VenueAccountReported(full=True) /
                                                                 VenueAccountFailed
     stream ORDER_TRADE_UPDATE                                  VenueOrderReported
-    stream ACCOUNT_UPDATE                                      VenueAccountReported(full=False)
+    stream ACCOUNT_UPDATE                                      VenueAccountReported(full=False), once
+                                                                the engine asked for the account
+                                                                (`query_account`): a change before the
+                                                                first whole snapshot has nothing to
+                                                                apply to (and an engine that keeps no
+                                                                account state never asks)
     stream TRADE_LITE                                          ignored (counted): it repeats the
                                                                 TRADE of ORDER_TRADE_UPDATE
                                                                 without the cumulative figures
@@ -103,6 +108,7 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
         self.dlq = dlq
         self.tel = telemetry
         self.quotes = parse.Quotes()
+        self._account_asked = threading.Event()   # query_account was called: pass ACCOUNT_UPDATE on
         self._stop = threading.Event()
         mk = lambda: FuturesRest(rest_url, api_key, api_secret, timeout_s=timeout_s,  # noqa: E731
                                  recv_window_ms=recv_window_ms)
@@ -137,6 +143,7 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
         self._submit(o.venue_client_order_id, self._amend, o.venue_client_order_id, params)
 
     def query_account(self) -> None:
+        self._account_asked.set()
         self._submit("*account", self._account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
@@ -209,7 +216,10 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
             if kind == "ORDER_TRADE_UPDATE":
                 self.emit(parse.order_trade_update(ev, self.registry, self.quotes))
             elif kind == "ACCOUNT_UPDATE":
-                self.emit(parse.account_update(ev, self.registry))
+                if self._account_asked.is_set():
+                    self.emit(parse.account_update(ev, self.registry))
+                elif self.tel is not None:
+                    self.tel.inc("exec.stream.ignored", event="ACCOUNT_UPDATE before a snapshot")
             elif self.tel is not None:   # TRADE_LITE, ACCOUNT_CONFIG_UPDATE, MARGIN_CALL, ...
                 self.tel.inc("exec.stream.ignored", event=str(kind))
         except UnknownInstrument:          # an order of a symbol we do not trade

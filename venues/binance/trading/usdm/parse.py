@@ -15,9 +15,9 @@ An `ORDER_TRADE_UPDATE` (the user stream on /private; Binance's "Event: Order Up
 It carries no cumulative quote (spot's `Z`): only `z` (cumulative quantity), `l`/`L` (this
 trade) and `ap` (average price, rounded by the venue). `Quotes` derives the cumulative
 quote: the sum of the fills (exact) where this adapter saw every fill since the last exact
-figure (a REST reply's `cumQuote`, or an earlier sum); else `ap x z`, exact when `ap` has
-no more decimals than the instrument's price scale, else rounded half-even at
-px_scale + sz_scale (the venue gives nothing finer; counted as `inexact`). `x` AMENDMENT
+figure (a REST reply's `cumQuote`, or an earlier sum); else `ap x z` where that product is
+representable at px_scale + sz_scale, else rounded half-even there (the venue gives nothing
+finer; counted in `Quotes.inexact`). `x` AMENDMENT
 (a modify) is reported with `amended` and the new `p` / `q`.
 
 An `ACCOUNT_UPDATE` ("Event: Balance and Position Update"):
@@ -98,6 +98,23 @@ def scaled(text: str, scale: int) -> tuple[int, bool]:
     return sign * q, False
 
 
+def avg_times(ap: str, qty: int, px_scale: int) -> tuple[int, bool]:
+    """(`ap` x `qty` at px_scale + sz_scale, exact): `qty` is a mantissa at sz_scale; the product
+    is exact when it is representable there, else rounded half-even."""
+    whole, _, frac = ap.partition(".")
+    frac = frac.rstrip("0")
+    if not (whole or "0").isdigit() or (frac and not frac.isdigit()):
+        raise BadInput(f"not an average price: {ap!r}")
+    product = (int(whole or "0") * 10 ** len(frac) + int(frac or "0")) * qty     # at len(frac) + sz_scale
+    if len(frac) <= px_scale:
+        return product * 10 ** (px_scale - len(frac)), True
+    q, r = divmod(product, 10 ** (len(frac) - px_scale))
+    half = 10 ** (len(frac) - px_scale) // 2
+    if r > half or (r == half and q % 2):
+        q += 1
+    return q, r == 0
+
+
 class Quotes:
     """Cumulative quote per order (by venue client order id), from exact figures: REST
     replies (`learn`) and the fills of the stream since (see the module docstring).
@@ -115,7 +132,7 @@ class Quotes:
             elif cum_qty >= self._cum.get(cid, (0, 0))[0]:
                 self._cum[cid] = (cum_qty, cum_quote)
 
-    def on_stream(self, cid: str, z: int, last_qty: int, last_px: int, ap: str, scale: int,
+    def on_stream(self, cid: str, z: int, last_qty: int, last_px: int, ap: str, px_scale: int,
                   done: bool) -> int:
         """The cumulative quote (at px_scale + sz_scale) of a stream report of order `cid`."""
         with self._lock:
@@ -125,8 +142,7 @@ class Quotes:
             elif last_qty and z == q0 + last_qty:
                 quote = quote0 + last_qty * last_px          # every fill seen: exact
             else:
-                avg, exact = scaled(ap, scale)
-                quote = avg * z
+                quote, exact = avg_times(ap, z, px_scale)
                 if not exact:
                     self.inexact += 1
             if done:

@@ -110,6 +110,7 @@ class FuturesApi(OrdersApi):
             self.reduce_only.add(order.order_id)
         self.engine.submit(order)
         body = self._order_json(order) if resp_type == "RESULT" else self._ack_json(order)
+        del body["time"]                       # as documented: the reply of POST has updateTime only
         body["cumQty"] = body["executedQty"]
         self.handler_ns.append(time.perf_counter_ns() - t0)
         return await self._respond(request, body)

@@ -22,6 +22,7 @@ from aiohttp import web
 from .binance import COINM, SPOT, USDM, BinanceVenue
 from .control import add_control_routes
 from .faults import FaultError
+from .futures_api import FuturesApi
 from .instruments import Instrument, default_instruments
 from .market import Market
 from .kraken import NAME as KRAKEN, KrakenVenue
@@ -242,6 +243,8 @@ class Simulator:
         venue = BinanceVenue(name, insts, drivers, replay)
         if name == SPOT and replay is None:
             OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream)
+        if name == USDM and replay is None:
+            FuturesApi(venue, self.api_key, self.api_secret, **self.user_stream)
         return venue
 
     def _step(self, count: int) -> int:

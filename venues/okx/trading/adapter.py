@@ -404,10 +404,13 @@ class OkxAdapter:
                 for d in data:
                     self._on_order(d)
             elif channel == "account":
-                self.emit(VenueAccountReported(parse.balances(data), event_ts_ns=time.time_ns(), source="stream"))
+                balances = parse.balances(data)
+                if balances:
+                    self.emit(VenueAccountReported(balances, event_ts_ns=time.time_ns(), source="stream"))
             elif channel == "positions":
-                self.emit(VenueAccountReported(positions=parse.positions(data, self.registry),
-                                               event_ts_ns=time.time_ns(), source="stream"))
+                positions = parse.positions(data, self.registry)
+                if positions:
+                    self.emit(VenueAccountReported(positions=positions, event_ts_ns=time.time_ns(), source="stream"))
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=channel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

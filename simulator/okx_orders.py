@@ -25,7 +25,8 @@ clOrdId be reused once its order is done), 51121 lot size, 51137 / 51138 price l
 (buy above 1.5 x mid / sell below 0.5 x mid), 51400 cancel of a done or unknown order,
 51503 amend of one.
 Swaps (`<BASE>-<QUOTE>-SWAP`, linear, ctValCcy = base) trade on the spot instrument's book
-(one book per instrument on this venue): sz is contracts of ctVal base each.
+(one book per instrument on this venue): sz is contracts of ctVal base each, and a
+lot of a swap is one lot of the book (specs_of).
 Account: one cash account (USDT 1,000,000 and 1,000 of each base to start); spot fills
 move base and quote; swap fills move a net position (average entry price, realized PnL
 into the quote balance); upl from the book's mid. Not modelled: fees (zero), margin checks.
@@ -103,15 +104,15 @@ class Spec:
 
 
 def specs_of(instruments: list[Instrument]) -> dict[str, Spec]:
-    """Spot and swap specs: a swap's ctVal is 10^min(3, qty decimals) base mantissas, its
-    lotSz 10^-min(2, that exponent) contracts (BTC: ctVal 0.01, lotSz 0.01 as on OKX)."""
+    """Spot and swap specs. A swap's lot (lotSz contracts x ctVal) is one base mantissa of the
+    shared book, so every fill the book makes is a whole number of lots: ctVal is 10^e base
+    mantissas and lotSz 10^-e contracts, e = min(2, qty decimals) (BTC: ctVal 0.001, lotSz
+    0.01; OKX's own BTC-USDT-SWAP has ctVal 0.01: the shape is OKX's, the sizes ours)."""
     out = {}
     for i in instruments:
         out[i.canonical] = Spec(i.canonical, i, "SPOT", i.qty_decimals, 1)
-        ce = min(3, i.qty_decimals)
-        le = min(2, ce)
-        out[f"{i.canonical}-SWAP"] = Spec(f"{i.canonical}-SWAP", i, "SWAP", le, 10 ** (ce - le),
-                                          fmt(10 ** ce, i.qty_decimals))
+        e = min(2, i.qty_decimals)
+        out[f"{i.canonical}-SWAP"] = Spec(f"{i.canonical}-SWAP", i, "SWAP", e, 1, fmt(10 ** e, i.qty_decimals))
     return out
 
 

@@ -17,7 +17,9 @@ worker owns one keep-alive REST connection. Outcomes come back through `emit(eve
 
 The private stream (private_ws.py) gives `orders` pushes (VenueOrderReported, or for a
 failed amend VenueRequestRefused), `account` and `positions` pushes
-(VenueAccountReported(full=False)), and the connection's state.
+(VenueAccountReported(full=False), once the engine asked for the account with
+`query_account`: an engine that keeps no account state gets none), and the connection's
+state.
 
 `order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the logged-in private connection and
 falls back to REST while there is none (nothing was sent then); an unanswered WS request
@@ -149,6 +151,7 @@ class OkxAdapter:
         self.order_entry = order_entry
         self.dlq, self.tel = dlq, telemetry
         self.fills = _Fills()
+        self.account_followed = False    # account pushes go to the engine once it asked (query_account)
         self._req_ids = itertools.count(1)
         mk = lambda: OkxRest(rest_url, api_key, api_secret, passphrase, timeout_s=timeout_s)  # noqa: E731
         self._queues = [queue.SimpleQueue() for _ in range(workers)]
@@ -250,6 +253,7 @@ class OkxAdapter:
         self._submit(vs or "*", self._list_open, request_id, vs)
 
     def query_account(self) -> None:
+        self.account_followed = True
         self._submit("account", self._account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
@@ -403,6 +407,8 @@ class OkxAdapter:
             if channel == "orders":
                 for d in data:
                     self._on_order(d)
+            elif channel in ("account", "positions") and not self.account_followed:
+                return    # an engine that keeps no account state never asks for it
             elif channel == "account":
                 balances = parse.balances(data)
                 if balances:

@@ -24,6 +24,7 @@ from core import config as run_config
 from core.run import RunContext
 
 SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
+SIM_PASSPHRASE = "meltica-sim-passphrase"    # OKX keys have a passphrase too
 
 
 def _loopback(url: str) -> bool:
@@ -59,6 +60,19 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
     if _loopback(rest_url):
         return SIM_KEY, SIM_SECRET
     raise run_config.ConfigError(f"no API credentials: set {env_key} and {env_secret}, or pass --api-key-file")
+
+
+def load_passphrase(rest_url: str, env_prefix: str) -> str:
+    """The API key's passphrase (venues whose keys have one: `needs_passphrase`, e.g. OKX):
+    <PREFIX>_API_PASSPHRASE, else (a loopback venue only) the simulator's default. Checked
+    at start-up so a missing one is a configuration error, not a login loop. Never printed."""
+    name = f"{env_prefix}_API_PASSPHRASE"
+    value = os.environ.get(name)
+    if value:
+        return value
+    if _loopback(rest_url):
+        return SIM_PASSPHRASE
+    raise run_config.ConfigError(f"no API passphrase: set {name}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -147,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             rest_url = rest.get(name) or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
             ws_url = ws.get(name) or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
             key, secret = load_credentials(args.api_key_file, rest_url, venue.env_prefix)
+            if getattr(venue, "needs_passphrase", False):
+                load_passphrase(rest_url, venue.env_prefix)   # the adapter reads it from there
             configs.append(VenueConfig(name, rest_url, ws_url, key, secret))
         limits = parse_limits(args.limits) if args.limits else None
     except run_config.ConfigError as err:  # load_credentials refused the key source

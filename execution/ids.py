@@ -8,6 +8,19 @@ resolves an unknown outcome), fit in 36 characters and use only [A-Za-z0-9_-]
     "m" + consumer_id as 8 hex digits + base64url(blake2b-144(client_order_id))
 
 33 characters; a collision needs a 144-bit hash collision within one consumer.
+
+An amend a venue carries out by cancel-replace (Binance spot: any change but a quantity
+decrease at the same price) puts the order's remainder in a NEW venue order, which needs
+a new venue client order id: that of amend number `n` (`Order.amends`, 1 for the first)
+hashes `client_order_id` with `#n`, same form and length:
+
+    "m" + consumer_id as 8 hex digits + base64url(blake2b-144(client_order_id + "#" + n))
+
+(`#` is not a character a client order id may contain, so no original id hashes alike.)
+The order keeps the consumer's client_order_id; the engine and the store find it by the
+current venue id (`venue_coid`) and, while the amend is in flight, by the new one
+(`amend_coid`); a venue order it replaced is no longer its own (late reports of it are
+counted and dropped).
 """
 
 from __future__ import annotations
@@ -19,9 +32,11 @@ PREFIX = "m"
 LENGTH = 33
 
 
-def venue_client_order_id(consumer_id: int, client_order_id: str) -> str:
-    """The venue client order id of (consumer_id, client_order_id)."""
-    digest = hashlib.blake2b(client_order_id.encode("utf-8"), digest_size=18,
+def venue_client_order_id(consumer_id: int, client_order_id: str, amend: int = 0) -> str:
+    """The venue client order id of (consumer_id, client_order_id); `amend` n > 0: that of the
+    new venue order of the n-th amend (a cancel-replace)."""
+    text = client_order_id if not amend else f"{client_order_id}#{amend}"
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=18,
                              person=b"meltica-coid").digest()
     return f"{PREFIX}{consumer_id:08x}" + base64.urlsafe_b64encode(digest).decode("ascii")
 

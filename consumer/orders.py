@@ -10,14 +10,15 @@
             print(a["client_order_id"], a["status"])  # ... | "unknown" (no answer in time)
         for rec in oc.poll_reports(timeout_s=1.0):   # EVENT records, kind EXEC_REPORT
             print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
+        oc.amend("o-1", qty="0.005")                 # and/or price="29990"; the outcome is a report
 
 Order entry: a DEALER socket to execution's control endpoint (default
 `channels.names.execution_endpoint(run_dir)`), every request carrying the consumer's
 key (`channels.identity`, created in the run directory on first use). Execution answers a new order only after it has
 persisted it, so an answer takes a disk write. Two ways to ask:
 
-- `submit` / `submit_limit` / `submit_market` / `cancel` / `query` / `hello` wait for
-  their answer (`timeout_s`, then PeerGone) and return it.
+- `submit` / `submit_limit` / `submit_market` / `cancel` / `amend` / `query` / `hello`
+  wait for their answer (`timeout_s`, then PeerGone) and return it.
 - `<same>_nowait` send and return the request id at once; `poll_replies()` hands out
   the answers received since its last call, in arrival order, each the execution's
   reply plus `cmd`, `client_order_id` and `late`; `pending` is the client order ids
@@ -33,6 +34,18 @@ answer after `timeout_s` is answered here, by `poll_replies`:
                   come, it is handed out as well, with `late` true
     "suppressed"  (code "execution_unreachable") no connection to execution came up
                   in time: it never left this process, and never will
+
+Amend: `amend(client_order_id, qty=None, price=None)` changes an open order's total
+quantity and/or limit price (decimal strings). Its answer is "accepted" (sent to the
+venue) or "rejected" (code: "order_closed", "order_busy" while a cancel or amend of the
+order is in flight or the venue has not acknowledged it, "validation", a limit's name,
+"trading_disabled"). The outcome is an exec report: the new `price` / `qty` /
+`remaining` with reason "amended", or the unchanged ones with the venue's `reject_code`
+and reason "amend refused: ..." / "amend not applied ...". Its status is the order's
+(ACK, PARTIAL): an amend is not a status. Execution does the amend as the venue can
+(Binance spot: in place, keeping queue priority, for a quantity decrease at the same
+price; else by cancel-replace, which loses priority). An amend is not idempotent by key:
+after "unknown", `query` the order before amending again.
 
 After "unknown", `query` the order, or send the same request again: execution is
 idempotent by (consumer, client_order_id), so a resent order is placed at most once
@@ -173,6 +186,20 @@ class OrderClient:
     def cancel(self, client_order_id: str) -> dict:
         return self.request("cancel", client_order_id=client_order_id)
 
+    def amend(self, client_order_id: str, qty: str | None = None, price: str | None = None) -> dict:
+        """Change an open order's total quantity and/or limit price (decimal strings; None: keep).
+        The reply says accepted (sent) or rejected; the outcome comes as an exec report."""
+        return self.request("amend", **self._amend_fields(client_order_id, qty, price))
+
+    @staticmethod
+    def _amend_fields(client_order_id: str, qty, price) -> dict:
+        fields = {"client_order_id": client_order_id}
+        if qty is not None:
+            fields["qty"] = qty
+        if price is not None:
+            fields["price"] = price
+        return fields
+
     def query(self, client_order_id: str) -> dict:
         return self.request("query", client_order_id=client_order_id)
 
@@ -210,6 +237,9 @@ class OrderClient:
 
     def cancel_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("cancel", client_order_id=client_order_id)
+
+    def amend_nowait(self, client_order_id: str, qty: str | None = None, price: str | None = None) -> int:
+        return self.request_nowait("amend", **self._amend_fields(client_order_id, qty, price))
 
     def query_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("query", client_order_id=client_order_id)

@@ -12,6 +12,15 @@ their form: a venue never changes forms):
     "alnum" (OKX clOrdId: "alphanumerical, between 1-32 characters")
         "m" + consumer_id as 8 hex digits + the first 23 hex digits of the same hash
         32 characters; a collision needs a 92-bit hash collision within one consumer.
+
+An amend a venue carries out by cancel-replace (Binance spot: any change but a quantity
+decrease at the same price) puts the order's remainder in a NEW venue order, which needs
+a new venue client order id: that of amend number `n` (`Order.amends`, 1 for the first)
+hashes `client_order_id` + "#" + n instead, same form and length (`#` is not a character
+a client order id may contain, so no original id hashes alike). The order keeps the
+consumer's client_order_id; the engine and the store find it by the current venue id
+(`venue_coid`) and, while the amend is in flight, by the new one (`amend_coid`); a venue
+order it replaced is no longer its own (late reports of it are counted and dropped).
 """
 
 from __future__ import annotations
@@ -26,13 +35,14 @@ FORMS = ("base64url", "alnum")
 _HEX = frozenset("0123456789abcdef")
 
 
-def _digest(client_order_id: str) -> bytes:
-    return hashlib.blake2b(client_order_id.encode("utf-8"), digest_size=18, person=b"meltica-coid").digest()
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=18, person=b"meltica-coid").digest()
 
 
-def venue_client_order_id(consumer_id: int, client_order_id: str, form: str = "base64url") -> str:
-    """The venue client order id of (consumer_id, client_order_id) in `form` (see FORMS)."""
-    digest = _digest(client_order_id)
+def venue_client_order_id(consumer_id: int, client_order_id: str, form: str = "base64url", amend: int = 0) -> str:
+    """The venue client order id of (consumer_id, client_order_id) in `form` (see FORMS);
+    `amend` n > 0: that of the new venue order of the n-th amend (a cancel-replace)."""
+    digest = _digest(client_order_id if not amend else f"{client_order_id}#{amend}")
     if form == "base64url":
         return f"{PREFIX}{consumer_id:08x}" + base64.urlsafe_b64encode(digest).decode("ascii")
     if form == "alnum":

@@ -5,6 +5,23 @@
                               newOrderRespType ACK|RESULT|FULL (default FULL)
   DELETE /api/v3/order        symbol + orderId | origClientOrderId [, newClientOrderId]
   GET    /api/v3/order        symbol + orderId | origClientOrderId
+  PUT    /api/v3/order/amend/keepPriority
+                              symbol + orderId | origClientOrderId, newQty (< the order's
+                              quantity), newClientOrderId (default: a new random id; the
+                              current one keeps it): MatchingEngine.amend in place (queue
+                              priority kept), user stream x=REPLACED; reply {"transactTime",
+                              "executionId", "amendedOrder": {..., "qty", "cumulativeQuoteQty"}};
+                              refusals -2038 ("Unknown order sent.", "Order amend (quantity
+                              increase) is not supported.", "The requested action would change
+                              no state; rejecting")
+  POST   /api/v3/order/cancelReplace
+                              the new order's parameters (as POST /api/v3/order) +
+                              cancelReplaceMode STOP_ON_FAILURE, cancelOrderId |
+                              cancelOrigClientOrderId [, cancelNewClientOrderId]: the new order
+                              is checked first (a failure: its plain error, nothing cancelled),
+                              then cancel + submit (user stream: CANCELED, then NEW ...);
+                              reply {"cancelResult", "newOrderResult", "cancelResponse",
+                              "newOrderResponse"}; cancel failed: HTTP 400 -2022 with "data"
   GET    /api/v3/openOrders   [symbol]
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
@@ -22,7 +39,9 @@ signature -1022, stale timestamp -1021, missing parameter -1102, bad enum
 -1115/-1116/-1117, filter failures -1013, unknown symbol -1121, duplicate open
 clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400).
 Not modelled: balances (no insufficient-balance rejects), commissions (zero),
-order types other than LIMIT and MARKET, quoteOrderQty, rate limits.
+order types other than LIMIT and MARKET, quoteOrderQty, rate limits; cancelReplaceMode
+ALLOW_FAILURE (refused -1100); an amend to a quantity at or below the executed one (refused
+-2038: the docs leave what the venue does there open).
 """
 
 from __future__ import annotations
@@ -31,6 +50,7 @@ import asyncio
 import collections
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import time
@@ -52,6 +72,9 @@ _COMMON = {"timestamp", "recvWindow", "signature"}
 _NEW_PARAMS = {"symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
                "newOrderRespType"} | _COMMON
 _ID_PARAMS = {"symbol", "orderId", "origClientOrderId", "newClientOrderId"} | _COMMON
+_AMEND_PARAMS = {"symbol", "orderId", "origClientOrderId", "newClientOrderId", "newQty"} | _COMMON
+_CANCEL_REPLACE_PARAMS = _NEW_PARAMS | {"cancelReplaceMode", "cancelNewClientOrderId", "cancelOrigClientOrderId",
+                                        "cancelOrderId"}
 
 
 class Reject(Exception):
@@ -88,12 +111,15 @@ class OrdersApi:
         self.rejected = 0
         self.requests: dict[str, int] = {}   # "METHOD path" -> signed requests received
         self.handler_ns: collections.deque = collections.deque(maxlen=100_000)  # POST /api/v3/order
+        self._execution_ids = itertools.count(1)
         self._hung: set[asyncio.Future] = set()
         venue.orders, venue.userstream = self, self.userstream
         app = venue.app
         app.router.add_post("/api/v3/order", self._new_order)
         app.router.add_delete("/api/v3/order", self._cancel_order)
         app.router.add_get("/api/v3/order", self._query_order)
+        app.router.add_put("/api/v3/order/amend/keepPriority", self._amend_keep_priority)
+        app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
         app.router.add_delete("/api/v3/openOrders", self._cancel_all)
         app.router.add_get("/_sim/orders", self._sim_orders)
@@ -192,6 +218,84 @@ class OrdersApi:
         except Reject as rej:
             return rej.response()
         return await self._respond(request, self._cancel(order, params.get("newClientOrderId")))
+
+    async def _amend_keep_priority(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _AMEND_PARAMS)
+            order = self._lookup(params, -2038, "Unknown order sent.")
+            if not order.is_open:
+                raise Reject(-2038, "Unknown order sent.")
+            if not params.get("newQty"):
+                raise mandatory("newQty")
+            inst = order.inst
+            qty = _amount(params["newQty"], "newQty", inst.qty_decimals, "LOT_SIZE")
+            if qty > order.qty:
+                raise Reject(-2038, "Order amend (quantity increase) is not supported.")
+            if qty == order.qty or qty <= order.executed:
+                raise Reject(-2038, "The requested action would change no state; rejecting")
+            if qty < inst.min_qty or qty % inst.lot:
+                raise Reject(-1013, "Filter failure: LOT_SIZE")
+            cid = params.get("newClientOrderId") or secrets.token_hex(11)
+            if not _CID.match(cid):
+                raise Reject(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
+                                    "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+            if cid != order.client_order_id and self.engine.open_with_client_id(order.symbol, cid) is not None:
+                raise Reject(-2010, "Duplicate order sent.")
+        except Reject as rej:
+            return rej.response()
+        orig = order.client_order_id
+        if cid != orig:
+            self.engine.by_client.pop((order.symbol, orig), None)
+            order.client_order_id = cid
+            self.engine.by_client[order.symbol, cid] = order
+        self.engine.amend(order, qty, order.price)
+        body = {"transactTime": order.updated_ms, "executionId": next(self._execution_ids),
+                "amendedOrder": {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+                                 "origClientOrderId": orig, "clientOrderId": cid, "price": px8(order, order.price),
+                                 "qty": qty8(order, order.qty), "executedQty": qty8(order, order.executed),
+                                 "preventedQty": ZERO8, "quoteOrderQty": ZERO8,
+                                 "cumulativeQuoteQty": quote8(order, order.quote), "status": order.status,
+                                 "timeInForce": order.tif, "type": order.type,
+                                 "side": "BUY" if order.side == BID else "SELL", "workingTime": order.created_ms,
+                                 "selfTradePreventionMode": "NONE"}}
+        return await self._respond(request, body)
+
+    async def _cancel_replace(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _CANCEL_REPLACE_PARAMS)
+            mode = params.pop("cancelReplaceMode", "")
+            if not mode:
+                raise mandatory("cancelReplaceMode")
+            if mode != "STOP_ON_FAILURE":
+                raise Reject(-1100, "Illegal characters found in parameter 'cancelReplaceMode'; "
+                                    "legal range is 'STOP_ON_FAILURE' (ALLOW_FAILURE is not simulated).")
+            target = {"symbol": params.get("symbol", ""), "orderId": params.pop("cancelOrderId", ""),
+                      "origClientOrderId": params.pop("cancelOrigClientOrderId", "")}
+            cancel_cid = params.pop("cancelNewClientOrderId", None)
+            cid = params.get("newClientOrderId", "")
+            self.received[cid] = self.received.get(cid, 0) + 1
+            new, resp_type = self._validate(params)  # filters first: a failure cancels nothing
+            try:
+                old = self._lookup(target, -2011, "Unknown order sent.")
+                if not old.is_open:
+                    raise Reject(-2011, "Unknown order sent.")
+            except Reject as rej:
+                if rej.code == -1102 or rej.code == -1121:
+                    raise
+                self.rejected += 1
+                return reply({"code": -2022, "msg": "Order cancel-replace failed.",
+                              "data": {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                                       "cancelResponse": {"code": rej.code, "msg": rej.msg},
+                                       "newOrderResponse": None}}, 400)
+        except Reject as rej:
+            self.rejected += 1
+            return rej.response()
+        cancelled = self._cancel(old, cancel_cid)
+        self.accepted[new.client_order_id] = self.accepted.get(new.client_order_id, 0) + 1
+        self.engine.submit(new)
+        return await self._respond(request, {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                                             "cancelResponse": cancelled,
+                                             "newOrderResponse": self._order_response(new, resp_type)})
 
     async def _query_order(self, request: web.Request) -> web.Response:
         try:

@@ -22,6 +22,16 @@ figure can be joined per order and the venue's round trip told from ours.
 
     openOrders list (2xx)                   VenueOpenOrdersListed (orders of unknown symbols left out)
     openOrders: anything else               VenueOpenOrdersFailed
+
+Amend (PROTOCOL.md, "Amend"): a quantity decrease at the same price goes in place, keeping
+queue priority (PUT /api/v3/order/amend/keepPriority, newQty = the venue order's new
+quantity, newClientOrderId = its own id, so the id stays); anything else is a
+cancel-replace (POST /api/v3/order/cancelReplace, cancelReplaceMode STOP_ON_FAILURE: the
+new order is placed only if the cancel succeeded) whose new order, with the remainder
+(new quantity - filled) at the new price, takes the id execution derived for it
+(`Order.amend_coid`). Replies: the amended order, or the cancelled order then the new
+one, as VenueOrderReported (source "amend"); refusals (-2038, -2022 cancel failed, -2021
+cancelled but the new order failed, filters) as VenueRequestRefused(action "amend").
 """
 
 from __future__ import annotations
@@ -143,6 +153,23 @@ class BinanceSpotAdapter:
         vs = self.registry.venue_symbol(self.provider, o.instrument.id)
         self._submit(o.venue_client_order_id, self._cancel, o.venue_client_order_id, vs)
 
+    def amend(self, o: Order, qty: int, price: int) -> None:
+        """Amend order `o` to total quantity `qty` at `price` (mantissas): in place when the
+        quantity goes down at the same price, else by cancel-replace (see the module docstring)."""
+        inst = o.instrument
+        vs = self.registry.venue_symbol(self.provider, inst.id)
+        vcoid = o.venue_client_order_id
+        if price == o.price and qty < o.qty:
+            # the venue order holds what is not in earlier venue orders (a cancel-replace's)
+            new_qty = to_decimal(qty - o.base_filled, inst.sz_scale)
+            self._submit(vcoid, self._amend_in_place, vcoid, vs, new_qty)
+            return
+        params = {"symbol": vs, "side": SIDES[int(o.side)], "type": "LIMIT", "cancelReplaceMode": "STOP_ON_FAILURE",
+                  "timeInForce": TIFS[int(o.tif)], "quantity": to_decimal(qty - o.filled, inst.sz_scale),
+                  "price": to_decimal(price, inst.px_scale), "cancelOrigClientOrderId": vcoid,
+                  "newClientOrderId": o.amend_coid, "newOrderRespType": "FULL"}
+        self._submit(vcoid, self._cancel_replace, vcoid, params)
+
     def query(self, o: Order) -> None:
         vs = self.registry.venue_symbol(self.provider, o.instrument.id)
         self._submit(o.venue_client_order_id, self._query, o.venue_client_order_id, vs)
@@ -203,6 +230,52 @@ class BinanceSpotAdapter:
             self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
             return
         self._reports(vcoid, "cancel", resp, "rest")
+
+    def _amend_in_place(self, rest: BinanceRest, vcoid: str, symbol: str, new_qty: str) -> None:
+        sent_ms = time.time_ns() // 1_000_000
+        try:
+            resp = rest.amend_keep_priority(symbol, vcoid, new_qty)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
+            return
+        except NotSent as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", 0, f"not sent: {e}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
+            return
+        try:
+            report = parse.amend_response(resp, self.registry)
+        except (BadInput, KeyError, TypeError, ValueError) as e:
+            self._unreadable(vcoid, resp, e)
+            return
+        self.emit(report)
+
+    def _cancel_replace(self, rest: BinanceRest, vcoid: str, params: dict) -> None:
+        sent_ms = time.time_ns() // 1_000_000
+        try:
+            resp = rest.cancel_replace(**params)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
+            return
+        except NotSent as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", 0, f"not sent: {e}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
+            return
+        try:
+            reports = parse.cancel_replace_response(resp, self.registry)
+        except (BadInput, KeyError, TypeError, ValueError) as e:
+            self._unreadable(vcoid, resp, e)
+            return
+        for r in reports:
+            self.emit(r)
+
+    def _unreadable(self, vcoid: str, resp, e: Exception) -> None:
+        if self.dlq is not None:
+            self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
+        self.emit(VenueOutcomeUnknown(vcoid, "amend", f"unreadable reply: {e}"))
 
     def _query(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
         try:

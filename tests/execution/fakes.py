@@ -43,6 +43,7 @@ class RecordingVenue:
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
         self.lists: list[tuple[str, int]] = []  # (symbol or "*", request id) of each list_open
+        self.account_queries = 0                # query_account calls (kept out of `calls`)
 
     def list_open(self, instrument, request_id):
         scope = instrument.symbol if instrument is not None else "*"
@@ -61,6 +62,9 @@ class RecordingVenue:
 
     def query(self, o):
         self.calls.append(("query", o.venue_client_order_id))
+
+    def query_account(self):
+        self.account_queries += 1
 
     def count(self, action: str) -> int:
         return sum(1 for a, _ in self.calls if a == action)

@@ -11,6 +11,7 @@
         for rec in oc.poll_reports(timeout_s=1.0):   # EVENT records, kind EXEC_REPORT
             print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
         oc.amend("o-1", qty="0.005")                 # and/or price="29990"; the outcome is a report
+        oc.account("binance-spot").balances["USDT"].free   # balances, positions (consumer/account.py)
 
 Order entry: a DEALER socket to execution's control endpoint (default
 `channels.names.execution_endpoint(run_dir)`), every request carrying the consumer's
@@ -68,6 +69,11 @@ The cursor (the last exec_seq handed out) is kept in `<run_dir>/consumers/<name>
 and committed when the next `poll_reports` starts (or on `commit()`): at-least-once
 across a crash between handing out a batch and that commit. A consumer that keeps
 the last exec_seq in its own durable state passes `resume_from=` and gets exactly once.
+
+The exec channel also carries ACCOUNT records (balances and positions per venue; same
+exec_seq sequence): `poll_reports` applies them to `account(venue)` (consumer/account.py)
+and hands out only this consumer's exec reports; with `monitor_all` it hands out every
+record of the channel, both kinds (select by `rec["kind"]`).
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ from events import EVENT, Closed, PeerGone
 from core.run import RunContext
 from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
 
+from .account import AccountBook, AccountView
 from .requests import Requests
 
 
@@ -113,6 +120,7 @@ class OrderClient:
         self._reader: RingReader | None = None
         self._journal: JournalReader | None = None
         self._last_check = 0.0
+        self.accounts = AccountBook()   # from the ACCOUNT records read (consumer/account.py)
 
     @property
     def timeout_s(self) -> float:
@@ -299,6 +307,7 @@ class OrderClient:
                 self._journal = JournalReader(journal_path(self.run.run_dir))
             except (FileNotFoundError, JournalError):
                 return
+            self.accounts.backfill(self._journal, self.next_seq - 1)  # the account before our cursor
         if self._reader is None:
             try:
                 self._reader = RingReader.attach(self.run.namespace, EXEC_RING, EVENT, start="latest")
@@ -352,6 +361,7 @@ class OrderClient:
                     self._detach_ring()
         if len(out):
             self.next_seq = int(out[-1]["exec"]["exec_seq"]) + 1
+            self.accounts.apply(out)
         return out
 
     def poll_reports(self, max_n: int = 256, timeout_s: float = 0.0) -> np.ndarray:
@@ -370,6 +380,12 @@ class OrderClient:
                 out = out[out["consumer_id"] == self.consumer_id]
             if len(out) or time.monotonic() >= deadline:
                 return out
+
+    def account(self, venue) -> AccountView:
+        """Balances and positions of `venue` (slug or Provider) as of the records read so far
+        (`poll_reports` keeps it current)."""
+        self._attach()
+        return self.accounts.account(venue)
 
     def wait_for(self, client_order_id: str, statuses, timeout_s: float = 5.0) -> list:
         """Poll until a report of `client_order_id` has one of `statuses`; return its reports."""

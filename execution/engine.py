@@ -10,6 +10,7 @@ hand over to them:
     commands.py       hello, set_trading_mode, submit, cancel, amend, query (from consumers)
     venue_events.py   a venue's reports, refusals, unknown outcomes, "not found"; queries
     reconcile.py      open-orders lists, user-stream (re)connects, polling while it is down
+    account.py        balances and positions per venue; their ACCOUNT records
     slots.py          one `VenueSlot` per venue: adapter, instruments, stream state, down
 This module keeps what they share (open orders, idempotency keys, consumer switches,
 the query backoff table) and the publish path. Order of effects for a report: lifecycle
@@ -36,10 +37,11 @@ from events import EVENT, BadInput, ExecStatus, Kind, Provider
 from events.ids import event_id, mix64
 from events.records import stamp_header
 from venues.trading import (
-    Order, UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed,
-    VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
+    Order, UserStreamConnected, UserStreamDisconnected, VenueAccountFailed, VenueAccountReported,
+    VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown,
+    VenueRequestRefused)
 
-from . import commands, lifecycle, reconcile, venue_events
+from . import account, commands, lifecycle, reconcile, venue_events
 from .limits import LimitBook
 from .model import AmendOrder, CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 from .publisher import ExecPublisher
@@ -84,7 +86,9 @@ class Engine:
         self.retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
         self.dirty: dict[str, Order] = {}            # orders changed since the last flush
         # (order, step, report, reject code, reason text, price, qty) of each report to publish
-        self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int, str, int, int]] = []
+        self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int, str, int, int]
+                            | account.Change] = []
+        self.accounts = account.Accounts()
         self._buf = np.zeros(256, EVENT)
 
     @property
@@ -210,18 +214,27 @@ class Engine:
             reconcile.on_stream_connected(self, slot)
         elif isinstance(ev, UserStreamDisconnected):
             reconcile.on_stream_disconnected(self, slot)
+        elif isinstance(ev, VenueAccountReported):
+            account.on_reported(self, slot, ev)
+        elif isinstance(ev, VenueAccountFailed):
+            account.on_failed(self, slot, ev)
         else:
             raise TypeError(f"not a venue event: {ev!r}")
 
     def reconcile(self, provider: Provider | None = None, *, poll: bool = False) -> None:
-        """List open orders of venue `provider` (None: every venue started); reconcile.py."""
+        """List open orders of venue `provider` (None: every venue started); reconcile.py.
+        Not a poll: ask for its account as well (account.py)."""
         reconcile.reconcile(self, provider, poll=poll)
+        if not poll:
+            for p, slot in self.slots.items():
+                if provider is None or p is Provider(provider):
+                    account.query(self, slot)
 
     def tick(self) -> int:
         """Run due queries and list retries; poll (list) open orders while a user stream is
         down. Returns work done."""
         now = self.clock()
-        return venue_events.run_due_queries(self, now) + reconcile.poll(self, now)
+        return venue_events.run_due_queries(self, now) + reconcile.poll(self, now) + account.run_due(self, now)
 
     def apply(self, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, reason: str = "",
               reject_code: int = 0, note: str = "") -> None:
@@ -237,6 +250,10 @@ class Engine:
         self._pending.append((o, s, r, reject_code, text, o.price, o.qty))
         self.dirty[o.venue_client_order_id] = o
 
+    def publish_account(self, c: account.Change) -> None:
+        """Queue an ACCOUNT record (account.py); it goes out at the next `flush`, in order."""
+        self._pending.append(c)
+
     # -- recovery and flush ------------------------------------------------------------
 
     def recover(self) -> int:
@@ -247,6 +264,8 @@ class Engine:
         while seq <= self.publisher.last_seq:
             recs = self.publisher.journal.read(seq, 1024)
             for rec in recs:
+                if int(rec["kind"]) != Kind.EXEC_REPORT:
+                    continue  # ACCOUNT records: account.restore below
                 p = rec["exec"]
                 try:
                     o = self.store.get(int(rec["consumer_id"]), p["client_order_id"].decode())
@@ -266,6 +285,11 @@ class Engine:
                 self.store.save([o])
             seq += len(recs)
         self.store.save([], self.publisher.last_seq)
+        seq = 1
+        while seq <= self.publisher.last_seq:  # the account state the journal states (account.py)
+            recs = self.publisher.journal.read(seq, 4096)
+            self.accounts.restore(recs)
+            seq += len(recs)
         for o in self.store.open_orders():
             self.track(o)
         if self.tel is not None and replayed:
@@ -282,7 +306,12 @@ class Engine:
             recs = self._buf[:n]
             recs.view(np.uint8)[:] = 0
             first = self.publisher.last_seq + 1
-            for i, (o, s, r, code, text, price, qty) in enumerate(pending):
+            for i, item in enumerate(pending):
+                if isinstance(item, account.Change):
+                    account.fill(recs[i], first + i, item, self.clock())
+                    self.inc("exec.account.records", venue=item.provider.slug)
+                    continue
+                o, s, r, code, text, price, qty = item
                 self._fill(recs[i], first + i, o, s, r, code, text, price, qty)
                 o.last_exec_seq = first + i
                 self.inc("exec.reports", status=s.status.name, venue=o.venue.slug)

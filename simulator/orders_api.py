@@ -23,6 +23,7 @@
                               reply {"cancelResult", "newOrderResult", "cancelResponse",
                               "newOrderResponse"}; cancel failed: HTTP 400 -2022 with "data"
   GET    /api/v3/openOrders   [symbol]
+  GET    /api/v3/account      [omitZeroBalances]: balances (accounts.py), updateTime
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
                               "accepted": {cid: n}, "rejected": n, "requests": {"METHOD path": n},
@@ -37,9 +38,13 @@ HMAC-SHA256(secret, query string + body without the signature). Errors use
 Binance codes and statuses: missing key -2014 / wrong key -2015 (401); bad
 signature -1022, stale timestamp -1021, missing parameter -1102, bad enum
 -1115/-1116/-1117, filter failures -1013, unknown symbol -1121, duplicate open
-clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400).
-Not modelled: balances (no insufficient-balance rejects), commissions (zero),
-order types other than LIMIT and MARKET, quoteOrderQty, rate limits; cancelReplaceMode
+clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400); an order
+the balances do not cover -2010 "Account has insufficient balance for requested action."
+(every asset starts with 1e9 units: accounts.py).
+After each change of balances the user stream sends `outboundAccountPosition` (the assets
+changed), right after the `executionReport` that changed them, as Binance does.
+Not modelled: commissions (zero), order types other than LIMIT and MARKET, quoteOrderQty,
+rate limits, `balanceUpdate` (no deposits or withdrawals here); cancelReplaceMode
 ALLOW_FAILURE (refused -1100); an amend to a quantity at or below the executed one (refused
 -2038: the docs leave what the venue does there open).
 """
@@ -59,6 +64,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .accounts import Accounts
 from .binance import BinanceVenue, error, max_price, max_qty, now_ms
 from .book import ASK, BID
 from .control import reply
@@ -105,7 +111,8 @@ class OrdersApi:
         self.secret = api_secret.encode()
         self.userstream = UserStreams(api_key, self.secret, venue.faults, now_ms, **user_stream)
         drivers = {f.inst.canonical: f.driver for f in venue.feeds.values()}
-        self.engine = MatchingEngine(drivers, self.userstream.on_event, self._publish, now_ms)
+        self.accounts = Accounts(a for f in venue.feeds.values() for a in (f.inst.base, f.inst.quote))
+        self.engine = MatchingEngine(drivers, self._on_exec, self._publish, now_ms)
         self.received: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
         self.rejected = 0
@@ -122,6 +129,7 @@ class OrdersApi:
         app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
         app.router.add_delete("/api/v3/openOrders", self._cancel_all)
+        app.router.add_get("/api/v3/account", self._account)
         app.router.add_get("/_sim/orders", self._sim_orders)
         app.on_shutdown.append(self._release_hung)
         self.userstream.add_routes(app)
@@ -136,6 +144,14 @@ class OrdersApi:
         return {"received": sum(self.received.values()), "accepted": sum(self.accepted.values()),
                 "rejected": self.rejected, "open": len(self.engine.open_orders()),
                 "user_trades": self.engine.trades, "userstream": self.userstream.stats()}
+
+    def _on_exec(self, ev) -> None:
+        """An ExecEvent: its executionReport, then the balances it moved (outboundAccountPosition)."""
+        self.userstream.on_event(ev)
+        account = self.accounts.get(self.api_key)
+        changed = account.on_exec(ev, now_ms())
+        if changed:
+            self.userstream.on_account(account.position_event(changed, now_ms()))
 
     def _publish(self, inst: Instrument, trades: list) -> None:
         self.venue.publish(self.venue.feeds[inst.binance_symbol], trades)
@@ -203,6 +219,10 @@ class OrdersApi:
         except Reject as rej:
             self.rejected += 1
             return rej.response()
+        feed = self.venue.feeds[order.symbol]
+        if self.accounts.get(self.api_key).shortfall(order, feed.driver.book.best(ASK) or 0):
+            self.rejected += 1
+            return Reject(-2010, "Account has insufficient balance for requested action.").response()
         self.accepted[order.client_order_id] = self.accepted.get(order.client_order_id, 0) + 1
         self.engine.submit(order)
         body = self._order_response(order, resp_type)
@@ -329,6 +349,25 @@ class OrdersApi:
         except Reject as rej:
             return rej.response()
         return reply([self._cancel(o, None) for o in orders])
+
+    async def _account(self, request: web.Request) -> web.Response:
+        """GET /api/v3/account (rest-api.md "Account information (USER_DATA)")."""
+        try:
+            params = await self._signed(request, {"omitZeroBalances"} | _COMMON)
+            omit = params.get("omitZeroBalances", "false")
+            if omit not in ("true", "false"):
+                raise Reject(-1100, "Illegal characters found in parameter 'omitZeroBalances'; "
+                                    "legal range is 'true, false'.")
+        except Reject as rej:
+            return rej.response()
+        account = self.accounts.get(self.api_key)
+        return reply({"makerCommission": 0, "takerCommission": 0, "buyerCommission": 0, "sellerCommission": 0,
+                      "commissionRates": {"maker": ZERO8, "taker": ZERO8, "buyer": ZERO8, "seller": ZERO8},
+                      "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+                      "requireSelfTradePrevention": False, "preventSor": False,
+                      "updateTime": account.update_ms, "accountType": "SPOT",
+                      "balances": account.balances(omit_zero=omit == "true"), "permissions": ["SPOT"],
+                      "uid": 354937868})
 
     async def _sim_orders(self, _request: web.Request) -> web.Response:
         return reply({"orders": [{**self._order_json(o), "fills": len(o.fills)}

@@ -13,7 +13,8 @@
 Responses: {"id", "status", "result" | "error": {"code", "msg"}, "rateLimits"} (rateLimits
 left out when the request says returnRateLimits=false). Events, one per text frame, wrapped as
 {"subscriptionId": n, "event": {...}}: every ExecEvent of the matching engine becomes one
-`executionReport` on every subscription of the account (one account per API key);
+`executionReport` on every subscription of the account (one account per API key), and each
+change of balances one `outboundAccountPosition` (orders_api.py, accounts.py);
 `userDataStream.unsubscribe` sends `eventStreamTerminated` on the subscription it ends.
 Connection events: `serverShutdown` ({"event": {"e": "serverShutdown", "E": ms}}, no
 subscriptionId) before the venue closes a connection (fault `server_shutdown`). The server
@@ -359,6 +360,18 @@ class UserStreams:
                 for _ in range(copies):
                     client.push(None, frame)
         self.hub.sent["executionReport"] = self.hub.sent.get("executionReport", 0) + copies
+
+    def on_account(self, event: dict[str, Any]) -> None:
+        """Send one account event (`outboundAccountPosition`) to every subscription of the account."""
+        raw = orjson.dumps(event)
+        self.counts["account_updates"] = self.counts.get("account_updates", 0) + 1
+        if not self.active:
+            return
+        for client in tuple(self.hub.clients):
+            for sid in sorted(client.state["subs"]):
+                client.push(None, b'{"subscriptionId":%d,"event":%s}' % (sid, raw))
+        name = event["e"]
+        self.hub.sent[name] = self.hub.sent.get(name, 0) + 1
 
     def apply_fault(self, spec: dict[str, Any]) -> bool:
         """Apply an immediate user-stream fault (normalized); False when `spec` is not one."""

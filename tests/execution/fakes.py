@@ -44,6 +44,7 @@ class RecordingVenue:
         self.calls: list[tuple[str, str]] = []
         self.lists: list[tuple[str, int]] = []  # (symbol or "*", request id) of each list_open
         self.amends: list[tuple[str, int, int]] = []  # (venue client order id, qty, price) of each amend
+        self.account_queries = 0                # query_account calls (kept out of `calls`)
 
     def list_open(self, instrument, request_id):
         scope = instrument.symbol if instrument is not None else "*"
@@ -66,6 +67,9 @@ class RecordingVenue:
     def amend(self, o, qty, price):
         self.calls.append(("amend", o.venue_client_order_id))
         self.amends.append((o.venue_client_order_id, qty, price))
+
+    def query_account(self):
+        self.account_queries += 1
 
     def count(self, action: str) -> int:
         return sum(1 for a, _ in self.calls if a == action)

@@ -202,7 +202,7 @@ def test_a_cancel_replace_moves_the_order_to_its_new_venue_order_and_adds_its_fi
     rig.engine.on_venue(report(v, S.PARTIAL, 1000, 1000 * FILL_PX, last_qty=1000, last_px=FILL_PX, trade_id=1))
     rig.engine.flush()
     amend(rig, price="29990")
-    new = venue_client_order_id(1, "o-1", 1)
+    new = venue_client_order_id(1, "o-1", amend=1)
     assert new != v and len(new) == len(v)
     seq = rig.pub.last_seq
     # the cancel leg (old venue order) is held while the amend is in flight
@@ -231,7 +231,7 @@ def test_a_cancel_replace_moves_the_order_to_its_new_venue_order_and_adds_its_fi
 def test_after_a_restart_the_store_finds_the_order_by_its_new_venue_order(rig):
     v = acked(rig)
     amend(rig, price="29990")
-    new = venue_client_order_id(1, "o-1", 1)
+    new = venue_client_order_id(1, "o-1", amend=1)
     rig.restart()  # the amend in flight was committed before it left
     rig.engine.on_venue(report(new, S.ACK, venue_order_id=8, price=2_999_000, qty=3000, source="stream"))
     rig.engine.flush()
@@ -248,7 +248,7 @@ def test_a_cancel_sent_during_a_cancel_replace_is_sent_again_to_the_new_venue_or
     v = acked(rig)
     amend(rig, price="29990")
     rig.engine.cancel(CancelOrder("c1", "o-1"))
-    new = venue_client_order_id(1, "o-1", 1)
+    new = venue_client_order_id(1, "o-1", amend=1)
     rig.engine.on_venue(report(v, S.CANCELLED, source="amend"))  # the cancel leg; our cancel then misses
     rig.engine.on_venue(report(new, S.ACK, venue_order_id=8, price=2_999_000, qty=3000, source="amend"))
     rig.engine.flush()
@@ -258,7 +258,7 @@ def test_a_cancel_sent_during_a_cancel_replace_is_sent_again_to_the_new_venue_or
 def test_an_unknown_cancel_replace_finds_the_new_venue_order_by_query(rig):
     v = acked(rig)
     amend(rig, price="29990")
-    new = venue_client_order_id(1, "o-1", 1)
+    new = venue_client_order_id(1, "o-1", amend=1)
     rig.engine.on_venue(VenueOutcomeUnknown(v, "amend", "timeout", sent_ms=rig.clock.now // 1_000_000))
     rig.clock.advance(0.2)
     rig.engine.tick()
@@ -274,7 +274,7 @@ def test_an_unknown_cancel_replace_finds_the_new_venue_order_by_query(rig):
 def test_an_unknown_cancel_replace_that_never_placed_ends_the_order_cancelled(rig):
     v = acked(rig)
     amend(rig, price="29990")
-    new = venue_client_order_id(1, "o-1", 1)
+    new = venue_client_order_id(1, "o-1", amend=1)
     rig.engine.on_venue(VenueOutcomeUnknown(v, "amend", "timeout", sent_ms=rig.clock.now // 1_000_000))
     rig.engine.on_venue(report(v, S.CANCELLED, source="query"))
     rig.clock.advance(8)

@@ -22,6 +22,12 @@ figure can be joined per order and the venue's round trip told from ours.
 
     openOrders list (2xx)                   VenueOpenOrdersListed (orders of unknown symbols left out)
     openOrders: anything else               VenueOpenOrdersFailed
+    account (2xx)                           VenueAccountReported(full=True), balances only
+    account: anything else                  VenueAccountFailed
+
+User stream: `executionReport` -> VenueOrderReported; `outboundAccountPosition` ->
+VenueAccountReported (the balances it names); `balanceUpdate` (a deposit, withdrawal or
+transfer: a delta) -> the account is asked for again (`query_account`).
 
 Amend (PROTOCOL.md, "Amend"): a quantity decrease at the same price goes in place, keeping
 queue priority (PUT /api/v3/order/amend/keepPriority, newQty = the venue order's new
@@ -46,7 +52,7 @@ import orjson
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
 from events.ids import mix64
 from venues.trading import (
-    Order, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
+    Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
     VenueRequestRefused)
 
 from . import parse
@@ -177,6 +183,10 @@ class BinanceSpotAdapter:
     def list_open(self, instrument: Instrument | None, request_id: int) -> None:
         vs = self.registry.venue_symbol(self.provider, instrument.id) if instrument is not None else None
         self._submit(vs or "*", self._list_open, request_id, vs)
+
+    def query_account(self) -> None:
+        """Balances by REST: VenueAccountReported(full=True) or VenueAccountFailed."""
+        self._submit("account", self._query_account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
 
@@ -317,6 +327,25 @@ class BinanceSpotAdapter:
                                  error=f"{type(e).__name__}: {e}")
         self.emit(VenueOpenOrdersListed(tuple(reports), request_id))
 
+    def _query_account(self, rest: BinanceRest) -> None:
+        try:
+            resp = rest.account()
+        except BinanceRefused as e:
+            self.emit(VenueAccountFailed(f"refused: {e.code} {e.msg}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueAccountFailed(str(e)))
+            return
+        try:
+            ev = parse.account_snapshot(resp)
+        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+            if self.dlq is not None:
+                self.dlq.put("bad_account_reply", priority="high", raw=orjson.dumps(resp),
+                             error=f"{type(e).__name__}: {e}")
+            self.emit(VenueAccountFailed(f"unreadable reply: {type(e).__name__}: {e}"))
+            return
+        self.emit(ev)
+
     # -- the user stream (its thread) ------------------------------------------------------
 
     def _on_event(self, ev: dict, raw: bytes) -> None:
@@ -324,6 +353,11 @@ class BinanceSpotAdapter:
         try:
             if kind == "executionReport":
                 self.emit(parse.execution_report(ev, self.registry))
+            elif kind == "outboundAccountPosition":
+                self.emit(parse.account_position(ev))
+            elif kind == "balanceUpdate":
+                parse.balance_update(ev)
+                self.query_account()  # a delta: the whole account tells the new balance
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=str(kind))
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from events import BadInput, ExecStatus, Instrument, Provider, Registry, to_mantissa
 
-from venues.trading import VenueOrderReported
+from venues.trading import Balance, VenueAccountReported, VenueOrderReported
 
 STATUS: dict[str, ExecStatus | None] = {
     "NEW": ExecStatus.ACK,
@@ -214,3 +214,57 @@ def load_registry(info: dict, registry: Registry | None = None) -> Registry:
         registry.add(inst)
         registry.map_venue(PROVIDER, venue_symbol, inst.symbol)
     return registry
+
+
+# -- the account (balances) ------------------------------------------------------------
+
+BALANCE_SCALE = 8  # Binance spot states balances with 8 decimals ("4723846.89208129")
+
+
+def _balance(asset, free, locked) -> Balance:
+    if not isinstance(asset, str) or not asset:
+        raise BadInput(f"balance without an asset: {asset!r}")
+    return Balance(asset, to_mantissa(free, BALANCE_SCALE), to_mantissa(locked, BALANCE_SCALE), BALANCE_SCALE)
+
+
+def account_position(ev: dict) -> VenueAccountReported:
+    """Parse one `outboundAccountPosition` event (user-data-stream.md "Account Update"): the
+    assets the event that changed the balance may have changed, free and locked absolute.
+
+        {"e": "outboundAccountPosition", "E": 1564034571105, "u": 1564034571073,
+         "B": [{"a": "ETH", "f": "10000.000000", "l": "0.000000"}]}
+
+    `u` ("time of last account update") orders it against a REST snapshot's `updateTime`.
+    """
+    if ev.get("e") != "outboundAccountPosition":
+        raise BadInput(f"not an outboundAccountPosition: e={ev.get('e')!r}")
+    balances = tuple(_balance(b["a"], b["f"], b["l"]) for b in ev["B"])
+    return VenueAccountReported(balances, full=False, event_ts_ns=_ms_to_ns(ev.get("u") or ev.get("E")),
+                                source="stream")
+
+
+def balance_update(ev: dict) -> tuple[str, str]:
+    """Check one `balanceUpdate` event (user-data-stream.md "Balance Update": deposits,
+    withdrawals, transfers between accounts) and return (asset, delta). It carries a delta
+    only, so the adapter asks for the account again instead of applying it.
+
+        {"e": "balanceUpdate", "E": 1573200697110, "a": "BTC", "d": "100.00000000",
+         "T": 1573200697068}
+    """
+    if ev.get("e") != "balanceUpdate":
+        raise BadInput(f"not a balanceUpdate: e={ev.get('e')!r}")
+    to_mantissa(ev["d"], BALANCE_SCALE)  # a well-formed decimal, or BadInput
+    return str(ev["a"]), str(ev["d"])
+
+
+def account_snapshot(resp: dict) -> VenueAccountReported:
+    """Parse `GET /api/v3/account` (rest-api.md "Account information (USER_DATA)") into a
+    full snapshot: with `omitZeroBalances=true` an asset it lacks is zero.
+
+        {"makerCommission": 15, ..., "updateTime": 123456789, "accountType": "SPOT",
+         "balances": [{"asset": "BTC", "free": "4723846.89208129", "locked": "0.00000000"},
+                      {"asset": "LTC", "free": "4763368.68006011", "locked": "0.00000000"}],
+         "permissions": ["SPOT"], "uid": 354937868}
+    """
+    balances = tuple(_balance(b["asset"], b["free"], b["locked"]) for b in resp["balances"])
+    return VenueAccountReported(balances, full=True, event_ts_ns=_ms_to_ns(resp.get("updateTime")), source="rest")

@@ -165,3 +165,7 @@ class BinanceRest:
 
     def open_orders(self, symbol: str | None = None) -> list:
         return self.request("GET", "/api/v3/openOrders", {"symbol": symbol} if symbol else {}, signed=True)
+
+    def account(self) -> dict:
+        """GET /api/v3/account (weight 20), zero balances left out: the account's balances."""
+        return self.request("GET", "/api/v3/account", {"omitZeroBalances": "true"}, signed=True)

@@ -117,6 +117,7 @@ class BinanceSpotAdapter:
             self.wsapi = WsApiSession(url, key, secret, **kw)
             self.ws_entry = WsOrderEntry(self.wsapi, self.emit, self._reports, self._sent)
             self.wsapi.start()
+            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
         for t in self._threads:
             t.start()
         self.stream.start()

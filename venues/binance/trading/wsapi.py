@@ -124,6 +124,7 @@ class WsApiSession:
         self.now_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._ids = itertools.count(1)
         self._conn: _OrderConn | None = None
+        self._changed = threading.Condition()   # notified when a connection is up
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="binance-wsapi", daemon=True)
@@ -154,11 +155,14 @@ class WsApiSession:
             self._thread.join(timeout=5)
 
     def wait_up(self, timeout_s: float) -> bool:
-        """Wait until a connection is up (tests, start-up); True if it is."""
-        end = time.monotonic() + timeout_s
-        while not self.up and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.up
+        """Wait until a connection is up (start-up, tests); True if it is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.up, timeout_s)
+
+    def _set_conn(self, conn: _OrderConn | None) -> None:
+        with self._changed:
+            self._conn = conn
+            self._changed.notify_all()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -218,12 +222,12 @@ class WsApiSession:
                         backoff = min(backoff * 2, self.backoff_max)
                         continue
                     backoff = self.backoff_min
-                    self._conn = conn
+                    self._set_conn(conn)
                 self._wait(conn)
                 if self._stop.is_set():
                     break
                 if conn.lost.is_set():
-                    self._conn = None
+                    self._set_conn(None)
                     self._failed(f"connection lost: {conn.reason}")
                     conn.close()
                     self._stop.wait(backoff)
@@ -234,13 +238,14 @@ class WsApiSession:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
-                self._conn = new          # new requests go here from now on
+                self._set_conn(new)       # new requests go here from now on
                 self.rotations += 1
                 if self.tel is not None:
                     self.tel.inc("exec.wsapi.rotations", reason=why)
                 self._retire(conn)
         finally:
-            c, self._conn = self._conn, None
+            c = self._conn
+            self._set_conn(None)
             if c is not None:
                 c.close()
 

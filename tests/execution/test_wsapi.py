@@ -179,3 +179,34 @@ def test_while_the_websocket_is_down_orders_go_over_rest_once(sim, adapter):
     assert counts["received"] == {"a-rest": 1}
     assert counts["requests"].get("POST /api/v3/order") == 1 and "WS order.place" not in counts["requests"]
     assert adapter.ws_entry.fallbacks == 1
+
+
+# -- the connection's life: lifetime and serverShutdown moves, make before break ---------------
+
+def wait_for(cond, timeout_s: float = 10.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_server_shutdown_moves_to_a_new_connection_and_orders_keep_going(sim, session):
+    sim.inject(V, "server_shutdown", seconds=2)
+    wait_for(lambda: session.rotations == 1)
+    placed = session.request("order.place", limit("w-moved"))
+    assert placed.result["status"] == "NEW" and session.connects == 2
+
+
+def test_a_connection_is_replaced_at_its_lifetime_before_it_is_closed(sim):
+    s = WsApiSession(sim.endpoints[V]["ws"], KEY, SECRET, timeout_s=1.0, lifetime_s=0.3)
+    s.start()
+    try:
+        assert s.wait_up(10)
+        wait_for(lambda: s.rotations >= 2)
+        assert s.up
+        with pytest.raises(BinanceRefused):   # answered (not lost) on the current connection
+            s.request("order.status", {"symbol": "BTCUSDT", "origClientOrderId": "none"})
+    finally:
+        s.stop()
+    assert s.connects == s.rotations + 1 and s.last_error == ""   # every connection moved from, none lost

@@ -4,6 +4,8 @@ over REST, and an answer lost with its connection is resolved by a query, never 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .harness import client, collect, of, sim_orders, statuses, terminal
@@ -14,7 +16,7 @@ V = "binance-spot"
 
 
 @pytest.fixture
-def ws_execution(run_ctx, execution, tmp_path):
+def ws_execution(run_ctx, sim, execution, tmp_path):
     """Execution with order_entry from its config table (the CLI flag is the same option)."""
     cfg = tmp_path / "run.toml"
     cfg.write_text('[execution]\norder_entry = "ws"\n')
@@ -23,6 +25,11 @@ def ws_execution(run_ctx, execution, tmp_path):
         proc = execution("--config", str(cfg), *args)
         ready = run_ctx.path("exec", "ready").read_text().split()
         assert "order_entry=binance-spot:ws" in ready, ready
+        # the user stream's connection and the order-entry one (on a slow machine it may come after ready)
+        deadline = time.monotonic() + 20
+        while sim.stats()[V]["orders"]["userstream"]["connections"] < 2:
+            assert time.monotonic() < deadline, "the order-entry connection never came up"
+            time.sleep(0.05)
         return proc
 
     return start

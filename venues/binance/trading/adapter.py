@@ -38,6 +38,11 @@ new order is placed only if the cancel succeeded) whose new order, with the rema
 (`Order.amend_coid`). Replies: the amended order, or the cancelled order then the new
 one, as VenueOrderReported (source "amend"); refusals (-2038, -2022 cancel failed, -2021
 cancelled but the new order failed, filters) as VenueRequestRefused(action "amend").
+
+Order entry (`order_entry`): "rest" (default), or "ws": place, cancel and query over the
+WebSocket API (wsapi.py) while its session is up, REST while it is down; the same events
+either way, and a request handed to the WebSocket is never sent again on REST (no answer is
+an unknown outcome, resolved by a query). The `exec.order.sent` event names the `path`.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from venues.trading import (
 from . import parse
 from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent
 from .userstream import LIFETIME_S, UserStream
+from .wsapi import WsApiSession, WsOrderEntry
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {1: "GTC", 2: "IOC", 3: "FOK"}
@@ -88,10 +94,13 @@ class BinanceSpotAdapter:
     # Listing symbol by symbol costs 6 x symbols: less than 80 up to 13 symbols, so one
     # request without a symbol is cheaper from 14 symbols with open orders on.
     list_all_from = 14
+    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
-                 telemetry=None, stream_lifetime_s: float = LIFETIME_S):
+                 telemetry=None, stream_lifetime_s: float = LIFETIME_S, order_entry: str = "rest"):
+        if order_entry not in self.order_entries:
+            raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
         self.rest_url, self.ws_url = rest_url, ws_url
         self.registry = registry
         self.emit = emit
@@ -107,6 +116,11 @@ class BinanceSpotAdapter:
         self.stream = UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
                                  recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
                                  dlq=dlq, telemetry=telemetry)
+        self.order_entry = order_entry
+        self._ws_args = (ws_url, api_key, api_secret, dict(recv_window_ms=recv_window_ms, timeout_s=timeout_s,
+                                                           lifetime_s=stream_lifetime_s, dlq=dlq, telemetry=telemetry))
+        self.wsapi: WsApiSession | None = None
+        self.ws_entry: WsOrderEntry | None = None
 
     def __repr__(self) -> str:
         return f"BinanceSpotAdapter({self.rest_url})"
@@ -114,6 +128,12 @@ class BinanceSpotAdapter:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.order_entry == "ws":   # set before start: by the constructor or the process
+            url, key, secret, kw = self._ws_args
+            self.wsapi = WsApiSession(url, key, secret, **kw)
+            self.ws_entry = WsOrderEntry(self.wsapi, self.emit, self._reports, self._sent)
+            self.wsapi.start()
+            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
         for t in self._threads:
             t.start()
         self.stream.start()
@@ -123,6 +143,8 @@ class BinanceSpotAdapter:
         for q in self._queues:
             q.put(None)
         self.stream.stop()
+        if self.wsapi is not None:
+            self.wsapi.stop()
         for t in self._threads:
             t.join(timeout=3)
 
@@ -202,35 +224,38 @@ class BinanceSpotAdapter:
             self.emit(r)
 
     def _place(self, rest: BinanceRest, vcoid: str, params: dict, stamps: tuple) -> None:
+        if self.ws_entry is not None and self.ws_entry.place(vcoid, params, stamps):
+            return
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
             return
         self._reports(vcoid, "place", resp, "rest")
-        self._sent(vcoid, stamps, rest)
+        self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
 
-    def _sent(self, vcoid: str, stamps: tuple, rest: BinanceRest) -> None:
+    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
         """Tell telemetry when a placement left (see the module docstring)."""
         if self.tel is None:
             return
         consumer_id, coid, created_ns, placed_ns = stamps
-        sent_ns = rest.sent_ns
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=rest.replied_ns)
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path)
 
     def _cancel(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):
+            return
         try:
             resp = rest.cancel_order(symbol, vcoid)
         except BinanceRefused as e:
@@ -288,6 +313,8 @@ class BinanceSpotAdapter:
         self.emit(VenueOutcomeUnknown(vcoid, "amend", f"unreadable reply: {e}"))
 
     def _query(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.query(vcoid, symbol):
+            return
         try:
             resp = rest.get_order(symbol, vcoid)
         except BinanceRefused as e:

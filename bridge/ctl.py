@@ -177,9 +177,13 @@ class CtlServe:
         rings = asyncio.get_running_loop().create_task(self._forward_rings(stop))
         log.info("serving %s -> %s", ", ".join(f"{self.prefix}.{t}.*" for t in self.targets),
                  ", ".join(self.endpoints.values()))
+        stopped = asyncio.get_running_loop().create_task(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({stopped, rings}, return_when=asyncio.FIRST_COMPLETED)
+            if rings.done():
+                rings.result()  # raises what stopped it: this process must not live on half-working
         finally:
+            stopped.cancel()
             for s in subs:
                 await s.unsubscribe()
             rings.cancel()

@@ -162,8 +162,9 @@ class MdOut:
                 continue
             k = len(recs)
             if k:
-                data = encode_header(k, src.epoch, r.position - k) + recs.tobytes()
-                r.release()
+                raw = recs.tobytes()
+                r.release()  # lossless rings move the position here, overwrite rings at the read
+                data = encode_header(k, src.epoch, r.position - k) + raw
                 out.append((self.subjects[ring], data))
                 self.sent_records += k
                 self.sent_batches += 1

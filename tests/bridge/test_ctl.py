@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 
 import nats
-import orjson
 import pytest
 
-from bridge.config import ROLES, authorization, inbox_prefix
-from bridge.servers import NatsNode
+from bridge.config import inbox_prefix
 from channels.names import execution_endpoint
 from tests.execution.harness import Consumer, ExecProc
 
-from .conftest import spawn, wait_until
+from .conftest import as_user, auth_args, raw_request, spawn, wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def secured(tmp_path):
-    passwords = {u: uuid.uuid4().hex for u in (*ROLES, "a", "b")}
-    node = NatsNode.start(tmp_path / "nats", extra=authorization(["a", "b"], passwords))
-    try:
-        yield node, passwords
-    finally:
-        node.stop()
-        node.remove_store()
 
 
 @pytest.fixture
@@ -46,30 +32,6 @@ def sim():
         yield s
     finally:
         s.stop()
-
-
-def auth_args(ctx, user: str, passwords: dict) -> list[str]:
-    pw = ctx.path("bridge", f"{user}.password")
-    pw.write_text(passwords[user] + "\n")
-    return ["--user", user, "--password-file", str(pw)]
-
-
-async def as_user(url, user, passwords, **kw):
-    errors: list[str] = []
-
-    async def on_error(e):
-        errors.append(str(e))
-
-    nc = await nats.connect(url, user=user, password=passwords[user], error_cb=on_error,
-                            inbox_prefix=inbox_prefix(user) if user not in ROLES else "_INBOX", **kw)
-    return nc, errors
-
-
-async def raw_request(nc, subject: str, body: dict, timeout: float = 3.0):
-    try:
-        return orjson.loads((await nc.request(subject, orjson.dumps(body), timeout=timeout)).data)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-        return None
 
 
 def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap, sim):

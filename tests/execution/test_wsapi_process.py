@@ -65,3 +65,23 @@ def test_an_answer_lost_with_its_connection_is_queried_and_the_order_placed_once
     counts = sim_orders(sim)
     assert list(counts["received"].values()) == [1]
     assert "POST /api/v3/order" not in counts["requests"]
+
+
+def test_execution_killed_with_an_order_in_flight_on_the_websocket_places_it_once(run_ctx, sim, ws_execution):
+    first = ws_execution("--timeout", "10")          # the order is still in flight when the kill comes
+    with client(run_ctx) as oc:
+        sim.inject(V, "drop_response", hang=True)    # the venue takes the order and never answers
+        assert oc.submit_limit("w-kill", SYM, "buy", "0.001", "60000")["status"] == "accepted"
+        deadline = time.monotonic() + 10
+        while not sim_orders(sim)["accepted"]:
+            assert time.monotonic() < deadline, "the venue never got the order"
+            time.sleep(0.05)
+        first.kill()
+    ws_execution()                                   # the same run: its store and journal
+    with client(run_ctx) as oc:
+        got = collect(oc, lambda g: statuses(of(g, "w-kill")) == ["ACK"], timeout_s=20)
+        oc.cancel("w-kill")
+        collect(oc, terminal("w-kill"), got=got)
+        assert statuses(of(got, "w-kill")) == ["ACK", "CANCELLED"]
+    counts = sim_orders(sim)
+    assert list(counts["received"].values()) == [1] and list(counts["accepted"].values()) == [1]

@@ -14,7 +14,9 @@ from pathlib import Path
 import orjson
 
 from consumer.orders import OrderClient
-from events import ExecStatus
+from channels import names as channel_names
+from channels.journal import JournalReader
+from events import ExecStatus, Kind
 
 REPO = Path(__file__).resolve().parents[2]
 VENUE = "binance-spot"
@@ -100,6 +102,37 @@ def collect(oc: OrderClient, until, timeout_s: float = 10.0, got: list | None = 
             raise AssertionError(f"timed out; reports so far: {[(r['exec']['client_order_id'], s) for r, s in zip(got, statuses(got))]}")
         got.extend(r.copy() for r in oc.poll_reports(timeout_s=0.2))
     return got
+
+
+def assert_journal_order(ctx, got) -> None:
+    """The exec reports a consumer got are exactly its own reports in the exec journal, once
+    each and in order, from the first to the last one it got; and the journal's exec_seq is
+    gap-free.
+    (A consumer's own exec_seq has gaps where other consumers' reports and the venues'
+    ACCOUNT records stand in the one sequence.)"""
+    seqs = [int(r["exec"]["exec_seq"]) for r in got]
+    if not seqs:
+        return
+    consumer_id = int(got[0]["consumer_id"])
+    reader = JournalReader(channel_names.journal_path(ctx.run_dir))
+    try:
+        recs = reader.read(1, seqs[-1])
+    finally:
+        reader.close()
+    assert [int(s) for s in recs["exec"]["exec_seq"]] == list(range(1, seqs[-1] + 1))
+    mine = (recs["kind"] == Kind.EXEC_REPORT) & (recs["consumer_id"] == consumer_id) \
+        & (recs["exec"]["exec_seq"] >= seqs[0])
+    assert seqs == [int(s) for s in recs["exec"]["exec_seq"][mine]]
+
+
+def own_journaled(journal: JournalReader, consumer_id: int):
+    """The journal's records that are this consumer's exec reports, in order (the journal
+    also holds other consumers' reports and the venues' ACCOUNT records); the journal's
+    exec_seq is checked gap-free on the way."""
+    last = journal.last_seq()
+    recs = journal.read(1, last)
+    assert [int(s) for s in recs["exec"]["exec_seq"]] == list(range(1, last + 1))
+    return recs[(recs["kind"] == Kind.EXEC_REPORT) & (recs["consumer_id"] == consumer_id)]
 
 
 def of(reports, coid: str) -> list:

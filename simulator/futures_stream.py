@@ -196,6 +196,13 @@ class FuturesStreams:
         frame = orjson.dumps({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": self.key})
         return self._end_key(frame)
 
+    def forget_key(self) -> None:
+        """The venue loses the key without a word (tests): connections stay, a keepalive gets -1125."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.key = None
+
     def _extend(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()

@@ -150,7 +150,9 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
 
     def _reports(self, vcoid: str, action: str, resp, source: str) -> None:
         try:
-            report = parse.order_response(resp, self.registry, self.quotes, source, amended=action == "amend")
+            report = parse.order_response(resp, self.registry, self.quotes, source)
+            if action == "amend" and report.status is not None and not report.status.terminal:
+                report.amended = True     # (a modify that cancels the order is reported as the cancel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
             if self.dlq is not None:
                 self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))

@@ -21,9 +21,10 @@ order that would not reduce the position -2022, a client order id already open -
 modify: nothing changed -5027, unknown order -2013. Other parameter and filter failures answer
 with spot's codes (-1102, -1115..-1117, -1121, -1013, -1111). A modify that leaves quantity at
 or below the executed quantity, or moves a GTX order across the book, cancels the order, as
-Binance documents. Not modelled: fees, margin and leverage checks, hedge mode, priceMatch,
-conditional orders; a modify keeps queue priority when it only lowers the quantity (the shared
-matching engine's rule; Binance says a modified order is always re-queued).
+Binance documents; every modified order goes to the back of its level ("modified orders will
+be reordered in the match queue"; the shared matching engine alone would keep a quantity
+decrease in place, as spot's keepPriority does). Not modelled: fees, margin and leverage
+checks, hedge mode, priceMatch, conditional orders.
 """
 
 from __future__ import annotations
@@ -144,7 +145,12 @@ class FuturesApi(OrdersApi):
         if qty <= order.executed or (order.order_id in self.gtx and self._crosses(order, price)):
             self.engine.cancel(order, "")          # as Binance documents for these two cases
         else:
+            kept = price == order.price and qty <= order.qty
             self.engine.amend(order, qty, price)
+            if kept and order.in_book:             # USD-M re-queues every modified order
+                book = self.engine.drivers[order.inst.canonical].book
+                book.remove_order(order.side, order.price, order)
+                book.add_order(order.side, order.price, order)
         return await self._respond(request, self._order_json(order))
 
     async def _cancel_order(self, request: web.Request) -> web.StreamResponse:

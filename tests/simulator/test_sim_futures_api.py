@@ -245,3 +245,19 @@ def test_user_stream_faults_on_usdm(usdm):
             if ws.recv() == "":
                 raise websocket.WebSocketConnectionClosedException("closed")
     assert sim.stats()[V]["faults"]["applied"]["disconnect_userstream"] == 1
+
+
+def test_a_modified_order_goes_to_the_back_of_its_level_even_for_less_quantity(usdm):
+    sim, c = usdm
+    (bid, _), (ask, _) = top(sim)
+    inside = f"{(Decimal(bid) + Decimal(ask)) / 2:.2f}"     # a level only our orders hold
+    assert Decimal(bid) < Decimal(inside) < Decimal(ask)
+    for cid in ("first", "second"):
+        assert c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.002",
+                     price=inside, newClientOrderId=cid)[0] == 200
+    assert c.modify(symbol="BTCUSDT", origClientOrderId="first", side="BUY", quantity="0.001", price=inside)[0] == 200
+    status, taker = c.new(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="IOC", quantity="0.002",
+                          price=inside, newOrderRespType="RESULT")
+    assert status == 200 and taker["status"] == "FILLED"
+    assert c.query(symbol="BTCUSDT", origClientOrderId="second")[1]["status"] == "FILLED"
+    assert c.query(symbol="BTCUSDT", origClientOrderId="first")[1]["executedQty"] == "0.00000"

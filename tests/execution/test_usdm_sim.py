@@ -60,9 +60,24 @@ def usdm(request):
         s.stop()
 
 
+def stream_up(ctx, timeout_s: float = 10.0) -> None:
+    """Wait until execution's USD-M user stream is subscribed (events before it come by
+    reconciliation, as summed reports: tests that look at each trade wait for this)."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    with client(ctx, "probe") as oc:
+        while not oc.request("status")["venues"][VENUE]["stream_up"]:
+            assert time.monotonic() < deadline, "the user stream did not come up"
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def usdm_execution(run_ctx, usdm, reap):
-    return lambda *args: UsdmExecProc(run_ctx, usdm, reap, *args).start()
+    def start(*args):
+        proc = UsdmExecProc(run_ctx, usdm, reap, *args).start()
+        stream_up(run_ctx)
+        return proc
+    return start
 
 
 def rest_get(sim, path: str):

@@ -4,6 +4,7 @@
                                (LIMIT), quantity, price (LIMIT), reduceOnly, newClientOrderId,
                                newOrderRespType ACK (default) | RESULT, positionSide BOTH
   PUT    /fapi/v1/order        modify: symbol, orderId | origClientOrderId, side, quantity, price
+                               [, modifyId (returned as sent), reduceOnly (a check: -5047)]
   DELETE /fapi/v1/order        symbol + orderId | origClientOrderId
   GET    /fapi/v1/order        symbol + orderId | origClientOrderId
   GET    /fapi/v1/openOrders   [symbol]
@@ -48,7 +49,7 @@ from .orders_api import _CID, _COMMON, DEFAULT_KEY, DEFAULT_SECRET, OrdersApi, R
 _NEW_PARAMS = {"symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
                "newOrderRespType", "reduceOnly", "positionSide"} | _COMMON
 _ID_PARAMS = {"symbol", "orderId", "origClientOrderId"} | _COMMON
-_MODIFY_PARAMS = _ID_PARAMS | {"side", "quantity", "price", "priceMatch"}
+_MODIFY_PARAMS = _ID_PARAMS | {"side", "quantity", "price", "priceMatch", "modifyId", "reduceOnly"}
 NOT_RECORDED = " The order will not be recorded in the order history"
 
 
@@ -138,6 +139,8 @@ class FuturesApi(OrdersApi):
                 raise Reject(-1013, "Filter failure: PRICE_FILTER")
             if price > max_price(inst):
                 raise Reject(-4016, f"Limit price can't be higher than {format_decimal(max_price(inst), inst.price_decimals)}.")
+            if p.get("reduceOnly") == "true" and order.order_id not in self.reduce_only:
+                raise Reject(-5047, "The original order is not a reduce-only order")
             if qty == order.qty and price == order.price:
                 raise Reject(-5027, "No need to modify the order.")
         except Reject as rej:
@@ -146,12 +149,19 @@ class FuturesApi(OrdersApi):
             self.engine.cancel(order, "")          # as Binance documents for these two cases
         else:
             kept = price == order.price and qty <= order.qty
-            self.engine.amend(order, qty, price)
+            self.userstream.modify_id = p.get("modifyId", "")
+            try:
+                self.engine.amend(order, qty, price)
+            finally:
+                self.userstream.modify_id = ""
             if kept and order.in_book:             # USD-M re-queues every modified order
                 book = self.engine.drivers[order.inst.canonical].book
                 book.remove_order(order.side, order.price, order)
                 book.add_order(order.side, order.price, order)
-        return await self._respond(request, self._order_json(order))
+        body = self._order_json(order)
+        if p.get("modifyId"):
+            body["modifyId"] = int(p["modifyId"]) if p["modifyId"].isdigit() else p["modifyId"]   # as sent
+        return await self._respond(request, body)
 
     async def _cancel_order(self, request: web.Request) -> web.StreamResponse:
         try:

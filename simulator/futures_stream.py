@@ -137,8 +137,9 @@ class Account:
         return sum((p.unrealized(self.mids(p.inst)) for p in self.positions.values()), Fraction(0))
 
 
-def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str) -> dict[str, Any]:
-    """The ORDER_TRADE_UPDATE of one matching-engine event (x REPLACED -> AMENDMENT)."""
+def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str, modify_id: str = "") -> dict[str, Any]:
+    """The ORDER_TRADE_UPDATE of one matching-engine event (x REPLACED -> AMENDMENT, with `M`
+    the request's modifyId when it had one)."""
     o = ev.order
     pd, qd = o.inst.price_decimals, o.inst.qty_decimals
     traded = ev.x == "TRADE"
@@ -155,6 +156,8 @@ def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str) -> 
         body["N"], body["n"] = o.inst.quote, "0"
     if ev.x == "EXPIRED":
         body["er"] = "0"
+    if ev.x == "REPLACED" and modify_id:
+        body["M"] = modify_id
     return {"e": "ORDER_TRADE_UPDATE", "E": ev.ts_ms, "T": ev.ts_ms, "o": body}
 
 
@@ -170,6 +173,7 @@ class FuturesStreams:
         self.key: str | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self.describe: Callable[[Order], tuple[str, bool, str]] = lambda o: (o.tif, False, "0")
+        self.modify_id = ""           # the modifyId of the modify being carried out (set by the API)
         self.counts = {k: 0 for k in ("reports", "reports_unheard", "account_updates", "trade_lites",
                                       "keys_created", "keepalives", "keys_expired", "keys_deleted", "refused",
                                       "subscribes")}
@@ -322,7 +326,8 @@ class FuturesStreams:
                 "t": ev.trade_id, "i": o.order_id}))
         copies = 2 if self.faults.take("duplicate_report") else 1
         self.counts["reports"] += 1
-        if not self._send("ORDER_TRADE_UPDATE", orjson.dumps(order_trade_update(ev, tif, reduce_only, avg)), copies):
+        if not self._send("ORDER_TRADE_UPDATE", orjson.dumps(order_trade_update(ev, tif, reduce_only, avg, self.modify_id)),
+                          copies):
             self.counts["reports_unheard"] += 1
         if ev.x == "TRADE":
             self.counts["account_updates"] += 1

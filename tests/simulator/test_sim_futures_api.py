@@ -94,8 +94,13 @@ def test_limit_order_round_trip_new_query_open_modify_cancel(usdm):
     status, got = c.query(symbol="BTCUSDT", origClientOrderId="rt-1")
     assert status == 200 and set(got) == QUERY_FIELDS and got["orderId"] == body["orderId"]
     assert [o["clientOrderId"] for o in c.signed("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})[1]] == ["rt-1"]
+    ws = stream(sim, c)
     status, modified = c.modify(symbol="BTCUSDT", origClientOrderId="rt-1", side="BUY", quantity="0.005",
-                                price="60001.5")
+                                price="60001.5", modifyId=42)
+    (amended,) = events(ws, lambda xs: len(xs) == 1)
+    ws.close()
+    assert (amended["o"]["x"], amended["o"]["X"], amended["o"]["q"], amended["o"]["M"]) == ("AMENDMENT", "NEW", "0.00500", "42")
+    assert modified["modifyId"] == 42
     assert status == 200 and (modified["origQty"], modified["price"], modified["status"]) == ("0.00500", "60001.50", "NEW")
     assert c.modify(symbol="BTCUSDT", origClientOrderId="rt-1", side="BUY", quantity="0.005", price="60001.5") == (
         400, {"code": -5027, "msg": "No need to modify the order."})

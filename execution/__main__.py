@@ -24,6 +24,7 @@ from core import config as run_config
 from core.run import RunContext
 
 SIM_KEY, SIM_SECRET = "meltica-sim-key", "meltica-sim-secret"
+SIM_PASSPHRASE = "meltica-sim-passphrase"    # OKX keys have a passphrase too
 
 
 def _loopback(url: str) -> bool:
@@ -61,6 +62,19 @@ def load_credentials(key_file: str | None, rest_url: str, env_prefix: str = "MEL
     raise run_config.ConfigError(f"no API credentials: set {env_key} and {env_secret}, or pass --api-key-file")
 
 
+def load_passphrase(rest_url: str, env_prefix: str) -> str:
+    """The API key's passphrase (venues whose keys have one: `needs_passphrase`, e.g. OKX):
+    <PREFIX>_API_PASSPHRASE, else (a loopback venue only) the simulator's default. Checked
+    at start-up so a missing one is a configuration error, not a login loop. Never printed."""
+    name = f"{env_prefix}_API_PASSPHRASE"
+    value = os.environ.get(name)
+    if value:
+        return value
+    if _loopback(rest_url):
+        return SIM_PASSPHRASE
+    raise run_config.ConfigError(f"no API passphrase: set {name}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m execution", description=__doc__)
     p.add_argument("--control", help=f"control endpoint (default ipc://<run_dir>/{EXECUTION_CTL})")
@@ -89,6 +103,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user-stream-lifetime", type=float, metavar="SECONDS",
                    help="move the user stream to a new connection this long after it opened (default: "
                    "the venue's; Binance spot: 23 h, before the venue's 24 h limit)")
+    p.add_argument("--order-entry", choices=["rest", "ws"], default="rest",
+                   help="order entry: rest (default), or ws: over the venue's WebSocket API where its adapter "
+                   "offers it (Binance spot: order.place / order.cancel / order.status), REST while that "
+                   "connection is down; a venue without it keeps REST")
     p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
     p.add_argument("--allow-remote", action="store_true", help="allow a control endpoint beyond loopback/ipc")
     return p
@@ -147,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             rest_url = rest.get(name) or os.environ.get(f"{venue.env_prefix}_REST_URL", venue.trading_rest_url)
             ws_url = ws.get(name) or os.environ.get(f"{venue.env_prefix}_WS_URL", venue.trading_ws_url)
             key, secret = load_credentials(args.api_key_file, rest_url, venue.env_prefix)
+            if getattr(venue, "needs_passphrase", False):
+                load_passphrase(rest_url, venue.env_prefix)   # the adapter reads it from there
             configs.append(VenueConfig(name, rest_url, ws_url, key, secret))
         limits = parse_limits(args.limits) if args.limits else None
     except run_config.ConfigError as err:  # load_credentials refused the key source
@@ -158,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         proc = ExecutionProcess(ctx, venues_=configs, control=args.control, limits=limits,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
-                                recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime)
+                                recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime,
+                                order_entry=args.order_entry)
     except AlreadyRunning as e:
         print(f"execution: {e}", file=sys.stderr)
         return 3

@@ -82,7 +82,7 @@ class Pipeline:
         ep_file = self.ctx.path("simulator.endpoints.json")
         if ep_file.exists():
             ep_file.unlink()
-        venues = sorted(set(self.venues) | ({"binance-spot"} if self.trading else set()))
+        venues = sorted(set(self.venues) | (set(self.trading_venues()) if self.trading else set()))
         v = section(self.cfg, "simulator")
         args = ["--venues", ",".join(venues), "--instruments", str(v.get("instruments", 3)),
                 "--rate", str(v.get("rate", 20)), "--seed", str(v.get("seed", 1)),
@@ -136,6 +136,8 @@ class Pipeline:
         strat = ["--providers", ",".join(self.venues), *self._common()]
         if not self.trading or not section(self.cfg, "run").get("orders", True):
             strat.append("--no-orders")
+        elif "order_venues" not in section(self.cfg, "strategy"):  # order where we trade and see the book
+            strat.append("--order-venues=" + ",".join(v for v in self.trading_venues() if v in self.venues))
         progs.append(Program("strategy.demo", "strategies.demo", strat))
         return progs
 

@@ -50,7 +50,7 @@ from aiohttp import web
 from .binance import now_ms
 from .book import ASK, BID, rewind
 from .control import read_json, reply
-from .faults import DiffRouter, FaultBox, FaultError, normalize
+from .faults import ORDER_FAULTS, DiffRouter, FaultBox, FaultError, normalize
 from .hub import Client, Hub
 from .instruments import Instrument, fmt, format_decimal, resolve
 from .market import BookDriver, Trade
@@ -100,7 +100,8 @@ class OkxVenue:
 
     def __init__(self, instruments: list[Instrument], drivers: dict[str, BookDriver] | None,
                  replay: Any = None, *, ws_snapshot: float = 0.0, checksum: bool = False,
-                 keepalive_s: float = 5.0):
+                 keepalive_s: float = 5.0, api_key: str = "meltica-sim-key",
+                 api_secret: str = "meltica-sim-secret"):
         self.name = NAME
         self.options: dict[str, Any] = {}
         self.set_options({"ws_snapshot": ws_snapshot, "checksum": checksum, "keepalive_s": keepalive_s})
@@ -116,6 +117,7 @@ class OkxVenue:
         self.router = DiffRouter(self.faults)
         self.hub = Hub(NAME)
         self.rest_requests = 0
+        self.orders: Any = None          # the order API (okx_orders.py), synthetic mode only
         self.app = web.Application()
         self.app.on_shutdown.append(self.hub.shutdown)
         if replay is None:
@@ -125,6 +127,9 @@ class OkxVenue:
         self.app.router.add_get("/api/v5/market/books", self._books)
         self.app.router.add_post("/_sim/okx", self._options)
         self.app.router.add_get("/ws/v5/public", self._ws)
+        if replay is None:
+            from .okx_orders import OkxOrders
+            OkxOrders(self, api_key, api_secret)
 
     # -- faults and stats ---------------------------------------------------
     @property
@@ -135,6 +140,8 @@ class OkxVenue:
             names.add("seq_reset")
         if self.replay is None:
             names.add("stale_snapshot")
+        if self.orders is not None:
+            names |= ORDER_FAULTS
         return names
 
     def resolve_key(self, name: str) -> str | None:
@@ -145,7 +152,8 @@ class OkxVenue:
     def inject(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Arm or apply a fault; raise FaultError for a bad request."""
         spec = normalize(spec, self.supported_faults, self.resolve_key)
-        self.faults.apply(spec, self.hub)
+        if self.orders is None or not self.orders.private.apply_fault(spec):
+            self.faults.apply(spec, self.hub)
         return spec
 
     def clear_faults(self) -> int:
@@ -183,6 +191,8 @@ class OkxVenue:
                "symbols": {k: {"seq_id": f.seq, "updates": f.updates} for k, f in self.feeds.items()}}
         if self.replay is not None:
             out["replay"] = self.replay.stats()
+        if self.orders is not None:
+            out["orders"] = self.orders.stats()
         return out
 
     # -- formatting ---------------------------------------------------------
@@ -259,8 +269,10 @@ class OkxVenue:
         return orjson.dumps({"arg": {"channel": "tickers", "instId": inst.canonical}, "data": [data]})
 
     # -- publishing (synthetic) ---------------------------------------------
-    def on_step(self, canonical: str, trades: list[Trade]) -> None:
-        """Publish what one market step did to one instId."""
+    def on_step(self, canonical: str, trades: list[Trade], user: bool = False) -> None:
+        """Publish what one market step (or, `user`, one user order) did to one instId."""
+        if self.orders is not None and trades and not user:
+            self.orders.on_market_trades(trades)
         feed, hub = self.feeds[canonical], self.hub
         inst, key = feed.inst, canonical
         pd, qd = inst.price_decimals, inst.qty_decimals
@@ -373,6 +385,8 @@ class OkxVenue:
                           "data": []}, 400)
         if inst_type not in ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION"):
             return reply({"code": "51000", "msg": "Parameter instType error", "data": []}, 400)
+        if inst_type == "SWAP" and self.orders is not None:
+            return reply({"code": "0", "msg": "", "data": self.orders.swap_instruments(request.query.get("instId"))})
         insts = self.instruments if inst_type == "SPOT" else []
         if "instId" in request.query:
             insts = [i for i in insts if i.canonical == request.query["instId"]]

@@ -28,6 +28,7 @@ from .market import Market
 from .kraken import NAME as KRAKEN, KrakenVenue
 from .okx import NAME as OKX, OkxVenue
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
+from .ws_orders import WsOrders
 from .replay import Dataset, Replayer, read_meta
 from .userstream import LIFETIME_S, PING_INTERVAL_S
 
@@ -242,7 +243,7 @@ class Simulator:
             return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)
         if name == SPOT and replay is None:
-            OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream)
+            WsOrders(OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream))
         if name == USDM and replay is None:
             FuturesApi(venue, self.api_key, self.api_secret, **self.user_stream)
         return venue

@@ -4,7 +4,9 @@
 
 Through the real writer (execution.publisher.ExecPublisher: journal, then the exec ring),
 in batches of up to 64, each report's client_order_id and qty derived from its exec_seq
-so the far side can check the bytes. A restarted writer goes on after the journal's last.
+so the far side can check the bytes; consumer ids 1 and 2 alternate, named a and b in
+the run's order store as execution names them (so exec-out publishes each report on
+its consumer's subject). A restarted writer goes on after the journal's last.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import time
 import numpy as np
 
 from events import EVENT, ExecStatus, Kind, stamp_header
-from execution.publisher import ExecPublisher
 from core.run import RunContext
+from execution.publisher import ExecPublisher
+from execution.store import Store
 
 
 def reports(first: int, n: int) -> np.ndarray:
@@ -33,7 +36,11 @@ def reports(first: int, n: int) -> np.ndarray:
 
 def main() -> None:
     n, rate = int(sys.argv[1]), float(sys.argv[2])
-    pub = ExecPublisher(RunContext.from_env(), sync=False)
+    ctx = RunContext.from_env()
+    store = Store(ctx.path("exec", "orders.sqlite"), {}, synchronous="NORMAL")
+    assert [store.consumer(n)[0] for n in ("a", "b")] == [1, 2]
+    store.db.close()
+    pub = ExecPublisher(ctx, sync=False)
     t0 = time.monotonic()
     done0 = pub.last_seq
     while pub.last_seq < n:

@@ -6,6 +6,8 @@ verified where the feed still carries a non-zero one),
 `trades`, `tickers`, for spot, swaps and dated futures, over one WebSocket per process
 with a "ping"/"pong" keep-alive. Modules: `markets` (endpoints, symbols, metadata),
 `md/` (frames -> records, books), `checksum` (the CRC32 rule), `seq` (sequence ids).
+Trading (`trading/`, spot and linear USDT swaps): signed REST orders, amend, account
+state, the private WebSocket (login; `orders`, `account`, `positions`; WS order entry).
 What we rely on, and as of when: PROTOCOL.md.
 """
 
@@ -33,6 +35,12 @@ class OkxVenue(Venue):
     default_symbols = ("BTC-USDT", "ETH-USDT")
     ping_text = "ping"
 
+    trading = True
+    trading_rest_url = REST_URL
+    trading_ws_url = WS_URL + "/ws/v5/private"     # the private WebSocket: login, orders, account
+    env_prefix = "MELTICA_OKX"
+    needs_passphrase = True                         # <prefix>_API_PASSPHRASE: OKX keys have one
+
     def md_adapter(self) -> type:
         from .md.parser import OkxAdapter
         return OkxAdapter
@@ -52,6 +60,14 @@ class OkxVenue(Venue):
             return None
         arg = payload.get("arg")
         return arg.get("instId") if isinstance(arg, dict) and "data" in payload else None
+
+    def trading_adapter(self, **kwargs):
+        from .trading.adapter import OkxAdapter
+        return OkxAdapter(**kwargs)
+
+    def trading_registry(self, rest_url: str, *, timeout_s: float):
+        from .trading.adapter import fetch_registry
+        return fetch_registry(rest_url, timeout_s=timeout_s)
 
     def fetch_metadata(self, rest, venue_symbols: list[str]) -> dict:
         """GET /api/v5/public/instruments per instId; an instId OKX does not list is unknown."""

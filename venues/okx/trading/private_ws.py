@@ -1,0 +1,323 @@
+"""The OKX private WebSocket: login, the `orders` / `account` / `positions` channels, and
+order entry (`order`, `cancel-order`, `amend-order`) on the same connection.
+
+    WS  <ws_url>  (wss://ws.okx.com:8443/ws/v5/private; a URL without a path gets /ws/v5/private)
+    ->  {"op": "login", "args": [{"apiKey", "passphrase", "timestamp": "<unix s>", "sign"}]}
+            sign = base64(HMAC-SHA256(secret, timestamp + "GET" + "/users/self/verify"))
+    <-  {"event": "login", "code": "0", "msg": "", "connId": ".."}   (else {"event": "error", "code": "600xx"})
+    ->  {"op": "subscribe", "args": [{"channel": "orders", "instType": "ANY"}, {"channel": "account"},
+                                     {"channel": "positions", "instType": "ANY"}]}
+    <-  {"event": "subscribe", "arg": {..}, "connId": ".."}   one per channel
+    <-  {"arg": {"channel": "orders", ..}, "data": [{..order..}]}   pushes
+    ->  {"id": "o12", "op": "order", "args": [{..as REST..}]}
+    <-  {"id": "o12", "op": "order", "code": "0", "msg": "", "data": [{"clOrdId", "ordId", "sCode", "sMsg"}]}
+    ->  "ping"   <-  "pong"   (OKX closes a connection that received nothing for 30 s: code 4004)
+    <-  {"event": "notice", "code": "64008", ..}   the venue closes the connection soon: reconnect
+
+One supervisor thread and one reader thread per connection. The engine hears, through
+`on_state`, UserStreamConnected once login and every subscription were confirmed (first
+and after every reconnect: the engine then reconciles what it may have missed) and
+UserStreamDisconnected when the connection was lost; pushes go to `on_push(channel,
+data, raw)`, unreadable frames to `on_bad(raw, error)`. Order entry (`request`) waits for
+the answer with the id it sent; no answer is PeerGone (outcome unknown: the caller
+queries, never re-sends).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from urllib.parse import urlsplit
+
+import orjson
+import websocket
+
+from events import PeerGone
+from venues.trading import UserStreamConnected, UserStreamDisconnected
+
+from .rest import OkxRefused, answer, sign
+
+PRIVATE_PATH = "/ws/v5/private"
+CHANNELS = ({"channel": "orders", "instType": "ANY"}, {"channel": "account"},
+            {"channel": "positions", "instType": "ANY"})
+PING_S = 15.0          # send "ping" after this long without a frame (OKX: 30 s idle closes)
+SILENCE_S = 40.0       # no frame (not even "pong") for this long: the line is dead
+READ_TICK_S = 0.5
+_ids = itertools.count(1)
+
+
+def private_url(url: str) -> str:
+    """The private WebSocket URL: `url` as given, or with /ws/v5/private when it names a host only."""
+    return url.rstrip("/") + PRIVATE_PATH if urlsplit(url).path in ("", "/") else url
+
+
+def login_args(api_key: str, secret: bytes, passphrase: str, now_s: int) -> dict:
+    ts = str(now_s)
+    return {"apiKey": api_key, "passphrase": passphrase, "timestamp": ts,
+            "sign": sign(secret, ts + "GET" + "/users/self/verify")}
+
+
+class LoginFailed(Exception):
+    """The venue refused login or a subscription: its code and message."""
+
+
+class _Conn:
+    """One connection: its reader thread and the requests awaiting answers."""
+
+    def __init__(self, url: str, timeout_s: float, on_push, on_bad, wake: threading.Event):
+        self.on_push, self.on_bad, self.wake = on_push, on_bad, wake
+        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
+        self.ws.settimeout(READ_TICK_S)
+        self.heard = self.sent = time.monotonic()
+        self.lost = threading.Event()
+        self.reason = ""
+        self.notice = ""
+        self._events: list[dict] = []          # login / subscribe / error events, in order
+        self._event_cv = threading.Condition()
+        self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
+        self._send_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, name="okx-private-read", daemon=True)
+        self._thread.start()
+
+    def send(self, text: str) -> None:
+        with self._send_lock:
+            self.ws.send(text)
+            self.sent = time.monotonic()
+
+    def expect(self, event: str, n: int, timeout_s: float) -> list[dict]:
+        """Wait for `n` events named `event`; an `error` event first raises LoginFailed."""
+        deadline = time.monotonic() + timeout_s
+        got: list[dict] = []
+        with self._event_cv:
+            while len(got) < n:
+                while self._events:
+                    ev = self._events.pop(0)
+                    if ev.get("event") == "error":
+                        raise LoginFailed(f"{ev.get('code')}: {ev.get('msg')}")
+                    if ev.get("event") == event:
+                        if event == "login" and str(ev.get("code", "0")) != "0":
+                            raise LoginFailed(f"{ev.get('code')}: {ev.get('msg')}")
+                        got.append(ev)
+                if len(got) >= n:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or self.lost.is_set():
+                    raise PeerGone(f"no {event} answer ({self.reason or 'timeout'})")
+                self._event_cv.wait(min(left, READ_TICK_S))
+        return got
+
+    def request(self, op: str, args: dict, timeout_s: float, exp_ms: int = 0) -> list:
+        """Send one order-entry request; its answer's data (OkxRefused / PeerGone as REST).
+        `exp_ms` > 0: `expTime` that many ms from now (docs: "Overview > Transaction timeouts")."""
+        rid = f"{op[0]}{next(_ids)}"          # alphanumeric, at most 32 characters
+        slot = [threading.Event(), None]
+        self._pending[rid] = slot
+        msg = {"id": rid, "op": op, "args": [args]}
+        if exp_ms:
+            msg["expTime"] = str(time.time_ns() // 1_000_000 + exp_ms)
+        try:
+            self.send(orjson.dumps(msg).decode())
+        except (OSError, websocket.WebSocketException) as e:
+            self._pending.pop(rid, None)
+            raise PeerGone(f"{op}: not sent ({type(e).__name__})") from None
+        if not slot[0].wait(timeout_s):
+            self._pending.pop(rid, None)
+            raise PeerGone(f"{op}: no answer in {timeout_s}s; outcome unknown")
+        if slot[1] is None:
+            raise PeerGone(f"{op}: connection lost ({self.reason}); outcome unknown")
+        return answer(200, slot[1], f"ws {op}")
+
+    def _read(self) -> None:
+        ws = self.ws
+        while not self.lost.is_set():
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except websocket.WebSocketTimeoutException:
+                now = time.monotonic()
+                if now - self.heard > SILENCE_S:
+                    self._end(f"silent for {SILENCE_S:g}s")
+                    return
+                if now - max(self.heard, self.sent) > PING_S:
+                    try:
+                        self.send("ping")
+                    except (OSError, websocket.WebSocketException) as e:
+                        self._end(f"ping failed: {type(e).__name__}")
+                        return
+                continue
+            except (OSError, websocket.WebSocketException) as e:
+                self._end(f"{type(e).__name__}: {e}")
+                return
+            self.heard = time.monotonic()
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self._end("closed by the venue")
+                return
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                self._on_frame(frame.data)
+
+    def _on_frame(self, data: bytes) -> None:
+        if data == b"pong":
+            return
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            self.on_bad(data, f"not JSON: {e}")
+            return
+        if not isinstance(msg, dict):
+            self.on_bad(data, f"not an object: {type(msg).__name__}")
+            return
+        if "op" in msg and "id" in msg:
+            slot = self._pending.pop(str(msg["id"]), None)
+            if slot is not None:
+                slot[1] = data
+                slot[0].set()
+            return
+        if "data" in msg and isinstance(msg.get("arg"), dict):
+            data_list = msg["data"]
+            if not isinstance(data_list, list):
+                self.on_bad(data, "data is not a list")
+                return
+            self.on_push(str(msg["arg"].get("channel", "")), data_list, data)
+            return
+        ev = msg.get("event")
+        if ev == "notice":
+            self.notice = str(msg.get("code", "notice"))
+            self.wake.set()
+            return
+        if ev in ("login", "subscribe", "unsubscribe", "error", "channel-conn-count"):
+            with self._event_cv:
+                self._events.append(msg)
+                self._event_cv.notify_all()
+            if ev == "error":
+                self.on_bad(data, f"venue error {msg.get('code')}: {msg.get('msg')}")
+            return
+        self.on_bad(data, "neither a push, an answer nor an event")
+
+    def _end(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.lost.set()
+        self.abort_requests()
+        with self._event_cv:
+            self._event_cv.notify_all()
+        self.wake.set()
+
+    def abort_requests(self) -> None:
+        for rid in list(self._pending):
+            slot = self._pending.pop(rid, None)
+            if slot is not None:
+                slot[0].set()
+
+    def close(self) -> None:
+        if not self.lost.is_set():
+            try:
+                self.ws.send_close()
+            except (OSError, websocket.WebSocketException):
+                pass
+            self._thread.join(timeout=1.0)
+        self._end("closed by us")
+        self.ws.shutdown()
+        self._thread.join(timeout=1.0)
+
+
+class PrivateStream:
+    """The private connection of one account, kept logged in and subscribed."""
+
+    def __init__(self, ws_url: str, api_key: str, api_secret: str, passphrase: str, on_push, on_bad, on_state, *,
+                 timeout_s: float = 2.0, backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None, telemetry=None,
+                 clock_s=None):
+        self.url = private_url(ws_url)
+        self._key, self._secret, self._passphrase = api_key, api_secret.encode(), passphrase
+        self.on_push, self.on_bad, self.on_state = on_push, on_bad, on_state
+        self.timeout_s = timeout_s
+        self.backoff_min, self.backoff_max = backoff_s
+        self.dlq, self.tel = dlq, telemetry
+        self._clock_s = clock_s or (lambda: int(time.time()))
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.conn: _Conn | None = None          # the live, logged-in connection (None: none)
+        self._thread = threading.Thread(target=self._run, name="okx-private", daemon=True)
+        self.logins = 0
+        self.last_error = ""
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"PrivateStream({self.url})"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        conn = self.conn
+        if conn is not None:
+            conn.abort_requests()
+        self._thread.join(timeout=5)
+
+    def request(self, op: str, args: dict, exp_ms: int = 0) -> list:
+        """Order entry on the live connection; NotConnected when there is none (use REST)."""
+        conn = self.conn
+        if conn is None or conn.lost.is_set():
+            raise NotConnected("no logged-in private connection")
+        return conn.request(op, args, self.timeout_s, exp_ms)
+
+    def _run(self) -> None:
+        backoff = self.backoff_min
+        try:
+            while not self._stop.is_set():
+                conn = self._open()
+                if conn is None:
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                backoff = self.backoff_min
+                self.conn = conn
+                self.on_state(UserStreamConnected())
+                while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                self.conn = None
+                if self._stop.is_set():
+                    conn.close()
+                    break
+                reason = conn.reason or f"venue notice {conn.notice}"
+                self.on_state(UserStreamDisconnected(reason))
+                conn.close()
+                if self.tel is not None:
+                    self.tel.inc("exec.stream.reconnects", venue="okx")
+                self._stop.wait(backoff)
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+    def _open(self) -> _Conn | None:
+        try:
+            conn = _Conn(self.url, self.timeout_s, self.on_push, self.on_bad, self._wake)
+        except (OSError, websocket.WebSocketException) as e:
+            self._failed(f"connect: {type(e).__name__}: {e}")
+            return None
+        try:
+            args = login_args(self._key, self._secret, self._passphrase, self._clock_s())
+            conn.send(orjson.dumps({"op": "login", "args": [args]}).decode())
+            conn.expect("login", 1, self.timeout_s)
+            conn.send(orjson.dumps({"op": "subscribe", "args": list(CHANNELS)}).decode())
+            conn.expect("subscribe", len(CHANNELS), self.timeout_s)
+        except (PeerGone, LoginFailed, OkxRefused, OSError, websocket.WebSocketException) as e:
+            self._failed(f"login/subscribe: {type(e).__name__}: {e}")
+            conn.close()
+            return None
+        self.logins += 1
+        return conn
+
+    def _failed(self, reason: str) -> None:
+        if self._stop.is_set():
+            return
+        if self.tel is not None:
+            self.tel.inc("exec.stream.subscribe_failed", venue="okx")
+        if reason != self.last_error and self.dlq is not None:
+            self.dlq.put("user_stream_failed", priority="high", venue="okx", error=reason)
+        self.last_error = reason
+
+
+class NotConnected(PeerGone):
+    """WS order entry was asked for while no private connection is logged in: nothing was sent."""

@@ -34,8 +34,9 @@ is REST only (`order_entries`): USD-M has a WebSocket trading API we do not use 
                                                                 without the cumulative figures
 
 Orders are placed in one-way position mode (no positionSide); `reduceOnly=true` is sent for
-an order that carries `reduce_only`, and `timeInForce=GTX` (post-only) for a tif named GTX
-(the canonical order model has neither yet: both are read by name, see the report).
+an order that carries `reduce_only`, and `timeInForce=GTX` (post-only) for a tif named GTX:
+`events.TimeInForce` has no GTX and `Order` no `reduce_only` yet, so both are read by name and
+work as soon as the canonical model carries them.
 """
 
 from __future__ import annotations

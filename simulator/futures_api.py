@@ -4,6 +4,7 @@
                                (LIMIT), quantity, price (LIMIT), reduceOnly, newClientOrderId,
                                newOrderRespType ACK (default) | RESULT, positionSide BOTH
   PUT    /fapi/v1/order        modify: symbol, orderId | origClientOrderId, side, quantity, price
+                               [, modifyId (returned as sent), reduceOnly (a check: -5047)]
   DELETE /fapi/v1/order        symbol + orderId | origClientOrderId
   GET    /fapi/v1/order        symbol + orderId | origClientOrderId
   GET    /fapi/v1/openOrders   [symbol]
@@ -21,9 +22,10 @@ order that would not reduce the position -2022, a client order id already open -
 modify: nothing changed -5027, unknown order -2013. Other parameter and filter failures answer
 with spot's codes (-1102, -1115..-1117, -1121, -1013, -1111). A modify that leaves quantity at
 or below the executed quantity, or moves a GTX order across the book, cancels the order, as
-Binance documents. Not modelled: fees, margin and leverage checks, hedge mode, priceMatch,
-conditional orders; a modify keeps queue priority when it only lowers the quantity (the shared
-matching engine's rule; Binance says a modified order is always re-queued).
+Binance documents; every modified order goes to the back of its level ("modified orders will
+be reordered in the match queue"; the shared matching engine alone would keep a quantity
+decrease in place, as spot's keepPriority does). Not modelled: fees, margin and leverage
+checks, hedge mode, priceMatch, conditional orders.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from .orders_api import _CID, _COMMON, DEFAULT_KEY, DEFAULT_SECRET, OrdersApi, R
 _NEW_PARAMS = {"symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
                "newOrderRespType", "reduceOnly", "positionSide"} | _COMMON
 _ID_PARAMS = {"symbol", "orderId", "origClientOrderId"} | _COMMON
-_MODIFY_PARAMS = _ID_PARAMS | {"side", "quantity", "price", "priceMatch"}
+_MODIFY_PARAMS = _ID_PARAMS | {"side", "quantity", "price", "priceMatch", "modifyId", "reduceOnly"}
 NOT_RECORDED = " The order will not be recorded in the order history"
 
 
@@ -93,16 +95,42 @@ class FuturesApi(OrdersApi):
     async def _new_order(self, request: web.Request) -> web.StreamResponse:
         t0 = time.perf_counter_ns()
         try:
-            params = await self._signed(request, _NEW_PARAMS)
+            body = self.place(await self._signed(request, _NEW_PARAMS))
         except Reject as rej:
             return rej.response()
+        self.handler_ns.append(time.perf_counter_ns() - t0)
+        return await self._respond(request, body)
+
+    async def _modify(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = self.modify(await self._signed(request, _MODIFY_PARAMS))
+        except Reject as rej:
+            return rej.response()
+        return await self._respond(request, body)
+
+    async def _cancel_order(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = self.cancel(await self._signed(request, _ID_PARAMS))
+        except Reject as rej:
+            return rej.response()
+        return await self._respond(request, body)
+
+    async def _query_order(self, request: web.Request) -> web.Response:
+        try:
+            return reply(self.status(await self._signed(request, _ID_PARAMS)))
+        except Reject as rej:
+            return rej.response()
+
+    # -- the order requests, whichever way they came (REST here, WebSocket API: futures_ws.py) --
+    def place(self, params: dict[str, str]) -> dict[str, Any]:
+        """Validate and carry out a new order (authenticated `params`); its reply body; raise Reject."""
         cid = params.get("newClientOrderId", "")
         self.received[cid] = self.received.get(cid, 0) + 1
         try:
             order, resp_type, gtx, reduce_only = self._validate(params)
-        except Reject as rej:
+        except Reject:
             self.rejected += 1
-            return rej.response()
+            raise
         self.accepted[order.client_order_id] = self.accepted.get(order.client_order_id, 0) + 1
         if gtx:
             self.gtx.add(order.order_id)
@@ -112,58 +140,60 @@ class FuturesApi(OrdersApi):
         body = self._order_json(order) if resp_type == "RESULT" else self._ack_json(order)
         del body["time"]                       # as documented: the reply of POST has updateTime only
         body["cumQty"] = body["executedQty"]
-        self.handler_ns.append(time.perf_counter_ns() - t0)
-        return await self._respond(request, body)
+        return body
 
-    async def _modify(self, request: web.Request) -> web.StreamResponse:
-        try:
-            p = await self._signed(request, _MODIFY_PARAMS)
-            order = self._lookup(p, -2013, "Order does not exist.")
-            for name in ("side", "quantity", "price"):
-                if not p.get(name):
-                    raise mandatory(name)
-            if not order.is_open:
-                raise Reject(-2013, "Order does not exist.")
-            if order.type != "LIMIT":
-                raise Reject(-1116, "Invalid orderType.")   # only LIMIT orders can be modified
-            if p["side"] != ("BUY" if order.side == BID else "SELL"):
-                raise Reject(-4050, "Side does not match the order's side.")
-            inst = order.inst
-            qty = _amount(p["quantity"], "quantity", inst.qty_decimals, "LOT_SIZE")
-            price = _amount(p["price"], "price", inst.price_decimals, "PRICE_FILTER")
-            if qty == 0 or qty > max_qty(inst) or qty % inst.lot:
-                raise Reject(-1013, "Filter failure: LOT_SIZE")
-            if price == 0 or price % inst.tick:
-                raise Reject(-1013, "Filter failure: PRICE_FILTER")
-            if price > max_price(inst):
-                raise Reject(-4016, f"Limit price can't be higher than {format_decimal(max_price(inst), inst.price_decimals)}.")
-            if qty == order.qty and price == order.price:
-                raise Reject(-5027, "No need to modify the order.")
-        except Reject as rej:
-            return rej.response()
+    def modify(self, p: dict[str, str]) -> dict[str, Any]:
+        """Carry out a modify (see the module docstring); the order's reply body; raise Reject."""
+        order = self._lookup(p, -2013, "Order does not exist.")
+        for name in ("side", "quantity", "price"):
+            if not p.get(name):
+                raise mandatory(name)
+        if not order.is_open:
+            raise Reject(-2013, "Order does not exist.")
+        if order.type != "LIMIT":
+            raise Reject(-1116, "Invalid orderType.")   # only LIMIT orders can be modified
+        if p["side"] != ("BUY" if order.side == BID else "SELL"):
+            raise Reject(-4050, "Side does not match the order's side.")
+        inst = order.inst
+        qty = _amount(p["quantity"], "quantity", inst.qty_decimals, "LOT_SIZE")
+        price = _amount(p["price"], "price", inst.price_decimals, "PRICE_FILTER")
+        if qty == 0 or qty > max_qty(inst) or qty % inst.lot:
+            raise Reject(-1013, "Filter failure: LOT_SIZE")
+        if price == 0 or price % inst.tick:
+            raise Reject(-1013, "Filter failure: PRICE_FILTER")
+        if price > max_price(inst):
+            raise Reject(-4016, f"Limit price can't be higher than {format_decimal(max_price(inst), inst.price_decimals)}.")
+        if p.get("reduceOnly") == "true" and order.order_id not in self.reduce_only:
+            raise Reject(-5047, "The original order is not a reduce-only order")
+        if qty == order.qty and price == order.price:
+            raise Reject(-5027, "No need to modify the order.")
         if qty <= order.executed or (order.order_id in self.gtx and self._crosses(order, price)):
             self.engine.cancel(order, "")          # as Binance documents for these two cases
         else:
-            self.engine.amend(order, qty, price)
-        return await self._respond(request, self._order_json(order))
+            kept = price == order.price and qty <= order.qty
+            self.userstream.modify_id = p.get("modifyId", "")
+            try:
+                self.engine.amend(order, qty, price)
+            finally:
+                self.userstream.modify_id = ""
+            if kept and order.in_book:             # USD-M re-queues every modified order
+                book = self.engine.drivers[order.inst.canonical].book
+                book.remove_order(order.side, order.price, order)
+                book.add_order(order.side, order.price, order)
+        body = self._order_json(order)
+        if p.get("modifyId"):
+            body["modifyId"] = int(p["modifyId"]) if p["modifyId"].isdigit() else p["modifyId"]   # as sent
+        return body
 
-    async def _cancel_order(self, request: web.Request) -> web.StreamResponse:
-        try:
-            params = await self._signed(request, _ID_PARAMS)
-            order = self._lookup(params, -2011, "Unknown order sent.")
-            if not order.is_open:
-                raise Reject(-2011, "Unknown order sent.")
-        except Reject as rej:
-            return rej.response()
+    def cancel(self, p: dict[str, str]) -> dict[str, Any]:
+        order = self._lookup(p, -2011, "Unknown order sent.")
+        if not order.is_open:
+            raise Reject(-2011, "Unknown order sent.")
         self.engine.cancel(order, "")
-        return await self._respond(request, self._order_json(order))
+        return self._order_json(order)
 
-    async def _query_order(self, request: web.Request) -> web.Response:
-        try:
-            order = self._lookup(await self._signed(request, _ID_PARAMS), -2013, "Order does not exist.")
-        except Reject as rej:
-            return rej.response()
-        return reply(self._order_json(order))
+    def status(self, p: dict[str, str]) -> dict[str, Any]:
+        return self._order_json(self._lookup(p, -2013, "Order does not exist."))
 
     async def _balance(self, request: web.Request) -> web.Response:
         try:

@@ -7,9 +7,14 @@ and one-way positions).
   PUT    /fapi/v1/listenKey     -> {"listenKey": k}, 60 more minutes; -1125 when there is none
   DELETE /fapi/v1/listenKey     -> {}; the key's connections are closed
   (USER_STREAM: the X-MBX-APIKEY header, no signature)
-  WS     /private/ws/<listenKey>                       every event of the key
-         /private/ws?listenKey=<k>&events=E1/E2        "stream" mode: those events only
-         (a key that does not exist: HTTP 400 {"code": -1125, ...}, no upgrade)
+  WS     /private/ws/<listenKey>                       raw frames, every event of the key
+         /private/ws?listenKey=<k>&events=E1/E2        raw frames, those events only
+         /private/stream[?listenKey=<k>[&events=..] | ?streams=<k>]
+                                                       combined frames {"stream": k, "data": ev}
+         on any of them: {"method": "SUBSCRIBE" | "UNSUBSCRIBE", "params": [<listenKey>], "id"}
+         -> {"result": null, "id"} (what Binance's SDK does on /private/stream); LIST_SUBSCRIPTIONS
+         (a key named in the URL that does not exist: HTTP 400 {"code": -1125, ...}, no upgrade;
+         one subscribed by message that does not exist: accepted, never delivers)
 
 Events, one JSON object per text frame, in this order per fill:
   TRADE_LITE (a fill, few fields), ORDER_TRADE_UPDATE (every order change: x NEW, TRADE,
@@ -132,8 +137,9 @@ class Account:
         return sum((p.unrealized(self.mids(p.inst)) for p in self.positions.values()), Fraction(0))
 
 
-def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str) -> dict[str, Any]:
-    """The ORDER_TRADE_UPDATE of one matching-engine event (x REPLACED -> AMENDMENT)."""
+def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str, modify_id: str = "") -> dict[str, Any]:
+    """The ORDER_TRADE_UPDATE of one matching-engine event (x REPLACED -> AMENDMENT, with `M`
+    the request's modifyId when it had one)."""
     o = ev.order
     pd, qd = o.inst.price_decimals, o.inst.qty_decimals
     traded = ev.x == "TRADE"
@@ -150,6 +156,8 @@ def order_trade_update(ev: ExecEvent, tif: str, reduce_only: bool, avg: str) -> 
         body["N"], body["n"] = o.inst.quote, "0"
     if ev.x == "EXPIRED":
         body["er"] = "0"
+    if ev.x == "REPLACED" and modify_id:
+        body["M"] = modify_id
     return {"e": "ORDER_TRADE_UPDATE", "E": ev.ts_ms, "T": ev.ts_ms, "o": body}
 
 
@@ -165,8 +173,10 @@ class FuturesStreams:
         self.key: str | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self.describe: Callable[[Order], tuple[str, bool, str]] = lambda o: (o.tif, False, "0")
+        self.modify_id = ""           # the modifyId of the modify being carried out (set by the API)
         self.counts = {k: 0 for k in ("reports", "reports_unheard", "account_updates", "trade_lites",
-                                      "keys_created", "keepalives", "keys_expired", "keys_deleted", "refused")}
+                                      "keys_created", "keepalives", "keys_expired", "keys_deleted", "refused",
+                                      "subscribes")}
 
     # -- listenKey ---------------------------------------------------------------------
     def create_key(self) -> str:
@@ -196,6 +206,13 @@ class FuturesStreams:
         frame = orjson.dumps({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": self.key})
         return self._end_key(frame)
 
+    def forget_key(self) -> None:
+        """The venue loses the key without a word (tests): connections stay, a keepalive gets -1125."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self.key = None
+
     def _extend(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
@@ -206,10 +223,10 @@ class FuturesStreams:
             self._expiry.cancel()
             self._expiry = None
         key, self.key = self.key, None
-        clients = [c for c in self.hub.clients if c.state.get("key") == key]
+        clients = [c for c in self.hub.clients if key in c.state["keys"]]
         for client in clients:
             if frame is not None:
-                client.push(None, frame)
+                client.push(None, self._wrap(client, key, frame))
             asyncio.get_running_loop().call_later(0.05, self.hub.close, client, False)
         return len(clients)
 
@@ -217,26 +234,32 @@ class FuturesStreams:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/private/ws", self.serve)
         app.router.add_get("/private/ws/{key}", self.serve)
+        app.router.add_get("/private/stream", self.serve)
         app.on_shutdown.append(self.hub.shutdown)
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
-        key = request.match_info.get("key") or request.query.get("listenKey", "")
-        if not key or key != self.key:
+        """One /private connection: raw (`/private/ws...`) or combined (`/private/stream...`)."""
+        combined = request.path.endswith("/stream")
+        named = request.match_info.get("key") or request.query.get("listenKey")
+        keys = {named} if named else {k for k in request.query.get("streams", "").split("/") if k}
+        if named is not None and named != self.key:
             self.counts["refused"] += 1
             return web.Response(body=orjson.dumps({"code": -1125, "msg": "This listenKey does not exist."}),
                                 status=400, content_type="application/json")
         events = request.query.get("events")
         ws = web.WebSocketResponse(autoping=True, heartbeat=self.ping_interval_s, max_msg_size=1 << 16)
         await ws.prepare(request)
-        client = Client(self.hub, ws, request, False)
-        client.state.update(key=key, events=set(events.replace(",", "/").split("/")) if events else None)
+        client = Client(self.hub, ws, request, combined)
+        client.state.update(keys=keys, events=set(events.replace(",", "/").split("/")) if events else None)
         self.hub.clients.add(client)
         self.hub.connections_total += 1
         writer = asyncio.create_task(client.run_writer())
         lifetime = asyncio.get_running_loop().call_later(self.lifetime_s, self.hub.close, client, False)
         try:
             async for msg in ws:
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(client, msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                     break
         except ConnectionResetError:
             pass
@@ -248,13 +271,40 @@ class FuturesStreams:
             await asyncio.gather(writer, return_exceptions=True)
         return ws
 
+    def _on_text(self, client: Client, text: str) -> None:
+        """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS of listen keys, as on the market streams
+        (what Binance's own SDK sends on /private/stream: {"method": "SUBSCRIBE", "params": [key]})."""
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            client.push(None, orjson.dumps({"error": {"code": 3, "msg": f"Invalid JSON: {exc}"}}))
+            return
+        rid = msg.get("id") if isinstance(msg, dict) else None
+        method = msg.get("method") if isinstance(msg, dict) else None
+        params = msg.get("params", []) if isinstance(msg, dict) else None
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list) \
+                and all(isinstance(p, str) for p in params):
+            keys = client.state["keys"]
+            client.state["keys"] = keys | set(params) if method == "SUBSCRIBE" else keys - set(params)
+            self.counts["subscribes"] += method == "SUBSCRIBE"
+            client.push(None, orjson.dumps({"result": None, "id": rid}))
+        elif method == "LIST_SUBSCRIPTIONS":
+            client.push(None, orjson.dumps({"result": sorted(client.state["keys"]), "id": rid}))
+        else:
+            client.push(None, orjson.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": rid}))
+
+    @staticmethod
+    def _wrap(client: Client, key: str, raw: bytes) -> bytes:
+        return b'{"stream":"' + key.encode() + b'","data":' + raw + b"}" if client.wrap else raw
+
     def _send(self, kind: str, raw: bytes, copies: int = 1) -> int:
-        sent = 0
+        sent, key = 0, self.key
         for client in tuple(self.hub.clients):
             wanted = client.state.get("events")
-            if client.state.get("key") == self.key and (wanted is None or kind in wanted):
+            if key in client.state["keys"] and (wanted is None or kind in wanted):
+                frame = self._wrap(client, key, raw)
                 for _ in range(copies):
-                    client.push(None, raw)
+                    client.push(None, frame)
                 sent += 1
         self.hub.sent[kind] = self.hub.sent.get(kind, 0) + sent * copies
         return sent
@@ -276,7 +326,8 @@ class FuturesStreams:
                 "t": ev.trade_id, "i": o.order_id}))
         copies = 2 if self.faults.take("duplicate_report") else 1
         self.counts["reports"] += 1
-        if not self._send("ORDER_TRADE_UPDATE", orjson.dumps(order_trade_update(ev, tif, reduce_only, avg)), copies):
+        if not self._send("ORDER_TRADE_UPDATE", orjson.dumps(order_trade_update(ev, tif, reduce_only, avg, self.modify_id)),
+                          copies):
             self.counts["reports_unheard"] += 1
         if ev.x == "TRADE":
             self.counts["account_updates"] += 1

@@ -100,7 +100,8 @@ def test_a_post_only_order_that_would_take_is_refused_and_one_that_rests_is_acke
     _, ask = best(sim)
     a.place(order(reg, "gtx-take", price=px(ask), tif=Tif.GTX))
     a.place(order(reg, "gtx-rest", price=px(ask - 100), tif=Tif.GTX))
-    events.wait(lambda xs: events.of(VenueRequestRefused) and stream_reports(events, "gtx-rest"))
+    events.wait(lambda xs: events.of(VenueRequestRefused) and stream_reports(events, "gtx-rest")
+                and events.of(VenueOrderReported, source="rest"))
     (refused,) = events.of(VenueRequestRefused)
     assert (refused.client_order_id, refused.action, refused.code) == ("gtx-take", "place", -5022)
     assert events.of(VenueOrderReported, source="rest")[0].status is ExecStatus.ACK
@@ -183,3 +184,25 @@ def test_a_reply_that_never_comes_is_an_unknown_outcome_resolved_by_a_query(sim,
     events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
     assert events.of(VenueOrderReported, source="query")[0].status is ExecStatus.ACK
     assert sim.stats()[V]["orders"]["received"] == 1
+
+
+def test_the_listen_key_is_kept_alive_and_a_key_the_venue_lost_means_a_new_one(sim):
+    from venues.binance.trading.usdm.stream import FuturesUserStream
+    ep = sim.endpoints[V]
+    states = Events()
+    us = sim.venues[V].orders.userstream
+    s = FuturesUserStream(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", lambda ev, raw: None,
+                          lambda raw, err: None, states, keepalive_s=0.1)
+    s.start()
+    try:
+        states.wait(lambda xs: len(xs) == 1)
+        pause = threading.Event()
+        while s.keepalives < 2 and not pause.wait(0.05):
+            pass
+        assert us.counts["keepalives"] >= 2
+        sim.call(us.forget_key)         # the next keepalive gets -1125
+        states.wait(lambda xs: len(xs) == 3)
+        assert isinstance(states.items[1], UserStreamDisconnected) and "-1125" in states.items[1].reason
+        assert isinstance(states.items[2], UserStreamConnected) and us.counts["keys_created"] == 2
+    finally:
+        s.stop()

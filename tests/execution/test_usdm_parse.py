@@ -176,10 +176,11 @@ def test_order_params_one_way_ack_and_post_only_by_name(reg):
 
 
 def test_the_private_url_and_frames_of_the_listen_key_stream():
-    assert private_url("wss://fstream.binance.com", "k1") == "wss://fstream.binance.com/private/ws/k1"
-    assert private_url("wss://fstream.binance.com/private", "k1") == "wss://fstream.binance.com/private/ws/k1"
-    assert private_url("ws://127.0.0.1:9/", "k1") == "ws://127.0.0.1:9/private/ws/k1"
+    assert private_url("wss://fstream.binance.com") == "wss://fstream.binance.com/private/stream"
+    assert private_url("wss://fstream.binance.com/private") == "wss://fstream.binance.com/private/stream"
+    assert private_url("ws://127.0.0.1:9/") == "ws://127.0.0.1:9/private/stream"
     assert split_frame(b'{"stream":"k1","data":{"e":"TRADE_LITE"}}') == ("event", {"e": "TRADE_LITE"})
+    assert split_frame(b'{"result":null,"id":3}') == ("answer", {"result": None, "id": 3})
     assert split_frame(b"[1]")[0] == "bad" and split_frame(b"{")[0] == "bad"
 
 

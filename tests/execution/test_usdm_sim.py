@@ -60,9 +60,24 @@ def usdm(request):
         s.stop()
 
 
+def stream_up(ctx, timeout_s: float = 10.0) -> None:
+    """Wait until execution's USD-M user stream is subscribed (events before it come by
+    reconciliation, as summed reports: tests that look at each trade wait for this)."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    with client(ctx, "probe") as oc:
+        while not oc.request("status")["venues"][VENUE]["stream_up"]:
+            assert time.monotonic() < deadline, "the user stream did not come up"
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def usdm_execution(run_ctx, usdm, reap):
-    return lambda *args: UsdmExecProc(run_ctx, usdm, reap, *args).start()
+    def start(*args):
+        proc = UsdmExecProc(run_ctx, usdm, reap, *args).start()
+        stream_up(run_ctx)
+        return proc
+    return start
 
 
 def rest_get(sim, path: str):
@@ -176,3 +191,43 @@ def test_duplicates_across_an_execution_restart_reach_the_venue_once(run_ctx, us
         st = c1.request("status")
         assert st["venues"][VENUE]["stream_up"] is True
     assert list(sim_orders(usdm)["received"].values()) == [1]
+
+
+def wait_account(oc, until, timeout_s: float = 15.0):
+    """Read the exec channel until `until(oc.account(VENUE))`; return the view."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while not until(oc.account(VENUE)):
+        if time.monotonic() > deadline:
+            acct = oc.account(VENUE)
+            raise AssertionError(f"account never matched: {acct.balances} {acct.positions}")
+        oc.poll_reports(timeout_s=0.1)
+    return oc.account(VENUE)
+
+
+@pytest.mark.parametrize("usdm", [0], indirect=True)   # a still market: the position's PnL holds
+def test_the_wallet_on_start_and_the_position_a_fill_opens_reach_the_consumer(run_ctx, usdm, usdm_execution):
+    from decimal import Decimal
+    usdm_execution()
+    with client(run_ctx) as oc:
+        acct = wait_account(oc, lambda a: "USDT" in a.balances)
+        assert acct.balances["USDT"].free == Decimal(10_000) and not acct.positions   # the REST snapshot
+        oc.submit_market("mkt-pos", SYM, "buy", "0.002", venue=VENUE)
+        collect(oc, terminal("mkt-pos"))
+        acct = wait_account(oc, lambda a: SYM in a.positions)     # ACCOUNT_UPDATE of the fill
+        pos = acct.positions[SYM]
+        assert pos.size == Decimal("0.002")
+    (venue_pos,) = rest_get_signed(usdm, "/fapi/v3/positionRisk")
+    assert Decimal(venue_pos["positionAmt"]) == pos.size
+
+
+def rest_get_signed(sim, path: str):
+    import hashlib
+    import hmac
+    import time
+    query = f"timestamp={int(time.time() * 1000)}"
+    sig = hmac.new(b"meltica-sim-secret", query.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"{sim.endpoints[VENUE]['rest']}{path}?{query}&signature={sig}",
+                                 headers={"X-MBX-APIKEY": "meltica-sim-key"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return orjson.loads(r.read())

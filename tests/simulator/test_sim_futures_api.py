@@ -94,8 +94,13 @@ def test_limit_order_round_trip_new_query_open_modify_cancel(usdm):
     status, got = c.query(symbol="BTCUSDT", origClientOrderId="rt-1")
     assert status == 200 and set(got) == QUERY_FIELDS and got["orderId"] == body["orderId"]
     assert [o["clientOrderId"] for o in c.signed("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})[1]] == ["rt-1"]
+    ws = stream(sim, c)
     status, modified = c.modify(symbol="BTCUSDT", origClientOrderId="rt-1", side="BUY", quantity="0.005",
-                                price="60001.5")
+                                price="60001.5", modifyId=42)
+    (amended,) = events(ws, lambda xs: len(xs) == 1)
+    ws.close()
+    assert (amended["o"]["x"], amended["o"]["X"], amended["o"]["q"], amended["o"]["M"]) == ("AMENDMENT", "NEW", "0.00500", "42")
+    assert modified["modifyId"] == 42
     assert status == 200 and (modified["origQty"], modified["price"], modified["status"]) == ("0.00500", "60001.50", "NEW")
     assert c.modify(symbol="BTCUSDT", origClientOrderId="rt-1", side="BUY", quantity="0.005", price="60001.5") == (
         400, {"code": -5027, "msg": "No need to modify the order."})
@@ -245,3 +250,19 @@ def test_user_stream_faults_on_usdm(usdm):
             if ws.recv() == "":
                 raise websocket.WebSocketConnectionClosedException("closed")
     assert sim.stats()[V]["faults"]["applied"]["disconnect_userstream"] == 1
+
+
+def test_a_modified_order_goes_to_the_back_of_its_level_even_for_less_quantity(usdm):
+    sim, c = usdm
+    (bid, _), (ask, _) = top(sim)
+    inside = f"{(Decimal(bid) + Decimal(ask)) / 2:.2f}"     # a level only our orders hold
+    assert Decimal(bid) < Decimal(inside) < Decimal(ask)
+    for cid in ("first", "second"):
+        assert c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.002",
+                     price=inside, newClientOrderId=cid)[0] == 200
+    assert c.modify(symbol="BTCUSDT", origClientOrderId="first", side="BUY", quantity="0.001", price=inside)[0] == 200
+    status, taker = c.new(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="IOC", quantity="0.002",
+                          price=inside, newOrderRespType="RESULT")
+    assert status == 200 and taker["status"] == "FILLED"
+    assert c.query(symbol="BTCUSDT", origClientOrderId="second")[1]["status"] == "FILLED"
+    assert c.query(symbol="BTCUSDT", origClientOrderId="first")[1]["executedQty"] == "0.00000"

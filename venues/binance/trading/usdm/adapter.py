@@ -1,9 +1,12 @@
 """The Binance USD-M order adapter: the engine's `Venue`, over worker threads.
 
-The worker pool, the per-order job routing (a cancel never overtakes its own order's
-placement) and the telemetry of a placement are the spot adapter's
-(`..adapter.BinanceSpotAdapter`); what differs is the wire: `/fapi` paths, ACK replies,
-the listenKey stream (stream.py) and the payloads (parse.py).
+`place`, `cancel`, `amend`, `query`, `list_open` and `query_account` are called by the
+engine's thread; they only queue a job. Jobs of one order always go to the same worker (by
+a hash of its client order id), so a cancel or a modify never overtakes its own order's
+placement; each worker owns one keep-alive REST connection. Outcomes come back through
+`emit(event)` (thread-safe, provided by the process). Every placement that left is told to
+telemetry as the spot adapter does (`exec.order.send_us`, `exec.order.sent`). Order entry
+is REST only (`order_entries`): USD-M has a WebSocket trading API we do not use yet.
 
     request                    reply                           event
     POST   /fapi/v1/order      order object (ACK: NEW, nothing  VenueOrderReported (the fills come
@@ -31,8 +34,9 @@ the listenKey stream (stream.py) and the payloads (parse.py).
                                                                 without the cumulative figures
 
 Orders are placed in one-way position mode (no positionSide); `reduceOnly=true` is sent for
-an order that carries `reduce_only`, and `timeInForce=GTX` (post-only) for a tif named GTX
-(the canonical order model has neither yet: both are read by name, see the report).
+an order that carries `reduce_only`, and `timeInForce=GTX` (post-only) for a tif named GTX:
+`events.TimeInForce` has no GTX and `Order` no `reduce_only` yet, so both are read by name and
+work as soon as the canonical model carries them.
 """
 
 from __future__ import annotations
@@ -43,17 +47,20 @@ import time
 
 import orjson
 
+import zlib
+
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
+from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
     VenueOutcomeUnknown, VenueRequestRefused)
 
-from ..adapter import SIDES, BinanceSpotAdapter
-from ..rest import BinanceRefused, NotSent
+from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
 from . import parse
 from .rest import FuturesRest
 from .stream import LIFETIME_S, FuturesUserStream
 
+SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "GTX": "GTX"}
 
 
@@ -91,8 +98,9 @@ def order_params(o: Order, symbol: str) -> dict:
     return params
 
 
-class BinanceUsdmAdapter(BinanceSpotAdapter):
+class BinanceUsdmAdapter:
     provider = Provider.BINANCE_USDM
+    order_entries = ("rest",)
     fee_scale = parse.FEE_SCALE
     # Request weight (USD-M REST): GET /fapi/v1/openOrders 1 with a symbol, 40 without; one
     # request without a symbol is cheaper from 40 symbols with open orders on.
@@ -128,6 +136,37 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
     def __repr__(self) -> str:
         return f"BinanceUsdmAdapter({self.rest_url})"
 
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+        self.stream.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for q in self._queues:
+            q.put(None)
+        self.stream.stop()
+        for t in self._threads:
+            t.join(timeout=3)
+
+    def _work(self, q: queue.SimpleQueue, rest: FuturesRest) -> None:
+        while True:
+            job = q.get()
+            if job is None:
+                break
+            fn, args = job
+            try:
+                fn(rest, *args)
+            except Exception as e:  # a bug in a job must not kill the worker
+                if self.dlq is not None:
+                    self.dlq.put("adapter_job_failed", priority="high", error=f"{type(e).__name__}: {e}")
+        rest.close()
+
+    def _submit(self, vcoid: str, fn, *args) -> None:
+        self._queues[zlib.crc32(vcoid.encode()) % len(self._queues)].put((fn, args))
+
     # -- the engine's Venue ------------------------------------------------------------
 
     def place(self, o: Order) -> None:
@@ -139,6 +178,18 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
             return
         stamps = (o.consumer_id, o.client_order_id, o.created_ns, time.time_ns())
         self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params, stamps)
+
+    def cancel(self, o: Order) -> None:
+        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
+        self._submit(o.venue_client_order_id, self._cancel, o.venue_client_order_id, vs)
+
+    def query(self, o: Order) -> None:
+        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
+        self._submit(o.venue_client_order_id, self._query, o.venue_client_order_id, vs)
+
+    def list_open(self, instrument: Instrument | None, request_id: int) -> None:
+        vs = self.registry.venue_symbol(self.provider, instrument.id) if instrument is not None else None
+        self._submit(vs or "*", self._list_open, request_id, vs)
 
     def amend(self, o: Order, qty: int, price: int) -> None:
         """Modify (PUT /fapi/v1/order): both quantity and price are sent, as USD-M requires."""
@@ -156,13 +207,65 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
 
     def _reports(self, vcoid: str, action: str, resp, source: str) -> None:
         try:
-            report = parse.order_response(resp, self.registry, self.quotes, source, amended=action == "amend")
+            report = parse.order_response(resp, self.registry, self.quotes, source)
+            if action == "amend" and report.status is not None and not report.status.terminal:
+                report.amended = True     # (a modify that cancels the order is reported as the cancel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
             if self.dlq is not None:
                 self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
             self.emit(VenueOutcomeUnknown(vcoid, action, f"unreadable reply: {e}"))
             return
         self.emit(report)
+
+    def _place(self, rest: FuturesRest, vcoid: str, params: dict, stamps: tuple) -> None:
+        sent_ms = time.time_ns() // 1_000_000
+        try:
+            resp = rest.new_order(**params)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+        except NotSent as e:
+            self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
+        else:
+            self._reports(vcoid, "place", resp, "rest")
+        self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
+
+    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int) -> None:
+        """Tell telemetry when a placement left (as the spot adapter does)."""
+        if self.tel is None:
+            return
+        consumer_id, coid, created_ns, placed_ns = stamps
+        self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
+        self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
+                       trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path="rest")
+
+    def _cancel(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
+        try:
+            resp = rest.cancel_order(symbol, vcoid)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
+            return
+        self._reports(vcoid, "cancel", resp, "rest")
+
+    def _query(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
+        try:
+            resp = rest.get_order(symbol, vcoid)
+        except BinanceRefused as e:
+            if e.code == NO_SUCH_ORDER:
+                self.emit(VenueOrderNotFound(vcoid))
+            else:
+                self.emit(VenueRequestRefused(vcoid, "query", e.code, e.msg))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
+            return
+        self._reports(vcoid, "query", resp, "query")
 
     def _amend(self, rest: FuturesRest, vcoid: str, params: dict) -> None:
         try:
@@ -233,3 +336,9 @@ class BinanceUsdmAdapter(BinanceSpotAdapter):
                 self.tel.inc("exec.stream.foreign")
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
             self._on_bad(raw, f"{type(e).__name__}: {e}")
+
+    def _on_bad(self, raw: bytes, error: str) -> None:
+        if self.dlq is not None:
+            self.dlq.put("bad_user_stream_frame", priority="high", raw=raw, error=error)
+        if self.tel is not None:
+            self.tel.inc("exec.stream.bad_frames")

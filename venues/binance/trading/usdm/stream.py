@@ -2,15 +2,19 @@
 
     POST   /fapi/v1/listenKey      -> {"listenKey": "..."} (the account's active key, extended 60 min)
     PUT    /fapi/v1/listenKey      keepalive: 60 more minutes (-1125: the key is gone)
-    WS     <ws_url>/private/ws/<listenKey>     raw events, one per text frame:
-           {"e": "ORDER_TRADE_UPDATE", ...}, {"e": "ACCOUNT_UPDATE", ...}, {"e": "TRADE_LITE", ...},
-           {"e": "listenKeyExpired", "E": ms, "listenKey": "..."}  -> no more events on this key
+    WS     <ws_url>/private/stream
+    ->     {"method": "SUBSCRIBE", "params": ["<listenKey>"], "id": n}
+    <-     {"result": null, "id": n}                            subscribed: events flow from here
+    <-     {"stream": "<listenKey>", "data": {"e": "ORDER_TRADE_UPDATE", ...}}   one per text frame
+           (also ACCOUNT_UPDATE, TRADE_LITE, ...; {"e": "listenKeyExpired", ...}: no more events)
 
 Since 2026-04-23 user data is only on `wss://fstream.binance.com/private` (the legacy URL
-without a category was retired); a `--ws-url` without a path gets /private. We use the path
-("ws") mode with one key and every event; the "stream" mode (`?listenKey=&events=`) filters
-events but is not needed here. The key is the account's: other clients of the account get
-the same one from POST, so we never DELETE it (that would end their streams too).
+without a category was retired); a `--ws-url` without a path gets /private. We connect and
+subscribe the way Binance's own SDK (binance-sdk-derivatives-trading-usds-futures 18.1.0,
+2026-10) does: the combined endpoint, the listen key subscribed by message, so the venue's
+answer confirms the subscription before we tell the engine the stream is up. The key is the
+account's: other clients of the account get the same one from POST, so we never DELETE it
+(that would end their streams too).
 
 One supervisor thread, one reader thread per connection (websocket-client answers the
 venue's pings, every 3 minutes, while it reads). The engine hears, as from the spot stream:
@@ -28,6 +32,7 @@ then the old one is closed (the engine drops the duplicates the overlap may brin
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from urllib.parse import urlsplit
@@ -46,23 +51,26 @@ LIFETIME_S = 23 * 3600.0     # "A single connection is only valid for 24 hours"
 KEEPALIVE_S = 30 * 60.0      # the key lives 60 minutes after each POST / PUT
 SILENCE_S = 600.0            # the venue pings every 3 minutes: three missed pings mean a dead line
 READ_TICK_S = 0.5
+_ids = itertools.count(1)
 
 
-def private_url(ws_url: str, listen_key: str) -> str:
-    """The connection URL of `listen_key`: <ws_url>[/private]/ws/<listenKey>."""
+def private_url(ws_url: str) -> str:
+    """The user-data connection URL: <ws_url>[/private]/stream."""
     base = ws_url.rstrip("/")
     if urlsplit(base).path in ("", "/"):
         base += PRIVATE_PATH
-    return f"{base}/ws/{listen_key}"
+    return f"{base}/stream"
 
 
 def split_frame(data: bytes) -> tuple[str, object]:
-    """One text frame: ("event", the event, unwrapped from {"stream", "data"} in stream mode)
-    or ("bad", why)."""
+    """One text frame: ("answer", reply) to a request, ("event", the event, unwrapped from
+    {"stream", "data"}), or ("bad", why)."""
     try:
         msg = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         return "bad", f"not JSON: {e}"
+    if isinstance(msg, dict) and "id" in msg and ("result" in msg or "error" in msg):
+        return "answer", msg
     if isinstance(msg, dict) and isinstance(msg.get("data"), dict) and "stream" in msg:
         msg = msg["data"]
     if not isinstance(msg, dict) or not isinstance(msg.get("e"), str):
@@ -71,7 +79,7 @@ def split_frame(data: bytes) -> tuple[str, object]:
 
 
 class _Conn:
-    """One connection on a listen key: its reader thread."""
+    """One /private connection: its reader thread and its one subscription request."""
 
     def __init__(self, url: str, timeout_s: float, silence_s: float, on_event, on_bad, wake: threading.Event):
         self.on_event, self.on_bad, self.wake = on_event, on_bad, wake
@@ -82,8 +90,24 @@ class _Conn:
         self.lost = threading.Event()
         self.reason = ""
         self.expired = False
+        self._answered = threading.Event()
+        self._answer: dict | None = None
         self._thread = threading.Thread(target=self._read, name="usdm-userstream-read", daemon=True)
         self._thread.start()
+
+    def subscribe(self, listen_key: str, timeout_s: float) -> None:
+        """SUBSCRIBE the key and wait for the venue's answer; PeerGone / BinanceRefused if none."""
+        rid = next(_ids)
+        try:
+            self.ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": [listen_key], "id": rid}).decode())
+        except (OSError, websocket.WebSocketException) as e:
+            raise PeerGone(f"SUBSCRIBE: not sent ({type(e).__name__})") from None
+        if not self._answered.wait(timeout_s) or self._answer is None:
+            raise PeerGone(f"SUBSCRIBE: no answer in {timeout_s}s ({self.reason or 'open'})")
+        err = self._answer.get("error")
+        if err or self._answer.get("id") != rid:
+            err = err if isinstance(err, dict) else {}
+            raise BinanceRefused(0, int(err.get("code", 0)), str(err.get("msg", self._answer)), "SUBSCRIBE")
 
     def _read(self) -> None:
         ws = self.ws
@@ -106,6 +130,9 @@ class _Conn:
                 kind, body = split_frame(frame.data)
                 if kind == "bad":
                     self.on_bad(frame.data, body)
+                elif kind == "answer":
+                    self._answer = body
+                    self._answered.set()
                 elif body["e"] == "listenKeyExpired":
                     self.expired = True
                     self._end("listenKeyExpired")
@@ -116,6 +143,7 @@ class _Conn:
     def _end(self, reason: str) -> None:
         self.reason = self.reason or reason
         self.lost.set()
+        self._answered.set()          # a subscription waiting for its answer gives up
         self.wake.set()
 
     def close(self) -> None:
@@ -238,7 +266,7 @@ class FuturesUserStream:
         try:
             if new_key or not self.key:
                 self.key = self.rest.new_listen_key()
-            conn = _Conn(private_url(self.ws_url, self.key), self.timeout_s, self.silence_s, self.on_event,
+            conn = _Conn(private_url(self.ws_url), self.timeout_s, self.silence_s, self.on_event,
                          self.on_bad, self._wake)
         except (PeerGone, BinanceRefused, KeyError, TypeError) as e:
             self._failed(f"listenKey: {type(e).__name__}: {e}")
@@ -247,6 +275,12 @@ class FuturesUserStream:
             self._failed(f"connect: {type(e).__name__}: {e}")
             return None
         self._live.append(conn)
+        try:
+            conn.subscribe(self.key, self.timeout_s)
+        except (PeerGone, BinanceRefused) as e:
+            self._failed(f"subscribe: {type(e).__name__}: {e}")
+            self._close(conn)
+            return None
         self.connects += 1
         return conn
 

@@ -26,7 +26,8 @@ Market-data faults (every venue):
                                         them `seconds` later
   disconnect      abrupt=false          close every market-data socket (abrupt: drop
                                         TCP without a close frame)
-Order-path faults (binance-spot only):
+Order-path faults (binance-spot; okx: the same on its order API and private WebSocket,
+server_shutdown as the notice 64008, delay_subscribe holding the login answer):
   drop_response   count=1, hang=false   carry out the next order request (new or
                                         cancel), then close the HTTP connection without
                                         an answer (hang: keep it open, never answer)

@@ -208,7 +208,7 @@ def test_control_endpoint_arms_reports_and_refuses(sim):
     assert stats["market"]["seed"] == 1
     for bad in ({"fault": "nope"}, {"fault": "gap", "symbol": "XXX-USDT"},
                 {"fault": "gap", "count": 0}, {"fault": "gap", "colour": "red"},
-                {"fault": "drop_response"}):
+                {"fault": "server_shutdown_streams"}):   # binance-spot's market-data streams only
         status, body = http("POST", rest + "/_sim/fault", orjson.dumps(bad))
         assert status == 400 and body["ok"] is False, bad
     assert http("POST", rest + "/_sim/fault", b"{nope")[0] == 400

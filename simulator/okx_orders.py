@@ -334,8 +334,8 @@ class OkxOrders:
         cid = str(a.get("clOrdId") or "")
         if cid and not _CID.match(cid):
             raise param("clOrdId")
-        if spec.kind == "SPOT" and ord_type == "market" and a.get("tgtCcy", "quote_ccy" if side == "buy"
-                                                                  else "base_ccy") != "base_ccy":
+        if spec.kind == "SPOT" and ord_type == "market" and (a.get("tgtCcy") or ("quote_ccy" if side == "buy"
+                                                                               else "base_ccy")) != "base_ccy":
             raise param("tgtCcy")       # quote-sized market orders are not modelled
         try:
             qty = spec.base(str(a.get("sz", "")))

@@ -351,7 +351,7 @@ class OkxAdapter:
 
     def _list_open(self, rest: OkxRest, request_id: int, inst_id: str | None) -> None:
         items: list = []
-        params = {"instId": inst_id} if inst_id else {}
+        params = {"instId": inst_id, "limit": str(PAGE)} if inst_id else {"limit": str(PAGE)}
         try:
             while True:
                 page = rest.get("/api/v5/trade/orders-pending", params)

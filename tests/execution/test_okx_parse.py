@@ -179,3 +179,18 @@ def test_a_plain_registry_gives_spot_only_specs():
     from venues.okx.trading.adapter import OkxAdapter
     a = OkxAdapter("http://127.0.0.1:9", "ws://127.0.0.1:9", "k", "s", reg, lambda e: None, passphrase="p")
     assert a.registry.spec("BTC-USDT").ct == 1 and a.client_id_form == "alnum"
+
+
+def test_the_passphrase_comes_from_the_environment_or_is_the_simulators_on_loopback(monkeypatch):
+    from core.config import ConfigError
+    from execution.__main__ import SIM_PASSPHRASE, load_passphrase
+    from venues.okx.trading.adapter import SIM_PASSPHRASE as ADAPTER_SIM, passphrase_from_env
+    monkeypatch.delenv("MELTICA_OKX_API_PASSPHRASE", raising=False)
+    assert load_passphrase("http://127.0.0.1:9", "MELTICA_OKX") == SIM_PASSPHRASE == ADAPTER_SIM
+    assert passphrase_from_env("http://localhost:9") == SIM_PASSPHRASE
+    with pytest.raises(ConfigError, match="MELTICA_OKX_API_PASSPHRASE"):
+        load_passphrase("https://openapi.okx.com", "MELTICA_OKX")
+    with pytest.raises(ValueError, match="MELTICA_OKX_API_PASSPHRASE"):
+        passphrase_from_env("https://openapi.okx.com")
+    monkeypatch.setenv("MELTICA_OKX_API_PASSPHRASE", "pp")
+    assert load_passphrase("https://openapi.okx.com", "MELTICA_OKX") == passphrase_from_env("https://x") == "pp"

@@ -345,9 +345,13 @@ class OkxAdapter:
             self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
             return
         try:
-            self.emit(self._report(data[0], "query"))
+            r = self._report(data[0], "query")
         except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
             self._bad_reply("query", vcoid, data, e)
+            return
+        self.emit(r)
+        if isinstance(r, VenueOrderReported) and r.status is not None and r.status.terminal:
+            self.fills.forget(vcoid)     # its last push may never come
 
     def _list_open(self, rest: OkxRest, request_id: int, inst_id: str | None) -> None:
         items: list = []

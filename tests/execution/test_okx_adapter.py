@@ -15,6 +15,7 @@ from events import ExecStatus, OrderType, Side, TimeInForce, to_mantissa
 from execution.ids import venue_client_order_id
 from venues.okx.trading import adapter as adapter_mod
 from venues.okx.trading.adapter import OkxAdapter, fetch_registry
+from .test_chaos import wait_until
 from venues.trading import (
     Order, UserStreamConnected, UserStreamDisconnected, VenueAccountReported, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
@@ -196,3 +197,19 @@ def test_order_types_map_to_okx_ord_types(rig):
                                                    "tgtCcy": "base_ccy"}
     assert args(swap, OrderType.MARKET, "IOC") == {"instId": "BTC-USDT-SWAP", "tdMode": "cross", "clOrdId": "m1",
                                                    "side": "sell", "sz": "1", "ordType": "market"}   # 0.001 BTC = 1 contract
+
+
+def test_a_service_upgrade_notice_moves_to_a_new_connection_before_the_old_one_closes(okx_sim):
+    r = Rig(okx_sim, "rest")
+    try:
+        okx_sim.inject("okx", "server_shutdown", seconds=5)      # the old one closes 5 s later
+        assert r.next((UserStreamConnected, UserStreamDisconnected)) == UserStreamConnected()
+        o = r.order("mv-1")
+        r.a.place(o)
+        got = reports_of(r, o.venue_client_order_id, lambda g: any(x.source == "stream" for x in g))
+        assert got[-1].status is ExecStatus.ACK                  # pushed on the new connection
+        wait_until(lambda: okx_sim.stats()["okx"]["orders"]["private"]["connections"] == 1, 10,
+                   "the old connection closed by us, before the venue's 5 s")
+        assert okx_sim.stats()["okx"]["orders"]["private"]["logins"] == 2
+    finally:
+        r.a.stop()

@@ -12,7 +12,8 @@ order entry (`order`, `cancel-order`, `amend-order`) on the same connection.
     ->  {"id": "o12", "op": "order", "args": [{..as REST..}]}
     <-  {"id": "o12", "op": "order", "code": "0", "msg": "", "data": [{"clOrdId", "ordId", "sCode", "sMsg"}]}
     ->  "ping"   <-  "pong"   (OKX closes a connection that received nothing for 30 s: code 4004)
-    <-  {"event": "notice", "code": "64008", ..}   the venue closes the connection soon: reconnect
+    <-  {"event": "notice", "code": "64008", ..}   the venue closes the connection soon: a new one
+                                                   logs in and subscribes first (make before break)
 
 One supervisor thread and one reader thread per connection. The engine hears, through
 `on_state`, UserStreamConnected once login and every subscription were confirmed (first
@@ -272,15 +273,17 @@ class PrivateStream:
                 backoff = self.backoff_min
                 self.conn = conn
                 self.on_state(UserStreamConnected())
-                while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
+                while not (self._stop.is_set() or conn.lost.is_set()):
+                    if conn.notice:
+                        conn = self._move(conn)      # the venue closes this one soon
+                        continue
                     self._wake.wait(1.0)
                     self._wake.clear()
                 self.conn = None
                 if self._stop.is_set():
                     conn.close()
                     break
-                reason = conn.reason or f"venue notice {conn.notice}"
-                self.on_state(UserStreamDisconnected(reason))
+                self.on_state(UserStreamDisconnected(conn.reason))
                 conn.close()
                 if self.tel is not None:
                     self.tel.inc("exec.stream.reconnects", venue="okx")
@@ -289,6 +292,24 @@ class PrivateStream:
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
+
+    def _move(self, old: _Conn) -> _Conn:
+        """Make before break (notice 64008): log in and subscribe on a new connection, make it
+        the live one (UserStreamConnected: the engine reconciles what the switch may hide),
+        then close the old one; the engine drops duplicates the overlap brings. Returns the
+        new connection, or the old one (its notice cleared) when none could be opened: it
+        then runs until the venue closes it."""
+        new = self._open()
+        if new is None:
+            old.notice = ""
+            self._stop.wait(self.backoff_max)
+            return old
+        self.conn = new
+        if self.tel is not None:
+            self.tel.inc("exec.stream.rotations", venue="okx", reason=f"notice {old.notice}")
+        self.on_state(UserStreamConnected())
+        old.close()
+        return new
 
     def _open(self) -> _Conn | None:
         try:

@@ -90,7 +90,7 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
         return rejected(eng, e.limit, str(e))
     except BadInput as e:
         return rejected(eng, getattr(e, "code", "validation"), str(e))
-    vcoid = venue_client_order_id(cid, coid, getattr(slot.adapter, "client_id_form", "base64url"))
+    vcoid = venue_client_order_id(cid, coid, form=getattr(slot.adapter, "client_id_form", "base64url"))
     o = Order(cid, coid, vcoid, c.instrument, c.side, c.order_type, c.tif,
               c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000, venue=slot.provider)
     try:

@@ -15,10 +15,11 @@ from events import ExecStatus, OrderType, Side, TimeInForce, to_mantissa
 from execution.ids import venue_client_order_id
 from venues.okx.trading import adapter as adapter_mod
 from venues.okx.trading.adapter import OkxAdapter, fetch_registry
-from .test_chaos import wait_until
 from venues.trading import (
     Order, UserStreamConnected, UserStreamDisconnected, VenueAccountReported, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
+
+from .test_chaos import wait_until
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -54,7 +55,7 @@ class Rig:
     def order(self, coid, symbol="BTC-USDT", side=Side.BUY, qty="0.001", price="60000", tif=TimeInForce.GTC,
               otype=OrderType.LIMIT):
         inst = self.reg.by_symbol(symbol)
-        return Order(1, coid, venue_client_order_id(1, coid, "alnum"), inst, side, otype, tif,
+        return Order(1, coid, venue_client_order_id(1, coid, form="alnum"), inst, side, otype, tif,
                      to_mantissa(price, inst.px_scale) if otype is OrderType.LIMIT else 0,
                      to_mantissa(qty, inst.sz_scale))
 
@@ -108,7 +109,7 @@ def test_query_and_not_found_and_the_account_snapshot(rig):
     (q,) = reports_of(rig, o.venue_client_order_id, lambda g: len(g) == 1)
     assert (q.source, q.status, q.qty, q.price) == ("query", ExecStatus.ACK, 2000, 6000000)   # 20 x 0.001 BTC
     rig.a.query(rig.order("q-never"))
-    assert rig.next(VenueOrderNotFound).client_order_id == venue_client_order_id(1, "q-never", "alnum")
+    assert rig.next(VenueOrderNotFound).client_order_id == venue_client_order_id(1, "q-never", form="alnum")
     rig.a.query_account()
     acct = rig.next(VenueAccountReported)
     assert acct.full and acct.source == "rest"

@@ -42,7 +42,6 @@ import base64
 import hashlib
 import hmac
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction

@@ -5,7 +5,6 @@ WebSocket, and what it does when the venue does not answer."""
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from types import SimpleNamespace
 

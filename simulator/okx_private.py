@@ -162,7 +162,7 @@ class PrivateWs:
                 ack = {"id": msg["id"], **ack}
             client.push(None, orjson.dumps(ack))
             if op == "subscribe" and a.get("channel") == "positions":
-                data = self.orders.get_positions({})
+                data = self.orders.account.open_positions()
                 client.push(None, orjson.dumps({"arg": {**a, "uid": UID}, "data": data}))
 
     def _op(self, client: Client, op: str, msg: dict) -> None:
@@ -235,11 +235,11 @@ class PrivateWs:
 
     def push_account(self, ccys: list[str]) -> None:
         data = orjson.dumps([{"uTime": str(int(time.time() * 1000)), "totalEq": "",
-                              "details": self.orders.details(set(ccys))}])
+                              "details": self.orders.account.details(set(ccys))}])
         self._push("account", lambda a: b'{"arg":{"channel":"account","uid":"%s"},"data":%s}' % (UID.encode(), data))
 
     def push_positions(self, inst_id: str) -> None:
-        data = orjson.dumps([self.orders.position_json(inst_id)])
+        data = orjson.dumps([self.orders.account.position_json(inst_id)])
         self._push("positions", lambda a: b'{"arg":%s,"data":%s}' % (
             orjson.dumps({**a, "uid": UID}), data), "SWAP", inst_id)
 

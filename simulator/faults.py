@@ -35,6 +35,8 @@ server_shutdown as the notice 64008, delay_subscribe holding the login answer):
                                         answer them `seconds` late
   disconnect_userstream  abrupt=false   close every user-data (WebSocket API) connection
   duplicate_report       count=1        send the next executionReport twice
+  reorder_report         count=1        okx: hold the next `orders` push and send it after the
+                                        one that follows (or 1 s later if none does)
   server_shutdown        seconds=1      send `serverShutdown` on every WebSocket API
                                         connection, close them `seconds` later
   delay_subscribe        count=1, seconds=1
@@ -65,6 +67,7 @@ COUNTED = {
     "drop_response": {"hang": False},
     "delay_response": {"seconds": 1.0},
     "duplicate_report": {},
+    "reorder_report": {},
     "delay_subscribe": {"seconds": 1.0},
 }
 IMMEDIATE = {

@@ -29,7 +29,8 @@ Swaps (`<BASE>-<QUOTE>-SWAP`, linear, ctValCcy = base) trade on the spot instrum
 lot of a swap is one lot of the book (specs_of).
 Account (okx_account.py): spot balances and net swap positions, upl from the book's mid.
 Faults (okx with orders): drop_response, delay_response (REST and WS order entry),
-disconnect_userstream, duplicate_report (the next `orders` push twice), server_shutdown
+disconnect_userstream, duplicate_report (the next `orders` push twice), reorder_report
+(the next `orders` push after the one that follows it), server_shutdown
 (notice 64008, then close), delay_subscribe (hold the next login answer).
 """
 

@@ -50,6 +50,7 @@ class PrivateWs:
         self.counts = {k: 0 for k in ("logins", "login_failures", "subscribes", "pushes", "pushes_unsubscribed",
                                       "ops", "server_shutdowns")}
         self.held = 0
+        self._late: tuple | None = None      # an `orders` push held back by reorder_report
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws/v5/private", self._serve)
@@ -227,7 +228,23 @@ class PrivateWs:
         self.hub.sent[channel] = self.hub.sent.get(channel, 0) + copies
 
     def push_order(self, spec: Spec, order: dict) -> None:
-        copies = 2 if self.orders.venue.faults.take("duplicate_report") else 1
+        faults = self.orders.venue.faults
+        copies = 2 if faults.take("duplicate_report") else 1
+        late, self._late = self._late, None
+        if late is None and faults.take("reorder_report"):
+            self._late = (spec, order, copies)
+            asyncio.get_running_loop().call_later(1.0, self._send_late, self._late)
+            return
+        self._send_order(spec, order, copies)
+        if late is not None:                 # the held one after the one that followed it
+            self._send_order(*late)
+
+    def _send_late(self, late: tuple) -> None:
+        if self._late is late:
+            self._late = None
+            self._send_order(*late)
+
+    def _send_order(self, spec: Spec, order: dict, copies: int) -> None:
         data = orjson.dumps([order])
         self._push("orders", lambda a: b'{"arg":%s,"data":%s}' % (
             orjson.dumps({"channel": "orders", "instType": spec.kind, "instId": spec.inst_id, "uid": UID}), data),

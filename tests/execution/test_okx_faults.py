@@ -77,3 +77,18 @@ def test_a_service_upgrade_notice_reconnects_and_trading_goes_on(run_ctx, okx_si
         collect(oc, terminal("n-1"), got=got)
         assert statuses(of(got, "n-1")) == ["ACK", "CANCELLED"]
     wait_until(lambda: okx_sim.stats()["okx"]["orders"]["private"]["logins"] >= 2, 20, "the private stream back")
+
+
+def test_pushes_out_of_order_change_nothing_the_order_did_not_do(run_ctx, okx_sim, reap):
+    OkxExec(run_ctx, okx_sim, reap).start()
+    with client(run_ctx) as oc:
+        okx_sim.inject(V, "reorder_report", count=3)
+        oc.submit_market("r-1", SPOT, "buy", "0.002")          # its "filled" push before its "live"
+        oc.submit_limit("r-2", SPOT, "buy", "0.001", "60000")
+        got = collect(oc, lambda g: terminal("r-1")(g) and statuses(of(g, "r-2")) == ["ACK"])
+        got.extend(oc.poll_reports(timeout_s=1.5))              # the last held push comes within 1 s
+        assert statuses(of(got, "r-1")) in (["ACK", "FILLED"], ["FILLED"])
+        assert sum(int(r["exec"]["last_qty"]) for r in of(got, "r-1")) == 200
+        assert statuses(of(got, "r-2")) == ["ACK"]
+        seqs = [int(r["exec"]["exec_seq"]) for r in got]
+        assert seqs == list(range(1, len(seqs) + 1))

@@ -253,3 +253,19 @@ def test_disconnect_duplicate_report_and_server_shutdown_on_the_private_stream(o
     with pytest.raises(Exception):
         okx_barrier(ws2)
     assert sim.stats()["okx"]["faults"]["applied"]["disconnect_userstream"] >= 1
+
+
+def test_reorder_report_sends_the_next_push_after_the_one_that_follows_it(okx):
+    sim, c = okx
+    ws = subscribed(sim)
+    sim.inject("okx", "reorder_report")
+    c.order(instId="BTC-USDT", tdMode="cash", clOrdId="ro", side="buy", ordType="market", sz="0.001",
+            tgtCcy="base_ccy")
+    assert [d["state"] for d in pushes(ws, "orders")] == ["filled", "live"]
+    sim.inject("okx", "reorder_report")          # nothing follows: the held push goes 1 s later
+    c.order(instId="BTC-USDT", tdMode="cash", clOrdId="r2", side="buy", ordType="limit", px="60000", sz="0.001")
+    ws.settimeout(5)
+    late = orjson.loads(ws.recv())
+    assert late["data"][0]["clOrdId"] == "r2" and late["data"][0]["state"] == "live"
+    assert sim.stats()["okx"]["faults"]["applied"]["reorder_report"] == 2
+    ws.close()

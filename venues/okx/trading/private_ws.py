@@ -236,6 +236,7 @@ class PrivateStream:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.conn: _Conn | None = None          # the live, logged-in connection (None: none)
+        self._up = threading.Event()            # set while `conn` is one
         self._thread = threading.Thread(target=self._run, name="okx-private", daemon=True)
         self.logins = 0
         self.last_error = ""
@@ -253,6 +254,10 @@ class PrivateStream:
         if conn is not None:
             conn.abort_requests()
         self._thread.join(timeout=5)
+
+    def wait_up(self, timeout_s: float) -> bool:
+        """Wait until a connection is logged in and subscribed; False after `timeout_s`."""
+        return self._up.wait(timeout_s)
 
     def request(self, op: str, args: dict, exp_ms: int = 0) -> list:
         """Order entry on the live connection; NotConnected when there is none (use REST)."""
@@ -272,6 +277,7 @@ class PrivateStream:
                     continue
                 backoff = self.backoff_min
                 self.conn = conn
+                self._up.set()
                 self.on_state(UserStreamConnected())
                 while not (self._stop.is_set() or conn.lost.is_set()):
                     if conn.notice:
@@ -279,6 +285,7 @@ class PrivateStream:
                         continue
                     self._wake.wait(1.0)
                     self._wake.clear()
+                self._up.clear()
                 self.conn = None
                 if self._stop.is_set():
                     conn.close()
@@ -289,6 +296,7 @@ class PrivateStream:
                     self.tel.inc("exec.stream.reconnects", venue="okx")
                 self._stop.wait(backoff)
         finally:
+            self._up.clear()
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None

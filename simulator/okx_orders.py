@@ -9,8 +9,10 @@
   GET  /api/v5/trade/orders-pending [instType, instId, after, limit]   newest first
   GET  /api/v5/account/balance      details: ccy, availBal, frozenBal, cashBal, eq
   GET  /api/v5/account/positions    net-mode SWAP positions: pos (contracts), avgPx, upl, markPx
-  GET  /_sim/okx/orders             every order received: {"orders": [...], "received": {clOrdId: n},
-                                    "accepted": {clOrdId: n}, "rejected": n, "requests": {"METHOD path": n}}
+  GET  /_sim/orders                 every order received (the binance-spot app's shape): {"orders": [...],
+                                    "received": {clOrdId: n}, "accepted": {clOrdId: n}, "rejected": n,
+                                    "requests": {"METHOD path": n}, "handler_us": {n, p50, p99}} (handler_us:
+                                    time inside place-order, REST and WS alike, the newest 100k)
   WS   /ws/v5/private               login, orders / account / positions, order entry (okx_private.py)
 
 Private REST: OK-ACCESS-KEY / -PASSPHRASE / -TIMESTAMP (ISO 8601 ms, within 30 s) / -SIGN
@@ -38,9 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -55,6 +59,7 @@ from .control import reply
 from .instruments import Instrument, fmt, parse
 from .matching import ExecEvent, MatchingEngine, Order
 from .okx_account import Account, InsufficientFunds, dec
+from .orders_api import _percentiles_us
 
 DEFAULT_PASSPHRASE = "meltica-sim-passphrase"
 _CID = re.compile(r"^[A-Za-z0-9]{1,32}$")
@@ -139,6 +144,7 @@ class OkxOrders:
         self.accepted: dict[str, int] = {}
         self.rejected = 0
         self.requests: dict[str, int] = {}
+        self.handler_ns: collections.deque = collections.deque(maxlen=100_000)   # place-order, REST and WS
         self._hung: set[asyncio.Future] = set()
         self.private = PrivateWs(self)
         self.account = Account(self)
@@ -153,7 +159,7 @@ class OkxOrders:
             lambda a, exp: [{"totalEq": "", "uTime": str(now_ms()), "details": self.account.details()}]))
         app.router.add_get("/api/v5/account/positions", self._rest(
             lambda a, exp: self.account.open_positions(a.get("instId"))))
-        app.router.add_get("/_sim/okx/orders", self._sim_orders)
+        app.router.add_get("/_sim/orders", self._sim_orders)
         app.on_shutdown.append(self._release_hung)
         self.private.add_routes(app)
 
@@ -263,7 +269,7 @@ class OkxOrders:
     async def _sim_orders(self, _request: web.Request) -> web.Response:
         return reply({"orders": [self.order_json(o) for o in self.engine.orders.values()],
                       "received": self.received, "accepted": self.accepted, "rejected": self.rejected,
-                      "requests": self.requests})
+                      "requests": self.requests, "handler_us": _percentiles_us(self.handler_ns)})
 
     # -- operations (REST and WS alike): args -> data, or Reject ----------------------
     def _spec(self, args: dict) -> Spec:
@@ -286,6 +292,13 @@ class OkxOrders:
                 raise Reject("50102", "Request timeout: expTime has passed; not processed", 400, True)
 
     def place(self, a: dict, exp=None) -> list:
+        t0 = time.perf_counter_ns()
+        try:
+            return self._place(a, exp)
+        finally:
+            self.handler_ns.append(time.perf_counter_ns() - t0)
+
+    def _place(self, a: dict, exp) -> list:
         cid = str(a.get("clOrdId") or "")
         self.received[cid] = self.received.get(cid, 0) + 1
         try:

@@ -147,7 +147,7 @@ def test_open_orders_are_listed_page_by_page(rig, monkeypatch):
 def okx_requests(sim) -> dict:
     import orjson
     import urllib.request
-    with urllib.request.urlopen(sim.endpoints["okx"]["rest"] + "/_sim/okx/orders", timeout=5) as r:
+    with urllib.request.urlopen(sim.endpoints["okx"]["rest"] + "/_sim/orders", timeout=5) as r:
         return orjson.loads(r.read())["requests"]
 
 

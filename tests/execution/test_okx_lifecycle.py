@@ -72,7 +72,7 @@ def okx_get(sim, path: str):
 
 
 def sim_orders(sim) -> dict:
-    return okx_get(sim, "/_sim/okx/orders")
+    return okx_get(sim, "/_sim/orders")
 
 
 def top(sim, inst_id: str = SPOT):

@@ -144,7 +144,7 @@ def test_parameter_and_business_rejects(okx):
         got = r["code"] if r["code"] != "1" else r["data"][0]["sCode"]
         assert (st, got) == (status, code), change
     assert c.order(**{**base, "instId": "BTC-USDT-SWAP", "tdMode": "cash"})[1]["code"] == "51000"
-    stats = http("GET", c.rest + "/_sim/okx/orders")[1]
+    stats = http("GET", c.rest + "/_sim/orders")[1]
     assert stats["rejected"] == len(cases) + 1 and stats["orders"] == []
 
 
@@ -235,7 +235,7 @@ def test_ws_order_entry_answers_by_id_and_faults_drop_or_delay_the_answer(okx):
     ws.send(json.dumps({"id": "o3", "op": "order", "args": [{**args, "clOrdId": "w3"}]}))
     with pytest.raises(Exception):
         okx_barrier(ws)                                 # carried out, then the connection dropped
-    orders = http("GET", c.rest + "/_sim/okx/orders")[1]
+    orders = http("GET", c.rest + "/_sim/orders")[1]
     assert orders["received"] == {"w1": 1, "w2": 1, "w3": 1} and orders["accepted"] == {"w1": 1, "w3": 1}
 
 

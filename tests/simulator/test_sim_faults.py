@@ -207,7 +207,8 @@ def test_control_endpoint_arms_reports_and_refuses(sim):
     assert stats["faults"]["armed"] == [{"fault": "checksum", "symbol": "BTC-USDT", "count": 2}]
     assert stats["market"]["seed"] == 1
     for bad in ({"fault": "nope"}, {"fault": "gap", "symbol": "XXX-USDT"},
-                {"fault": "gap", "count": 0}, {"fault": "gap", "colour": "red"}):
+                {"fault": "gap", "count": 0}, {"fault": "gap", "colour": "red"},
+                {"fault": "server_shutdown_streams"}):   # binance-spot's market-data streams only
         status, body = http("POST", rest + "/_sim/fault", orjson.dumps(bad))
         assert status == 400 and body["ok"] is False, bad
     # an order-path fault on a venue without an order API (Kraken: market data only)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import orjson
 
+from channels.journal import JournalReader
+from channels.names import journal_path
 from consumer.orders import OrderClient
-from events import ExecStatus
+from events import ExecStatus, Kind
 
 REPO = Path(__file__).resolve().parents[2]
 VENUE = "binance-spot"
@@ -109,3 +111,25 @@ def of(reports, coid: str) -> list:
 def terminal(coid: str):
     """A `collect` condition: `coid` reached a terminal status."""
     return lambda got: any(ExecStatus(int(r["exec"]["status"])).terminal for r in of(got, coid))
+
+
+def gap_free(ctx, reports, first: int = 1) -> list[int]:
+    """The exec_seqs of a consumer's `reports`, checked gap-free: strictly increasing from
+    `first`, every exec_seq they skip an ACCOUNT record of the journal (the account is on the
+    exec channel too, applied by the SDK to `account()`, not handed out as a report)."""
+    seqs = [int(r["exec"]["exec_seq"]) for r in reports]
+    assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] >= first), seqs
+    if not seqs:
+        return seqs
+    j = JournalReader(journal_path(ctx.run_dir))
+    try:
+        recs = j.read(first, seqs[-1] - first + 1)
+    finally:
+        j.close()
+    mine = set(seqs)
+    kinds = {int(r["exec"]["exec_seq"]): Kind(int(r["kind"])) for r in recs}
+    assert sorted(kinds) == list(range(first, seqs[-1] + 1))
+    skipped = {s: k for s, k in kinds.items() if s not in mine}
+    assert all(k is Kind.ACCOUNT for k in skipped.values()), f"reports missing: {skipped}"
+    assert all(kinds[s] is Kind.EXEC_REPORT for s in mine)
+    return seqs

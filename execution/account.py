@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from events import AccountEntry, AccountSource, HeaderFlag, Kind, Provider
+from events.account import latest
 from events.ids import event_id, mix64
 from events.records import stamp_header
 from venues.trading import Balance, VenueAccountFailed, VenueAccountReported
@@ -130,8 +131,9 @@ class Accounts:
         return out
 
     def restore(self, recs: np.ndarray) -> int:
-        """Take the state that ACCOUNT records among `recs` (journal order) state; return how many."""
-        acct = recs[recs["kind"] == Kind.ACCOUNT]
+        """Take the state that ACCOUNT records among `recs` (journal order) state; return how
+        many records were applied (the newest of each key: events.account.latest)."""
+        acct = latest(recs)
         for rec in acct:
             a = rec["account"]
             provider = Provider(int(rec["provider"]))

@@ -149,6 +149,18 @@ class Accounts:
                     int(a["size"]), int(a["entry_px"]), int(a["unrealized_pnl"]), int(a["pnl_scale"]), asset), ts)
         return len(acct)
 
+    def restore_journal(self, journal, chunk: int = 4096) -> int:
+        """`restore` from every record of exec journal `journal` (execution.journal.Journal);
+        a pass over the file (events.account: about 1 s per 200,000 records)."""
+        n, seq = 0, 1
+        while seq <= journal.last_seq:
+            recs = journal.read(seq, chunk)
+            if not len(recs):
+                break
+            n += self.restore(recs)
+            seq += len(recs)
+        return n
+
     def view(self, provider: Provider) -> dict:
         """The venue's nonzero balances and open positions (status, tests)."""
         p = Provider(provider)

@@ -192,3 +192,12 @@ def test_a_venue_attached_late_is_asked_for_its_account_and_keeps_its_own_state(
     finally:
         pub.close()
         store.close()
+
+
+def test_a_value_no_record_can_hold_is_left_out_with_a_dlq_record_and_the_rest_applies(rig):
+    puts = []
+    rig.engine.dlq = type("Dlq", (), {"put": lambda self, reason, **kw: puts.append(reason)})()
+    rig.engine.on_venue(update(bal("BTC", 10**20), bal("USDT", 5)))  # 1e12 BTC at 8 decimals: beyond int64
+    assert rig.engine.flush() == 1
+    assert balances_of(accounts(rig)) == [("USDT", 5, 0)]
+    assert puts == ["account_value_out_of_range"] and rig.tel["exec.account.bad"] == 1

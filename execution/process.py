@@ -13,7 +13,9 @@ one venue, the failure is fatal as before), open the store and the journal, re-c
 the ring, apply journaled reports the store missed, bind the control socket, start the
 adapters, and reconcile every open order with its venue (open-order lists, then a query
 of each order missing from them; again on every user-stream connect of that venue, and
-every poll interval while its stream is down). Then write `<run_dir>/exec/ready`.
+every poll interval while its stream is down), and ask each venue for its account
+(balances, positions: execution/account.py; again on every user-stream connect). Then
+write `<run_dir>/exec/ready`.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 
-from consumer.orders import OrderClient
-from channels import names as channel_names
 from channels.journal import JournalReader
+from channels.names import journal_path
+from consumer.orders import OrderClient
 from events import ExecStatus, Kind
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,27 +104,6 @@ def collect(oc: OrderClient, until, timeout_s: float = 10.0, got: list | None = 
     return got
 
 
-def assert_journal_order(ctx, got) -> None:
-    """The exec reports a consumer got are exactly its own reports in the exec journal, once
-    each and in order, from the first to the last one it got; and the journal's exec_seq is
-    gap-free.
-    (A consumer's own exec_seq has gaps where other consumers' reports and the venues'
-    ACCOUNT records stand in the one sequence.)"""
-    seqs = [int(r["exec"]["exec_seq"]) for r in got]
-    if not seqs:
-        return
-    consumer_id = int(got[0]["consumer_id"])
-    reader = JournalReader(channel_names.journal_path(ctx.run_dir))
-    try:
-        recs = reader.read(1, seqs[-1])
-    finally:
-        reader.close()
-    assert [int(s) for s in recs["exec"]["exec_seq"]] == list(range(1, seqs[-1] + 1))
-    mine = (recs["kind"] == Kind.EXEC_REPORT) & (recs["consumer_id"] == consumer_id) \
-        & (recs["exec"]["exec_seq"] >= seqs[0])
-    assert seqs == [int(s) for s in recs["exec"]["exec_seq"][mine]]
-
-
 def own_journaled(journal: JournalReader, consumer_id: int):
     """The journal's records that are this consumer's exec reports, in order (the journal
     also holds other consumers' reports and the venues' ACCOUNT records); the journal's
@@ -142,3 +121,25 @@ def of(reports, coid: str) -> list:
 def terminal(coid: str):
     """A `collect` condition: `coid` reached a terminal status."""
     return lambda got: any(ExecStatus(int(r["exec"]["status"])).terminal for r in of(got, coid))
+
+
+def gap_free(ctx, reports, first: int = 1) -> list[int]:
+    """The exec_seqs of a consumer's `reports`, checked gap-free: strictly increasing from
+    `first`, every exec_seq they skip an ACCOUNT record of the journal (the account is on the
+    exec channel too, applied by the SDK to `account()`, not handed out as a report)."""
+    seqs = [int(r["exec"]["exec_seq"]) for r in reports]
+    assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] >= first), seqs
+    if not seqs:
+        return seqs
+    j = JournalReader(journal_path(ctx.run_dir))
+    try:
+        recs = j.read(first, seqs[-1] - first + 1)
+    finally:
+        j.close()
+    mine = set(seqs)
+    kinds = {int(r["exec"]["exec_seq"]): Kind(int(r["kind"])) for r in recs}
+    assert sorted(kinds) == list(range(first, seqs[-1] + 1))
+    skipped = {s: k for s, k in kinds.items() if s not in mine}
+    assert all(k is Kind.ACCOUNT for k in skipped.values()), f"reports missing: {skipped}"
+    assert all(kinds[s] is Kind.EXEC_REPORT for s in mine)
+    return seqs

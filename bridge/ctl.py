@@ -243,6 +243,11 @@ class CtlExpose:
         w = self._waiting.get(int(n)) if n.isdigit() else None
         if w is None:
             return  # the answer of a request given up on: the SDK gave up on it too
+        if not m.data and m.headers and m.headers.get("Status") == "503":  # no ctl-serve subscribed
+            del self._waiting[int(n)]
+            self.unanswered += 1
+            log.warning("%s request %s of %s: no responders on NATS", w.target, w.cmd, w.name)
+            return  # as with a local server that is down: the SDK's own timeout applies
         msg, _, _ = _fields(m.data)
         if msg is not None and msg.get("type") == "result":
             del self._waiting[int(n)]

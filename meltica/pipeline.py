@@ -106,9 +106,10 @@ class Pipeline:
                             + f" (log: {self.log_path('simulator')})")
 
     def trading_venues(self) -> list[str]:
-        """The venues execution trades: [execution] `venues` (comma-separated), else `venue`."""
+        """The venues execution trades: [run] `trade_venues`, else [execution] `venues` or
+        `venue` (comma-separated); passed to execution as --venues."""
         ex = section(self.cfg, "execution")
-        names = ex.get("venues") or ex.get("venue") or "binance-spot"
+        names = section(self.cfg, "run").get("trade_venues") or ex.get("venues") or ex.get("venue") or "binance-spot"
         return [n.strip() for n in str(names).split(",") if n.strip()]
 
     def _urls(self, venue: str) -> list[str]:
@@ -128,7 +129,8 @@ class Pipeline:
                     prefix = venues_pkg.get(v).env_prefix
                     env.update({f"{prefix}_API_KEY": SIM_KEY[0], f"{prefix}_API_SECRET": SIM_KEY[1]})
                     urls += [f"--rest-url={v}={self.endpoints[v]['rest']}", f"--ws-url={v}={self.endpoints[v]['ws']}"]
-            progs.append(Program("execution", "execution", [*self._common(), *urls, *tel], env=env))
+            progs.append(Program("execution", "execution", [*self._common(), "--venues=" + ",".join(self.trading_venues()),
+                                                            *urls, *tel], env=env))
         progs.append(Program("dispatch", "dispatch", [*self._common(), *tel]))
         for venue in self.venues:
             progs.append(Program(f"ingest.{venue}", "ingest", [*self._common(), "--venue", venue,

@@ -142,6 +142,8 @@ def main(argv=None) -> int:
             print(f"set_trading_mode: {dict(c.set_trading_mode(True))}", flush=True)
             stamp = f"{time.time_ns() // 1_000_000:x}"
             for venue, symbol in order_venues(a.order_venues, a.order_symbol):
+                if symbol not in a.symbols.split(",") or venue not in providers:  # the trader needs its book
+                    print(f"subscribe {symbol} on {venue}: {dict(c.subscribe(symbol, providers=[venue]))}", flush=True)
                 p = Provider.from_slug(venue)
                 traders[int(p)] = Trader(symbol, a.order_qty, provider=p, interval_ns=int(a.order_interval_s * 1e9),
                                          prefix=f"{a.name}-{p.value}-{stamp}")

@@ -105,8 +105,6 @@ class BinanceUsdmAdapter:
     # Request weight (USD-M REST): GET /fapi/v1/openOrders 1 with a symbol, 40 without; one
     # request without a symbol is cheaper from 40 symbols with open orders on.
     list_all_from = 40
-    # Order entry over REST only: USD-M's WebSocket API (order.place on ws-fapi) is not built here
-    order_entries = ("rest",)
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
@@ -114,7 +112,6 @@ class BinanceUsdmAdapter:
         if order_entry not in self.order_entries:
             raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
         self.order_entry = order_entry
-        self.wsapi = self.ws_entry = None          # the spot adapter's WebSocket order entry: unused
         self.rest_url, self.ws_url = rest_url, ws_url
         self.registry = registry
         self.emit = emit

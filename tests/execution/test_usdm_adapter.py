@@ -206,3 +206,53 @@ def test_the_listen_key_is_kept_alive_and_a_key_the_venue_lost_means_a_new_one(s
         assert isinstance(states.items[2], UserStreamConnected) and us.counts["keys_created"] == 2
     finally:
         s.stop()
+
+
+@pytest.fixture
+def ws_venue(sim):
+    ep = sim.endpoints[V]
+    events = Events()
+    reg = fetch_registry(ep["rest"])
+    a = BinanceUsdmAdapter(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", reg, events,
+                           timeout_s=1.0, order_entry="ws")
+    a.start()
+    events.wait(lambda xs: any(isinstance(x, UserStreamConnected) for x in xs))
+    try:
+        yield a, events, reg
+    finally:
+        a.stop()
+
+
+def test_websocket_order_entry_places_modifies_queries_and_cancels_without_rest(sim, ws_venue):
+    a, events, reg = ws_venue
+    assert a.wsapi.up and a.wsapi.url.endswith("/ws-fapi/v1")
+    o = order(reg, "ws-1", price="60000", qty="0.002")
+    a.place(o)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="ws"))
+    assert events.of(VenueOrderReported, source="ws")[0].status is ExecStatus.ACK
+    a.amend(o, 100, 6000010)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="amend"))
+    assert (events.of(VenueOrderReported, source="amend")[0].qty, events.of(VenueOrderReported, source="amend")[0].price,
+            events.of(VenueOrderReported, source="amend")[0].amended) == (100, 6000010, True)
+    a.query(o)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
+    a.cancel(o)
+    events.wait(lambda xs: any(e.status is ExecStatus.CANCELLED for e in events.of(VenueOrderReported, source="ws")))
+    requests = sim_orders(sim)["requests"]
+    assert {k: v for k, v in requests.items() if k.startswith("WS ")} == {
+        "WS order.place": 1, "WS order.modify": 1, "WS order.status": 1, "WS order.cancel": 1}
+    assert not any(k.endswith("/fapi/v1/order") for k in requests)          # nothing went by REST
+    a.place(order(reg, "ws-2", price="99999999"))                            # refused on the WebSocket too
+    events.wait(lambda xs: events.of(VenueRequestRefused, client_order_id="ws-2"))
+    assert events.of(VenueRequestRefused, client_order_id="ws-2")[0].code == -4016
+
+
+def test_a_websocket_order_without_an_answer_is_an_unknown_outcome_never_sent_again(sim, ws_venue):
+    a, events, reg = ws_venue
+    sim.inject(V, "drop_response")
+    a.place(order(reg, "ws-lost"))
+    events.wait(lambda xs: events.of(VenueOutcomeUnknown))
+    a.query(order(reg, "ws-lost"))       # on the reconnected session, or REST while it is down
+    events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
+    assert events.of(VenueOrderReported, source="query")[0].status is ExecStatus.ACK
+    assert sim.stats()[V]["orders"]["received"] == 1

@@ -231,3 +231,19 @@ def rest_get_signed(sim, path: str):
                                  headers={"X-MBX-APIKEY": "meltica-sim-key"})
     with urllib.request.urlopen(req, timeout=5) as r:
         return orjson.loads(r.read())
+
+
+def test_websocket_order_entry_through_the_process_places_and_cancels_on_the_websocket(run_ctx, usdm, usdm_execution):
+    proc = usdm_execution("--order-entry", "ws")
+    assert "order_entry=binance-usdm:ws" in (run_ctx.run_dir / "exec" / "ready").read_text()
+    with client(run_ctx) as oc:
+        oc.submit_limit("ws-1", SYM, "buy", "0.001", "60000", venue=VENUE)
+        got = collect(oc, lambda g: statuses(of(g, "ws-1")) == ["ACK"])
+        oc.cancel("ws-1")
+        collect(oc, terminal("ws-1"), got=got)
+        oc.submit_market("ws-m", SYM, "sell", "0.001", venue=VENUE)
+        collect(oc, terminal("ws-m"), got=got)
+    assert statuses(of(got, "ws-1")) == ["ACK", "CANCELLED"] and statuses(of(got, "ws-m"))[-1] == "FILLED"
+    requests = sim_orders(usdm)["requests"]
+    assert requests["WS order.place"] == 2 and requests["WS order.cancel"] == 1
+    assert "POST /fapi/v1/order" not in requests and proc.proc.poll() is None

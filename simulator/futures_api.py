@@ -10,7 +10,8 @@
   GET    /fapi/v1/openOrders   [symbol]
   GET    /fapi/v3/balance      [{"asset": "USDT", "balance", "crossWalletBalance", ...}]
   GET    /fapi/v3/positionRisk [{"symbol", "positionSide": "BOTH", "positionAmt", "entryPrice", ...}]
-  listenKey and /private: futures_stream.py
+  listenKey and /private: futures_stream.py; the same order requests over the WebSocket API
+  (/ws-fapi/v1): futures_ws.py
   GET    /_sim/orders          as on spot (orders_api.py): every order, received / accepted
                                per client order id, rejected, requests, handler_us
 

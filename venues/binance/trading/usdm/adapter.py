@@ -48,10 +48,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 
 import orjson
-
-import zlib
 
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
 from events.ids import mix64

@@ -143,6 +143,7 @@ def test_ioc_and_fok_outcomes_expired_rejected_filled(run_ctx, usdm, usdm_execut
     assert statuses(of(got, "fok-take"))[-1] == "FILLED"
 
 
+@pytest.mark.parametrize("usdm", [0], indirect=True)   # a still market: the top read is the top met
 def test_ioc_larger_than_the_top_level_fills_partly_then_expires(run_ctx, usdm, usdm_execution):
     usdm_execution()
     _, (ask, ask_qty) = top(usdm)

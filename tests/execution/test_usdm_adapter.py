@@ -256,3 +256,34 @@ def test_a_websocket_order_without_an_answer_is_an_unknown_outcome_never_sent_ag
     events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
     assert events.of(VenueOrderReported, source="query")[0].status is ExecStatus.ACK
     assert sim.stats()[V]["orders"]["received"] == 1
+
+
+def stream_of(sim, states: Events, **kw):
+    from venues.binance.trading.usdm.stream import FuturesUserStream
+    ep = sim.endpoints[V]
+    return FuturesUserStream(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", lambda ev, raw: None,
+                             lambda raw, err: None, states, **kw)
+
+
+def test_a_connection_at_the_end_of_its_lifetime_is_replaced_new_one_first(sim):
+    states = Events()
+    s = stream_of(sim, states, lifetime_s=0.3)
+    s.start()
+    try:
+        states.wait(lambda xs: len(xs) >= 3)
+        assert all(isinstance(x, UserStreamConnected) for x in states.items)   # never down between
+        assert s.rotations >= 2 and sim.venues[V].orders.userstream.counts["keys_created"] == 1   # the same key
+    finally:
+        s.stop()
+
+
+def test_a_silent_line_is_dropped_and_a_new_one_subscribed(sim):
+    states = Events()
+    s = stream_of(sim, states, silence_s=0.3)     # the simulator pings every 20 s: nothing comes meanwhile
+    s.start()
+    try:
+        states.wait(lambda xs: len(xs) >= 3)
+        assert isinstance(states.items[1], UserStreamDisconnected) and "silent" in states.items[1].reason
+        assert isinstance(states.items[2], UserStreamConnected)
+    finally:
+        s.stop()

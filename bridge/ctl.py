@@ -103,6 +103,8 @@ class CtlServe:
         self.forwarded = 0
         self.refused = 0
         self.replied = 0
+        self.unanswered = 0
+        self.forget_s = 60.0
         self.rings = MdOut(ctx.namespace, [], prefix=md_prefix, announce_gone=True)
         self._dealers: dict[tuple[str, str], zmq.asyncio.Socket] = {}
         self._waiting: dict[tuple[str, str], dict[int, str]] = {}
@@ -126,7 +128,7 @@ class CtlServe:
         while True:
             raw = await sock.recv()
             msg, rid, cmd = _fields(raw)
-            inbox = waiting.get(rid) if isinstance(rid, int) else None
+            inbox = waiting.get(rid, (None,))[0] if isinstance(rid, int) else None
             if inbox is None:
                 log.warning("%s answer for %s with no request waiting: %.80r", target, name, raw)
                 continue
@@ -154,16 +156,27 @@ class CtlServe:
         if cmd == "register":
             msg["pid"] = 0  # another host's pid: dispatch keeps the registration by its heartbeats
         sock = self._dealer(target, name)
-        self._waiting[(target, name)][rid] = m.reply
+        self._waiting[(target, name)][rid] = (m.reply, time.monotonic())
         await sock.send(orjson.dumps(msg))
         self.forwarded += 1
 
     async def _answer(self, m, body: dict) -> None:
         await self._nc.publish(m.reply, orjson.dumps(body))
 
+    def _expire(self, now: float) -> None:
+        """Forget requests whose server never answered (it died with them): their requester gave up."""
+        for waiting in self._waiting.values():
+            for rid in [r for r, (_, t) in waiting.items() if now - t > self.forget_s]:
+                del waiting[rid]
+                self.unanswered += 1
+
     async def _forward_rings(self, stop: asyncio.Event) -> None:
         """Remote consumers' rings -> NATS (what `register` added), until stopped."""
+        swept = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - swept > 1.0:
+                swept = time.monotonic()
+                self._expire(swept)
             batches = self.rings.pump(time.monotonic())
             for subj, data in batches:
                 await self._nc.publish(subj, data)
@@ -196,7 +209,7 @@ class CtlServe:
 
     def statistics(self) -> dict:
         return {"forwarded": self.forwarded, "refused": self.refused, "replied": self.replied,
-                "rings": self.rings.statistics()}
+                "unanswered": self.unanswered, "rings": self.rings.statistics()}
 
 
 class _Waiting:
@@ -230,6 +243,11 @@ class CtlExpose:
         w = self._waiting.get(int(n)) if n.isdigit() else None
         if w is None:
             return  # the answer of a request given up on: the SDK gave up on it too
+        if not m.data and m.headers and m.headers.get("Status") == "503":  # no ctl-serve subscribed
+            del self._waiting[int(n)]
+            self.unanswered += 1
+            log.warning("%s request %s of %s: no responders on NATS", w.target, w.cmd, w.name)
+            return  # as with a local server that is down: the SDK's own timeout applies
         msg, _, _ = _fields(m.data)
         if msg is not None and msg.get("type") == "result":
             del self._waiting[int(n)]

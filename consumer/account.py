@@ -33,7 +33,8 @@ import numpy as np
 from channels.journal import JournalError, JournalReader
 from channels.names import journal_path
 from core.run import RunContext
-from events import AccountEntry, Kind, Provider, to_decimal
+from events import AccountEntry, Provider, to_decimal
+from events.account import latest
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +126,11 @@ class AccountBook:
         return sorted(self._views)
 
     def apply(self, recs: np.ndarray) -> int:
-        """Apply the ACCOUNT records among `recs` (EVENT records, exec_seq order); return how many."""
+        """Apply the ACCOUNT records among `recs` (EVENT records, exec_seq order): the newest
+        of each key (events.account.latest); return how many were applied."""
         if not len(recs):
             return 0
-        acct = recs[recs["kind"] == Kind.ACCOUNT]
+        acct = latest(recs)
         for rec in acct:
             try:
                 view = self.account(Provider(int(rec["provider"])))

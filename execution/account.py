@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from events import AccountEntry, AccountSource, HeaderFlag, Kind, Provider
+from events.account import latest
 from events.ids import event_id, mix64
 from events.records import stamp_header
 from venues.trading import Balance, VenueAccountFailed, VenueAccountReported
@@ -130,8 +131,9 @@ class Accounts:
         return out
 
     def restore(self, recs: np.ndarray) -> int:
-        """Take the state that ACCOUNT records among `recs` (journal order) state; return how many."""
-        acct = recs[recs["kind"] == Kind.ACCOUNT]
+        """Take the state that ACCOUNT records among `recs` (journal order) state; return how
+        many records were applied (the newest of each key: events.account.latest)."""
+        acct = latest(recs)
         for rec in acct:
             a = rec["account"]
             provider = Provider(int(rec["provider"]))
@@ -146,6 +148,18 @@ class Accounts:
                     iid, bytes(a["symbol"]).rstrip(b"\0").decode(), int(a["px_scale"]), int(a["sz_scale"]),
                     int(a["size"]), int(a["entry_px"]), int(a["unrealized_pnl"]), int(a["pnl_scale"]), asset), ts)
         return len(acct)
+
+    def restore_journal(self, journal, chunk: int = 4096) -> int:
+        """`restore` from every record of exec journal `journal` (execution.journal.Journal);
+        a pass over the file (events.account: about 1 s per 200,000 records)."""
+        n, seq = 0, 1
+        while seq <= journal.last_seq:
+            recs = journal.read(seq, chunk)
+            if not len(recs):
+                break
+            n += self.restore(recs)
+            seq += len(recs)
+        return n
 
     def view(self, provider: Provider) -> dict:
         """The venue's nonzero balances and open positions (status, tests)."""
@@ -192,6 +206,15 @@ def on_reported(eng: Engine, slot: VenueSlot, ev: VenueAccountReported) -> None:
     if ev.full:
         eng.accounts.retry.pop(slot.provider, None)
     eng.inc("exec.account.reports", venue=slot.provider.slug, source=ev.source)
+    bad = [x for x in (*ev.balances, *ev.positions) if not _fits(x)]
+    if bad:  # a record could not hold it: leave the entry as it was, say so
+        for _ in bad:
+            eng.inc("exec.account.bad", venue=slot.provider.slug)
+        if eng.dlq is not None:
+            eng.dlq.put("account_value_out_of_range", priority="high", venue=slot.provider.slug,
+                        entries=[repr(x) for x in bad])
+        ev = VenueAccountReported(tuple(b for b in ev.balances if _fits(b)),
+                                  tuple(p for p in ev.positions if _fits(p)), ev.full, ev.event_ts_ns, ev.source)
     for c in eng.accounts.apply(slot.provider, ev):
         eng.publish_account(c)
 
@@ -203,6 +226,15 @@ def on_failed(eng: Engine, slot: VenueSlot, ev: VenueAccountFailed) -> None:
     _, backoff = eng.accounts.retry.get(slot.provider, (0, eng.backoff_min // 2))
     backoff = min(max(backoff * 2, eng.backoff_min), eng.backoff_max)
     eng.accounts.retry[slot.provider] = (eng.clock() + backoff, backoff)
+
+
+def _fits(x) -> bool:
+    """Its values fit an ACCOUNT record: int64 mantissas, int8 scales."""
+    if isinstance(x, Balance):
+        values, scales = (x.free, x.locked), (x.scale,)
+    else:
+        values, scales = (x.size, x.entry_px, x.unrealized_pnl), (x.pnl_scale,)
+    return all(-(1 << 63) <= v < (1 << 63) for v in values) and all(-128 <= sc <= 127 for sc in scales)
 
 
 def run_due(eng: Engine, now: int) -> int:

@@ -102,7 +102,7 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
         return rejected(eng, e.limit, str(e))
     except BadInput as e:
         return rejected(eng, getattr(e, "code", "validation"), str(e))
-    vcoid = venue_client_order_id(cid, coid, getattr(slot.adapter, "client_id_form", "base64url"))
+    vcoid = venue_client_order_id(cid, coid, form=getattr(slot.adapter, "client_id_form", "base64url"))
     o = Order(cid, coid, vcoid, c.instrument, c.side, c.order_type, c.tif,
               c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000, venue=slot.provider)
     try:
@@ -177,8 +177,8 @@ def amend(eng: Engine, cmd: AmendOrder) -> dict:
     o.pending = Pending.REPLACE
     o.amends += 1
     o.amend_qty, o.amend_price = qty, price
-    o.amend_coid = venue_client_order_id(o.consumer_id, o.client_order_id,
-                                         getattr(slot.adapter, "client_id_form", "base64url"), amend=o.amends)
+    o.amend_coid = venue_client_order_id(o.consumer_id, o.client_order_id, o.amends,
+                                         form=getattr(slot.adapter, "client_id_form", "base64url"))
     o.sent_ms, o.updated_ns = now // 1_000_000, now
     eng.store.save([o])  # committed before anything leaves: a restart finds the new venue order
     eng.aliases[o.amend_coid] = o

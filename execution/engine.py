@@ -285,11 +285,7 @@ class Engine:
                 self.store.save([o])
             seq += len(recs)
         self.store.save([], self.publisher.last_seq)
-        seq = 1
-        while seq <= self.publisher.last_seq:  # the account state the journal states (account.py)
-            recs = self.publisher.journal.read(seq, 4096)
-            self.accounts.restore(recs)
-            seq += len(recs)
+        self.accounts.restore_journal(self.publisher.journal)  # the account state it states (account.py)
         for o in self.store.open_orders():
             self.track(o)
         if self.tel is not None and replayed:

@@ -35,14 +35,13 @@ FORMS = ("base64url", "alnum")
 _HEX = frozenset("0123456789abcdef")
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=18, person=b"meltica-coid").digest()
-
-
-def venue_client_order_id(consumer_id: int, client_order_id: str, form: str = "base64url", amend: int = 0) -> str:
+def venue_client_order_id(consumer_id: int, client_order_id: str, amend: int = 0, *,
+                          form: str = "base64url") -> str:
     """The venue client order id of (consumer_id, client_order_id) in `form` (see FORMS);
-    `amend` n > 0: that of the new venue order of the n-th amend (a cancel-replace)."""
-    digest = _digest(client_order_id if not amend else f"{client_order_id}#{amend}")
+    `amend` n > 0: that of the new venue order of the n-th amend where a venue amends by
+    cancel-replace (the hashed text is `client_order_id + "#" + n`)."""
+    text = client_order_id if not amend else f"{client_order_id}#{amend}"
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=18, person=b"meltica-coid").digest()
     if form == "base64url":
         return f"{PREFIX}{consumer_id:08x}" + base64.urlsafe_b64encode(digest).decode("ascii")
     if form == "alnum":

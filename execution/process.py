@@ -13,8 +13,9 @@ one venue, the failure is fatal as before), open the store and the journal, re-c
 the ring, apply journaled reports the store missed, bind the control socket, start the
 adapters, and reconcile every open order with its venue (open-order lists, then a query
 of each order missing from them; again on every user-stream connect of that venue, and
-every poll interval while its stream is down). Then write `<run_dir>/exec/ready`
-("<pid> <endpoint> replayed=<n> order_entry=<venue>:<path>,...").
+every poll interval while its stream is down), and ask each venue for its account
+(balances, positions: execution/account.py; again on every user-stream connect). Then
+write `<run_dir>/exec/ready` ("<pid> <endpoint> replayed=<n> order_entry=<venue>:<path>,...").
 
 Order entry (`order_entry`, `--order-entry`): "rest", or "ws" for WebSocket order entry on
 every venue whose adapter offers it (`order_entries` on the adapter; REST stays its

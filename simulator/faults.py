@@ -26,7 +26,8 @@ Market-data faults (every venue):
                                         them `seconds` later
   disconnect      abrupt=false          close every market-data socket (abrupt: drop
                                         TCP without a close frame)
-Order-path faults (binance-spot only):
+Order-path faults (binance-spot; okx: the same on its order API and private WebSocket,
+server_shutdown as the notice 64008, delay_subscribe holding the login answer):
   drop_response   count=1, hang=false   carry out the next order request (new or
                                         cancel), then close the HTTP connection without
                                         an answer (hang: keep it open, never answer)
@@ -34,6 +35,8 @@ Order-path faults (binance-spot only):
                                         answer them `seconds` late
   disconnect_userstream  abrupt=false   close every user-data (WebSocket API) connection
   duplicate_report       count=1        send the next executionReport twice
+  reorder_report         count=1        okx: hold the next `orders` push and send it after the
+                                        one that follows (or 1 s later if none does)
   server_shutdown        seconds=1      send `serverShutdown` on every WebSocket API
                                         connection, close them `seconds` later
   delay_subscribe        count=1, seconds=1
@@ -64,6 +67,7 @@ COUNTED = {
     "drop_response": {"hang": False},
     "delay_response": {"seconds": 1.0},
     "duplicate_report": {},
+    "reorder_report": {},
     "delay_subscribe": {"seconds": 1.0},
 }
 IMMEDIATE = {

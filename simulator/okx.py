@@ -141,7 +141,7 @@ class OkxVenue:
         if self.replay is None:
             names.add("stale_snapshot")
         if self.orders is not None:
-            names |= ORDER_FAULTS
+            names |= ORDER_FAULTS | {"reorder_report"}
         return names
 
     def resolve_key(self, name: str) -> str | None:

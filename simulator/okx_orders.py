@@ -9,8 +9,10 @@
   GET  /api/v5/trade/orders-pending [instType, instId, after, limit]   newest first
   GET  /api/v5/account/balance      details: ccy, availBal, frozenBal, cashBal, eq
   GET  /api/v5/account/positions    net-mode SWAP positions: pos (contracts), avgPx, upl, markPx
-  GET  /_sim/okx/orders             every order received: {"orders": [...], "received": {clOrdId: n},
-                                    "accepted": {clOrdId: n}, "rejected": n, "requests": {"METHOD path": n}}
+  GET  /_sim/orders                 every order received (the binance-spot app's shape): {"orders": [...],
+                                    "received": {clOrdId: n}, "accepted": {clOrdId: n}, "rejected": n,
+                                    "requests": {"METHOD path": n}, "handler_us": {n, p50, p99}} (handler_us:
+                                    time inside place-order, REST and WS alike, the newest 100k)
   WS   /ws/v5/private               login, orders / account / positions, order entry (okx_private.py)
 
 Private REST: OK-ACCESS-KEY / -PASSPHRASE / -TIMESTAMP (ISO 8601 ms, within 30 s) / -SIGN
@@ -27,11 +29,10 @@ clOrdId be reused once its order is done), 51121 lot size, 51137 / 51138 price l
 Swaps (`<BASE>-<QUOTE>-SWAP`, linear, ctValCcy = base) trade on the spot instrument's book
 (one book per instrument on this venue): sz is contracts of ctVal base each, and a
 lot of a swap is one lot of the book (specs_of).
-Account: one cash account (USDT 1,000,000 and 1,000 of each base to start); spot fills
-move base and quote; swap fills move a net position (average entry price, realized PnL
-into the quote balance); upl from the book's mid. Not modelled: fees (zero), margin checks.
+Account (okx_account.py): spot balances and net swap positions, upl from the book's mid.
 Faults (okx with orders): drop_response, delay_response (REST and WS order entry),
-disconnect_userstream, duplicate_report (the next `orders` push twice), server_shutdown
+disconnect_userstream, duplicate_report (the next `orders` push twice), reorder_report
+(the next `orders` push after the one that follows it), server_shutdown
 (notice 64008, then close), delay_subscribe (hold the next login answer).
 """
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hashlib
 import hmac
 import re
@@ -54,14 +56,13 @@ from aiohttp import web
 from .binance import now_ms
 from .book import ASK, BID
 from .control import reply
-from .instruments import Instrument, fmt, format_decimal, parse
+from .instruments import Instrument, fmt, parse
 from .matching import ExecEvent, MatchingEngine, Order
+from .okx_account import Account, InsufficientFunds, dec
+from .orders_api import _percentiles_us
 
 DEFAULT_PASSPHRASE = "meltica-sim-passphrase"
 _CID = re.compile(r"^[A-Za-z0-9]{1,32}$")
-BAL_DEC = 12               # balances are kept at 12 decimals
-START = {"USDT": 1_000_000}
-START_BASE = 1_000
 WINDOW_MS = 30_000         # OK-ACCESS-TIMESTAMP / login timestamp tolerance
 ORD_TYPES = {"market", "limit", "post_only", "fok", "ioc"}
 TIF = {"limit": "GTC", "post_only": "GTC", "ioc": "IOC", "fok": "FOK", "market": "IOC"}
@@ -127,12 +128,6 @@ class Meta:
     amend_result: str = ""
 
 
-class Position:
-    def __init__(self):
-        self.qty = 0                 # signed base mantissa
-        self.cost = Fraction(0)      # |qty| x average entry, at price + qty decimals
-
-
 class OkxOrders:
     """The order API, matching engine, account and private WebSocket of the okx app."""
 
@@ -145,17 +140,14 @@ class OkxOrders:
         self.engine = MatchingEngine(drivers, self._on_exec, self._publish, now_ms)
         self.meta: dict[int, Meta] = {}
         self.by_cid: dict[tuple[str, str], Order] = {}
-        self.cash: dict[str, int] = {}
-        for i in venue.instruments:
-            self.cash.setdefault(i.quote, START.get(i.quote, START_BASE) * 10 ** BAL_DEC)
-            self.cash.setdefault(i.base, START_BASE * 10 ** BAL_DEC)
-        self.positions: dict[str, Position] = {}
         self.received: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
         self.rejected = 0
         self.requests: dict[str, int] = {}
+        self.handler_ns: collections.deque = collections.deque(maxlen=100_000)   # place-order, REST and WS
         self._hung: set[asyncio.Future] = set()
         self.private = PrivateWs(self)
+        self.account = Account(self)
         venue.orders = self
         app = venue.app
         app.router.add_post("/api/v5/trade/order", self._rest(self.place))
@@ -163,9 +155,11 @@ class OkxOrders:
         app.router.add_post("/api/v5/trade/amend-order", self._rest(self.amend))
         app.router.add_get("/api/v5/trade/order", self._rest(self.get_order))
         app.router.add_get("/api/v5/trade/orders-pending", self._rest(self.pending))
-        app.router.add_get("/api/v5/account/balance", self._rest(self.balance))
-        app.router.add_get("/api/v5/account/positions", self._rest(self.get_positions))
-        app.router.add_get("/_sim/okx/orders", self._sim_orders)
+        app.router.add_get("/api/v5/account/balance", self._rest(
+            lambda a, exp: [{"totalEq": "", "uTime": str(now_ms()), "details": self.account.details()}]))
+        app.router.add_get("/api/v5/account/positions", self._rest(
+            lambda a, exp: self.account.open_positions(a.get("instId"))))
+        app.router.add_get("/_sim/orders", self._sim_orders)
         app.on_shutdown.append(self._release_hung)
         self.private.add_routes(app)
 
@@ -275,7 +269,7 @@ class OkxOrders:
     async def _sim_orders(self, _request: web.Request) -> web.Response:
         return reply({"orders": [self.order_json(o) for o in self.engine.orders.values()],
                       "received": self.received, "accepted": self.accepted, "rejected": self.rejected,
-                      "requests": self.requests})
+                      "requests": self.requests, "handler_us": _percentiles_us(self.handler_ns)})
 
     # -- operations (REST and WS alike): args -> data, or Reject ----------------------
     def _spec(self, args: dict) -> Spec:
@@ -298,6 +292,13 @@ class OkxOrders:
                 raise Reject("50102", "Request timeout: expTime has passed; not processed", 400, True)
 
     def place(self, a: dict, exp=None) -> list:
+        t0 = time.perf_counter_ns()
+        try:
+            return self._place(a, exp)
+        finally:
+            self.handler_ns.append(time.perf_counter_ns() - t0)
+
+    def _place(self, a: dict, exp) -> list:
         cid = str(a.get("clOrdId") or "")
         self.received[cid] = self.received.get(cid, 0) + 1
         try:
@@ -334,8 +335,8 @@ class OkxOrders:
         cid = str(a.get("clOrdId") or "")
         if cid and not _CID.match(cid):
             raise param("clOrdId")
-        if spec.kind == "SPOT" and ord_type == "market" and a.get("tgtCcy", "quote_ccy" if side == "buy"
-                                                                  else "base_ccy") != "base_ccy":
+        if spec.kind == "SPOT" and ord_type == "market" and (a.get("tgtCcy") or ("quote_ccy" if side == "buy"
+                                                                               else "base_ccy")) != "base_ccy":
             raise param("tgtCcy")       # quote-sized market orders are not modelled
         try:
             qty = spec.base(str(a.get("sz", "")))
@@ -366,19 +367,13 @@ class OkxOrders:
             raise Reject("51016", "Duplicated clOrdId")
         s = BID if side == "buy" else ASK
         if spec.kind == "SPOT":
-            self._check_funds(inst, s, qty, price or (ask if s == BID else bid) or mid)
+            try:
+                self.account.check_funds(inst, s, qty, price or (ask if s == BID else bid) or mid)
+            except InsufficientFunds as e:
+                raise Reject("51008", f"Order failed. Insufficient {e.ccy} balance in account.") from None
         order = Order(self.engine.new_order_id(), cid, inst, s, "MARKET" if ord_type == "market" else "LIMIT",
                       TIF[ord_type], qty, price, now_ms())
         return order, Meta(spec, ord_type)
-
-    def _check_funds(self, inst: Instrument, side: int, qty: int, px: int) -> None:
-        avail = self.available()
-        if side == BID:
-            need = self._quote_bal(inst, px * qty)
-            if need > avail.get(inst.quote, 0):
-                raise Reject("51008", f"Order failed. Insufficient {inst.quote} balance in account.")
-        elif qty * 10 ** (BAL_DEC - inst.qty_decimals) > avail.get(inst.base, 0):
-            raise Reject("51008", f"Order failed. Insufficient {inst.base} balance in account.")
 
     def _crosses(self, o: Order) -> bool:
         book = self.venue.feeds[o.inst.canonical].driver.book
@@ -466,94 +461,13 @@ class OkxOrders:
                 break
         return out
 
-    # -- account ----------------------------------------------------------------------
-    def _quote_bal(self, inst: Instrument, quote: int) -> int:
-        return quote * 10 ** (BAL_DEC - inst.price_decimals - inst.qty_decimals)
-
-    def frozen(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for o in self.engine.open_orders():
-            if self.meta[o.order_id].spec.kind != "SPOT":
-                continue
-            i = o.inst
-            if o.side == BID:
-                out[i.quote] = out.get(i.quote, 0) + self._quote_bal(i, o.price * o.leaves)
-            else:
-                out[i.base] = out.get(i.base, 0) + o.leaves * 10 ** (BAL_DEC - i.qty_decimals)
-        return out
-
-    def available(self) -> dict[str, int]:
-        fz = self.frozen()
-        return {c: v - fz.get(c, 0) for c, v in self.cash.items()}
-
-    def details(self, ccys=None) -> list[dict]:
-        fz = self.frozen()
-        ts = str(now_ms())
-        return [{"ccy": c, "cashBal": format_decimal(v, BAL_DEC), "eq": format_decimal(v, BAL_DEC),
-                 "availBal": format_decimal(v - fz.get(c, 0), BAL_DEC), "frozenBal": format_decimal(fz.get(c, 0), BAL_DEC),
-                 "ordFrozen": format_decimal(fz.get(c, 0), BAL_DEC), "uTime": ts}
-                for c, v in sorted(self.cash.items()) if ccys is None or c in ccys]
-
-    def balance(self, a: dict, exp=None) -> list:
-        return [{"totalEq": "", "uTime": str(now_ms()), "details": self.details()}]
-
-    def position_json(self, inst_id: str) -> dict:
-        spec, p = self.specs[inst_id], self.positions[inst_id]
-        i = spec.inst
-        book = self.venue.feeds[i.canonical].driver.book
-        bid, ask = book.best(BID), book.best(ASK)
-        pd, qd = i.price_decimals, i.qty_decimals
-        mid = Fraction((bid or ask or 0) + (ask or bid or 0), 2 * 10 ** pd)       # prices as values
-        avg = p.cost / abs(p.qty) / 10 ** pd if p.qty else Fraction(0)
-        upl = (mid - avg) * p.qty / 10 ** qd if p.qty else Fraction(0)
-        sz = fmt(abs(p.qty) // spec.step, spec.sz_dec)
-        return {"instType": "SWAP", "instId": inst_id, "mgnMode": "cross", "posSide": "net",
-                "pos": ("-" if p.qty < 0 else "") + sz if p.qty else "0", "ccy": i.quote,
-                "avgPx": _dec(avg, pd + 4) if p.qty else "", "upl": _dec(upl, pd + qd),
-                "markPx": _dec(mid, pd + 1), "uTime": str(now_ms())}
-
-    def get_positions(self, a: dict, exp=None) -> list:
-        out = []
-        for inst_id, p in self.positions.items():
-            if p.qty and (not a.get("instId") or a["instId"] == inst_id):
-                out.append(self.position_json(inst_id))
-        return out
-
-    def _settle(self, o: Order, qty: int, px: int) -> None:
-        """Move balances / the position for one fill of `o`."""
-        m = self.meta[o.order_id]
-        i = o.inst
-        sign = 1 if o.side == BID else -1
-        if m.spec.kind == "SPOT":
-            self.cash[i.base] += sign * qty * 10 ** (BAL_DEC - i.qty_decimals)
-            self.cash[i.quote] -= sign * self._quote_bal(i, px * qty)
-            self.private.push_account([i.base, i.quote])
-            return
-        p = self.positions.setdefault(m.spec.inst_id, Position())
-        delta = sign * qty
-        if p.qty == 0 or (p.qty > 0) == (delta > 0):
-            p.cost += px * qty
-            p.qty += delta
-        else:
-            closed = min(qty, abs(p.qty))
-            avg = p.cost / abs(p.qty)
-            pnl = (px - avg) * closed * (1 if p.qty > 0 else -1)
-            p.cost -= avg * closed
-            p.qty += sign * closed
-            self.cash[i.quote] += int(pnl * 10 ** (BAL_DEC - i.price_decimals - i.qty_decimals))
-            rest = qty - closed
-            if rest:
-                p.cost, p.qty = Fraction(px * rest), sign * rest
-        self.private.push_positions(m.spec.inst_id)
-        self.private.push_account([i.quote])
-
     # -- reports ----------------------------------------------------------------------
     def _on_exec(self, ev: ExecEvent) -> None:
         o, m = ev.order, self.meta.get(ev.order.order_id)
         if m is None:
             return
         if ev.x == "TRADE":
-            self._settle(o, ev.last_qty, ev.last_price)
+            self.account.settle(o, ev.last_qty, ev.last_price)
         elif ev.x == "EXPIRED":
             m.cancel_source = {"IOC": "14", "FOK": "13"}.get(o.tif, "0") if o.type == "LIMIT" else "0"
         self._push_order(o, ev)
@@ -570,7 +484,7 @@ class OkxOrders:
                  "CANCELED": "canceled", "EXPIRED": "canceled"}[o.status]
         fill = (ev.trade_id, ev.last_price, ev.last_qty) if ev is not None and ev.x == "TRADE" else \
             (o.fills[-1] if o.fills and ev is None else None)
-        avg = _dec(Fraction(o.quote, o.executed * 10 ** i.price_decimals), i.price_decimals + 4) \
+        avg = dec(Fraction(o.quote, o.executed * 10 ** i.price_decimals), i.price_decimals + 4) \
             if o.executed else "0"
         return {"instType": spec.kind, "instId": spec.inst_id, "tgtCcy": "base_ccy" if o.type == "MARKET" and
                 spec.kind == "SPOT" else "", "ccy": "", "ordId": str(o.order_id), "clOrdId": o.client_order_id,
@@ -588,9 +502,3 @@ class OkxOrders:
                 "reqId": m.req_id, "amendResult": m.amend_result, "code": "0", "msg": "",
                 "reduceOnly": "false", "source": "", "uTime": str(o.updated_ms), "cTime": str(o.created_ms)}
 
-
-def _dec(x: Fraction, decimals: int) -> str:
-    """A rational as a decimal string, rounded half up at `decimals` (OKX-style, no trailing zeros)."""
-    sign = -1 if x < 0 else 1
-    m = (abs(x) * 10 ** decimals * 2 + 1) // 2
-    return format_decimal(sign * int(m), decimals)

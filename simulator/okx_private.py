@@ -50,6 +50,7 @@ class PrivateWs:
         self.counts = {k: 0 for k in ("logins", "login_failures", "subscribes", "pushes", "pushes_unsubscribed",
                                       "ops", "server_shutdowns")}
         self.held = 0
+        self._late: tuple | None = None      # an `orders` push held back by reorder_report
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws/v5/private", self._serve)
@@ -162,7 +163,7 @@ class PrivateWs:
                 ack = {"id": msg["id"], **ack}
             client.push(None, orjson.dumps(ack))
             if op == "subscribe" and a.get("channel") == "positions":
-                data = self.orders.get_positions({})
+                data = self.orders.account.open_positions()
                 client.push(None, orjson.dumps({"arg": {**a, "uid": UID}, "data": data}))
 
     def _op(self, client: Client, op: str, msg: dict) -> None:
@@ -227,7 +228,23 @@ class PrivateWs:
         self.hub.sent[channel] = self.hub.sent.get(channel, 0) + copies
 
     def push_order(self, spec: Spec, order: dict) -> None:
-        copies = 2 if self.orders.venue.faults.take("duplicate_report") else 1
+        faults = self.orders.venue.faults
+        copies = 2 if faults.take("duplicate_report") else 1
+        late, self._late = self._late, None
+        if late is None and faults.take("reorder_report"):
+            self._late = (spec, order, copies)
+            asyncio.get_running_loop().call_later(1.0, self._send_late, self._late)
+            return
+        self._send_order(spec, order, copies)
+        if late is not None:                 # the held one after the one that followed it
+            self._send_order(*late)
+
+    def _send_late(self, late: tuple) -> None:
+        if self._late is late:
+            self._late = None
+            self._send_order(*late)
+
+    def _send_order(self, spec: Spec, order: dict, copies: int) -> None:
         data = orjson.dumps([order])
         self._push("orders", lambda a: b'{"arg":%s,"data":%s}' % (
             orjson.dumps({"channel": "orders", "instType": spec.kind, "instId": spec.inst_id, "uid": UID}), data),
@@ -235,11 +252,11 @@ class PrivateWs:
 
     def push_account(self, ccys: list[str]) -> None:
         data = orjson.dumps([{"uTime": str(int(time.time() * 1000)), "totalEq": "",
-                              "details": self.orders.details(set(ccys))}])
+                              "details": self.orders.account.details(set(ccys))}])
         self._push("account", lambda a: b'{"arg":{"channel":"account","uid":"%s"},"data":%s}' % (UID.encode(), data))
 
     def push_positions(self, inst_id: str) -> None:
-        data = orjson.dumps([self.orders.position_json(inst_id)])
+        data = orjson.dumps([self.orders.account.position_json(inst_id)])
         self._push("positions", lambda a: b'{"arg":%s,"data":%s}' % (
             orjson.dumps({**a, "uid": UID}), data), "SWAP", inst_id)
 

@@ -1,4 +1,5 @@
-"""A stand-in execution process for the bridge tests: appends `n` exec reports at `rate`/s.
+"""A stand-in execution process for the bridge tests: appends `n` exec reports at `rate`/s
+(every 10th an ACCOUNT record: the exec channel carries both kinds).
 
     python -m tests.bridge.exec_writer N RATE
 
@@ -16,16 +17,22 @@ import time
 
 import numpy as np
 
-from events import EVENT, ExecStatus, Kind, stamp_header
+from events import EVENT, AccountEntry, ExecStatus, Kind, stamp_header
 from core.run import RunContext
 from execution.publisher import ExecPublisher
 from execution.store import Store
 
 
 def reports(first: int, n: int) -> np.ndarray:
+    """Exec reports, every 10th an ACCOUNT record (a balance), as execution interleaves them."""
     recs = np.zeros(n, EVENT)
     for i in range(n):
         seq = first + i
+        if seq % 10 == 0:
+            stamp_header(recs[i], Kind.ACCOUNT, 1, 0, event_id=seq)
+            a = recs[i]["account"]
+            a["exec_seq"], a["entry"], a["asset"], a["free"], a["scale"] = seq, AccountEntry.BALANCE, b"USDT", seq, 8
+            continue
         stamp_header(recs[i], Kind.EXEC_REPORT, 1, 7, event_id=seq, consumer_id=1 + seq % 2)
         recs[i]["exec"]["exec_seq"] = seq
         recs[i]["exec"]["qty"] = seq * 3

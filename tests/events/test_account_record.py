@@ -58,3 +58,20 @@ def test_a_batch_of_mixed_exec_channel_records_selects_by_kind():
     acct = recs[recs["kind"] == E.Kind.ACCOUNT]
     assert acct["account"]["exec_seq"].tolist() == [2]
     assert np.array_equal(codec.byte_rows(codec.concat([recs[:1], recs[1:]])), codec.byte_rows(recs))
+
+
+def test_latest_keeps_the_newest_record_of_each_balance_and_position_in_exec_seq_order():
+    from events.account import latest
+    recs = E.empty(6)
+    rows = [(E.Kind.ACCOUNT, E.Provider.BINANCE_SPOT, E.AccountEntry.BALANCE, 0, b"USDT"),
+            (E.Kind.EXEC_REPORT, E.Provider.BINANCE_SPOT, 0, 5, b""),
+            (E.Kind.ACCOUNT, E.Provider.OKX, E.AccountEntry.BALANCE, 0, b"USDT"),      # another venue
+            (E.Kind.ACCOUNT, E.Provider.OKX, E.AccountEntry.POSITION, 9, b"USDT"),
+            (E.Kind.ACCOUNT, E.Provider.BINANCE_SPOT, E.AccountEntry.BALANCE, 0, b"USDT"),  # newer USDT
+            (E.Kind.ACCOUNT, E.Provider.OKX, E.AccountEntry.POSITION, 9, b"USD")]     # newer position
+    for i, (kind, provider, entry, inst, asset) in enumerate(rows):
+        E.stamp_header(recs[i], kind, provider, inst)
+        recs[i]["account"]["entry"], recs[i]["account"]["asset"] = entry, asset
+        recs[i]["exec"]["exec_seq"] = i + 1
+    assert latest(recs)["exec"]["exec_seq"].tolist() == [3, 5, 6]
+    assert len(latest(recs[:1])) == 1 and len(latest(recs[1:2])) == 0

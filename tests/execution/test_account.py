@@ -159,3 +159,45 @@ def test_after_a_restart_what_went_to_zero_meanwhile_is_published_as_zero(rig):
     rig.engine.flush()
     assert balances_of(accounts(rig)) == [("BTC", 5, 0), ("USDT", 100, 0), ("BTC", 0, 0)]
     assert rig.engine.accounts.view(SPOT)["balances"] == {"USDT": bal("USDT", 100)}
+
+
+def test_a_venue_attached_late_is_asked_for_its_account_and_keeps_its_own_state(run_ctx):
+    from execution.engine import Engine
+    from execution.publisher import ExecPublisher
+    from execution.store import Store
+
+    from .fakes import Clock, Counters, RecordingVenue, registry
+    from .test_multi_venue import OkxVenue, okx_registry
+
+    store = Store(run_ctx.path("exec", "orders.sqlite"), {SPOT: registry()}, synchronous="NORMAL")
+    pub = ExecPublisher(run_ctx, capacity=64, sync=False)
+    spot, okx = RecordingVenue(), OkxVenue()
+    try:
+        e = Engine(store, pub, {SPOT: spot, Provider.OKX: None}, clock=Clock(), telemetry=Counters())
+        e.recover()
+        e.reconcile()
+        assert (spot.account_queries, okx.account_queries) == (1, 0)
+        e.attach(Provider.OKX, okx, okx_registry())
+        assert (spot.account_queries, okx.account_queries) == (1, 1)
+        pos = Position(SWAP, size=3, entry_px=10, unrealized_pnl=1, pnl_scale=2, pnl_asset="USDT")
+        e.on_venue(full(bal("USDT", 7), positions=[pos]), Provider.OKX)
+        e.on_venue(full(bal("USDT", 9)), SPOT)
+        e.flush()
+        recs = pub.journal.read(1, 10)
+        assert [(Provider(int(r["provider"])), int(r["account"]["entry"])) for r in recs] == [
+            (Provider.OKX, AccountEntry.BALANCE), (Provider.OKX, AccountEntry.POSITION), (SPOT, AccountEntry.BALANCE)]
+        assert int(recs[1]["instrument"]) == SWAP.id and bytes(recs[1]["account"]["symbol"]).rstrip(b"\0") == b"BTC-USDT-SWAP"
+        assert e.accounts.view(Provider.OKX)["balances"]["USDT"].free == 7
+        assert e.accounts.view(SPOT)["balances"]["USDT"].free == 9
+    finally:
+        pub.close()
+        store.close()
+
+
+def test_a_value_no_record_can_hold_is_left_out_with_a_dlq_record_and_the_rest_applies(rig):
+    puts = []
+    rig.engine.dlq = type("Dlq", (), {"put": lambda self, reason, **kw: puts.append(reason)})()
+    rig.engine.on_venue(update(bal("BTC", 10**20), bal("USDT", 5)))  # 1e12 BTC at 8 decimals: beyond int64
+    assert rig.engine.flush() == 1
+    assert balances_of(accounts(rig)) == [("USDT", 5, 0)]
+    assert puts == ["account_value_out_of_range"] and rig.tel["exec.account.bad"] == 1

@@ -72,7 +72,7 @@ def okx_get(sim, path: str):
 
 
 def sim_orders(sim) -> dict:
-    return okx_get(sim, "/_sim/okx/orders")
+    return okx_get(sim, "/_sim/orders")
 
 
 def top(sim, inst_id: str = SPOT):
@@ -198,3 +198,35 @@ def test_a_restart_reconciles_what_happened_while_execution_was_down(run_ctx, ok
         got = collect(oc, terminal("rec-1"))
         assert statuses(of(got, "rec-1"))[-1] == "CANCELLED"
         assert oc.query("rec-1")["order"]["status"] == ExecStatus.CANCELLED.name
+
+
+def test_binance_spot_and_okx_trade_in_one_execution_with_one_exec_seq(run_ctx, reap):
+    from simulator.server import Simulator
+    with Simulator(venues=["binance-spot", "okx"], instruments=2, rate=20, seed=7) as sim:
+        b, o = sim.endpoints["binance-spot"], sim.endpoints["okx"]
+        env = {**os.environ, **run_ctx.env(), "PYTHONPATH": str(REPO)}
+        log = open(run_ctx.path("exec", "process.log"), "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "execution", "--venues", "binance-spot,okx",
+                                 "--rest-url", f"binance-spot={b['rest']}", "--ws-url", f"binance-spot={b['ws']}",
+                                 "--rest-url", f"okx={o['rest']}", "--ws-url", f"okx={o['ws']}"],
+                                env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        reap.append(proc)
+        ready = run_ctx.run_dir / "exec" / "ready"
+        deadline = time.monotonic() + 20
+        while not (ready.exists() and ready.read_text().split()[:1] == [str(proc.pid)]):
+            assert proc.poll() is None and time.monotonic() < deadline, run_ctx.path("exec", "process.log").read_text()
+            time.sleep(0.02)
+        with client(run_ctx) as oc:
+            assert oc.submit_market("b-1", SPOT, "buy", "0.001", venue="binance-spot")["status"] == "accepted"
+            assert oc.submit_market("o-1", SWAP, "buy", "0.001", venue="okx")["status"] == "accepted"
+            assert oc.submit_limit("o-2", SPOT, "buy", "0.001", "60000", venue="okx")["status"] == "accepted"
+            got = collect(oc, lambda g: terminal("b-1")(g) and terminal("o-1")(g) and
+                          statuses(of(g, "o-2")) == ["ACK"])
+            seqs = [int(r["exec"]["exec_seq"]) for r in got]
+            assert seqs == list(range(1, len(seqs) + 1))                 # one gap-free journal for both
+            assert {int(r["provider"]) for r in of(got, "b-1")} != {int(r["provider"]) for r in of(got, "o-1")}
+            st = oc.request("status")["venues"]
+            assert st["okx"]["stream_up"] and st["binance-spot"]["stream_up"]
+        proc.terminate()
+        proc.wait(10)

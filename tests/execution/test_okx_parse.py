@@ -40,21 +40,24 @@ def reg() -> parse.OkxRegistry:
 
 
 def test_the_alnum_client_order_id_is_okx_safe_stable_distinct_and_ours():
-    a = venue_client_order_id(1, "o-1", "alnum")
-    assert a == venue_client_order_id(1, "o-1", "alnum") and len(a) == ALNUM_LENGTH == 32
+    a = venue_client_order_id(1, "o-1", form="alnum")
+    assert a == venue_client_order_id(1, "o-1", form="alnum") and len(a) == ALNUM_LENGTH == 32
     assert a.isalnum() and a.isascii() and a.startswith("m00000001")
-    ids = {venue_client_order_id(c, f"o-{i}", "alnum") for c in (1, 2, 0x7FFFFFFF) for i in range(1000)}
+    ids = {venue_client_order_id(c, f"o-{i}", form="alnum") for c in (1, 2, 0x7FFFFFFF) for i in range(1000)}
     assert len(ids) == 3000
     # the Binance form is unchanged (ids in existing stores keep matching), and both are ours
     b = venue_client_order_id(1, "o-1")
-    assert b == venue_client_order_id(1, "o-1", "base64url") and len(b) == LENGTH
+    assert b == venue_client_order_id(1, "o-1", form="base64url") and len(b) == LENGTH
     assert b == "m00000001" + base64.urlsafe_b64encode(hashlib.blake2b(
         b"o-1", digest_size=18, person=b"meltica-coid").digest()).decode()
     assert a[9:] == hashlib.blake2b(b"o-1", digest_size=18, person=b"meltica-coid").hexdigest()[:23]
     assert is_ours(a) and is_ours(b)
+    # an amend's new venue order (cancel-replace venues) hashes "coid#n", in either form
+    assert venue_client_order_id(1, "o-1", 2, form="alnum") == "m00000001" + hashlib.blake2b(
+        b"o-1#2", digest_size=18, person=b"meltica-coid").hexdigest()[:23] != a
     assert not is_ours("m" + "z" * 31) and not is_ours("x" * 32) and not is_ours("b15")
     with pytest.raises(ValueError, match="unknown client order id form"):
-        venue_client_order_id(1, "o-1", "hex")
+        venue_client_order_id(1, "o-1", form="hex")
 
 
 def test_instruments_spot_at_step_scales_and_linear_swaps_in_base_units(reg):
@@ -179,3 +182,18 @@ def test_a_plain_registry_gives_spot_only_specs():
     from venues.okx.trading.adapter import OkxAdapter
     a = OkxAdapter("http://127.0.0.1:9", "ws://127.0.0.1:9", "k", "s", reg, lambda e: None, passphrase="p")
     assert a.registry.spec("BTC-USDT").ct == 1 and a.client_id_form == "alnum"
+
+
+def test_the_passphrase_comes_from_the_environment_or_is_the_simulators_on_loopback(monkeypatch):
+    from core.config import ConfigError
+    from execution.__main__ import SIM_PASSPHRASE, load_passphrase
+    from venues.okx.trading.adapter import SIM_PASSPHRASE as ADAPTER_SIM, passphrase_from_env
+    monkeypatch.delenv("MELTICA_OKX_API_PASSPHRASE", raising=False)
+    assert load_passphrase("http://127.0.0.1:9", "MELTICA_OKX") == SIM_PASSPHRASE == ADAPTER_SIM
+    assert passphrase_from_env("http://localhost:9") == SIM_PASSPHRASE
+    with pytest.raises(ConfigError, match="MELTICA_OKX_API_PASSPHRASE"):
+        load_passphrase("https://openapi.okx.com", "MELTICA_OKX")
+    with pytest.raises(ValueError, match="MELTICA_OKX_API_PASSPHRASE"):
+        passphrase_from_env("https://openapi.okx.com")
+    monkeypatch.setenv("MELTICA_OKX_API_PASSPHRASE", "pp")
+    assert load_passphrase("https://openapi.okx.com", "MELTICA_OKX") == passphrase_from_env("https://x") == "pp"

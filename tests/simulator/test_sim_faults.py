@@ -208,9 +208,12 @@ def test_control_endpoint_arms_reports_and_refuses(sim):
     assert stats["market"]["seed"] == 1
     for bad in ({"fault": "nope"}, {"fault": "gap", "symbol": "XXX-USDT"},
                 {"fault": "gap", "count": 0}, {"fault": "gap", "colour": "red"},
-                {"fault": "drop_response"}):
+                {"fault": "server_shutdown_streams"}):   # binance-spot's market-data streams only
         status, body = http("POST", rest + "/_sim/fault", orjson.dumps(bad))
         assert status == 400 and body["ok"] is False, bad
+    # an order-path fault on a venue without an order API (Kraken: market data only)
+    status, body = http("POST", sim.endpoints["kraken"]["rest"] + "/_sim/fault", orjson.dumps({"fault": "drop_response"}))
+    assert status == 400 and body["ok"] is False
     assert http("POST", rest + "/_sim/fault", b"{nope")[0] == 400
     assert http("DELETE", rest + "/_sim/fault")[1] == {"ok": True, "cleared": 1}
     status, body = http("POST", sim.endpoints["binance-spot"]["rest"] + "/_sim/fault",

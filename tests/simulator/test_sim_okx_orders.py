@@ -144,7 +144,7 @@ def test_parameter_and_business_rejects(okx):
         got = r["code"] if r["code"] != "1" else r["data"][0]["sCode"]
         assert (st, got) == (status, code), change
     assert c.order(**{**base, "instId": "BTC-USDT-SWAP", "tdMode": "cash"})[1]["code"] == "51000"
-    stats = http("GET", c.rest + "/_sim/okx/orders")[1]
+    stats = http("GET", c.rest + "/_sim/orders")[1]
     assert stats["rejected"] == len(cases) + 1 and stats["orders"] == []
 
 
@@ -235,7 +235,7 @@ def test_ws_order_entry_answers_by_id_and_faults_drop_or_delay_the_answer(okx):
     ws.send(json.dumps({"id": "o3", "op": "order", "args": [{**args, "clOrdId": "w3"}]}))
     with pytest.raises(Exception):
         okx_barrier(ws)                                 # carried out, then the connection dropped
-    orders = http("GET", c.rest + "/_sim/okx/orders")[1]
+    orders = http("GET", c.rest + "/_sim/orders")[1]
     assert orders["received"] == {"w1": 1, "w2": 1, "w3": 1} and orders["accepted"] == {"w1": 1, "w3": 1}
 
 
@@ -253,3 +253,19 @@ def test_disconnect_duplicate_report_and_server_shutdown_on_the_private_stream(o
     with pytest.raises(Exception):
         okx_barrier(ws2)
     assert sim.stats()["okx"]["faults"]["applied"]["disconnect_userstream"] >= 1
+
+
+def test_reorder_report_sends_the_next_push_after_the_one_that_follows_it(okx):
+    sim, c = okx
+    ws = subscribed(sim)
+    sim.inject("okx", "reorder_report")
+    c.order(instId="BTC-USDT", tdMode="cash", clOrdId="ro", side="buy", ordType="market", sz="0.001",
+            tgtCcy="base_ccy")
+    assert [d["state"] for d in pushes(ws, "orders")] == ["filled", "live"]
+    sim.inject("okx", "reorder_report")          # nothing follows: the held push goes 1 s later
+    c.order(instId="BTC-USDT", tdMode="cash", clOrdId="r2", side="buy", ordType="limit", px="60000", sz="0.001")
+    ws.settimeout(5)
+    late = orjson.loads(ws.recv())
+    assert late["data"][0]["clOrdId"] == "r2" and late["data"][0]["state"] == "live"
+    assert sim.stats()["okx"]["faults"]["applied"]["reorder_report"] == 2
+    ws.close()

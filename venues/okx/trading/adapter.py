@@ -125,6 +125,7 @@ class OkxAdapter:
     provider = Provider.OKX
     fee_scale = parse.FEE_SCALE
     client_id_form = "alnum"     # clOrdId: alphanumerics, 1-32 characters (execution/ids.py)
+    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
     # orders-pending is 20 requests / 2 s (one instId or every instrument alike): one request
     # for everything is the cheaper list from two instruments with open orders on
     list_all_from = 2
@@ -135,8 +136,8 @@ class OkxAdapter:
                  **_ignored):
         if order_entry is None:   # the process passes no venue-specific options: the environment does
             order_entry = os.environ.get("MELTICA_OKX_ORDER_ENTRY", "rest")
-        if order_entry not in ("rest", "ws"):
-            raise ValueError(f"order_entry must be 'rest' or 'ws': order_entry={order_entry!r}")
+        if order_entry not in self.order_entries:
+            raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
         if not isinstance(registry, parse.OkxRegistry):   # a plain Registry: spot only
             reg = parse.OkxRegistry()
             for vs, inst in registry.venue_symbols(self.provider).items():
@@ -166,9 +167,13 @@ class OkxAdapter:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the workers and the private stream; with WS order entry (set by the constructor
+        or by the process before start), wait for its login so the first orders need not take REST."""
         for t in self._threads:
             t.start()
         self.stream.start()
+        if self.order_entry == "ws":
+            self.stream.wait_up(self.stream.timeout_s)
 
     def stop(self) -> None:
         for q in self._queues:
@@ -345,13 +350,17 @@ class OkxAdapter:
             self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
             return
         try:
-            self.emit(self._report(data[0], "query"))
+            r = self._report(data[0], "query")
         except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
             self._bad_reply("query", vcoid, data, e)
+            return
+        self.emit(r)
+        if isinstance(r, VenueOrderReported) and r.status is not None and r.status.terminal:
+            self.fills.forget(vcoid)     # its last push may never come
 
     def _list_open(self, rest: OkxRest, request_id: int, inst_id: str | None) -> None:
         items: list = []
-        params = {"instId": inst_id} if inst_id else {}
+        params = {"instId": inst_id, "limit": str(PAGE)} if inst_id else {"limit": str(PAGE)}
         try:
             while True:
                 page = rest.get("/api/v5/trade/orders-pending", params)

@@ -12,7 +12,8 @@ order entry (`order`, `cancel-order`, `amend-order`) on the same connection.
     ->  {"id": "o12", "op": "order", "args": [{..as REST..}]}
     <-  {"id": "o12", "op": "order", "code": "0", "msg": "", "data": [{"clOrdId", "ordId", "sCode", "sMsg"}]}
     ->  "ping"   <-  "pong"   (OKX closes a connection that received nothing for 30 s: code 4004)
-    <-  {"event": "notice", "code": "64008", ..}   the venue closes the connection soon: reconnect
+    <-  {"event": "notice", "code": "64008", ..}   the venue closes the connection soon: a new one
+                                                   logs in and subscribes first (make before break)
 
 One supervisor thread and one reader thread per connection. The engine hears, through
 `on_state`, UserStreamConnected once login and every subscription were confirmed (first
@@ -235,6 +236,7 @@ class PrivateStream:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.conn: _Conn | None = None          # the live, logged-in connection (None: none)
+        self._up = threading.Event()            # set while `conn` is one
         self._thread = threading.Thread(target=self._run, name="okx-private", daemon=True)
         self.logins = 0
         self.last_error = ""
@@ -252,6 +254,10 @@ class PrivateStream:
         if conn is not None:
             conn.abort_requests()
         self._thread.join(timeout=5)
+
+    def wait_up(self, timeout_s: float) -> bool:
+        """Wait until a connection is logged in and subscribed; False after `timeout_s`."""
+        return self._up.wait(timeout_s)
 
     def request(self, op: str, args: dict, exp_ms: int = 0) -> list:
         """Order entry on the live connection; NotConnected when there is none (use REST)."""
@@ -271,24 +277,47 @@ class PrivateStream:
                     continue
                 backoff = self.backoff_min
                 self.conn = conn
+                self._up.set()
                 self.on_state(UserStreamConnected())
-                while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
+                while not (self._stop.is_set() or conn.lost.is_set()):
+                    if conn.notice:
+                        conn = self._move(conn)      # the venue closes this one soon
+                        continue
                     self._wake.wait(1.0)
                     self._wake.clear()
+                self._up.clear()
                 self.conn = None
                 if self._stop.is_set():
                     conn.close()
                     break
-                reason = conn.reason or f"venue notice {conn.notice}"
-                self.on_state(UserStreamDisconnected(reason))
+                self.on_state(UserStreamDisconnected(conn.reason))
                 conn.close()
                 if self.tel is not None:
                     self.tel.inc("exec.stream.reconnects", venue="okx")
                 self._stop.wait(backoff)
         finally:
+            self._up.clear()
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
+
+    def _move(self, old: _Conn) -> _Conn:
+        """Make before break (notice 64008): log in and subscribe on a new connection, make it
+        the live one (UserStreamConnected: the engine reconciles what the switch may hide),
+        then close the old one; the engine drops duplicates the overlap brings. Returns the
+        new connection, or the old one (its notice cleared) when none could be opened: it
+        then runs until the venue closes it."""
+        new = self._open()
+        if new is None:
+            old.notice = ""
+            self._stop.wait(self.backoff_max)
+            return old
+        self.conn = new
+        if self.tel is not None:
+            self.tel.inc("exec.stream.rotations", venue="okx", reason=f"notice {old.notice}")
+        self.on_state(UserStreamConnected())
+        old.close()
+        return new
 
     def _open(self) -> _Conn | None:
         try:

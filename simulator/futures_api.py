@@ -57,6 +57,8 @@ NOT_RECORDED = " The order will not be recorded in the order history"
 class FuturesApi(OrdersApi):
     """Signed USD-M order endpoints, the matching engine, the account and the user stream."""
 
+    extra_faults = frozenset({"reorder_report"})   # beyond spot's order-path faults (futures_stream.py)
+
     def __init__(self, venue: BinanceVenue, api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET,
                  lifetime_s: float = 24 * 3600.0, ping_interval_s: float = 180.0, **_ignored: float):
         self.venue = venue

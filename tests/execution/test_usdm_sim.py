@@ -248,3 +248,18 @@ def test_websocket_order_entry_through_the_process_places_and_cancels_on_the_web
     requests = sim_orders(usdm)["requests"]
     assert requests["WS order.place"] == 2 and requests["WS order.cancel"] == 1
     assert "POST /fapi/v1/order" not in requests and proc.proc.poll() is None
+
+
+def test_an_order_update_out_of_order_changes_nothing(run_ctx, usdm, usdm_execution):
+    usdm_execution()
+    with client(run_ctx) as oc:
+        usdm.inject(VENUE, "reorder_report")          # the NEW update comes after the CANCELED one
+        usdm.inject(VENUE, "duplicate_report")        # and the one after it twice
+        oc.submit_limit("ooo-1", SYM, "buy", "0.001", "60000", venue=VENUE)
+        got = collect(oc, lambda g: statuses(of(g, "ooo-1")) == ["ACK"])   # the REST reply
+        oc.cancel("ooo-1")
+        collect(oc, terminal("ooo-1"), got=got)
+        collect(oc, lambda g: usdm.stats()[VENUE]["faults"]["applied"].get("reorder_report") == 1, got=got)
+        oc.submit_limit("ooo-2", SYM, "buy", "0.001", "60000", venue=VENUE)   # a later order: the stream
+        collect(oc, lambda g: statuses(of(g, "ooo-2")) == ["ACK"], got=got)   # has delivered the held one
+    assert statuses(of(got, "ooo-1")) == ["ACK", "CANCELLED"]

@@ -287,3 +287,14 @@ def test_a_silent_line_is_dropped_and_a_new_one_subscribed(sim):
         assert isinstance(states.items[2], UserStreamConnected)
     finally:
         s.stop()
+
+
+def test_with_the_websocket_session_down_orders_take_rest(sim, ws_venue):
+    a, events, reg = ws_venue
+    a.wsapi.stop()                       # down: a request would not be sent, so REST takes it
+    assert not a.wsapi.up
+    a.place(order(reg, "fallback-1"))
+    events.wait(lambda xs: events.of(VenueOrderReported, source="rest"))
+    requests = sim_orders(sim)["requests"]
+    assert requests.get("POST /fapi/v1/order") == 1 and "WS order.place" not in requests
+    assert a.ws_entry.fallbacks == 1

@@ -21,7 +21,9 @@ does not know is an error (a typo must not pass silently).
     side, type, tif, qty, price, ref_price
                      str <= 40 characters, or a JSON scalar (execution's validation
                      names what is wrong with it: "qty must be a decimal string");
-                     amend: qty and/or price (the new total quantity, the new limit price)
+                     amend: qty and/or price (the new total quantity, the new limit price);
+                     tif: GTC, IOC, FOK or POST_ONLY (alias GTX)
+    reduce_only      bool                         new_order, optional (false); futures and swaps only
 
 Every request gets one result (dispatch sends an ack first), in one shape for both
 servers:
@@ -258,7 +260,7 @@ class Hello(Request):
 
 @_command("new_order", **_OWNER, client_order_id=(COID, True), symbol=(FIELD, False), side=(FIELD, False),
           type=(FIELD, False), tif=(FIELD, False), qty=(FIELD, False), price=(FIELD, False),
-          ref_price=(FIELD, False), venue=(VENUE, False))
+          ref_price=(FIELD, False), venue=(VENUE, False), reduce_only=(_bool, False))
 @dataclass(frozen=True, slots=True)
 class NewOrder(Request):
     client_order_id: str = ""
@@ -270,6 +272,7 @@ class NewOrder(Request):
     price: str | None = None
     ref_price: str | None = None
     venue: str | None = None       # provider slug; None: the only venue execution trades
+    reduce_only: bool = False      # only reduce a position (futures, swaps)
 
 
 @_command("cancel", **_OWNER, client_order_id=(COID, True))

@@ -165,31 +165,38 @@ class OrderClient:
                 "reason": f"trading switch of consumer {self.name!r} is off: order not sent"}
 
     @staticmethod
-    def _order_fields(client_order_id, symbol, side, order_type, qty, price, tif, ref_price, venue) -> dict:
+    def _order_fields(client_order_id, symbol, side, order_type, qty, price, tif, ref_price, venue,
+                      reduce_only=False) -> dict:
         fields = {"client_order_id": client_order_id, "symbol": symbol, "side": side, "type": order_type,
                   "qty": qty}
         for k, v in (("price", price), ("tif", tif), ("ref_price", ref_price), ("venue", venue)):
             if v is not None:
                 fields[k] = v
+        if reduce_only:  # sent only when set: the request stays what it was for every other order
+            fields["reduce_only"] = reduce_only
         return fields
 
     def submit(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
                price: str | None = None, tif: str | None = None, ref_price: str | None = None,
-               venue: str | None = None) -> dict:
+               venue: str | None = None, reduce_only: bool = False) -> dict:
         """Send a new order (decimal strings) to `venue` (a provider slug; None: execution's only
-        venue); the reply says accepted, duplicate or rejected."""
+        venue); the reply says accepted, duplicate or rejected. `tif` "POST_ONLY" (or "GTX"): a
+        limit order that only rests; `reduce_only`: a futures or swap order that may only reduce
+        the position (refused on spot)."""
         if not self.consumer.trading_enabled:
             return self._suppressed(client_order_id)
         return self.request("new_order", **self._order_fields(client_order_id, symbol, side, order_type, qty,
-                                                               price, tif, ref_price, venue))
+                                                               price, tif, ref_price, venue, reduce_only))
 
     def submit_limit(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
-                     tif: str = "GTC", venue: str | None = None) -> dict:
-        return self.submit(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue)
+                     tif: str = "GTC", venue: str | None = None, reduce_only: bool = False) -> dict:
+        return self.submit(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue,
+                           reduce_only=reduce_only)
 
     def submit_market(self, client_order_id: str, symbol: str, side: str, qty: str,
-                      ref_price: str | None = None, venue: str | None = None) -> dict:
-        return self.submit(client_order_id, symbol, side, "market", qty, ref_price=ref_price, venue=venue)
+                      ref_price: str | None = None, venue: str | None = None, reduce_only: bool = False) -> dict:
+        return self.submit(client_order_id, symbol, side, "market", qty, ref_price=ref_price, venue=venue,
+                           reduce_only=reduce_only)
 
     def cancel(self, client_order_id: str) -> dict:
         return self.request("cancel", client_order_id=client_order_id)
@@ -223,7 +230,7 @@ class OrderClient:
 
     def submit_nowait(self, client_order_id: str, symbol: str, side: str, order_type: str, qty: str,
                       price: str | None = None, tif: str | None = None, ref_price: str | None = None,
-                      venue: str | None = None) -> int:
+                      venue: str | None = None, reduce_only: bool = False) -> int:
         """Send a new order and return its request id at once; the answer comes through `poll_replies`.
 
         After an answer "unknown" the order may or may not exist: `query` it, or submit it
@@ -232,7 +239,8 @@ class OrderClient:
         if not self.consumer.trading_enabled:
             return self._requests().answer_locally("new_order", client_order_id, self._suppressed(client_order_id))
         return self.request_nowait("new_order", **self._order_fields(client_order_id, symbol, side, order_type,
-                                                                      qty, price, tif, ref_price, venue))
+                                                                      qty, price, tif, ref_price, venue,
+                                                                      reduce_only))
 
     def submit_limit_nowait(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
                             tif: str = "GTC", venue: str | None = None) -> int:

@@ -84,6 +84,7 @@ class TimeInForce(IntEnum):
     GTC = 1
     IOC = 2
     FOK = 3
+    POST_ONLY = 4    # a limit order that only rests: refused (or expired) if it would take
 
 
 class ExecStatus(IntEnum):

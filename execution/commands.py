@@ -92,7 +92,7 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
         return rejected(eng, "venue_down", f"venue {slot.provider.slug} is down: {down}")
     try:
         c = validation.check_new_order(slot.registry, cmd.symbol, cmd.side, cmd.order_type, cmd.tif,
-                                       cmd.qty, cmd.price, cmd.ref_price)
+                                       cmd.qty, cmd.price, cmd.ref_price, cmd.reduce_only)
         scale = c.instrument.px_scale + c.instrument.sz_scale
         px = c.price if c.order_type is OrderType.LIMIT else c.ref_price
         n_open = sum(1 for o in eng.open.values() if o.consumer_id == cid)
@@ -104,7 +104,8 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
         return rejected(eng, getattr(e, "code", "validation"), str(e))
     vcoid = venue_client_order_id(cid, coid, form=getattr(slot.adapter, "client_id_form", "base64url"))
     o = Order(cid, coid, vcoid, c.instrument, c.side, c.order_type, c.tif,
-              c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000, venue=slot.provider)
+              c.price, c.qty, created_ns=now, updated_ns=now, sent_ms=now // 1_000_000, venue=slot.provider,
+              reduce_only=c.reduce_only)
     try:
         eng.store.insert(o)  # committed before anything leaves
     except sqlite3.IntegrityError:  # raced with ourselves: cannot happen with one thread

@@ -113,7 +113,8 @@ class ControlServer:
         rid = req.request_id
         if isinstance(req, M.NewOrder):
             return e.submit(SubmitOrder(req.consumer, req.client_order_id, req.symbol, req.side, req.type,
-                                        req.tif, req.qty, req.price, req.ref_price, rid, req.venue))
+                                        req.tif, req.qty, req.price, req.ref_price, rid, req.venue,
+                                        req.reduce_only))
         if isinstance(req, M.Cancel):
             return e.cancel(CancelOrder(req.consumer, req.client_order_id, rid))
         if isinstance(req, M.Amend):

@@ -27,6 +27,7 @@ class SubmitOrder:
     ref_price: str | None = None  # market orders: reference for the notional limit
     request_id: int = 0
     venue: str | None = None  # provider slug; None: the only venue execution trades
+    reduce_only: bool = False  # futures and swaps: only reduce the position
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
     orders((consumer_id, client_order_id) PK, venue_coid UNIQUE, symbol, side, order_type,
            tif, price, qty, status, filled, cum_quote, fee, venue_order_id, reason,
            created_ns, updated_ns, sent_ms, unknown_since_ns, pending, last_exec_seq, venue,
-           amends, amend_qty, amend_price, amend_coid, base_filled, base_quote)
+           amends, amend_qty, amend_price, amend_coid, base_filled, base_quote, reduce_only)
     meta(key PK, value)                       journal_applied_seq
 
 `pending` is the cancel or amend in flight (venues.trading.Pending: the lifecycle's
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS orders (
     amends INTEGER NOT NULL DEFAULT 0, amend_qty INTEGER NOT NULL DEFAULT 0,
     amend_price INTEGER NOT NULL DEFAULT 0, amend_coid TEXT NOT NULL DEFAULT '',
     base_filled INTEGER NOT NULL DEFAULT 0, base_quote INTEGER NOT NULL DEFAULT 0,
+    reduce_only INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (consumer_id, client_order_id));
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders(status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -71,13 +72,14 @@ COLUMNS = ("consumer_id", "client_order_id", "venue_coid", "symbol", "side", "or
            "price", "qty", "status", "filled", "cum_quote", "fee", "venue_order_id", "reason",
            "created_ns", "updated_ns", "sent_ms", "unknown_since_ns", "pending",
            "last_exec_seq", "venue", "amends", "amend_qty", "amend_price", "amend_coid", "base_filled",
-           "base_quote")
+           "base_quote", "reduce_only")
 # added after the first schema, with their defaults (a store written before them gets them on open)
 ADDED = {"venue": "TEXT NOT NULL DEFAULT 'binance-spot'",  # before orders named their venue: Binance spot
          "pending": "INTEGER NOT NULL DEFAULT 0", "amends": "INTEGER NOT NULL DEFAULT 0",
          "amend_qty": "INTEGER NOT NULL DEFAULT 0", "amend_price": "INTEGER NOT NULL DEFAULT 0",
          "amend_coid": "TEXT NOT NULL DEFAULT ''", "base_filled": "INTEGER NOT NULL DEFAULT 0",
-         "base_quote": "INTEGER NOT NULL DEFAULT 0"}
+         "base_quote": "INTEGER NOT NULL DEFAULT 0",
+         "reduce_only": "INTEGER NOT NULL DEFAULT 0"}  # before orders could be reduce-only: none was
 _INSERT = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _UPDATE = ("UPDATE orders SET status=?, filled=?, cum_quote=?, fee=?, venue_order_id=?, reason=?, "
            "updated_ns=?, sent_ms=?, unknown_since_ns=?, pending=?, last_exec_seq=?, price=?, qty=?, "
@@ -91,7 +93,7 @@ def _row(o: Order) -> tuple:
             int(o.order_type), int(o.tif), o.price, o.qty, int(o.status), o.filled, o.cum_quote, o.fee,
             o.venue_order_id, o.reason, o.created_ns, o.updated_ns, o.sent_ms, o.unknown_since_ns,
             int(o.pending), o.last_exec_seq, o.venue.slug, o.amends, o.amend_qty, o.amend_price, o.amend_coid,
-            o.base_filled, o.base_quote)
+            o.base_filled, o.base_quote, int(o.reduce_only))
 
 
 def _update_row(o: Order) -> tuple:
@@ -242,7 +244,7 @@ class Store:
                      d["reason"], d["created_ns"], d["updated_ns"], d["sent_ms"], d["unknown_since_ns"],
                      Pending(d["pending"]), d["last_exec_seq"], venue, amends=d["amends"],
                      amend_qty=d["amend_qty"], amend_price=d["amend_price"], amend_coid=d["amend_coid"],
-                     base_filled=d["base_filled"], base_quote=d["base_quote"])
+                     base_filled=d["base_filled"], base_quote=d["base_quote"], reduce_only=bool(d["reduce_only"]))
 
     def close(self) -> None:
         self.db.close()

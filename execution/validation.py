@@ -4,6 +4,9 @@ Known instrument; side, type and time in force from their tables; decimal string
 (a JSON number is refused: floats cannot carry money); quantity and price positive and
 exact at the instrument's scale; multiples of lot and tick; the venue's minimum
 notional; required fields per order type (LIMIT: price and tif; MARKET: neither).
+POST_ONLY (alias GTX, Binance USD-M's name) is a limit order's time in force only;
+`reduce_only` is a derivatives order's only (a canonical symbol with a -PERP or -YYMMDD
+suffix): spot has no position to reduce.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from dataclasses import dataclass
 
 from events import (
     BadInput, DecimalError, Instrument, OrderType, Registry, Side, TimeInForce, to_decimal, to_mantissa)
+from events.instruments import split_symbol
 
 SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
-TIFS = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK}
+TIFS = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK,
+        "POST_ONLY": TimeInForce.POST_ONLY, "GTX": TimeInForce.POST_ONLY}
 CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_.:/\-]{1,40}$")
 
 
@@ -31,6 +36,7 @@ class Checked:
     qty: int
     price: int        # 0 for market orders
     ref_price: int    # 0 when none was given
+    reduce_only: bool = False
 
 
 def parse_enum(table: dict, value, what: str):
@@ -61,11 +67,15 @@ def check_client_order_id(coid) -> str:
 
 
 def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, price,
-                    ref_price=None) -> Checked:
+                    ref_price=None, reduce_only=False) -> Checked:
     """Validate the fields of a new order against `registry`; return them in mantissas."""
     if not isinstance(symbol, str):
         raise BadInput(f"symbol must be a string: symbol={symbol!r}")
     inst = registry.by_symbol(symbol)  # UnknownInstrument (a BadInput) if not listed
+    if not isinstance(reduce_only, bool):
+        raise BadInput(f"reduce_only must be true or false: reduce_only={reduce_only!r}")
+    if reduce_only and not split_symbol(inst.symbol)[2]:
+        raise BadInput(f"reduce_only applies to futures and swaps only, not to spot: symbol={symbol}")
     s = parse_enum(SIDES, side, "side")
     t = parse_enum(TYPES, order_type, "type")
     q = decimal_field(qty, inst.sz_scale, "qty")
@@ -77,7 +87,7 @@ def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, pric
         if price is None:
             raise BadInput(f"a limit order needs a price: symbol={symbol}")
         if tif is None:
-            raise BadInput(f"a limit order needs a time in force (GTC, IOC, FOK): symbol={symbol}")
+            raise BadInput(f"a limit order needs a time in force (GTC, IOC, FOK, POST_ONLY): symbol={symbol}")
         f = parse_enum(TIFS, tif, "tif")
         p = decimal_field(price, inst.px_scale, "price")
         if p % inst.tick:
@@ -87,6 +97,8 @@ def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, pric
     else:
         if price is not None:
             raise BadInput(f"a market order takes no price: price={price!r}")
+        if tif in ("POST_ONLY", "GTX"):
+            raise BadInput(f"post-only is a limit order's time in force; a market order always takes: tif={tif!r}")
         if tif not in (None, "IOC"):
             raise BadInput(f"a market order takes no time in force (it is IOC): tif={tif!r}")
         f = TimeInForce.IOC
@@ -97,7 +109,7 @@ def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, pric
     if inst.min_notional and notional and notional < inst.min_notional:
         raise BadInput(f"order notional below the venue minimum: price*qty={notional} < {inst.min_notional} "
                        f"(mantissas at scale {inst.px_scale + inst.sz_scale}), symbol={symbol}")
-    return Checked(inst, s, t, f, q, p, ref)
+    return Checked(inst, s, t, f, q, p, ref, reduce_only)
 
 
 def check_amend(o, qty, price) -> tuple[int, int]:

@@ -7,7 +7,9 @@ unknown outcome (timeout, dropped connection, 5xx) leaves the order PENDING and 
 resolved by querying the venue by client order id, with backoff (`schedule_query`,
 `run_due_queries`); "not found" is final only once the venue's recvWindow (plus a grace
 for clock skew) has passed since the signed request (the venue can no longer accept it),
-and then the order is REJECTED. Nothing is ever re-sent.
+and then the order is REJECTED. Nothing is ever re-sent. A placement refused as a
+duplicate client order id (`VenueRequestRefused.duplicate`, set by each venue's adapter)
+is not a rejection: an earlier placement landed, so the order is queried.
 
 Amends (an order in PENDING_REPLACE, `amend_qty` set). The amend is done when a report
 says so: one flagged `amended` (Binance executionReport x=REPLACED, the keepPriority
@@ -39,9 +41,6 @@ from . import lifecycle
 
 if TYPE_CHECKING:
     from .engine import Engine
-
-DUPLICATE_ORDER_TEXT = "duplicate order"  # Binance -2010 "Duplicate order sent."
-
 
 def on_report(eng: Engine, r: VenueOrderReported, o: Order | None = None) -> None:
     """Apply one venue report of order `o` (None: the order its client order ids name)."""
@@ -161,7 +160,7 @@ def on_refused(eng: Engine, ev: VenueRequestRefused) -> None:
     if o is None:
         return
     if ev.action == "place" and o.status is ExecStatus.PENDING:
-        if DUPLICATE_ORDER_TEXT in ev.message.lower():  # it is there already: find out its state
+        if ev.duplicate:  # the adapter read it as "client order id taken": it is there, find out its state
             schedule_query(eng, o)
             return
         s = lifecycle.step(o.status, o.filled, o.cum_quote, o.qty, venue_status=ExecStatus.REJECTED,

@@ -355,7 +355,7 @@ class BinanceVenue:
             "baseAsset": i.base, "baseAssetPrecision": 8,
             "quoteAsset": i.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
             "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "MARKET"], "icebergAllowed": False, "ocoAllowed": False,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": False, "ocoAllowed": False,
             "quoteOrderQtyMarketAllowed": False, "allowTrailingStop": False,
             "cancelReplaceAllowed": False, "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,

@@ -62,6 +62,12 @@ class Order:
     updated_ms: int = 0
     in_book: bool = False
     fills: list[tuple[int, int, int]] = field(default_factory=list)  # (trade id, price, qty)
+    maker_only: bool = False  # Binance spot LIMIT_MAKER: a LIMIT GTC refused before it could take
+
+    @property
+    def wire_type(self) -> str:
+        """The order type as the venue reports it (LIMIT_MAKER for a maker-only LIMIT)."""
+        return "LIMIT_MAKER" if self.maker_only else self.type
 
     @property
     def symbol(self) -> str:

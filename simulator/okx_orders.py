@@ -2,7 +2,8 @@
 (2026-12; venues/okx/PROTOCOL.md "Trading" names the doc sections).
 
   POST /api/v5/trade/order          instId, tdMode (cash: SPOT; cross|isolated: SWAP), clOrdId,
-                                    side, ordType market|limit|post_only|fok|ioc, sz, px, tgtCcy
+                                    side, ordType market|limit|post_only|fok|ioc, sz, px, tgtCcy,
+                                    reduceOnly (SWAP: 51169 no position, 51170 same direction)
   POST /api/v5/trade/cancel-order   instId, ordId | clOrdId
   POST /api/v5/trade/amend-order    instId, ordId | clOrdId, newSz, newPx, reqId, cxlOnFail
   GET  /api/v5/trade/order          instId, ordId | clOrdId   (51603 "Order does not exist")
@@ -126,6 +127,7 @@ class Meta:
     cancel_source: str = ""
     req_id: str = ""
     amend_result: str = ""
+    reduce_only: bool = False
 
 
 class OkxOrders:
@@ -366,6 +368,7 @@ class OkxOrders:
         if cid and (spec.inst_id, cid) in self.by_cid and self.by_cid[spec.inst_id, cid].is_open:
             raise Reject("51016", "Duplicated clOrdId")
         s = BID if side == "buy" else ASK
+        reduce_only = self._reduce_only(a, spec, s)
         if spec.kind == "SPOT":
             try:
                 self.account.check_funds(inst, s, qty, price or (ask if s == BID else bid) or mid)
@@ -373,7 +376,26 @@ class OkxOrders:
                 raise Reject("51008", f"Order failed. Insufficient {e.ccy} balance in account.") from None
         order = Order(self.engine.new_order_id(), cid, inst, s, "MARKET" if ord_type == "market" else "LIMIT",
                       TIF[ord_type], qty, price, now_ms())
-        return order, Meta(spec, ord_type)
+        return order, Meta(spec, ord_type, reduce_only=reduce_only)
+
+    def _reduce_only(self, a: dict, spec: Spec, side: int) -> bool:
+        """`reduceOnly` of a place request (boolean; net-mode swaps only here): refused when
+        there is no position (51169) or the order goes its way (51170), as OKX does."""
+        v = a.get("reduceOnly", False)
+        if v in ("true", "false"):
+            v = v == "true"
+        if not isinstance(v, bool) or v and spec.kind == "SPOT":
+            raise param("reduceOnly")
+        if not v:
+            return False
+        pos = self.account.positions.get(spec.inst_id)
+        if pos is None or pos.qty == 0:
+            raise Reject("51169", "Order failed because you don't have any positions in this direction for this "
+                                  "contract to reduce or close.")
+        if (pos.qty > 0) == (side == BID):
+            raise Reject("51170", "Failed to place order. A reduce-only order can't be the same trade direction "
+                                  "as your existing positions.")
+        return True
 
     def _crosses(self, o: Order) -> bool:
         book = self.venue.feeds[o.inst.canonical].driver.book
@@ -500,5 +522,5 @@ class OkxOrders:
                 "feeCcy": i.quote, "rebate": "0", "rebateCcy": i.quote, "category": "normal",
                 "cancelSource": m.cancel_source if state == "canceled" else "", "amendSource": "",
                 "reqId": m.req_id, "amendResult": m.amend_result, "code": "0", "msg": "",
-                "reduceOnly": "false", "source": "", "uTime": str(o.updated_ms), "cTime": str(o.created_ms)}
+                "reduceOnly": "true" if m.reduce_only else "false", "source": "", "uTime": str(o.updated_ms), "cTime": str(o.created_ms)}
 

@@ -43,7 +43,10 @@ the balances do not cover -2010 "Account has insufficient balance for requested 
 (every asset starts with 1e9 units: accounts.py).
 After each change of balances the user stream sends `outboundAccountPosition` (the assets
 changed), right after the `executionReport` that changed them, as Binance does.
-Not modelled: commissions (zero), order types other than LIMIT and MARKET, quoteOrderQty,
+LIMIT_MAKER (post-only: no timeInForce, reported with timeInForce GTC) that would take is
+refused -2010 "Order would immediately match and take." (Binance spot "Errors" doc, -2010
+NEW_ORDER_REJECTED; checked 2026-12).
+Not modelled: commissions (zero), order types other than LIMIT, LIMIT_MAKER and MARKET, quoteOrderQty,
 rate limits, `balanceUpdate` (no deposits or withdrawals here); cancelReplaceMode
 ALLOW_FAILURE (refused -1100); an amend to a quantity at or below the executed one (refused
 -2038: the docs leave what the venue does there open).
@@ -275,7 +278,7 @@ class OrdersApi:
                                  "qty": qty8(order, order.qty), "executedQty": qty8(order, order.executed),
                                  "preventedQty": ZERO8, "quoteOrderQty": ZERO8,
                                  "cumulativeQuoteQty": quote8(order, order.quote), "status": order.status,
-                                 "timeInForce": order.tif, "type": order.type,
+                                 "timeInForce": order.tif, "type": order.wire_type,
                                  "side": "BUY" if order.side == BID else "SELL", "workingTime": order.created_ms,
                                  "selfTradePreventionMode": "NONE"}}
         return await self._respond(request, body)
@@ -412,9 +415,17 @@ class OrdersApi:
         if p["side"] not in ("BUY", "SELL"):
             raise Reject(-1117, "Invalid side.")
         otype = p["type"]
-        if otype not in ("LIMIT", "MARKET"):
+        if otype not in ("LIMIT", "MARKET", "LIMIT_MAKER"):
             raise Reject(-1116, "Invalid orderType.")
-        if otype == "LIMIT":
+        maker_only = otype == "LIMIT_MAKER"
+        if maker_only:  # a LIMIT that must not take; it takes no timeInForce (GTC is reported)
+            if "timeInForce" in p:
+                raise Reject(-1106, "Parameter 'timeInForce' sent when not required.")
+            for name in ("quantity", "price"):
+                if not p.get(name):
+                    raise mandatory(name)
+            otype, tif = "LIMIT", "GTC"
+        elif otype == "LIMIT":
             for name in ("timeInForce", "quantity", "price"):
                 if not p.get(name):
                     raise mandatory(name)
@@ -441,7 +452,10 @@ class OrdersApi:
             if price > max_price(inst) or price % inst.tick:
                 raise Reject(-1013, "Filter failure: PRICE_FILTER")
         side = BID if p["side"] == "BUY" else ASK
-        ref = price or feed.driver.book.best(ASK if side == BID else BID) or 0
+        best = feed.driver.book.best(ASK if side == BID else BID)
+        if maker_only and best is not None and (price >= best if side == BID else price <= best):
+            raise Reject(-2010, "Order would immediately match and take.")
+        ref = price or best or 0
         scale = 10 ** (inst.price_decimals + inst.qty_decimals)
         if ref and ref * qty < inst.min_notional * scale:
             raise Reject(-1013, "Filter failure: NOTIONAL")
@@ -455,7 +469,8 @@ class OrdersApi:
                                 "legal range is 'ACK, RESULT, FULL'.")
         if self.engine.open_with_client_id(inst.binance_symbol, cid) is not None:
             raise Reject(-2010, "Duplicate order sent.")
-        order = Order(self.engine.new_order_id(), cid, inst, side, otype, tif, qty, price, now_ms())
+        order = Order(self.engine.new_order_id(), cid, inst, side, otype, tif, qty, price, now_ms(),
+                      maker_only=maker_only)
         return order, resp_type
 
     def _lookup(self, p: dict[str, str], code: int, msg: str) -> Order:
@@ -487,7 +502,7 @@ class OrdersApi:
                 "transactTime": order.updated_ms, "price": px8(order, order.price),
                 "origQty": qty8(order, order.qty), "executedQty": qty8(order, order.executed),
                 "origQuoteOrderQty": ZERO8, "cummulativeQuoteQty": quote8(order, order.quote),
-                "status": order.status, "timeInForce": order.tif, "type": order.type,
+                "status": order.status, "timeInForce": order.tif, "type": order.wire_type,
                 "side": "BUY" if order.side == BID else "SELL", "selfTradePreventionMode": "NONE"}
 
     def _order_response(self, o: Order, resp_type: str) -> dict[str, Any]:
@@ -498,7 +513,7 @@ class OrdersApi:
         body.update({"price": px8(o, o.price), "origQty": qty8(o, o.qty),
                      "executedQty": qty8(o, o.executed), "origQuoteOrderQty": ZERO8,
                      "cummulativeQuoteQty": quote8(o, o.quote), "status": o.status,
-                     "timeInForce": o.tif, "type": o.type, "side": "BUY" if o.side == BID else "SELL",
+                     "timeInForce": o.tif, "type": o.wire_type, "side": "BUY" if o.side == BID else "SELL",
                      "workingTime": o.created_ms, "selfTradePreventionMode": "NONE"})
         if resp_type == "FULL":
             asset = o.inst.base if o.side == BID else o.inst.quote
@@ -511,7 +526,7 @@ class OrdersApi:
                 "clientOrderId": o.client_order_id, "price": px8(o, o.price),
                 "origQty": qty8(o, o.qty), "executedQty": qty8(o, o.executed),
                 "cummulativeQuoteQty": quote8(o, o.quote), "status": o.status,
-                "timeInForce": o.tif, "type": o.type, "side": "BUY" if o.side == BID else "SELL",
+                "timeInForce": o.tif, "type": o.wire_type, "side": "BUY" if o.side == BID else "SELL",
                 "stopPrice": ZERO8, "icebergQty": ZERO8, "time": o.created_ms,
                 "updateTime": o.updated_ms, "isWorking": o.type == "LIMIT" and o.tif == "GTC",
                 "workingTime": o.created_ms, "origQuoteOrderQty": ZERO8,

@@ -103,7 +103,7 @@ def execution_report(ev: ExecEvent, event_id: int) -> dict[str, Any]:
     return {
         "e": "executionReport", "E": ev.ts_ms, "s": o.symbol,
         "c": ev.cancel_client_id if ev.x == "CANCELED" else o.client_order_id,
-        "S": "BUY" if o.side == BID else "SELL", "o": o.type, "f": o.tif,
+        "S": "BUY" if o.side == BID else "SELL", "o": o.wire_type, "f": o.tif,
         "q": qty8(o, o.qty), "p": px8(o, o.price), "P": ZERO8, "F": ZERO8, "g": -1,
         "C": o.client_order_id if ev.x == "CANCELED" else "",
         "x": ev.x, "X": o.status, "r": "NONE", "i": o.order_id,

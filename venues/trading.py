@@ -51,12 +51,17 @@ class VenueOrderReported:
 
 @dataclass(frozen=True, slots=True)
 class VenueRequestRefused:
-    """The venue said no to a request (place or cancel): its code and message."""
+    """The venue said no to a request (place or cancel): its code and message.
+
+    `duplicate`: the adapter read the refusal of a placement as "this client order id is
+    already taken" (Binance spot -2010 "Duplicate order sent.", USD-M -4116, OKX 51016):
+    an earlier placement of ours landed, so the order is queried, not rejected."""
 
     client_order_id: str
     action: str              # "place", "cancel", "amend", "query"
     code: int
     message: str
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +195,7 @@ class Order:
     pending: Pending = Pending.NONE  # a cancel or amend of ours in flight (execution.lifecycle)
     last_exec_seq: int = 0
     venue: Provider = Provider.BINANCE_SPOT
+    reduce_only: bool = False  # futures and swaps: the venue refuses it if it would open or increase
     # amends: `amends` counts the amend requests sent; `amend_qty` / `amend_price` are the
     # target of the amend in flight (0: none); `amend_coid` the venue client order id a venue
     # that amends by cancel-replace gives the new venue order (execution.ids);

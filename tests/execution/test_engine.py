@@ -193,12 +193,20 @@ def test_not_found_is_final_only_after_the_recv_window_and_then_rejects(rig):
 
 def test_a_duplicate_order_refusal_is_resolved_by_query_not_rejected(rig):
     rig.limit("o-1")
-    rig.engine.on_venue(VenueRequestRefused(vc("o-1"), "place", -2010, "Duplicate order sent."))
+    rig.engine.on_venue(VenueRequestRefused(vc("o-1"), "place", -2010, "Duplicate order sent.", duplicate=True))
     rig.engine.flush()
     assert rig.pub.last_seq == 0
     rig.clock.advance(0.5)
     rig.engine.tick()
     assert rig.venue.calls[-1] == ("query", vc("o-1"))
+
+
+def test_a_refusal_the_adapter_did_not_flag_duplicate_rejects_whatever_its_text(rig):
+    rig.limit("o-1")  # the engine reads the adapter's flag, never the venue's message
+    rig.engine.on_venue(VenueRequestRefused(vc("o-1"), "place", -2010, "Duplicate order sent."))
+    rig.engine.flush()
+    e = rig.journal()["exec"]
+    assert S(e["status"][-1]) is S.REJECTED and e["reject_code"][-1] == -2010
 
 
 def test_a_cancel_report_naming_the_cancel_id_first_finds_the_order_by_its_original_id(rig):

@@ -185,7 +185,7 @@ def test_order_types_map_to_okx_ord_types(rig):
 
     def args(inst, otype, tif_name):
         o = SimpleNamespace(instrument=inst, venue_client_order_id="m1", side=Side.SELL, order_type=otype,
-                            tif=SimpleNamespace(name=tif_name), qty=100, price=6500000)
+                            tif=SimpleNamespace(name=tif_name), qty=100, price=6500000, reduce_only=False)
         return rig.a.order_args(o)
 
     assert args(spot, OrderType.LIMIT, "GTC") == {"instId": "BTC-USDT", "tdMode": "cash", "clOrdId": "m1",

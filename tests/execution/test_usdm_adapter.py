@@ -4,7 +4,6 @@ listen key running out, a dropped stream, duplicate reports, an unknown outcome.
 
 from __future__ import annotations
 
-import enum
 import threading
 import urllib.request
 from fractions import Fraction
@@ -21,7 +20,6 @@ from venues.trading import (
 
 pytestmark = pytest.mark.timeout(40)
 V = "binance-usdm"
-Tif = enum.Enum("Tif", {"GTX": 4})   # post-only, by name (the canonical model has no GTX yet)
 
 
 class Events:
@@ -98,8 +96,8 @@ def stream_reports(events, vcoid):
 def test_a_post_only_order_that_would_take_is_refused_and_one_that_rests_is_acked(sim, venue):
     a, events, reg = venue
     _, ask = best(sim)
-    a.place(order(reg, "gtx-take", price=px(ask), tif=Tif.GTX))
-    a.place(order(reg, "gtx-rest", price=px(ask - 100), tif=Tif.GTX))
+    a.place(order(reg, "gtx-take", price=px(ask), tif=TimeInForce.POST_ONLY))
+    a.place(order(reg, "gtx-rest", price=px(ask - 100), tif=TimeInForce.POST_ONLY))
     events.wait(lambda xs: events.of(VenueRequestRefused) and stream_reports(events, "gtx-rest")
                 and events.of(VenueOrderReported, source="rest"))
     (refused,) = events.of(VenueRequestRefused)

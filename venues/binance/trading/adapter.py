@@ -8,7 +8,8 @@ provided by the process), as venue events (execution/model.py):
 
     reply                                   event
     order object (2xx)                      VenueOrderReported (one per FULL fill, then status)
-    4xx {"code", "msg"}                     VenueRequestRefused  (query -2013: VenueOrderNotFound)
+    4xx {"code", "msg"}                     VenueRequestRefused  (query -2013: VenueOrderNotFound;
+                                            place -2010 "Duplicate order sent.": duplicate=True)
     connection could not be opened          VenueRequestRefused(code 0, "not sent: ...")
     timeout, reset, 5xx, -1006/-1007        VenueOutcomeUnknown (with the signed timestamp)
 
@@ -54,19 +55,29 @@ import zlib
 
 import orjson
 
-from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
+from events import (
+    BadInput, Instrument, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal)
 from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
     VenueRequestRefused)
 
 from . import parse
-from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent
+from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent, duplicate_refusal
 from .userstream import LIFETIME_S, UserStream
 from .wsapi import WsApiSession, WsOrderEntry
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {1: "GTC", 2: "IOC", 3: "FOK"}
+
+
+def limit_params(o: Order) -> dict:
+    """`type` and `timeInForce` of limit order `o`: post-only is its own order type on spot,
+    LIMIT_MAKER, which takes no timeInForce (refused with -2010 "Order would immediately
+    match and take." when it would)."""
+    if o.tif is TimeInForce.POST_ONLY:
+        return {"type": "LIMIT_MAKER"}
+    return {"type": "LIMIT", "timeInForce": TIFS[int(o.tif)]}
 
 
 def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float = 30.0,
@@ -172,7 +183,7 @@ class BinanceSpotAdapter:
                   "type": o.order_type.name, "quantity": to_decimal(o.qty, inst.sz_scale),
                   "newClientOrderId": o.venue_client_order_id, "newOrderRespType": "FULL"}
         if o.order_type is OrderType.LIMIT:
-            params["timeInForce"] = TIFS[int(o.tif)]
+            params.update(limit_params(o))
             params["price"] = to_decimal(o.price, inst.px_scale)
         stamps = (o.consumer_id, o.client_order_id, o.created_ns, time.time_ns())
         self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params, stamps)
@@ -192,8 +203,8 @@ class BinanceSpotAdapter:
             new_qty = to_decimal(qty - o.base_filled, inst.sz_scale)
             self._submit(vcoid, self._amend_in_place, vcoid, vs, new_qty)
             return
-        params = {"symbol": vs, "side": SIDES[int(o.side)], "type": "LIMIT", "cancelReplaceMode": "STOP_ON_FAILURE",
-                  "timeInForce": TIFS[int(o.tif)], "quantity": to_decimal(qty - o.filled, inst.sz_scale),
+        params = {"symbol": vs, "side": SIDES[int(o.side)], **limit_params(o), "cancelReplaceMode": "STOP_ON_FAILURE",
+                  "quantity": to_decimal(qty - o.filled, inst.sz_scale),
                   "price": to_decimal(price, inst.px_scale), "cancelOrigClientOrderId": vcoid,
                   "newClientOrderId": o.amend_coid, "newOrderRespType": "FULL"}
         self._submit(vcoid, self._cancel_replace, vcoid, params)
@@ -230,7 +241,7 @@ class BinanceSpotAdapter:
         try:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, duplicate_refusal(e.code, e.msg)))
             self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
             return
         except NotSent as e:

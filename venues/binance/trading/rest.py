@@ -32,6 +32,14 @@ import orjson
 from events import PeerGone, VenueRefused
 
 NO_SUCH_ORDER = -2013
+NEW_ORDER_REJECTED = -2010       # with the venue's reason in `msg`
+
+
+def duplicate_refusal(code: int, msg: str) -> bool:
+    """A placement refused because its client order id is taken by an open order of ours
+    (-2010 "Duplicate order sent."): an earlier placement of it landed."""
+    return code == NEW_ORDER_REJECTED and "duplicate order" in msg.lower()
+
 UNKNOWN_ORDER = -2011
 STATUS_UNKNOWN_CODES = (-1006, -1007)  # "execution status unknown"
 

@@ -49,7 +49,7 @@ import websocket
 from events import PeerGone
 from venues.trading import VenueOrderNotFound, VenueOutcomeUnknown, VenueRequestRefused
 
-from .rest import NO_SUCH_ORDER, STATUS_UNKNOWN_CODES, BinanceRefused, NotSent
+from .rest import NO_SUCH_ORDER, STATUS_UNKNOWN_CODES, BinanceRefused, NotSent, duplicate_refusal
 from .userstream import LIFETIME_S, SILENCE_S, _Conn, ws_api_url
 
 ORDER_RESP_TYPE = "FULL"     # the reply carries the fills: the same order object as REST's
@@ -326,7 +326,7 @@ class WsOrderEntry:
         except NotSent:
             return self._fallback("place")
         except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, duplicate_refusal(e.code, e.msg)))
             self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
             return True
         except PeerGone as e:

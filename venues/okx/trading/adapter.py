@@ -9,7 +9,8 @@ worker owns one keep-alive REST connection. Outcomes come back through `emit(eve
     answer                                         event
     place: sCode 0                                 VenueOrderReported(ACK, source "rest"/"ws")
     cancel / amend: sCode 0                        nothing: the `orders` push reports the outcome
-    sCode / code != 0                              VenueRequestRefused (query 51603: VenueOrderNotFound)
+    sCode / code != 0                              VenueRequestRefused (query 51603: VenueOrderNotFound;
+                                                   place 51016 "Duplicated clOrdId": duplicate=True)
     connection could not be opened                 VenueRequestRefused(code 0, "not sent: ...")
     timeout, reset, 5xx, 50001/50004/50013/50026   VenueOutcomeUnknown (with the signed timestamp)
     orders-pending (every page)                    VenueOpenOrdersListed / VenueOpenOrdersFailed
@@ -52,7 +53,7 @@ from venues.trading import (
 
 from . import parse
 from .private_ws import NotConnected, PrivateStream
-from .rest import NO_SUCH_ORDER, NotSent, OkxRefused, OkxRest
+from .rest import DUPLICATED_CLORDID, NO_SUCH_ORDER, NotSent, OkxRefused, OkxRest
 
 INSTRUMENTS_PATH = "/api/v5/public/instruments"
 SIDES = {1: "buy", 2: "sell"}
@@ -215,6 +216,8 @@ class OkxAdapter:
             args["ordType"] = "market"
             if spec.inst_type == "SPOT":
                 args["tgtCcy"] = "base_ccy"     # sz in the base currency (a buy defaults to quote)
+        if o.reduce_only:   # a boolean in the body (net mode); refused 51169/51170 if it would not reduce
+            args["reduceOnly"] = True
         return args
 
     def place(self, o: Order) -> None:
@@ -279,7 +282,7 @@ class OkxAdapter:
         try:
             data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True)
         except OkxRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATED_CLORDID))
             self._sent(vcoid, stamps, rest)
             return
         except NotSent as e:

@@ -40,6 +40,7 @@ import orjson
 from events import PeerGone, VenueRefused
 
 NO_SUCH_ORDER = 51603            # "Order does not exist" (GET /api/v5/trade/order)
+DUPLICATED_CLORDID = 51016       # "Duplicated clOrdId": an earlier placement of ours landed
 STATUS_UNKNOWN_CODES = frozenset({50001, 50004, 50013, 50026})
 
 

@@ -38,9 +38,10 @@ answer is an unknown outcome, resolved by a query).
                                                                 without the cumulative figures
 
 Orders are placed in one-way position mode (no positionSide); `reduceOnly=true` is sent for
-an order that carries `reduce_only`, and `timeInForce=GTX` (post-only) for a tif named GTX:
-`events.TimeInForce` has no GTX and `Order` no `reduce_only` yet, so both are read by name and
-work as soon as the canonical model carries them.
+an order that carries `reduce_only` (the venue refuses one that would not reduce the
+position: -2022 "ReduceOnly Order is rejected."), and `timeInForce=GTX` for POST_ONLY (the
+venue refuses it if it would take: -5022). A placement refused with -4116 "ClientOrderId is
+duplicated." is flagged `duplicate` (an earlier placement of ours landed: the engine queries).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ import zlib
 
 import orjson
 
-from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
+from events import (
+    BadInput, Instrument, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal)
 from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
@@ -61,12 +63,12 @@ from venues.trading import (
 from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
 from ..wsapi import WsApiSession
 from . import parse
-from .rest import FuturesRest
+from .rest import DUPLICATE_CLIENT_ORDER_ID, FuturesRest
 from .stream import LIFETIME_S, FuturesUserStream
 from .wsapi import UsdmWsEntry, ws_api_url
 
 SIDES = {1: "BUY", 2: "SELL"}
-TIFS = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "GTX": "GTX"}
+TIFS = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK", TimeInForce.POST_ONLY: "GTX"}
 
 
 def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float = 30.0,
@@ -94,11 +96,11 @@ def order_params(o: Order, symbol: str) -> dict:
               "newOrderRespType": "ACK"}
     if o.order_type is OrderType.LIMIT:
         try:
-            params["timeInForce"] = TIFS[o.tif.name]
+            params["timeInForce"] = TIFS[o.tif]
         except KeyError:
             raise BadInput(f"time in force not supported on Binance USD-M: {o.tif.name}") from None
         params["price"] = to_decimal(o.price, inst.px_scale)
-    if getattr(o, "reduce_only", False):
+    if o.reduce_only:
         params["reduceOnly"] = "true"
     return params
 
@@ -239,7 +241,7 @@ class BinanceUsdmAdapter:
         try:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATE_CLIENT_ORDER_ID))
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return

@@ -18,6 +18,7 @@ from ..rest import BinanceRest
 ORDER = "/fapi/v1/order"
 LISTEN_KEY = "/fapi/v1/listenKey"
 NO_SUCH_LISTEN_KEY = -1125      # "This listenKey does not exist."
+DUPLICATE_CLIENT_ORDER_ID = -4116  # "ClientOrderId is duplicated.": an earlier placement of ours landed
 
 
 class FuturesRest(BinanceRest):

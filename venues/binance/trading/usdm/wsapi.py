@@ -19,6 +19,7 @@ from venues.trading import VenueOutcomeUnknown, VenueRequestRefused
 
 from ..rest import BinanceRefused, NotSent
 from ..wsapi import WsOrderEntry
+from .rest import DUPLICATE_CLIENT_ORDER_ID
 
 WS_API_URL = "wss://ws-fapi.binance.com/ws-fapi/v1"
 WS_API_PATH = "/ws-fapi/v1"
@@ -44,7 +45,7 @@ class UsdmWsEntry(WsOrderEntry):
         except NotSent:
             return self._fallback("place")
         except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATE_CLIENT_ORDER_ID))
             self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
             return True
         except PeerGone as e:

@@ -46,7 +46,7 @@ def order_state(o: Order, consumer: str) -> dict:
             "remaining": to_decimal(o.remaining, inst.sz_scale),
             "cum_quote": to_decimal(o.cum_quote, inst.px_scale + inst.sz_scale),
             "status": o.status.name, "reason": o.reason, "last_exec_seq": o.last_exec_seq,
-            "pending": o.pending.name.lower() if o.pending else None}
+            "pending": o.pending.name.lower() if o.pending else None, "reduce_only": o.reduce_only}
 
 
 def hello(eng: Engine, consumer: str) -> dict:

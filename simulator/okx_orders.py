@@ -522,5 +522,6 @@ class OkxOrders:
                 "feeCcy": i.quote, "rebate": "0", "rebateCcy": i.quote, "category": "normal",
                 "cancelSource": m.cancel_source if state == "canceled" else "", "amendSource": "",
                 "reqId": m.req_id, "amendResult": m.amend_result, "code": "0", "msg": "",
-                "reduceOnly": "true" if m.reduce_only else "false", "source": "", "uTime": str(o.updated_ms), "cTime": str(o.created_ms)}
+                "reduceOnly": "true" if m.reduce_only else "false", "source": "", "uTime": str(o.updated_ms),
+                "cTime": str(o.created_ms)}
 

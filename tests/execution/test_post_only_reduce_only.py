@@ -38,6 +38,12 @@ def reject_code(r) -> int:
     return int(r["exec"]["reject_code"])
 
 
+def above(ask: str) -> str:
+    """A buy price 1% above the best ask (whole units: a multiple of every tick here): it
+    crosses even if the market moves between reading the book and the order arriving."""
+    return str(int(float(ask) * 1.01))
+
+
 def acked(coid: str):
     return lambda got: "ACK" in statuses(of(got, coid))
 
@@ -46,9 +52,10 @@ def acked(coid: str):
 
 def test_spot_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(run_ctx, sim, execution):
     execution()
-    (bid, _), (ask, _) = top(sim)
+    _, (ask, _) = top(sim)
     with client(run_ctx) as oc:
-        assert oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", ask, tif="POST_ONLY")["status"] == "accepted"
+        r = oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", above(ask), tif="POST_ONLY")
+        assert r["status"] == "accepted"
         assert oc.submit_limit("po-rest", "BTC-USDT", "sell", "0.001", "99000", tif="GTX")["status"] == "accepted"
         got = collect(oc, lambda g: terminal("po-take")(g) and acked("po-rest")(g))
         (take,) = of(got, "po-take")
@@ -92,7 +99,7 @@ def test_usdm_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(
     usdm_execution()
     _, (ask, _) = usdm_rig.top(usdm)
     with client(run_ctx) as oc:
-        oc.submit_limit("gtx-take", PERP, "buy", "0.001", ask, tif="POST_ONLY", venue=USDM)
+        oc.submit_limit("gtx-take", PERP, "buy", "0.001", above(ask), tif="POST_ONLY", venue=USDM)
         oc.submit_limit("gtx-rest", PERP, "buy", "0.001", "60000", tif="POST_ONLY", venue=USDM)
         got = collect(oc, lambda g: terminal("gtx-take")(g) and acked("gtx-rest")(g))
         (take,) = of(got, "gtx-take")
@@ -143,11 +150,12 @@ def okx_execution(run_ctx, okx_sim, reap):  # noqa: F811
     return lambda *args: OkxExec(run_ctx, okx_sim, reap, *args).start()
 
 
-def test_okx_post_only_that_would_take_expires_and_one_that_rests_is_acked(run_ctx, okx_sim, okx_execution):  # noqa: F811
+def test_okx_post_only_that_would_take_expires_and_one_that_rests_is_acked(
+        run_ctx, okx_sim, okx_execution):  # noqa: F811
     okx_execution()
     _, (ask, _) = okx_rig.top(okx_sim)
     with client(run_ctx) as oc:
-        oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", ask, tif="POST_ONLY", venue="okx")
+        oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", above(ask), tif="POST_ONLY", venue="okx")
         oc.submit_limit("po-rest", "BTC-USDT", "buy", "0.001", "60000", tif="POST_ONLY", venue="okx")
         got = collect(oc, lambda g: terminal("po-take")(g) and acked("po-rest")(g))
         take = of(got, "po-take")

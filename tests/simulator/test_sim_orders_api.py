@@ -313,3 +313,19 @@ def test_escaped_and_plain_parameters_read_alike_and_each_order_is_timed(spot):
     assert status == 200 and body["clientOrderId"] == "t:esc/1" and body["origQty"] == "0.01000000"
     _, seen = get(c.rest + "/_sim/orders")
     assert seen["handler_us"]["n"] == 2 and seen["handler_us"]["p50"] > 0
+
+
+def test_limit_maker_rests_or_is_refused_when_it_would_take(spot):
+    sim, c = spot
+    _, d = get(sim.endpoints["binance-spot"]["rest"] + "/api/v3/depth?symbol=BTCUSDT&limit=1")
+    above = str(int(float(d["asks"][0][0]) * 1.01))   # crosses even if the market moves meanwhile
+    status, body = c.new(symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity="0.01000", price=above,
+                         newClientOrderId="lm-take")
+    assert (status, body["code"], body["msg"]) == (400, -2010, "Order would immediately match and take.")
+    status, body = c.new(symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", timeInForce="GTC",
+                         quantity="0.01000", price="60000.00", newClientOrderId="lm-tif")
+    assert (status, body["code"]) == (400, -1106)
+    status, body = c.new(symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity="0.01000", price="60000.00",
+                         newClientOrderId="lm-rest")
+    assert (status, body["status"], body["type"], body["timeInForce"]) == (200, "NEW", "LIMIT_MAKER", "GTC")
+    assert c.query(symbol="BTCUSDT", origClientOrderId="lm-rest")[1]["type"] == "LIMIT_MAKER"

@@ -76,8 +76,9 @@ def test_spot_reduce_only_is_refused_by_validation(run_ctx, sim, execution):
     assert sim_orders(sim)["orders"] == []
 
 
-def test_spot_duplicate_refusal_is_resolved_by_query(run_ctx, sim, execution):
-    execution()
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+def test_spot_duplicate_refusal_is_resolved_by_query(run_ctx, sim, execution, entry):
+    execution("--order-entry", entry)
     with client(run_ctx) as oc:
         vcoid = venue_client_order_id(oc.consumer_id, "dup-1")
         rest = BinanceRest(sim.endpoints["binance-spot"]["rest"], KEY, SECRET)
@@ -91,6 +92,7 @@ def test_spot_duplicate_refusal_is_resolved_by_query(run_ctx, sim, execution):
         assert statuses(of(got, "dup-1")) == ["ACK"]
     d = sim_orders(sim)
     assert (d["received"][vcoid], d["accepted"][vcoid]) == (2, 1)   # the second refused: -2010 duplicate
+    assert d["requests"]["POST /api/v3/order"] == (2 if entry == "rest" else 1)   # the path taken
 
 
 # -- Binance USD-M -----------------------------------------------------------------------
@@ -126,8 +128,9 @@ def test_usdm_reduce_only_reduces_and_is_refused_when_it_would_increase(run_ctx,
     assert [o["reduceOnly"] for o in sent.values() if o["side"] == "SELL"] == [True]
 
 
-def test_usdm_duplicate_refusal_is_resolved_by_query(run_ctx, usdm, usdm_execution):
-    usdm_execution()
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+def test_usdm_duplicate_refusal_is_resolved_by_query(run_ctx, usdm, usdm_execution, entry):
+    usdm_execution("--order-entry", entry)
     with client(run_ctx) as oc:
         vcoid = venue_client_order_id(oc.consumer_id, "dup-1")
         rest = FuturesRest(usdm.endpoints[USDM]["rest"], KEY, SECRET)
@@ -141,13 +144,14 @@ def test_usdm_duplicate_refusal_is_resolved_by_query(run_ctx, usdm, usdm_executi
         assert statuses(of(got, "dup-1")) == ["ACK"]
     d = usdm_rig.sim_orders(usdm)
     assert (d["received"][vcoid], d["accepted"][vcoid]) == (2, 1)   # the second refused: -4116
+    assert d["requests"]["POST /fapi/v1/order"] == (2 if entry == "rest" else 1)   # the path taken
 
 
 # -- OKX -------------------------------------------------------------------------------
 
 @pytest.fixture
 def okx_execution(run_ctx, okx_sim, reap):  # noqa: F811
-    return lambda *args: OkxExec(run_ctx, okx_sim, reap, *args).start()
+    return lambda *args, entry="rest": OkxExec(run_ctx, okx_sim, reap, *args, entry=entry).start()
 
 
 def test_okx_post_only_that_would_take_expires_and_one_that_rests_is_acked(
@@ -187,8 +191,9 @@ def test_okx_swap_reduce_only_reduces_and_is_refused_when_it_would_open_or_incre
     assert [o["side"] for o in placed] == ["sell"]
 
 
-def test_okx_duplicate_refusal_is_resolved_by_query(run_ctx, okx_sim, okx_execution):  # noqa: F811
-    okx_execution()
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+def test_okx_duplicate_refusal_is_resolved_by_query(run_ctx, okx_sim, okx_execution, entry):  # noqa: F811
+    okx_execution(entry=entry)
     with client(run_ctx) as oc:
         vcoid = venue_client_order_id(oc.consumer_id, "dup-1", form="alnum")
         rest = OkxRest(okx_sim.endpoints["okx"]["rest"], KEY, SECRET, PASSPHRASE)
@@ -202,3 +207,4 @@ def test_okx_duplicate_refusal_is_resolved_by_query(run_ctx, okx_sim, okx_execut
         assert statuses(of(got, "dup-1")) == ["ACK"]
     d = okx_rig.sim_orders(okx_sim)
     assert (d["received"][vcoid], d["accepted"][vcoid]) == (2, 1)   # the second refused: 51016
+    assert d["requests"]["POST /api/v5/trade/order"] == (2 if entry == "rest" else 1)   # the path taken

@@ -269,3 +269,18 @@ def test_reorder_report_sends_the_next_push_after_the_one_that_follows_it(okx):
     assert late["data"][0]["clOrdId"] == "r2" and late["data"][0]["state"] == "live"
     assert sim.stats()["okx"]["faults"]["applied"]["reorder_report"] == 2
     ws.close()
+
+
+def test_reduce_only_needs_a_position_to_reduce_and_is_refused_on_spot(okx):
+    sim, c = okx
+    base = dict(instId="BTC-USDT-SWAP", tdMode="cross", ordType="market", reduceOnly=True)
+    sc = lambda r: r[1]["data"][0]["sCode"]  # noqa: E731
+    assert sc(c.order(**base, clOrdId="r0", side="sell", sz="1")) == "51169"       # no position
+    assert c.order(**{**base, "reduceOnly": False}, clOrdId="l1", side="buy", sz="2")[1]["code"] == "0"
+    assert sc(c.order(**base, clOrdId="r1", side="buy", sz="1")) == "51170"        # would increase it
+    assert c.order(**base, clOrdId="r2", side="sell", sz="1")[1]["code"] == "0"    # reduces it
+    assert c.get("/api/v5/trade/order?instId=BTC-USDT-SWAP&clOrdId=r2")[1]["data"][0]["reduceOnly"] == "true"
+    assert c.get("/api/v5/account/positions")[1]["data"][0]["pos"] == "1"
+    spot = dict(instId="BTC-USDT", tdMode="cash", side="sell", ordType="limit", px="99000", sz="0.001")
+    assert c.order(**spot, reduceOnly=True)[1]["code"] == "51000"
+    assert c.order(**spot, reduceOnly="maybe")[1]["code"] == "51000"

@@ -27,7 +27,8 @@ instrument shared by every venue (plus a small per-venue offset); level churn
 and synthetic trades; int mantissas formatted as each venue formats decimals.
 Replay (replay.py): serve a recorded dataset of /work/shared/data instead.
 Matching (matching.py): price-time priority against the synthetic levels and
-other user orders; LIMIT GTC/IOC/FOK and MARKET; resting orders fill as the
+other user orders; LIMIT GTC/IOC/FOK (spot LIMIT_MAKER, USD-M GTX, OKX post_only: refused
+or cancelled if they would take) and MARKET; resting orders fill as the
 synthetic market trades into them or moves through their price.
 Faults (faults.py): gap, duplicate, reorder, malformed, stale_snapshot, checksum
 (OKX, Kraken), stall, disconnect; order path: drop_response, delay_response,

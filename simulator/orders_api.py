@@ -1,6 +1,6 @@
 """Binance spot signed order API on the synthetic binance-spot app.
 
-  POST   /api/v3/order        symbol, side, type LIMIT|MARKET, timeInForce GTC|IOC|FOK
+  POST   /api/v3/order        symbol, side, type LIMIT|LIMIT_MAKER|MARKET, timeInForce GTC|IOC|FOK
                               (LIMIT), quantity, price (LIMIT), newClientOrderId,
                               newOrderRespType ACK|RESULT|FULL (default FULL)
   DELETE /api/v3/order        symbol + orderId | origClientOrderId [, newClientOrderId]

@@ -2,7 +2,8 @@
 `/api/v3/exchangeInfo`) and the user data stream over the WebSocket API
 (`userDataStream.subscribe.signature` on /ws-api/v3, `executionReport` events; userstream.py).
 
-Supports: LIMIT (GTC, IOC, FOK) and MARKET orders, buy and sell, by base quantity;
+Supports: LIMIT (GTC, IOC, FOK), LIMIT_MAKER (our POST_ONLY) and MARKET orders, buy and
+sell, by base quantity;
 cancel and query by client order id; HMAC-SHA256 signatures (API key in the
 X-MBX-APIKEY header, never logged); recvWindow; exchangeInfo PRICE_FILTER, LOT_SIZE,
 NOTIONAL / MIN_NOTIONAL. Not supported: quote-quantity market orders, order lists

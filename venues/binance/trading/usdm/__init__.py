@@ -2,7 +2,7 @@
 stream on the WebSocket `/private` URL (`stream.py`), payloads -> venue events
 (`parse.py`), and the adapter execution drives (`adapter.py`).
 
-Supports: LIMIT (GTC, IOC, FOK, GTX post-only) and MARKET orders in one-way position
+Supports: LIMIT (GTC, IOC, FOK, GTX: our POST_ONLY) and MARKET orders in one-way position
 mode, by base-asset quantity, `reduceOnly`; cancel, query and modify (`PUT /fapi/v1/order`)
 by client order id; the open-orders list; wallet balances and positions (REST and
 ACCOUNT_UPDATE). Not supported: hedge mode (positionSide LONG/SHORT), conditional (algo)

@@ -381,8 +381,10 @@ class OkxOrders:
     def _reduce_only(self, a: dict, spec: Spec, side: int) -> bool:
         """`reduceOnly` of a place request (boolean; net-mode swaps only here): refused when
         there is no position (51169) or the order goes its way (51170), as OKX does."""
-        v = a.get("reduceOnly", False)
-        if v in ("true", "false"):
+        v = a.get("reduceOnly")
+        if v in ("", None):       # absent, or empty as python-okx sends an unset one
+            v = False
+        elif v in ("true", "false"):
             v = v == "true"
         if not isinstance(v, bool) or v and spec.kind == "SPOT":
             raise param("reduceOnly")

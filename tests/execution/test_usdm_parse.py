@@ -5,7 +5,6 @@ and the adapter's handling of stream events it does not pass on."""
 
 from __future__ import annotations
 
-import enum
 
 import pytest
 
@@ -158,20 +157,18 @@ def test_scaled_rounds_half_even_and_says_whether_it_was_exact():
     assert parse.scaled("-1.251", 1) == (-13, False) and parse.scaled("7.6100", 2) == (761, True)
 
 
-Tif = enum.Enum("Tif", {"GTX": 4})   # post-only: a tif the canonical model does not have yet
-
-
 def order(reg, tif=TimeInForce.GTC, order_type=OrderType.LIMIT, **kw) -> Order:
     inst = reg.by_venue(Provider.BINANCE_USDM, "BTCUSDT")
     return Order(1, "c-1", "m0000000100000000000000000000000", inst, Side.BUY, order_type, tif, 300001, 2,
                  venue=Provider.BINANCE_USDM, **kw)
 
 
-def test_order_params_one_way_ack_and_post_only_by_name(reg):
+def test_order_params_one_way_ack_post_only_and_reduce_only(reg):
     assert order_params(order(reg), "BTCUSDT") == {
         "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002", "newClientOrderId":
         "m0000000100000000000000000000000", "newOrderRespType": "ACK", "timeInForce": "GTC", "price": "30000.1"}
-    assert order_params(order(reg, tif=Tif.GTX), "BTCUSDT")["timeInForce"] == "GTX"
+    assert order_params(order(reg, tif=TimeInForce.POST_ONLY), "BTCUSDT")["timeInForce"] == "GTX"
+    assert order_params(order(reg, reduce_only=True), "BTCUSDT")["reduceOnly"] == "true"
     market = order_params(order(reg, order_type=OrderType.MARKET), "BTCUSDT")
     assert "price" not in market and "timeInForce" not in market and "reduceOnly" not in market
 

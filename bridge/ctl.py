@@ -178,8 +178,8 @@ class CtlServe:
                 swept = time.monotonic()
                 self._expire(swept)
             batches = self.rings.pump(time.monotonic())
-            for subj, data in batches:
-                await self._nc.publish(subj, data)
+            for subj, parts in batches:
+                await self._nc.publish(subj, b"".join(parts))
             if not batches:
                 await asyncio.sleep(0.0005 if self.rings.rings else 0.05)
 

@@ -149,17 +149,17 @@ def test_a_consumer_ring_read_from_its_oldest_record_and_closed_on_both_sides(tm
         sink.ensure("consumer.x.md", 256)     # as ctl-expose does on the register result
         reader = RingReader.attach(dst_ctx.namespace, "consumer.x.md", EVENT, start="oldest")
         now = time.monotonic()
-        for subj, data in out.pump(now):
-            sink.on_message(subj, data)
+        for subj, parts in out.pump(now):
+            sink.on_message(subj, b"".join(parts))
         got = np.array(reader.try_read())
         reader.release()
         assert got.tobytes() == books(1, 5).tobytes() and reader.writer_state() == "alive"
 
         w.close()                              # dispatch released the consumer
         sent = out.pump(now + 1.0)
-        assert [len(decode(d)[1]) for _, d in sent] == [0] and not out.rings
-        for subj, data in sent:
-            sink.on_message(subj, data)
+        assert [len(decode(b"".join(p))[1]) for _, p in sent] == [0] and not out.rings
+        for subj, parts in sent:
+            sink.on_message(subj, b"".join(parts))
         assert reader.writer_state() != "alive", "the receiving ring is closed as the source's was"
         assert sink.statistics()["rings"]["consumer.x.md"]["gone"] == 1
         assert out.pump(now + 2.0) == [], "a ring gone is not read again until added again"

@@ -3,7 +3,7 @@
     python -m bridge server   --store DIR [--cluster 3]        NATS from the wheel, on loopback (Ctrl-C stops)
     python -m bridge exec-out --nats URL[,URL..] [--replicas 3]   execution host: exec journal -> JetStream
     python -m bridge exec-in  --nats URL[,URL..] [--consumer NAME]   consumer host: JetStream -> journal + exec ring
-    python -m bridge md-out   --nats URL --ring md.VENUE [...]    rings -> core NATS (raw batches)
+    python -m bridge md-out   --nats URL --ring md.VENUE [...] [--batch N]   rings -> core NATS (raw batches)
     python -m bridge md-in    --nats URL [--ring md.VENUE ...]    core NATS -> local rings of the same names
     python -m bridge ctl-serve  --nats URL [--target dispatch]    execution (dispatch) host: remote consumers' requests
     python -m bridge ctl-expose --nats URL [--consumer NAME] [--target dispatch]

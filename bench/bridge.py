@@ -17,7 +17,8 @@ a real process (`python -m bridge ...`):
 - exec reports: a stand-in execution appends `--reports` reports at 1000/s through the
   real journal + ring writer; exec-out -> JetStream -> exec-in -> the consumer host's
   journal and ring, read with the consumer SDK. `exec_report_hop` is journal append to
-  the SDK's hands on the other host. Then a chaos pass: the bridges (exec-out and
+  the SDK's hands on the other host, of the reports appended once the first one was
+  read (the source starts with the bridges: those before are their start-up's backlog). Then a chaos pass: the bridges (exec-out and
   exec-in) SIGKILLed at 1/4, the stand-in execution at 1/2, all three at 3/4, each
   restarted; `exec_reports_lost` / `exec_reports_duplicated` counted at the consumer.
 - exec report round trip from a remote consumer (`--orders` orders, one at a time): the
@@ -217,13 +218,16 @@ def exec_pass(rig: Rig, n: int, chaos: bool) -> dict:
     seqs, lat = [], []
     kills = ([(n // 4, ("exec-out", "exec-in")), (n // 2, ("execution",)),
               (3 * n // 4, ("execution", "exec-out", "exec-in"))] if chaos else [])
-    killed = 0
+    killed, steady = 0, 0
     deadline = time.monotonic() + 180
     try:
         while (not seqs or seqs[-1][-1] < n) and time.monotonic() < deadline:
             got = client.poll_reports(max_n=512, timeout_s=0.05)
             if len(got):
-                lat.append(time.monotonic_ns() - got["ingest_ts_ns"])
+                now = time.monotonic_ns()
+                steady = steady or now  # reports appended before the first came are the start-up's backlog
+                fresh = got["ingest_ts_ns"] > steady
+                lat.append(now - got["ingest_ts_ns"][fresh])
                 seqs.append(got["exec"]["exec_seq"].astype(np.int64))
                 while kills and seqs[-1][-1] >= kills[0][0]:
                     _, victims = kills.pop(0)

@@ -16,7 +16,6 @@ import asyncio
 import os
 import time
 
-import nats
 import numpy as np
 import pytest
 

@@ -105,7 +105,7 @@ class MdOut:
     """Rings of namespace `ns` -> core NATS, one batch read = one message.
 
     `rings` are read from "latest" and attached again whenever their writer restarts;
-    `add(ring)` reads one more ring from "oldest" until its writer is gone (then it is
+    `add(ring)` reads one more ring from now until its writer is gone (then it is
     forgotten, and with `announce_gone` a 0-record batch tells the receivers).
     """
 
@@ -123,15 +123,25 @@ class MdOut:
         self.subjects = {r: subject(r, prefix) for r in self.rings}
 
     def add(self, ring: str) -> None:
-        """Read `ring` from its oldest record on, until its writer is gone (idempotent)."""
+        """Read `ring` from now on (attached before this returns), until its writer is gone.
+
+        Idempotent. What the ring held before is not sent: the caller adds it when what
+        comes next matters (ctl: at a register result, which the consumer has already).
+        """
         if ring not in self._added:
             self._added.add(ring)
             self.rings.append(ring)
             self.subjects[ring] = subject(ring, self.prefix)
+            if self._attach(ring) is None:
+                self._drop(ring)  # gone already: say so
+
+    def announce(self, ring: str) -> None:
+        """Say that `ring` is gone, to whoever receives it (a restarted bridge forgot what it sent)."""
+        self._gone.append((subject(ring, self.prefix), (encode_header(0, 0, 0),)))
 
     def _attach(self, ring: str) -> _Source | None:
         try:
-            src = _Source(self.ns, ring, self.batch, "oldest" if ring in self._added else "latest")
+            src = _Source(self.ns, ring, self.batch, "latest")
         except (SegmentNotFound, RingError, FileNotFoundError):
             return None  # its writer has not started yet
         self.attaches += 1
@@ -160,7 +170,7 @@ class MdOut:
         for ring in list(self.rings):
             src = self._src.get(ring) or self._attach(ring)
             if src is None:
-                if ring in self._added:  # gone before we read it (released at once)
+                if ring in self._added:  # gone (dropped, and a writer of that name appeared since)
                     self._drop(ring)
                 continue
             r = src.reader

@@ -54,11 +54,12 @@ class NatsWireError(MelticaError):
 class WireConnection:
     """One blocking client connection. One thread uses it."""
 
-    def __init__(self, sock: socket.socket, url: str, info: dict):
+    def __init__(self, sock: socket.socket, url: str, info: dict, recv_bytes: int = RECV_BYTES):
         self.sock, self.url, self.info = sock, url, info
-        self.buf = bytearray(RECV_BYTES)
+        self.buf = bytearray(recv_bytes)
         self.view = memoryview(self.buf)
-        self.have = 0
+        self.have = 0                      # bytes received into buf
+        self.start = 0                     # the first byte not parsed yet
         self.errors = 0
         self.subs: dict[int, str] = {}
 
@@ -158,7 +159,7 @@ class WireConnection:
         return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
 
     def _parse(self, callback) -> int:
-        buf, view, start, done = self.buf, self.view, 0, 0
+        buf, view, start, done = self.buf, self.view, self.start, 0
         while True:
             nl = buf.find(CRLF, start, self.have)
             if nl < 0:
@@ -167,10 +168,13 @@ class WireConnection:
                 parts = bytes(view[start + 4:nl]).split(b" ")
                 size = int(parts[-1])
                 end = nl + 2 + size + 2
-                if end > self.have:
+                if end > self.have:  # the rest of it comes with the next reads
+                    self.start = start
                     if end - start > len(buf):  # larger than the buffer: grow it once
                         self._grow(end - start)
-                    break
+                    elif end > len(buf):  # it fits only from the front
+                        self._compact()
+                    return done
                 if callback is not None:
                     callback(parts[0].decode(), view[nl + 2:nl + 2 + size])
                 done += 1
@@ -183,17 +187,24 @@ class WireConnection:
                 self.errors += 1
                 log.warning("%s: %s", self.url, line.decode(errors="replace"))
             start = nl + 2  # PONG, +OK, INFO (cluster changes): nothing to do
-        if start:
-            left = self.have - start
-            if left:
-                view[:left] = bytes(view[start:self.have])  # a partial message: moved to the front
-            self.have = left
+        self.start = start
+        if start == self.have:  # all parsed: start over at the front, nothing to move
+            self.start = self.have = 0
+        elif len(buf) - self.have < len(buf) // 2:  # the back half in use (once per ~8 MB, not per read)
+            self._compact()
         return done
 
+    def _compact(self) -> None:
+        """Move the bytes not parsed yet (a partial message) to the front of the buffer."""
+        left = self.have - self.start
+        self.view[:left] = bytes(self.view[self.start:self.have])
+        self.start, self.have = 0, left
+
     def _grow(self, size: int) -> None:
-        old = self.buf
+        old, left = self.buf, self.have - self.start
         self.buf = bytearray(max(size * 2, len(old)))
-        self.buf[:self.have] = old[:self.have]
+        self.buf[:left] = old[self.start:self.have]
+        self.start, self.have = 0, left
         self.view.release()
         self.view = memoryview(self.buf)
 

@@ -26,6 +26,41 @@ def receive(conn: WireConnection, n: int, timeout_s: float = 10.0) -> list[tuple
     return got
 
 
+def test_messages_split_anyhow_across_reads_are_parsed_whole():
+    """A small receive buffer: messages cut at every byte count, one larger than the buffer,
+    PINGs answered and -ERRs counted between them."""
+    import random
+    import socket
+    ours, server = socket.socketpair()
+    conn = WireConnection(ours, "test", {}, recv_bytes=4096)
+    rng = random.Random(7)
+    payloads = [bytes([i % 251]) * rng.choice([0, 1, 700, 1500, 3000, 9000]) for i in range(60)]
+    stream = bytearray()
+    for i, p in enumerate(payloads):
+        stream += f"MSG meltica.ring.md.v{i % 3} 1 {len(p)}\r\n".encode() + p + b"\r\n"
+        if i % 10 == 0:
+            stream += b"PING\r\n"
+        if i == 30:
+            stream += b"-ERR 'Permissions Violation for Publish to x'\r\n"
+    got: list = []
+    server.setblocking(False)
+    try:
+        pos = 0
+        while len(got) < len(payloads):
+            if pos < len(stream):
+                k = rng.randint(1, 5000)
+                server.sendall(stream[pos:pos + k])
+                pos += k
+            conn.pump(lambda subj, payload: got.append((subj, bytes(payload))), 0.2)
+        assert [p for _, p in got] == payloads
+        assert [s for s, _ in got] == [f"meltica.ring.md.v{i % 3}" for i in range(len(payloads))]
+        assert conn.errors == 1
+        assert server.recv(1000) == b"PONG\r\n" * 6
+    finally:
+        conn.close()
+        server.close()
+
+
 def test_batches_cross_a_secured_server_byte_for_byte_and_permissions_hold(secured):
     node, passwords = secured
     pub = WireConnection.connect([node.url], name="t-pub", user="marketdata", password=passwords["marketdata"])

@@ -2,7 +2,8 @@
 
 The dispatch host runs a real dispatch, a stand-in ingest (trades of BTC-USDT and
 ETH-USDT) and `bridge ctl-serve --target dispatch` as NATS user dispatch; the consumer
-host runs `bridge ctl-expose --target dispatch --consumer a` as user a, and the
+host runs `bridge ctl-expose --target dispatch --target execution --consumer a` as user
+a (deploy/hosts/strategy.conf; no execution here: orders are test_ctl's), and the
 unchanged SDK (`consumer.Consumer`). Dispatch answers each request twice (ack, result)
 and writes both, and the market data, on the consumer's ring: all of it reaches the
 consumer host. Dispatch SIGKILLed and restarted: the ring closes on both hosts, the SDK
@@ -68,8 +69,8 @@ def test_remote_consumer_subscribes_switches_and_recovers_as_locally(secured, ho
                      *auth_args(dh, "dispatch", passwords))
 
     def expose():
-        return spawn(ch, reap, "bridge", "ctl-expose", "--target", "dispatch", "--consumer", "a", "--nats",
-                     node.url, *auth_args(ch, "a", passwords))
+        return spawn(ch, reap, "bridge", "ctl-expose", "--target", "dispatch", "--target", "execution",
+                     "--consumer", "a", "--nats", node.url, *auth_args(ch, "a", passwords))
 
     server, exposer = serve(), expose()
     wait_until(lambda: os.path.exists(dispatch_endpoint(ch.run_dir)[len("ipc://"):]), 30,

@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             from .config import inbox_prefix
             _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
         worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject, auth=_AUTH, consumer=args.consumer)
-    asyncio.run(_run_until_signal(worker))
+    from .execs import StreamMismatch
+    try:
+        asyncio.run(_run_until_signal(worker))
+    except StreamMismatch as exc:  # a configuration error: restarting cannot fix it (deploy/)
+        print(f"bridge {args.cmd}: {exc}", file=sys.stderr, flush=True)
+        return EX_CONFIG
     print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
     return 0
 

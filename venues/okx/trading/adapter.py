@@ -263,48 +263,59 @@ class OkxAdapter:
 
     # -- jobs (worker threads) ---------------------------------------------------------
 
-    def _entry(self, rest: OkxRest, op: str, path: str, args: dict, exp: bool) -> tuple[list, str]:
-        """Send one order-entry request the configured way; (data, "ws" | "rest")."""
+    def _entry(self, rest: OkxRest, op: str, path: str, args: dict, exp: bool, stamp: list) -> tuple[list, str]:
+        """Send one order-entry request the configured way; (data, "ws" | "rest"). `stamp`
+        gets [path, sent_ns, replied_ns] (time.time_ns; replied 0: no answer)."""
         exp_ms = self.recv_window_ms if exp else 0
         if self.order_entry == "ws":
             try:
-                return self.stream.request(op, args, exp_ms), "ws"
+                stamp[:] = ["ws", time.time_ns(), 0]
+                data = self.stream.request(op, args, exp_ms)
+                stamp[2] = time.time_ns()
+                return data, "ws"
             except NotConnected:
                 if self.tel is not None:
                     self.tel.inc("exec.order.ws_fallback", venue="okx", op=op)
-        return rest.post(path, args, exp_ms), "rest"
+        stamp[:] = ["rest", time.time_ns(), 0]
+        try:
+            return rest.post(path, args, exp_ms), "rest"
+        finally:
+            stamp[1:] = [rest.sent_ns or stamp[1], rest.replied_ns]
 
     def _place(self, rest: OkxRest, vcoid: str, args: dict, stamps: tuple) -> None:
         sent_ms = time.time_ns() // 1_000_000
+        stamp: list = ["rest", 0, 0]
         try:
-            data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True)
+            data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True, stamp)
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, stamp)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, stamp)
             return
         try:
             self.emit(parse.placed(data[0], how))
         except (IndexError, KeyError, TypeError, ValueError) as e:
             self._bad_reply("place", vcoid, data, e)
-        self._sent(vcoid, stamps, rest)
+        self._sent(vcoid, stamps, stamp)
 
-    def _sent(self, vcoid: str, stamps: tuple, rest: OkxRest) -> None:
-        """Tell telemetry when a placement left (as the Binance adapter does)."""
+    def _sent(self, vcoid: str, stamps: tuple, stamp: list) -> None:
+        """Tell telemetry when a placement left (as the Binance adapter does): histogram
+        `exec.order.send_us` and event `exec.order.sent` with the request's path and times."""
         if self.tel is None:
             return
         consumer_id, coid, created_ns, placed_ns = stamps
-        sent_ns = rest.sent_ns or placed_ns
+        path, sent_ns, replied_ns = stamp
+        sent_ns = sent_ns or placed_ns
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=rest.replied_ns, venue="okx")
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path, venue="okx")
 
     def _bad_reply(self, action: str, vcoid: str, data, e: Exception) -> None:
         if self.dlq is not None:
@@ -314,7 +325,7 @@ class OkxAdapter:
     def _cancel(self, rest: OkxRest, vcoid: str, inst_id: str) -> None:
         try:
             self._entry(rest, "cancel-order", "/api/v5/trade/cancel-order", {"instId": inst_id, "clOrdId": vcoid},
-                        False)
+                        False, [])
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
         except PeerGone as e:
@@ -323,7 +334,7 @@ class OkxAdapter:
     def _amend(self, rest: OkxRest, vcoid: str, args: dict) -> None:
         sent_ms = time.time_ns() // 1_000_000
         try:
-            self._entry(rest, "amend-order", "/api/v5/trade/amend-order", args, True)
+            self._entry(rest, "amend-order", "/api/v5/trade/amend-order", args, True, [])
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
         except NotSent as e:

@@ -97,6 +97,8 @@ def test_the_documented_orders_push_is_a_fill_with_exact_quote_and_fee(reg):
     assert (r.fee, r.fee_asset) == (252216800, "USDT")   # charged, at FEE_SCALE 10
     assert (r.price, r.qty, r.amended, r.source) == (315271, 100_000, False, "stream")
     assert r.event_ts_ns == 1654084353264 * 1_000_000
+    with pytest.raises(BadInput, match="ordId does not fit an int64"):
+        parse.order({**d, "ordId": str(2**63)}, reg, "stream")
     q = parse.order(d, reg, "query")        # REST: fillSz & co. are the last fill, not this report's
     assert (q.last_qty, q.trade_id, q.fee, q.cum_qty, q.source) == (0, -1, 0, 100_000, "query")
 

@@ -300,7 +300,7 @@ class OkxAdapter:
             return
         try:
             self.emit(parse.placed(data[0], how))
-        except (IndexError, KeyError, TypeError, ValueError) as e:
+        except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
             self._bad_reply("place", vcoid, data, e)
         self._sent(vcoid, stamps, stamp)
 

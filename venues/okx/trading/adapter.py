@@ -21,8 +21,9 @@ failed amend VenueRequestRefused), `account` and `positions` pushes
 `query_account`: an engine that keeps no account state gets none), and the connection's
 state.
 
-`order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the logged-in private connection and
-falls back to REST while there is none (nothing was sent then); an unanswered WS request
+`order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the
+logged-in private connection and falls back to REST while there is none (nothing was sent
+then); an unanswered WS request
 is an unknown outcome like an unanswered REST one. Place and amend carry `expTime` =
 signed time + `recv_window_ms`, so the venue does not act on a request after that: an
 order not found after it (plus the engine's grace) was never placed.
@@ -126,14 +127,15 @@ class OkxAdapter:
     fee_scale = parse.FEE_SCALE
     client_id_form = "alnum"     # clOrdId: alphanumerics, 1-32 characters (execution/ids.py)
     order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
-    # orders-pending is 20 requests / 2 s (one instId or every instrument alike): one request
-    # for everything is the cheaper list from two instruments with open orders on
-    list_all_from = 2
+    # orders-pending: 60 requests / 2 s per user id, one instId or every instrument alike
+    # ("GET / Order List"): one request for everything is never the dearer list
+    list_all_from = 1
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry, emit, *,
                  passphrase: str | None = None, workers: int = 2, timeout_s: float = 2.0,
                  recv_window_ms: int = 5000, dlq=None, telemetry=None, order_entry: str | None = None,
-                 **_ignored):
+                 stream_lifetime_s: float | None = None):
+        # stream_lifetime_s: OKX states no connection lifetime; its 64008 notice moves us (private_ws)
         if order_entry is None:   # the process passes no venue-specific options: the environment does
             order_entry = os.environ.get("MELTICA_OKX_ORDER_ENTRY", "rest")
         if order_entry not in self.order_entries:

@@ -199,3 +199,10 @@ def test_the_passphrase_comes_from_the_environment_or_is_the_simulators_on_loopb
         passphrase_from_env("https://openapi.okx.com")
     monkeypatch.setenv("MELTICA_OKX_API_PASSPHRASE", "pp")
     assert load_passphrase("https://openapi.okx.com", "MELTICA_OKX") == passphrase_from_env("https://x") == "pp"
+
+
+def test_a_ws_error_event_answering_a_request_is_a_refusal():
+    with pytest.raises(OkxRefused) as e:
+        answer(200, orjson.dumps({"id": "o1", "event": "error", "code": "60011", "msg": "Please log in",
+                                  "connId": "a"}), "ws order")
+    assert (e.value.code, e.value.msg) == (60011, "Please log in")

@@ -142,6 +142,8 @@ def test_account_balances_and_net_positions(reg):
     assert parse.balances(bal) == (Balance("USDT", 10050, 25, 2), Balance("BTC", 1, 0, 8))
     pos = [{"instId": "BTC-USDT-SWAP", "pos": "-1.5", "avgPx": "65000.12345", "upl": "-0.75", "ccy": "USDT"},
            {"instId": "XRP-USDT-SWAP", "pos": "10", "avgPx": "1", "upl": "0"}]
+    assert parse.latest_ns(bal) == 1_000_000 and parse.latest_ns(
+        [{"uTime": "1654084353264", "details": [{"uTime": "1654084353265"}]}, {"uTime": ""}]) == 1654084353265 * 10**6
     (p,) = parse.positions(pos, reg)
     assert (p.size, p.entry_px, p.unrealized_pnl, p.pnl_scale, p.pnl_asset) == (-150, 650001, -75, 2, "USDT")
 

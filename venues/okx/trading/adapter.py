@@ -410,7 +410,7 @@ class OkxAdapter:
             bal = rest.get("/api/v5/account/balance")
             pos = rest.get("/api/v5/account/positions")
             ev = VenueAccountReported(parse.balances(bal), parse.positions(pos, self.registry), full=True,
-                                      event_ts_ns=time.time_ns(), source="rest")
+                                      event_ts_ns=parse.latest_ns(bal + pos) or time.time_ns(), source="rest")
         except OkxRefused as e:
             self.emit(VenueAccountFailed(f"refused: {e.code} {e.msg}"))
             return
@@ -434,11 +434,13 @@ class OkxAdapter:
             elif channel == "account":
                 balances = parse.balances(data)
                 if balances:
-                    self.emit(VenueAccountReported(balances, event_ts_ns=time.time_ns(), source="stream"))
+                    self.emit(VenueAccountReported(balances, event_ts_ns=parse.latest_ns(data) or time.time_ns(),
+                                                   source="stream"))
             elif channel == "positions":
                 positions = parse.positions(data, self.registry)
                 if positions:
-                    self.emit(VenueAccountReported(positions=positions, event_ts_ns=time.time_ns(), source="stream"))
+                    self.emit(VenueAccountReported(positions=positions,
+                                                   event_ts_ns=parse.latest_ns(data) or time.time_ns(), source="stream"))
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=channel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

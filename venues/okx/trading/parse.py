@@ -245,6 +245,18 @@ def placed(d: dict, source: str = "rest") -> VenueOrderReported:
                               event_ts_ns=_ms_to_ns(d.get("ts")), source=source)
 
 
+def latest_ns(entries: list) -> int:
+    """The newest `uTime` (ms) of account or position entries, in ns (0: none): the venue's
+    time of a snapshot or an update, so the engine can order them."""
+    best = 0
+    for e in entries:
+        if isinstance(e, dict):
+            for t in [e.get("uTime")] + [d.get("uTime") for d in e.get("details") or () if isinstance(d, dict)]:
+                if t and str(t).isdigit():
+                    best = max(best, int(t))
+    return best * 1_000_000
+
+
 def _amount(text, name: str) -> tuple[int, int]:
     text = str(text or "0")
     d = decimals(text)

@@ -35,7 +35,8 @@ def test_an_okx_swap_order_is_amended_in_place_then_cancelled(run_ctx, okx_sim, 
     assert (o["sz"], o["px"], o["state"], o["clOrdId"]) == ("2", "60001", "canceled", q["venue_client_order_id"])
 
 
-@pytest.mark.skipif(not hasattr(OrderClient, "account"), reason="needs the engine's account state (OrderClient.account)")
+@pytest.mark.skipif(not hasattr(OrderClient, "account"),
+                    reason="needs the engine's account state (OrderClient.account)")
 def test_okx_balances_and_a_swap_position_reach_the_sdk(run_ctx, okx_sim, reap):
     OkxExec(run_ctx, okx_sim, reap).start()
     with client(run_ctx) as oc:

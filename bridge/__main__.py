@@ -2,11 +2,12 @@
 
     python -m bridge server   --store DIR [--cluster 3]        NATS from the wheel, on loopback (Ctrl-C stops)
     python -m bridge exec-out --nats URL[,URL..] [--replicas 3]   execution host: exec journal -> JetStream
-    python -m bridge exec-in  --nats URL[,URL..]                  consumer host: JetStream -> journal + exec ring
+    python -m bridge exec-in  --nats URL[,URL..] [--consumer NAME]   consumer host: JetStream -> journal + exec ring
     python -m bridge md-out   --nats URL --ring md.VENUE [...]    rings -> core NATS (raw batches)
     python -m bridge md-in    --nats URL [--ring md.VENUE ...]    core NATS -> local rings of the same names
-    python -m bridge ctl-serve  --nats URL                        execution host: remote order entry -> execution
-    python -m bridge ctl-expose --nats URL [--consumer NAME]      consumer host: the execution endpoint, via NATS
+    python -m bridge ctl-serve  --nats URL [--target dispatch]    execution (dispatch) host: remote consumers' requests
+    python -m bridge ctl-expose --nats URL [--consumer NAME] [--target dispatch]
+                                                                  consumer host: the execution (dispatch) endpoint, via NATS
     python -m bridge config --out FILE --consumer NAME [...]     a server config: users and permissions
 
 Every program that connects takes --user and --password-file (one line) when the
@@ -74,9 +75,12 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--nats", required=True, type=_servers, help="server URLs, comma-separated")
         p.add_argument("--stream", default="EXEC")
-        p.add_argument("--subject", default="exec.reports")
+        p.add_argument("--subject", default="exec.reports", help="subject prefix (reports: PREFIX.<consumer>)")
         if name == "exec-out":
             p.add_argument("--replicas", type=int, default=1, help="stream replicas when it is created")
+        else:
+            p.add_argument("--consumer", help="read only this consumer's reports (its NATS user; "
+                                              "default: every consumer's, as user host)")
     for name, text in (("md-out", "sending host: rings -> core NATS, raw record batches"),
                        ("md-in", "receiving host: core NATS -> local rings of the same names and layout")):
         p = sub.add_parser(name, help=text)
@@ -92,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--nats", required=True, type=_servers, help="server URLs, comma-separated")
         p.add_argument("--prefix", default="meltica.ctl", help="subject prefix")
+        p.add_argument("--target", action="append", choices=("execution", "dispatch"),
+                       help="the endpoint carried: execution (orders; the default), dispatch (subscriptions, "
+                            "trading switch, and the consumer's ring); repeat for both")
         if name == "ctl-expose":
             p.add_argument("--consumer", help="the one consumer this bridge speaks for (its NATS user)")
     cf = sub.add_parser("config", help="write a nats-server config with users per role and per consumer")
@@ -147,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         from .config import inbox_prefix
         from .ctl import CtlExpose, CtlServe
         if args.cmd == "ctl-serve":
-            worker = CtlServe(ctx, prefix=args.prefix)
+            worker = CtlServe(ctx, prefix=args.prefix, targets=args.target or ["execution"])
         else:
-            worker = CtlExpose(ctx, prefix=args.prefix, consumer=args.consumer)
+            worker = CtlExpose(ctx, prefix=args.prefix, consumer=args.consumer, targets=args.target or ["execution"])
             if args.consumer:
                 _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
         asyncio.run(_run_md(worker, args))
@@ -168,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         worker = ExecOut(ctx, args.nats, stream=args.stream, subject=args.subject, replicas=args.replicas,
                          auth=_AUTH)
     else:
-        worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject, auth=_AUTH)
+        if args.consumer:
+            from .config import inbox_prefix
+            _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
+        worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject, auth=_AUTH, consumer=args.consumer)
     asyncio.run(_run_until_signal(worker))
     print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
     return 0

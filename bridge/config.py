@@ -1,17 +1,26 @@
 """`python -m bridge config`: a nats-server configuration with a user per role and per consumer.
 
     users (passwords: random, written with the config, both 0600)
-    execution      the execution host's bridge: publishes exec reports (JetStream API),
-                   answers `meltica.ctl.execution.*` (replies to requesters only)
-    marketdata     a sending host's md-out: publishes `meltica.ring.>`
+    execution      the execution host's bridges: publishes exec reports (`exec.reports.>`,
+                   JetStream API), answers `meltica.ctl.execution.*` (replies to requesters only)
+    dispatch       the dispatch host's ctl-serve --target dispatch: answers
+                   `meltica.ctl.dispatch.*` (twice a request: ack, result), publishes the
+                   remote consumers' rings `meltica.ring.consumer.*.md`
+    marketdata     a sending host's md-out: publishes `meltica.ring.md.>`
     host           a receiving host's md-in and exec-in: reads `meltica.ring.>` and the
-                   EXEC stream (every consumer's reports: one per host, trusted as such)
-    <consumer>     a remote consumer's ctl-expose: publishes only `meltica.ctl.execution.<consumer>`,
-                   reads only its own inbox `_INBOX_<consumer>.>` (connect with that inbox prefix)
+                   EXEC stream (every consumer's reports: a host trusted with all of them)
+    <consumer>     a remote consumer's bridges (ctl-expose, exec-in --consumer <consumer>):
+                   publishes only `meltica.ctl.{execution,dispatch}.<consumer>`; reads only
+                   its own inbox `_INBOX_<consumer>.>` (connect with that inbox prefix), its
+                   ring `meltica.ring.consumer.<consumer>.md`, and its exec reports
+                   `exec.reports.<consumer>` through the one JetStream consumer
+                   `exec-in-<consumer>` filtered on that subject (create, fetch, info, delete)
 
 So consumer A can neither place, cancel nor query in B's name (the subject is the name
-and the server refuses it; the execution host's bridge refuses a request whose
-`consumer` differs from the subject), nor read B's replies.
+and the server refuses it; the serving bridge refuses a request whose `consumer`
+differs from the subject), nor subscribe or switch trading for B, nor read B's replies,
+ring or exec reports (another filter in the create subject, another consumer's name,
+another inbox: all refused by the server).
 """
 
 from __future__ import annotations
@@ -22,10 +31,13 @@ from pathlib import Path
 
 import orjson
 
+from channels.names import consumer_ring
+
 from .ctl import PREFIX as CTL_PREFIX
+from .execs import STREAM, SUBJECT, consumer_name
 from .md import PREFIX as MD_PREFIX
 
-ROLES = ("execution", "marketdata", "host")
+ROLES = ("execution", "dispatch", "marketdata", "host")
 
 
 def inbox_prefix(consumer: str) -> str:
@@ -36,20 +48,27 @@ def _list(items) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
-def permissions(role: str, stream: str = "EXEC", exec_subject: str = "exec.reports") -> dict:
-    """{"publish": [...], "subscribe": [...], "allow_responses": bool} of a user."""
+def permissions(role: str, stream: str = STREAM, exec_subject: str = SUBJECT) -> dict:
+    """{"publish": [...], "subscribe": [...], "allow_responses": False | {"max": n}} of a user."""
     if role == "execution":
-        return {"publish": [exec_subject, "$JS.API.>"], "subscribe": [f"{CTL_PREFIX}.execution.*", "_INBOX.>"],
-                "allow_responses": True}
+        return {"publish": [f"{exec_subject}.>", "$JS.API.>"],
+                "subscribe": [f"{CTL_PREFIX}.execution.*", "_INBOX.>"], "allow_responses": {"max": 1}}
+    if role == "dispatch":
+        return {"publish": [f"{MD_PREFIX}.{consumer_ring('*')}"], "subscribe": [f"{CTL_PREFIX}.dispatch.*"],
+                "allow_responses": {"max": 2}}
     if role == "marketdata":
-        return {"publish": [f"{MD_PREFIX}.>"], "subscribe": [], "allow_responses": False}
+        return {"publish": [f"{MD_PREFIX}.md.>"], "subscribe": [], "allow_responses": False}
     if role == "host":
         js = [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
               f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.API.CONSUMER.DELETE.{stream}.>",
               f"$JS.API.CONSUMER.INFO.{stream}.>"]
         return {"publish": js, "subscribe": [f"{MD_PREFIX}.>", "_INBOX.>"], "allow_responses": False}
     # a consumer
-    return {"publish": [f"{CTL_PREFIX}.execution.{role}"], "subscribe": [f"{inbox_prefix(role)}.>"],
+    name = consumer_name(role)
+    js = [f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{exec_subject}.{role}",
+          *(f"$JS.API.CONSUMER.{op}.{stream}.{name}" for op in ("MSG.NEXT", "INFO", "DELETE"))]
+    return {"publish": [f"{CTL_PREFIX}.execution.{role}", f"{CTL_PREFIX}.dispatch.{role}", *js],
+            "subscribe": [f"{inbox_prefix(role)}.>", f"{MD_PREFIX}.{consumer_ring(role)}"],
             "allow_responses": False}
 
 
@@ -60,7 +79,7 @@ def authorization(consumers: list[str], passwords: dict[str, str]) -> str:
         p = permissions(user)
         perm = [f"publish: {_list(p['publish'])}", f"subscribe: {_list(p['subscribe'])}"]
         if p["allow_responses"]:
-            perm.append("allow_responses: true")
+            perm.append(f"allow_responses: {{ max: {p['allow_responses']['max']} }}")
         users.append(f'    {{ user: "{user}", password: "{passwords[user]}", '
                      f'permissions: {{ {", ".join(perm)} }} }}')
     return "\n".join(["authorization {", "  users: [", ",\n".join(users), "  ]", "}"]) + "\n"

@@ -1,9 +1,11 @@
 """Exec reports between hosts, nothing lost: journal -> JetStream -> journal + `exec` ring.
 
 Execution host (`ExecOut`): reads the exec journal (`channels.journal`, the source of
-truth) and publishes each report, its raw 768 bytes, on `<subject>` into the JetStream
-stream `<stream>`, with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
-<exec_seq - 1>`. So stream sequence == exec_seq, always: the server drops a re-published
+truth) and publishes each report, its raw 768 bytes, on `<subject>.<consumer name>`
+(the name of the report's consumer_id in execution's order store; `<subject>.=<id>` for
+an id it does not name, counted `unnamed`) into the JetStream stream `<stream>`
+(subjects `<subject>.>`), with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
+<exec_seq - 1>`. So stream sequence == exec_seq, always, whatever the subject: the server drops a re-published
 report (duplicate id, or the sequence check when it is older than the duplicate window)
 and refuses one that would skip or reorder (a publish lost in a failover while later
 ones were in flight). On start, on any refusal and on an ack that does not come, it asks
@@ -17,6 +19,16 @@ with an ephemeral pull consumer (no server-side acks: the local journal is the c
 appends in exec_seq order and drops what it already has; on a stall or error it makes
 a new consumer at its cursor (a NATS node that died took the old one with it).
 
+Per consumer (`ExecIn(consumer=NAME)`, NATS user NAME): it reads only
+`<subject>.NAME`, through a consumer named `exec-in-NAME` (the server lets user NAME
+create, read and delete that one only, filtered on its own subject: `bridge.config`),
+so the other consumers' reports never reach this host. The local journal stays
+gap-free by exec_seq, as the SDK reads it by position: each exec_seq of another
+consumer (the gap between two of NAME's reports, which the stream sequence proves is
+not NAME's) is a placeholder record: kind EXEC_REPORT, consumer_id 0, status 0, only
+`exec_seq` set, that the SDK never hands out (it keeps its own consumer_id's reports;
+a `monitor_all` reader on such a host sees the placeholders for what they are).
+
 Both run in one asyncio loop; journal reads and ring writes are non-blocking calls in it.
 """
 
@@ -24,7 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
+from pathlib import Path
 
 import nats
 import numpy as np
@@ -34,7 +48,8 @@ from nats.js.errors import NotFoundError
 
 from channels.journal import JournalError, JournalReader
 from channels.names import journal_path
-from events import EVENT
+from events import EVENT, Kind
+from events.kinds import SCHEMA_VERSION
 from events.records import RECORD_BYTES
 from core.run import RunContext
 
@@ -51,12 +66,49 @@ async def connect(servers: list[str], name: str, **kw) -> nats.NATS:
 
 
 async def ensure_stream(js, stream: str = STREAM, subject: str = SUBJECT, replicas: int = 1) -> None:
-    """Create the stream of exec reports unless it exists (file storage, no limits)."""
+    """Create the stream of exec reports (`<subject>.>`) unless it exists (file storage, no limits)."""
     try:
         await js.stream_info(stream)
     except NotFoundError:
-        await js.add_stream(StreamConfig(name=stream, subjects=[subject], num_replicas=replicas,
+        await js.add_stream(StreamConfig(name=stream, subjects=[f"{subject}.>"], num_replicas=replicas,
                                          duplicate_window=600.0))
+
+
+def consumer_name(consumer: str) -> str:
+    """The JetStream consumer through which consumer `consumer`'s bridge reads its reports."""
+    return f"exec-in-{consumer}"
+
+
+class ConsumerNames:
+    """consumer_id -> name, from execution's order store (read only; ids are never reused)."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / "exec" / "orders.sqlite"  # execution.process: ctx.path("exec", "orders.sqlite")
+        self.names: dict[int, str] = {}
+        self.unnamed = 0
+
+    def _reload(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
+            try:
+                self.names = dict(db.execute("SELECT id, name FROM consumers"))
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("reading consumer names from %s: %s", self.path, exc)
+
+    def token(self, consumer_id: int) -> str:
+        """The subject token of `consumer_id`'s reports: its name, or `=<id>` if the store has none."""
+        name = self.names.get(consumer_id)
+        if name is None:
+            self._reload()  # execution commits a name before any report of it: a miss is a new name
+            name = self.names.get(consumer_id)
+            if name is None:
+                self.unnamed += 1
+                return f"={consumer_id}"
+        return name
 
 
 async def retry(what: str, fn, *, stop: asyncio.Event | None = None, timeout_s: float = 60.0):
@@ -90,6 +142,7 @@ class ExecOut:
         self._inflight: dict[int, float] = {}
         self._gen = 0
         self._wake = asyncio.Event()
+        self.names = ConsumerNames(ctx.run_dir)
 
     async def last_stream_seq(self, js) -> int:
         info = await js.stream_info(self.stream)
@@ -168,10 +221,12 @@ class ExecOut:
             if room > 0 and last >= self._next and nc.is_connected:
                 recs = journal.read(self._next, room)
                 raw = recs.tobytes()
+                cids = recs["consumer_id"].tolist()
                 for i in range(len(recs)):
                     seq = self._next + i
                     self._inflight[seq] = now
-                    await nc.publish(self.subject, raw[i * RECORD_BYTES:(i + 1) * RECORD_BYTES],
+                    subj = f"{self.subject}.{self.names.token(cids[i])}"
+                    await nc.publish(subj, raw[i * RECORD_BYTES:(i + 1) * RECORD_BYTES],
                                      reply=f"{inbox}.{self._gen}.{seq}",
                                      headers={"Nats-Msg-Id": str(seq), "Nats-Expected-Last-Sequence": str(seq - 1)})
                 self._next += len(recs)
@@ -184,34 +239,47 @@ class ExecOut:
 
     def statistics(self) -> dict:
         return {"published": self.published, "duplicates": self.duplicates, "resyncs": self.resyncs,
-                "stream_seq": self.acked_seq, "inflight": len(self._inflight)}
+                "stream_seq": self.acked_seq, "inflight": len(self._inflight), "unnamed": self.names.unnamed}
 
 
 class ExecIn:
     """Consumer host: the stream into run `ctx`'s local journal and `exec` ring."""
 
     def __init__(self, ctx: RunContext, servers: list[str], *, stream: str = STREAM, subject: str = SUBJECT,
-                 batch: int = 512, stall_s: float = 2.0, sync: bool = True, auth: dict | None = None):
+                 batch: int = 512, stall_s: float = 2.0, sync: bool = True, auth: dict | None = None,
+                 consumer: str | None = None):
         from execution.publisher import ExecPublisher  # the one writer of a journal + exec ring
 
         self.ctx, self.servers, self.stream, self.subject = ctx, servers, stream, subject
+        self.consumer = consumer
+        self.filter = f"{subject}.{consumer}" if consumer else f"{subject}.>"
         self.auth = auth or {}
         self.batch, self.stall_s = batch, stall_s
         self.pub = ExecPublisher(ctx, sync=sync)
         self.received = 0
         self.duplicates = 0     # reports we already had (dropped)
         self.restarts = 0       # consumers re-made at our cursor
+        self.withheld = 0       # other consumers' exec_seqs, journaled here as placeholders
 
     @property
     def last_seq(self) -> int:
         return self.pub.last_seq
 
     async def _subscribe(self, js):
-        log.info("reading stream %s from exec_seq %d", self.stream, self.last_seq + 1)
+        log.info("reading %s of stream %s from exec_seq %d", self.filter, self.stream, self.last_seq + 1)
         cfg = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1,
                              ack_policy=AckPolicy.NONE, inactive_threshold=10.0, mem_storage=True,
                              num_replicas=1)
-        return await js.pull_subscribe(self.subject, durable=None, stream=self.stream, config=cfg)
+        if self.consumer is None:
+            return await js.pull_subscribe(self.filter, durable=None, stream=self.stream, config=cfg)
+        name = consumer_name(self.consumer)
+        try:  # the one a killed bridge left: it starts elsewhere, and a consumer's start is fixed
+            await js.delete_consumer(self.stream, name)
+        except NotFoundError:
+            pass
+        cfg.name, cfg.filter_subject = name, self.filter
+        await js.add_consumer(self.stream, cfg)
+        return await js.pull_subscribe_bind(name, stream=self.stream)
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.servers, "bridge-exec-in", **self.auth)
@@ -241,8 +309,7 @@ class ExecIn:
                         self.restarts += 1
                 elif time.monotonic() - idle_since > self.stall_s:
                     # nothing for a while: if the stream is ahead of us, the consumer is gone
-                    info = await self._stream_last(js)
-                    if info is not None and info > self.last_seq:
+                    if await self._behind(js):
                         sub = await self._drop(sub)
                         self.restarts += 1
                     idle_since = time.monotonic()
@@ -253,11 +320,17 @@ class ExecIn:
             await nc.close()
             self.pub.close()
 
-    async def _stream_last(self, js) -> int | None:
+    async def _behind(self, js) -> bool:
+        """True if the stream holds reports for us that our consumer does not deliver."""
         try:
-            return int((await js.stream_info(self.stream)).state.last_seq)
+            if self.consumer is None:
+                return int((await js.stream_info(self.stream)).state.last_seq) > self.last_seq
+            info = await js.consumer_info(self.stream, consumer_name(self.consumer))
+            return int(info.num_pending or 0) > 0
+        except NotFoundError:
+            return True  # our consumer is gone (its node died, or it was idle too long)
         except (nats.errors.Error, asyncio.TimeoutError):
-            return None
+            return False
 
     @staticmethod
     async def _drop(sub) -> None:
@@ -279,6 +352,8 @@ class ExecIn:
         recs = recs[keep]
         if not len(recs):
             return True
+        if self.consumer is not None:
+            return self._append_filtered(recs)
         expect = np.arange(self.last_seq + 1, self.last_seq + 1 + len(recs))
         if not np.array_equal(recs["exec"]["exec_seq"], expect):
             # cannot happen while stream seq == exec_seq; keep only the in-order run
@@ -292,6 +367,23 @@ class ExecIn:
         self.pub.pump()
         return True
 
+    def _append_filtered(self, recs: np.ndarray) -> bool:
+        """Our reports, the exec_seqs between them (other consumers') as placeholders."""
+        seqs = recs["exec"]["exec_seq"].astype(np.int64)
+        if len(seqs) > 1 and not (np.diff(seqs) > 0).all():
+            log.error("exec stream out of order after exec_seq %d", self.last_seq)
+            return False
+        first = self.last_seq + 1
+        out = np.zeros(int(seqs[-1]) - self.last_seq, EVENT)
+        out["schema_version"] = SCHEMA_VERSION
+        out["kind"] = Kind.EXEC_REPORT
+        out["exec"]["exec_seq"] = np.arange(first, first + len(out))
+        out[seqs - first] = recs
+        self.withheld += len(out) - len(recs)
+        self.pub.append(out)
+        self.pub.pump()
+        return True
+
     def statistics(self) -> dict:
         return {"received": self.received, "duplicates": self.duplicates, "restarts": self.restarts,
-                "last_seq": self.last_seq, "backlog": self.pub.backlog}
+                "last_seq": self.last_seq, "backlog": self.pub.backlog, "withheld": self.withheld}

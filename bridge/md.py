@@ -21,6 +21,13 @@ next expected position lost the difference (lapped at the source, or dropped by 
 NATS); `lost` counts them per ring. A new epoch is an unknown loss (`resets`). After
 either, the first book of each (provider, instrument) is marked `HeaderFlag.RESYNCED`:
 book records carry full top-N state, so the book downstream is whole again at once.
+
+A batch of 0 records says "the source ring is gone" (its writer closed, died or was
+replaced): `MdOut(announce_gone=True)` sends it, and `MdIn` closes its ring of that name,
+so the readers there see the writer gone exactly as on the source host. The bridge of
+remote consumers (`bridge.ctl`) uses it for `consumer.<name>.md`: a dispatch that
+restarts or releases the consumer closes the consumer's ring on both hosts, and the SDK
+there registers again, as it does locally.
 """
 
 from __future__ import annotations
@@ -80,27 +87,43 @@ def decode(data: bytes) -> tuple[np.void, np.ndarray]:
 
 
 class _Source:
-    def __init__(self, ns, ring: str, batch: int):
-        self.reader = RingReader.attach(ns, ring, EVENT, start="latest", batch_capacity=batch)
+    def __init__(self, ns, ring: str, batch: int, start: str):
+        self.reader = RingReader.attach(ns, ring, EVENT, start=start, batch_capacity=batch)
         self.epoch = int.from_bytes(os.urandom(8), "little") >> 1
         self.checked = time.monotonic()
 
 
 class MdOut:
-    """Rings of namespace `ns` -> core NATS, one batch read = one message."""
+    """Rings of namespace `ns` -> core NATS, one batch read = one message.
 
-    def __init__(self, ns, rings: list[str], *, prefix: str = PREFIX, batch: int = MAX_BATCH):
+    `rings` are read from "latest" and attached again whenever their writer restarts;
+    `add(ring)` reads one more ring from "oldest" until its writer is gone (then it is
+    forgotten, and with `announce_gone` a 0-record batch tells the receivers).
+    """
+
+    def __init__(self, ns, rings: list[str], *, prefix: str = PREFIX, batch: int = MAX_BATCH,
+                 announce_gone: bool = False):
         self.ns, self.rings, self.prefix = ns, list(rings), prefix
+        self.announce_gone = announce_gone
         self.batch = min(batch, MAX_BATCH)
+        self._added: set[str] = set()
+        self._gone: list[tuple[str, bytes]] = []
         self.sent_records = 0
         self.sent_batches = 0
         self.attaches = 0
         self._src: dict[str, _Source] = {}
         self.subjects = {r: subject(r, prefix) for r in self.rings}
 
+    def add(self, ring: str) -> None:
+        """Read `ring` from its oldest record on, until its writer is gone (idempotent)."""
+        if ring not in self._added:
+            self._added.add(ring)
+            self.rings.append(ring)
+            self.subjects[ring] = subject(ring, self.prefix)
+
     def _attach(self, ring: str) -> _Source | None:
         try:
-            src = _Source(self.ns, ring, self.batch)
+            src = _Source(self.ns, ring, self.batch, "oldest" if ring in self._added else "latest")
         except (SegmentNotFound, RingError, FileNotFoundError):
             return None  # its writer has not started yet
         self.attaches += 1
@@ -110,18 +133,26 @@ class MdOut:
 
     def _drop(self, ring: str) -> None:
         src = self._src.pop(ring, None)
+        if self.announce_gone:
+            self._gone.append((self.subjects[ring], encode_header(0, 0, 0) if src is None else
+                               encode_header(0, src.epoch, src.reader.position)))
         if src is not None:
             try:
                 src.reader.close()
             except RingError:
                 pass
+        if ring in self._added:  # an added ring is read once: its next writer is added again
+            self._added.discard(ring)
+            self.rings.remove(ring)
 
     def pump(self, now: float) -> list[tuple[str, bytes]]:
         """One batch of every ring that has records, as (subject, message) to publish."""
-        out = []
-        for ring in self.rings:
+        out, self._gone = self._gone, []
+        for ring in list(self.rings):
             src = self._src.get(ring) or self._attach(ring)
             if src is None:
+                if ring in self._added:  # gone before we read it (released at once)
+                    self._drop(ring)
                 continue
             r = src.reader
             try:
@@ -131,8 +162,9 @@ class MdOut:
                 continue
             k = len(recs)
             if k:
-                data = encode_header(k, src.epoch, r.position - k) + recs.tobytes()
-                r.release()
+                raw = recs.tobytes()
+                r.release()  # lossless rings move the position here, overwrite rings at the read
+                data = encode_header(k, src.epoch, r.position - k) + raw
                 out.append((self.subjects[ring], data))
                 self.sent_records += k
                 self.sent_batches += 1
@@ -140,7 +172,14 @@ class MdOut:
                 src.checked = now
                 if r.writer_state() != "alive":  # the writer restarted (a new ring) or stopped
                     self._drop(ring)
-        return out
+        gone, self._gone = self._gone, []
+        return out + gone
+
+    def close(self) -> None:
+        """Detach from every ring (no notice is sent: the receivers keep what they have)."""
+        self.announce_gone = False
+        for ring in list(self._src):
+            self._drop(ring)
 
     async def run(self, nc, stop: asyncio.Event) -> None:
         try:
@@ -151,8 +190,7 @@ class MdOut:
                 if not batches:
                     await asyncio.sleep(0.0005)
         finally:
-            for ring in list(self._src):
-                self._drop(ring)
+            self.close()
 
     def statistics(self) -> dict:
         lost = {ring: src.reader.lost for ring, src in self._src.items()}
@@ -161,16 +199,16 @@ class MdOut:
 
 
 class _Sink:
-    def __init__(self, writer: RingWriter):
-        self.writer = writer
+    def __init__(self):
+        self.writer: RingWriter | None = None   # None: the source ring is gone (until its next batch)
         self.epoch: int | None = None
         self.next_pos = 0
         self.received = 0
         self.lost = 0
         self.resets = 0
+        self.gone = 0
         self.marked = 0
         self.unmarked: set | None = None   # after a loss: books not yet marked; None = all marked
-        self.seen: set = set()
 
 
 class MdIn:
@@ -180,17 +218,31 @@ class MdIn:
         self.ns, self.prefix, self.capacity = ns, prefix, capacity
         self.bad = 0
         self.sinks: dict[str, _Sink] = {}
+        self._subs: dict[str, object] = {}
 
-    def _sink(self, ring: str) -> _Sink:
+    def ensure(self, ring: str, capacity: int | None = None) -> _Sink:
+        """The local ring `ring`, created now if it is not open (we are its only writer)."""
         sink = self.sinks.get(ring)
         if sink is None:
+            sink = self.sinks[ring] = _Sink()
+        if sink.writer is None:
             path = self.ns.path(ring)
             if os.path.exists(path):  # left by a killed bridge: we are this ring's only writer
                 os.unlink(path)
-            sink = self.sinks[ring] = _Sink(RingWriter.create(self.ns, ring, EVENT, self.capacity,
-                                                              policy="overwrite"))
-            log.info("writing ring %s (capacity %d)", ring, self.capacity)
+            cap = capacity or self.capacity
+            sink.writer = RingWriter.create(self.ns, ring, EVENT, cap, policy="overwrite")
+            sink.epoch, sink.next_pos = None, 0
+            log.info("writing ring %s (capacity %d)", ring, cap)
         return sink
+
+    def close(self, ring: str) -> None:
+        """Close (and unlink) local ring `ring`: its readers see the writer gone."""
+        sink = self.sinks.get(ring)
+        if sink is not None and sink.writer is not None:
+            sink.writer.close()
+            sink.writer = None
+            sink.gone += 1
+            log.info("ring %s gone at the source: closed here", ring)
 
     def on_message(self, subj: str, data: bytes) -> None:
         """One batch: count what was lost before it, mark books after a loss, write the ring."""
@@ -201,7 +253,10 @@ class MdIn:
             log.warning("%s: %s (dropped; %d so far)", subj, exc, self.bad)
             return
         ring = subj[len(self.prefix) + 1:]
-        sink = self._sink(ring)
+        if not len(recs):  # the source ring is gone
+            self.close(ring)
+            return
+        sink = self.ensure(ring)
         epoch, first = int(h["epoch"]), int(h["first_pos"])
         if sink.epoch != epoch:
             if sink.epoch is not None:
@@ -238,27 +293,48 @@ class MdIn:
         sink.marked += len(todo)
         return recs
 
-    async def run(self, nc, stop: asyncio.Event, rings: list[str] | None = None) -> None:
+    async def follow(self, nc, ring: str = ">") -> None:
+        """Subscribe to ring `ring`'s batches (">": every ring sent); idempotent."""
+        if ring in self._subs:
+            return
+
         async def cb(msg):
             self.on_message(msg.subject, msg.data)
 
-        subs = [await nc.subscribe(subject(r, self.prefix), cb=cb, pending_msgs_limit=65536,
-                                   pending_bytes_limit=1 << 30)
-                for r in (rings or [">"])]
+        self._subs[ring] = await nc.subscribe(subject(ring, self.prefix), cb=cb, pending_msgs_limit=65536,
+                                              pending_bytes_limit=1 << 30)
+
+    def heartbeat(self) -> None:
+        for sink in self.sinks.values():
+            if sink.writer is not None:
+                sink.writer.heartbeat()
+
+    async def close_all(self) -> None:
+        for s in self._subs.values():
+            try:
+                await s.unsubscribe()
+            except Exception:  # a closed connection: nothing left to unsubscribe
+                pass
+        self._subs.clear()
+        for ring in list(self.sinks):
+            sink = self.sinks[ring]
+            if sink.writer is not None:
+                sink.writer.close()
+                sink.writer = None
+
+    async def run(self, nc, stop: asyncio.Event, rings: list[str] | None = None) -> None:
+        for r in rings or [">"]:
+            await self.follow(nc, r)
         try:
             while not stop.is_set():
-                for sink in self.sinks.values():
-                    sink.writer.heartbeat()
+                self.heartbeat()
                 try:
                     await asyncio.wait_for(stop.wait(), 0.5)
                 except asyncio.TimeoutError:
                     pass
         finally:
-            for s in subs:
-                await s.unsubscribe()
-            for sink in self.sinks.values():
-                sink.writer.close()
+            await self.close_all()
 
     def statistics(self) -> dict:
         return {"bad": self.bad, "rings": {r: {"received": s.received, "lost": s.lost, "resets": s.resets,
-                                              "marked": s.marked} for r, s in self.sinks.items()}}
+                                              "marked": s.marked, "gone": s.gone} for r, s in self.sinks.items()}}

@@ -3,7 +3,8 @@
     offset            size   content
     0                 768    header: magic "MELTEXJ1", layout version, record bytes,
                              events.SCHEMA_VERSION, created_ns (little-endian int64s)
-    768 * N           768    EVENT record of exec_seq N (N >= 1), kind EXEC_REPORT
+    768 * N           768    EVENT record of exec_seq N (N >= 1), kind EXEC_REPORT or ACCOUNT
+                             (both keep exec_seq at `exec.exec_seq`)
 
 So exec_seq N is at offset N * RECORD_BYTES, and a reader (a consumer catching up)
 can read any range with one pread, without asking the writer. One writer process

@@ -20,7 +20,8 @@ does not know is an error (a typo must not pass silently).
     venue            str [a-z0-9-]                1 .. 24 (a provider slug; new_order)
     side, type, tif, qty, price, ref_price
                      str <= 40 characters, or a JSON scalar (execution's validation
-                     names what is wrong with it: "qty must be a decimal string")
+                     names what is wrong with it: "qty must be a decimal string");
+                     amend: qty and/or price (the new total quantity, the new limit price)
 
 Every request gets one result (dispatch sends an ack first), in one shape for both
 servers:
@@ -37,11 +38,19 @@ servers:
                set_trading_mode  trading_enabled (execution's state), forward
                                  {"status": "ok" | "refused" | "timeout" | "absent"}
     execution  hello             consumer_id, trading_enabled, last_exec_seq
-               new_order, cancel, query   status ("accepted" | "duplicate" | "ok" |
-                                 "rejected" | "busy"), order
+               new_order, cancel, amend, query   status ("accepted" | "duplicate" |
+                                 "ok" | "rejected" | "busy"), order
                set_trading_mode  consumer, trading_enabled
                status            open_orders, last_exec_seq, published_seq, stream_up,
                                  venues {slug: {stream_up, down, open_orders}}
+
+An amend's "accepted" means sent to the venue; its outcome comes on the exec channel, with
+the status values of every report (an amend is not a status): a report carrying the new
+`price` / `qty` (and `remaining`) with reason "amended"; or, refused, a report with the
+order's unchanged figures, the venue's code in `reject_code` and reason "amend refused:
+<code> <message>" ("amend not applied ..." when the venue never received it). A
+cancel-replace amend that cancelled the order but could not place the new one ends with
+a CANCELLED report after the refusal.
 
 The trading switch has one owner, execution: dispatch forwards set_trading_mode and
 answers with the state execution answered (`trading_enabled`, a bool); on the
@@ -73,6 +82,7 @@ CODES = {
     "validation": 15, "trading_disabled": 16, "unknown_order": 17, "order_closed": 18,
     "max_notional": 19, "max_open_orders": 20, "max_orders_per_s": 21,
     "venue_down": 22, "duplicate_order": 23,
+    "order_busy": 24,  # a cancel or amend of the order is in flight, or the venue has not acked it
     # answered by the SDK itself, never by a server
     "no_answer": 30, "execution_unreachable": 31,
 }
@@ -268,6 +278,16 @@ class Cancel(Request):
     client_order_id: str = ""
 
 
+@_command("amend", **_OWNER, client_order_id=(COID, True), qty=(FIELD, False), price=(FIELD, False))
+@dataclass(frozen=True, slots=True)
+class Amend(Request):
+    """Change an open order's total quantity and/or limit price (decimal strings; absent: keep)."""
+
+    client_order_id: str = ""
+    qty: str | None = None
+    price: str | None = None
+
+
 @_command("query", **_OWNER, client_order_id=(COID, True))
 @dataclass(frozen=True, slots=True)
 class Query(Request):
@@ -286,7 +306,7 @@ def _table(*classes) -> dict[str, type]:
 
 DISPATCH_COMMANDS = _table(Register, Subscribe, Unsubscribe, MergedSubscribe, SetTradingMode,
                            ListSubscriptions, Unregister, Heartbeat)
-EXECUTION_COMMANDS = _table(Hello, NewOrder, Cancel, Query, SetTradingMode, Status)
+EXECUTION_COMMANDS = _table(Hello, NewOrder, Cancel, Amend, Query, SetTradingMode, Status)
 
 
 def parse(frame: bytes, commands: dict[str, type]) -> Request:

@@ -10,14 +10,16 @@
             print(a["client_order_id"], a["status"])  # ... | "unknown" (no answer in time)
         for rec in oc.poll_reports(timeout_s=1.0):   # EVENT records, kind EXEC_REPORT
             print(rec["exec"]["exec_seq"], ExecStatus(rec["exec"]["status"]).name)
+        oc.amend("o-1", qty="0.005")                 # and/or price="29990"; the outcome is a report
+        oc.account("binance-spot").balances["USDT"].free   # balances, positions (consumer/account.py)
 
 Order entry: a DEALER socket to execution's control endpoint (default
 `channels.names.execution_endpoint(run_dir)`), every request carrying the consumer's
 key (`channels.identity`, created in the run directory on first use). Execution answers a new order only after it has
 persisted it, so an answer takes a disk write. Two ways to ask:
 
-- `submit` / `submit_limit` / `submit_market` / `cancel` / `query` / `hello` wait for
-  their answer (`timeout_s`, then PeerGone) and return it.
+- `submit` / `submit_limit` / `submit_market` / `cancel` / `amend` / `query` / `hello`
+  wait for their answer (`timeout_s`, then PeerGone) and return it.
 - `<same>_nowait` send and return the request id at once; `poll_replies()` hands out
   the answers received since its last call, in arrival order, each the execution's
   reply plus `cmd`, `client_order_id` and `late`; `pending` is the client order ids
@@ -33,6 +35,18 @@ answer after `timeout_s` is answered here, by `poll_replies`:
                   come, it is handed out as well, with `late` true
     "suppressed"  (code "execution_unreachable") no connection to execution came up
                   in time: it never left this process, and never will
+
+Amend: `amend(client_order_id, qty=None, price=None)` changes an open order's total
+quantity and/or limit price (decimal strings). Its answer is "accepted" (sent to the
+venue) or "rejected" (code: "order_closed", "order_busy" while a cancel or amend of the
+order is in flight or the venue has not acknowledged it, "validation", a limit's name,
+"trading_disabled"). The outcome is an exec report: the new `price` / `qty` /
+`remaining` with reason "amended", or the unchanged ones with the venue's `reject_code`
+and reason "amend refused: ..." / "amend not applied ...". Its status is the order's
+(ACK, PARTIAL): an amend is not a status. Execution does the amend as the venue can
+(Binance spot: in place, keeping queue priority, for a quantity decrease at the same
+price; else by cancel-replace, which loses priority). An amend is not idempotent by key:
+after "unknown", `query` the order before amending again.
 
 After "unknown", `query` the order, or send the same request again: execution is
 idempotent by (consumer, client_order_id), so a resent order is placed at most once
@@ -55,6 +69,11 @@ The cursor (the last exec_seq handed out) is kept in `<run_dir>/consumers/<name>
 and committed when the next `poll_reports` starts (or on `commit()`): at-least-once
 across a crash between handing out a batch and that commit. A consumer that keeps
 the last exec_seq in its own durable state passes `resume_from=` and gets exactly once.
+
+The exec channel also carries ACCOUNT records (balances and positions per venue; same
+exec_seq sequence): `poll_reports` applies them to `account(venue)` (consumer/account.py)
+and hands out only this consumer's exec reports; with `monitor_all` it hands out every
+record of the channel, both kinds (select by `rec["kind"]`).
 """
 
 from __future__ import annotations
@@ -72,6 +91,7 @@ from events import EVENT, Closed, PeerGone
 from core.run import RunContext
 from shm import ReaderEvicted, RingClosed, RingError, RingReader, SegmentNotFound
 
+from .account import AccountBook, AccountView
 from .requests import Requests
 
 
@@ -100,6 +120,7 @@ class OrderClient:
         self._reader: RingReader | None = None
         self._journal: JournalReader | None = None
         self._last_check = 0.0
+        self.accounts = AccountBook()   # from the ACCOUNT records read (consumer/account.py)
 
     @property
     def timeout_s(self) -> float:
@@ -173,6 +194,20 @@ class OrderClient:
     def cancel(self, client_order_id: str) -> dict:
         return self.request("cancel", client_order_id=client_order_id)
 
+    def amend(self, client_order_id: str, qty: str | None = None, price: str | None = None) -> dict:
+        """Change an open order's total quantity and/or limit price (decimal strings; None: keep).
+        The reply says accepted (sent) or rejected; the outcome comes as an exec report."""
+        return self.request("amend", **self._amend_fields(client_order_id, qty, price))
+
+    @staticmethod
+    def _amend_fields(client_order_id: str, qty, price) -> dict:
+        fields = {"client_order_id": client_order_id}
+        if qty is not None:
+            fields["qty"] = qty
+        if price is not None:
+            fields["price"] = price
+        return fields
+
     def query(self, client_order_id: str) -> dict:
         return self.request("query", client_order_id=client_order_id)
 
@@ -210,6 +245,9 @@ class OrderClient:
 
     def cancel_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("cancel", client_order_id=client_order_id)
+
+    def amend_nowait(self, client_order_id: str, qty: str | None = None, price: str | None = None) -> int:
+        return self.request_nowait("amend", **self._amend_fields(client_order_id, qty, price))
 
     def query_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("query", client_order_id=client_order_id)
@@ -269,6 +307,7 @@ class OrderClient:
                 self._journal = JournalReader(journal_path(self.run.run_dir))
             except (FileNotFoundError, JournalError):
                 return
+            self.accounts.backfill(self._journal, self.next_seq - 1)  # the account before our cursor
         if self._reader is None:
             try:
                 self._reader = RingReader.attach(self.run.namespace, EXEC_RING, EVENT, start="latest")
@@ -322,6 +361,7 @@ class OrderClient:
                     self._detach_ring()
         if len(out):
             self.next_seq = int(out[-1]["exec"]["exec_seq"]) + 1
+            self.accounts.apply(out)
         return out
 
     def poll_reports(self, max_n: int = 256, timeout_s: float = 0.0) -> np.ndarray:
@@ -340,6 +380,12 @@ class OrderClient:
                 out = out[out["consumer_id"] == self.consumer_id]
             if len(out) or time.monotonic() >= deadline:
                 return out
+
+    def account(self, venue) -> AccountView:
+        """Balances and positions of `venue` (slug or Provider) as of the records read so far
+        (`poll_reports` keeps it current)."""
+        self._attach()
+        return self.accounts.account(venue)
 
     def wait_for(self, client_order_id: str, statuses, timeout_s: float = 5.0) -> list:
         """Poll until a report of `client_order_id` has one of `statuses`; return its reports."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-SCHEMA_VERSION = 2  # bump on any change of a record layout in `events.records`
+SCHEMA_VERSION = 3  # bump on any change of a record layout in `events.records`
 
 
 class Kind(IntEnum):
@@ -19,6 +19,7 @@ class Kind(IntEnum):
     EXEC_REPORT = 5
     CONTROL_ACK = 6
     CONTROL_RESULT = 7
+    ACCOUNT = 8         # one balance or one position of a venue account (state: newest wins)
 
     @property
     def critical(self) -> bool:
@@ -31,7 +32,7 @@ class Kind(IntEnum):
         return self in _COALESCABLE
 
 
-_CRITICAL = frozenset({Kind.EXEC_REPORT, Kind.CONTROL_ACK, Kind.CONTROL_RESULT})
+_CRITICAL = frozenset({Kind.EXEC_REPORT, Kind.CONTROL_ACK, Kind.CONTROL_RESULT, Kind.ACCOUNT})
 _COALESCABLE = frozenset({Kind.BOOK, Kind.TICKER, Kind.MERGED})
 CRITICAL_KINDS = tuple(sorted(_CRITICAL))
 COALESCABLE_KINDS = tuple(sorted(_COALESCABLE))
@@ -100,6 +101,20 @@ class ExecStatus(IntEnum):
     def terminal(self) -> bool:
         return self in (ExecStatus.FILLED, ExecStatus.CANCELLED, ExecStatus.REJECTED,
                         ExecStatus.EXPIRED)
+
+
+class AccountEntry(IntEnum):
+    """What an ACCOUNT record holds (its payload's `entry`)."""
+
+    BALANCE = 1      # one asset: free / locked
+    POSITION = 2     # one derivatives position (the header's instrument): size / entry price / PnL
+
+
+class AccountSource(IntEnum):
+    """Where the venue said it (an ACCOUNT record's `source`)."""
+
+    STREAM = 1       # a user-stream update: only what changed
+    REST = 2         # a whole snapshot by REST (start, every user-stream reconnect)
 
 
 class Command(IntEnum):

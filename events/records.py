@@ -7,6 +7,14 @@ of mixed kinds is one array: select rows by `rec["kind"]`, then read `rec["book"
 since the Unix epoch; `*_px` and `*_sz` are int64 mantissas at the scale in the
 payload's `px_scale` / `sz_scale` (the instrument's scale).
 
+The exec channel carries EXEC_REPORT and ACCOUNT records in one gap-free `exec_seq`
+order; both payloads start with `exec_seq`, so `rec["exec"]["exec_seq"]` reads it from
+either. An ACCOUNT record is state: one balance (asset, free, locked at `scale`) or one
+position (the header's instrument; size, entry_px, unrealized_pnl) of the venue in the
+header's `provider`; the newest per (provider, asset) or (provider, instrument) replaces
+the older ones, and a zero balance / zero size means "none". `consumer_id` is 0 (the
+account is every consumer's); header flag SNAPSHOT marks records of a REST snapshot.
+
     header (64 bytes)
     0   schema_version u2   2  kind u2   4  provider u2   6  flags u2
     8   instrument u4       12 consumer_id u4 (0: not consumer-specific)
@@ -85,6 +93,18 @@ EXEC_REPORT = np.dtype([
     ("reason", "S96"),
 ])
 
+ACCOUNT = np.dtype([
+    # Where the exec payload has it: every record of the exec channel (exec journal, exec
+    # ring) carries its gap-free exec_seq at `exec.exec_seq`, whatever its kind.
+    ("exec_seq", "<u8"),
+    ("free", "<i8"), ("locked", "<i8"),                         # BALANCE, at `scale`
+    ("size", "<i8"), ("entry_px", "<i8"), ("unrealized_pnl", "<i8"),  # POSITION: size signed (long > 0)
+    ("entry", "u1"), ("source", "u1"),                          # AccountEntry, AccountSource
+    ("scale", "i1"), ("px_scale", "i1"), ("sz_scale", "i1"), ("pnl_scale", "i1"), ("_pad", "V2"),
+    ("asset", "S16"),    # BALANCE: the asset; POSITION: the asset unrealized_pnl is in
+    ("symbol", "S32"),   # POSITION: the instrument's canonical symbol (the header names its id)
+])
+
 CONTROL_ACK = np.dtype([
     ("request_id", "<u8"), ("command", "u1"), ("_pad", "V7"),
 ])
@@ -104,6 +124,7 @@ PAYLOADS = {
     Kind.EXEC_REPORT: ("exec", EXEC_REPORT),
     Kind.CONTROL_ACK: ("ack", CONTROL_ACK),
     Kind.CONTROL_RESULT: ("result", CONTROL_RESULT),
+    Kind.ACCOUNT: ("account", ACCOUNT),
 }
 
 
@@ -129,6 +150,7 @@ EVENT = _event_dtype()
 """The record of every Meltica ring: header fields at top level, payloads by kind."""
 
 assert HEADER.itemsize == HEADER_BYTES
+assert ACCOUNT.fields["exec_seq"][1] == EXEC_REPORT.fields["exec_seq"][1] == 0  # see ACCOUNT
 
 
 def empty(n: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 
 from .fixed import to_decimal
-from .kinds import Command, ExecStatus, Kind, OrderType, Provider, ResultStatus, Side, TimeInForce
+from .kinds import AccountEntry, AccountSource, Command, ExecStatus, Kind, OrderType, Provider, ResultStatus, Side, TimeInForce
 from .records import HEADER, PAYLOADS
 
 
@@ -86,6 +86,17 @@ def to_dict(rec) -> dict:
         out["result"] = {"request_id": int(p["request_id"]), "command": _name(Command, p["command"]),
                          "status": _name(ResultStatus, p["status"]), "error_code": int(p["error_code"]),
                          "routing_version": int(p["routing_version"]), "message": _text(p["message"])}
+    elif kind is Kind.ACCOUNT:
+        entry = _name(AccountEntry, p["entry"])
+        out["account"] = {"exec_seq": int(p["exec_seq"]), "entry": entry,
+                          "source": _name(AccountSource, p["source"]), "asset": _text(p["asset"])}
+        if entry == "BALANCE":
+            sc = int(p["scale"])
+            out["account"].update(free=to_decimal(p["free"], sc), locked=to_decimal(p["locked"], sc))
+        elif entry == "POSITION":
+            out["account"].update(symbol=_text(p["symbol"]), size=to_decimal(p["size"], int(p["sz_scale"])),
+                                  entry_px=to_decimal(p["entry_px"], int(p["px_scale"])),
+                                  unrealized_pnl=to_decimal(p["unrealized_pnl"], int(p["pnl_scale"])))
     return out
 
 

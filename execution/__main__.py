@@ -104,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--user-stream-lifetime", type=float, metavar="SECONDS",
                    help="move the user stream to a new connection this long after it opened (default: "
                    "the venue's; Binance spot: 23 h, before the venue's 24 h limit)")
+    p.add_argument("--order-entry", choices=["rest", "ws"], default="rest",
+                   help="order entry: rest (default), or ws: over the venue's WebSocket API where its adapter "
+                   "offers it (Binance spot: order.place / order.cancel / order.status), REST while that "
+                   "connection is down; a venue without it keeps REST")
     p.add_argument("--recv-window-ms", type=int, default=5000, help="signed request validity (default 5000)")
     p.add_argument("--allow-remote", action="store_true", help="allow a control endpoint beyond loopback/ipc")
     return p
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         proc = ExecutionProcess(ctx, venues_=configs, control=args.control, limits=limits,
                                 durability=args.durability, trading_default=args.trading_default == "on",
                                 telemetry_endpoint=args.telemetry, workers=args.workers, timeout_s=args.timeout,
-                                recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime)
+                                recv_window_ms=args.recv_window_ms, user_stream_lifetime_s=args.user_stream_lifetime,
+                                order_entry=args.order_entry)
     except AlreadyRunning as e:
         print(f"execution: {e}", file=sys.stderr)
         return 3

@@ -1,9 +1,18 @@
-"""Commands from consumers: hello, set_trading_mode, submit, cancel, query.
+"""Commands from consumers: hello, set_trading_mode, submit, cancel, amend, query.
 
 Each takes the engine (its shared state: store, open orders, switches, limits, slots)
 and a command (model.py), and answers a dict for the control socket; none raises on
 bad input. A new order is committed to the store before `venue.place` is called; its
 outcome comes back as a venue event (venue_events.py).
+
+A cancel moves the order to PENDING_CANCEL, an amend to PENDING_REPLACE (lifecycle.py);
+the amend's target (and the venue client order id a cancel-replace gives its new venue
+order, ids.py) is committed before `venue.amend` is called. An amend is checked like a
+new order: an order of the consumer that is open, acknowledged and has no cancel or
+amend in flight (else code "order_busy"); the trading switch; the venue up; the new
+quantity above the filled one, a price change only for a LIMIT order, lot, tick and
+minimum notional (validation.check_amend); the pre-trade limits for the amended order
+(its notional; it counts against the order rate, not the open orders).
 """
 
 from __future__ import annotations
@@ -14,10 +23,12 @@ from typing import TYPE_CHECKING
 from events import BadInput, OrderType, Provider, to_decimal
 from venues.trading import Order
 
-from . import validation
+from venues.trading import Pending
+
+from . import lifecycle, validation
 from .ids import venue_client_order_id
 from .limits import LimitBreached
-from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
+from .model import AmendOrder, CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 from .slots import VenueSlot
 
 if TYPE_CHECKING:
@@ -34,7 +45,8 @@ def order_state(o: Order, consumer: str) -> dict:
             "qty": to_decimal(o.qty, inst.sz_scale), "filled": to_decimal(o.filled, inst.sz_scale),
             "remaining": to_decimal(o.remaining, inst.sz_scale),
             "cum_quote": to_decimal(o.cum_quote, inst.px_scale + inst.sz_scale),
-            "status": o.status.name, "reason": o.reason, "last_exec_seq": o.last_exec_seq}
+            "status": o.status.name, "reason": o.reason, "last_exec_seq": o.last_exec_seq,
+            "pending": o.pending.name.lower() if o.pending else None}
 
 
 def hello(eng: Engine, consumer: str) -> dict:
@@ -104,7 +116,7 @@ def submit(eng: Engine, cmd: SubmitOrder) -> dict:
     return {"status": "accepted", "order": eng.state(o)}
 
 
-def _order_of(eng: Engine, cmd: CancelOrder | QueryOrder):
+def _order_of(eng: Engine, cmd: CancelOrder | AmendOrder | QueryOrder):
     """The order a cancel or query names, or the rejection to answer with."""
     try:
         cid, _ = eng.consumer(cmd.consumer)
@@ -124,10 +136,55 @@ def cancel(eng: Engine, cmd: CancelOrder) -> dict:
     if not o.open:
         return {"status": "rejected", "code": "order_closed",
                 "reason": f"order is {o.status.name}", "order": eng.state(o)}
-    o.cancel_requested = True
+    o.pending = lifecycle.request(o.status, o.pending, "cancel")  # every open state allows it
     eng.dirty[o.venue_client_order_id] = o
     eng.inc("exec.cancels.sent")
     eng.slots[o.venue].adapter.cancel(o)
+    return {"status": "accepted", "order": eng.state(o)}
+
+
+def amend(eng: Engine, cmd: AmendOrder) -> dict:
+    """Accept or reject an amend of an open order (see the module docstring)."""
+    o, refusal = _order_of(eng, cmd)
+    if o is None:
+        return refusal
+    if not o.open:
+        return {"status": "rejected", "code": "order_closed", "reason": f"order is {o.status.name}",
+                "order": eng.state(o)}
+    if lifecycle.request(o.status, o.pending, "amend") is None:
+        why = (f"a {o.pending.name.lower()} of it is in flight" if o.pending
+               else "the venue has not acknowledged it yet")
+        eng.inc("exec.amends.rejected", reason="order_busy")
+        return {"status": "rejected", "code": "order_busy", "reason": f"order cannot be amended now: {why}",
+                "order": eng.state(o)}
+    _, enabled = eng.consumer(cmd.consumer)
+    if not enabled:
+        return rejected(eng, "trading_disabled", f"trading is disabled for consumer {cmd.consumer!r}")
+    slot = eng.slots[o.venue]
+    now = eng.clock()
+    down = slot.down(now, eng.venue_down_after_ns)
+    if down:
+        return rejected(eng, "venue_down", f"venue {slot.provider.slug} is down: {down}")
+    try:
+        qty, price = validation.check_amend(o, cmd.qty, cmd.price)
+        inst = o.instrument
+        eng.limits.check(cmd.consumer, notional=price * qty if price else None,
+                         notional_scale=inst.px_scale + inst.sz_scale, open_orders=0, now_ns=now)
+    except LimitBreached as e:
+        return rejected(eng, e.limit, str(e))
+    except BadInput as e:
+        return rejected(eng, getattr(e, "code", "validation"), str(e))
+    o.pending = Pending.REPLACE
+    o.amends += 1
+    o.amend_qty, o.amend_price = qty, price
+    o.amend_coid = venue_client_order_id(o.consumer_id, o.client_order_id, o.amends,
+                                         form=getattr(slot.adapter, "client_id_form", "base64url"))
+    o.sent_ms, o.updated_ns = now // 1_000_000, now
+    eng.store.save([o])  # committed before anything leaves: a restart finds the new venue order
+    eng.aliases[o.amend_coid] = o
+    eng.limits.record(cmd.consumer, now)
+    eng.inc("exec.amends.sent", venue=slot.provider.slug)
+    slot.adapter.amend(o, qty, price)
     return {"status": "accepted", "order": eng.state(o)}
 
 

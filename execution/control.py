@@ -3,12 +3,13 @@
 Default endpoint `channels.names.execution_endpoint(run_dir)`.
 A client may use DEALER (frames: [payload]) or REQ (frames: ["", payload]); the reply
 mirrors the envelope. Requests are `channels.messages` (EXECUTION_COMMANDS: hello,
-new_order, cancel, query, set_trading_mode, status); every request gets exactly one
+new_order, cancel, amend, query, set_trading_mode, status); every request gets exactly one
 reply, at once, in the one reply shape ({"type": "result", "request_id", "cmd", "ok",
 "code", "reason", ...typed fields}); order commands carry `status`:
 
     new_order   "accepted" | "duplicate" (+ "order") | "rejected" (+ code, reason)
     cancel      "accepted" | "rejected"
+    amend       "accepted" (sent; the outcome comes as an exec report) | "rejected"
     query       "ok" + "order" | "rejected"
     any         "busy" (code busy: not done; this peer has not read its earlier replies)
 
@@ -30,7 +31,7 @@ from channels.limits import RateLimit
 from channels.server import ControlRouter, Rejects
 
 from .engine import Engine
-from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
+from .model import AmendOrder, CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 
 
 class ControlServer:
@@ -115,6 +116,8 @@ class ControlServer:
                                         req.tif, req.qty, req.price, req.ref_price, rid, req.venue))
         if isinstance(req, M.Cancel):
             return e.cancel(CancelOrder(req.consumer, req.client_order_id, rid))
+        if isinstance(req, M.Amend):
+            return e.amend(AmendOrder(req.consumer, req.client_order_id, req.qty, req.price, rid))
         if isinstance(req, M.Query):
             return e.query(QueryOrder(req.consumer, req.client_order_id, rid))
         if isinstance(req, M.SetTradingMode):

@@ -7,9 +7,10 @@ only start a request; their outcome comes back as a venue event (venues.trading)
 
 Each route reads top to bottom in its own module; `Engine`'s methods of the same names
 hand over to them:
-    commands.py       hello, set_trading_mode, submit, cancel, query (from consumers)
+    commands.py       hello, set_trading_mode, submit, cancel, amend, query (from consumers)
     venue_events.py   a venue's reports, refusals, unknown outcomes, "not found"; queries
     reconcile.py      open-orders lists, user-stream (re)connects, polling while it is down
+    account.py        balances and positions per venue; their ACCOUNT records
     slots.py          one `VenueSlot` per venue: adapter, instruments, stream state, down
 This module keeps what they share (open orders, idempotency keys, consumer switches,
 the query backoff table) and the publish path. Order of effects for a report: lifecycle
@@ -36,12 +37,13 @@ from events import EVENT, BadInput, ExecStatus, Kind, Provider
 from events.ids import event_id, mix64
 from events.records import stamp_header
 from venues.trading import (
-    Order, UserStreamConnected, UserStreamDisconnected, VenueOpenOrdersFailed, VenueOpenOrdersListed,
-    VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
+    Order, UserStreamConnected, UserStreamDisconnected, VenueAccountFailed, VenueAccountReported,
+    VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown,
+    VenueRequestRefused)
 
-from . import commands, lifecycle, reconcile, venue_events
+from . import account, commands, lifecycle, reconcile, venue_events
 from .limits import LimitBook
-from .model import CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
+from .model import AmendOrder, CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
 from .publisher import ExecPublisher
 from .reconcile import Listings
 from .slots import Venue, VenueSlot
@@ -75,12 +77,18 @@ class Engine:
         self.poll_interval_ns = poll_interval_ns
         self.not_found_grace_ms = not_found_grace_ms  # clock skew and queueing before signing
         self.open: dict[str, Order] = {}          # venue client order id -> open order
+        # other venue client order ids of open orders: an amend's new venue order (in flight),
+        # venue orders a cancel-replace replaced (their late reports are dropped)
+        self.aliases: dict[str, Order] = {}
         self.by_key: dict[tuple[int, str], Order] = {}
         self.names: dict[int, str] = store.consumer_names()
         self.switch: dict[str, bool] = {}
         self.retry: dict[str, tuple[int, int]] = {}  # vcoid -> (next query ns, backoff ns)
         self.dirty: dict[str, Order] = {}            # orders changed since the last flush
-        self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int]] = []
+        # (order, step, report, reject code, reason text, price, qty) of each report to publish
+        self._pending: list[tuple[Order, lifecycle.Step, VenueOrderReported | None, int, str, int, int]
+                            | account.Change] = []
+        self.accounts = account.Accounts()
         self._buf = np.zeros(256, EVENT)
 
     @property
@@ -138,7 +146,7 @@ class Engine:
     def lookup(self, ids) -> Order | None:
         """An order by any of the venue client order ids a venue report names."""
         for vcoid in ids:
-            o = self.open.get(vcoid)
+            o = self.open.get(vcoid) or self.aliases.get(vcoid)
             if o is not None:
                 return o
         for vcoid in ids:
@@ -148,10 +156,16 @@ class Engine:
                     return o
         return None
 
+    def order_of(self, vcoid: str) -> Order | None:
+        """The open order a venue client order id of ours names (its own, or an alias)."""
+        return self.open.get(vcoid) or self.aliases.get(vcoid)
+
     def track(self, o: Order) -> None:
         if o.open:
             self.open[o.venue_client_order_id] = o
             self.by_key[(o.consumer_id, o.client_order_id)] = o
+            if o.amend_qty and o.amend_coid:
+                self.aliases[o.amend_coid] = o
 
     def state(self, o: Order) -> dict:
         return commands.order_state(o, self.names.get(o.consumer_id, str(o.consumer_id)))
@@ -169,6 +183,9 @@ class Engine:
 
     def cancel(self, cmd: CancelOrder) -> dict:
         return commands.cancel(self, cmd)
+
+    def amend(self, cmd: AmendOrder) -> dict:
+        return commands.amend(self, cmd)
 
     def query(self, cmd: QueryOrder) -> dict:
         return commands.query(self, cmd)
@@ -197,29 +214,45 @@ class Engine:
             reconcile.on_stream_connected(self, slot)
         elif isinstance(ev, UserStreamDisconnected):
             reconcile.on_stream_disconnected(self, slot)
+        elif isinstance(ev, VenueAccountReported):
+            account.on_reported(self, slot, ev)
+        elif isinstance(ev, VenueAccountFailed):
+            account.on_failed(self, slot, ev)
         else:
             raise TypeError(f"not a venue event: {ev!r}")
 
     def reconcile(self, provider: Provider | None = None, *, poll: bool = False) -> None:
-        """List open orders of venue `provider` (None: every venue started); reconcile.py."""
+        """List open orders of venue `provider` (None: every venue started); reconcile.py.
+        Not a poll: ask for its account as well (account.py)."""
         reconcile.reconcile(self, provider, poll=poll)
+        if not poll:
+            for p, slot in self.slots.items():
+                if provider is None or p is Provider(provider):
+                    account.query(self, slot)
 
     def tick(self) -> int:
         """Run due queries and list retries; poll (list) open orders while a user stream is
         down. Returns work done."""
         now = self.clock()
-        return venue_events.run_due_queries(self, now) + reconcile.poll(self, now)
+        return venue_events.run_due_queries(self, now) + reconcile.poll(self, now) + account.run_due(self, now)
 
     def apply(self, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, reason: str = "",
-              reject_code: int = 0) -> None:
-        """Move order `o` by lifecycle step `s`; its report goes out at the next `flush`."""
-        o.status, o.filled, o.cum_quote = s.status, s.filled, s.cum_quote
+              reject_code: int = 0, note: str = "") -> None:
+        """Move order `o` by lifecycle step `s`; its report goes out at the next `flush`.
+        `reason`: why the order ended (REJECTED, EXPIRED; kept on the order); `note`: what a
+        report of an open order says ("amended", "amend refused: ...")."""
+        o.status, o.filled, o.cum_quote, o.pending = s.status, s.filled, s.cum_quote, s.pending
         o.fee += s.fee
         o.updated_ns = self.clock()
         if reason:
             o.reason = reason
-        self._pending.append((o, s, r, reject_code))
+        text = o.reason if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else note
+        self._pending.append((o, s, r, reject_code, text, o.price, o.qty))
         self.dirty[o.venue_client_order_id] = o
+
+    def publish_account(self, c: account.Change) -> None:
+        """Queue an ACCOUNT record (account.py); it goes out at the next `flush`, in order."""
+        self._pending.append(c)
 
     # -- recovery and flush ------------------------------------------------------------
 
@@ -231,6 +264,8 @@ class Engine:
         while seq <= self.publisher.last_seq:
             recs = self.publisher.journal.read(seq, 1024)
             for rec in recs:
+                if int(rec["kind"]) != Kind.EXEC_REPORT:
+                    continue  # ACCOUNT records: account.restore below
                 p = rec["exec"]
                 try:
                     o = self.store.get(int(rec["consumer_id"]), p["client_order_id"].decode())
@@ -243,12 +278,14 @@ class Engine:
                 if o is None:
                     continue
                 o.status, o.filled, o.cum_quote = ExecStatus(int(p["status"])), int(p["filled"]), int(p["cum_quote"])
+                o.price, o.qty = int(p["price"]), int(p["qty"])  # an amend's, if the report was one
                 o.venue_order_id = int(p["venue_order_id"]) or o.venue_order_id
                 o.last_exec_seq = int(p["exec_seq"])
                 replayed.append(o)
                 self.store.save([o])
             seq += len(recs)
         self.store.save([], self.publisher.last_seq)
+        self.accounts.restore_journal(self.publisher.journal)  # the account state it states (account.py)
         for o in self.store.open_orders():
             self.track(o)
         if self.tel is not None and replayed:
@@ -265,8 +302,13 @@ class Engine:
             recs = self._buf[:n]
             recs.view(np.uint8)[:] = 0
             first = self.publisher.last_seq + 1
-            for i, (o, s, r, code) in enumerate(pending):
-                self._fill(recs[i], first + i, o, s, r, code)
+            for i, item in enumerate(pending):
+                if isinstance(item, account.Change):
+                    account.fill(recs[i], first + i, item, self.clock())
+                    self.inc("exec.account.records", venue=item.provider.slug)
+                    continue
+                o, s, r, code, text, price, qty = item
+                self._fill(recs[i], first + i, o, s, r, code, text, price, qty)
                 o.last_exec_seq = first + i
                 self.inc("exec.reports", status=s.status.name, venue=o.venue.slug)
             self.publisher.append(recs)
@@ -277,11 +319,15 @@ class Engine:
                     self.open.pop(o.venue_client_order_id, None)
                     self.by_key.pop((o.consumer_id, o.client_order_id), None)
                     self.retry.pop(o.venue_client_order_id, None)
+                    if self.aliases:
+                        for k in [k for k, v in self.aliases.items() if v is o]:
+                            del self.aliases[k]
             self.dirty.clear()
         self.publisher.pump()
         return n
 
-    def _fill(self, rec, seq: int, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, code: int) -> None:
+    def _fill(self, rec, seq: int, o: Order, s: lifecycle.Step, r: VenueOrderReported | None, code: int,
+              text: str, price: int, qty: int) -> None:
         inst = o.instrument
         now = self.clock()
         stamp_header(rec, Kind.EXEC_REPORT, int(o.venue), inst.id, consumer_id=o.consumer_id,
@@ -294,12 +340,12 @@ class Engine:
         p["venue_trade_id"] = s.trade_id
         p["venue_update_id"] = r.update_id if r else 0
         # the state after this step (later steps of the same flush have moved `o` on)
-        p["price"], p["qty"], p["filled"], p["remaining"] = o.price, o.qty, s.filled, o.qty - s.filled
+        p["price"], p["qty"], p["filled"], p["remaining"] = price, qty, s.filled, qty - s.filled
         p["last_px"], p["last_qty"], p["cum_quote"], p["fee"] = s.last_px, s.last_qty, s.cum_quote, s.fee
         p["status"], p["side"], p["order_type"], p["tif"] = s.status, o.side, o.order_type, o.tif
         p["px_scale"], p["sz_scale"], p["reject_code"] = inst.px_scale, inst.sz_scale, max(-32768, min(32767, code))
         p["quote_scale"], p["fee_scale"] = inst.px_scale + inst.sz_scale, self.slots[o.venue].adapter.fee_scale
         p["client_order_id"] = o.client_order_id.encode()
         p["fee_asset"] = (r.fee_asset if r else "").encode()[:16]
-        p["reason"] = o.reason.encode()[:96] if s.status in (ExecStatus.REJECTED, ExecStatus.EXPIRED) else b""
+        p["reason"] = text.encode()[:96]
 

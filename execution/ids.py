@@ -12,6 +12,15 @@ their form: a venue never changes forms):
     "alnum" (OKX clOrdId: "alphanumerical, between 1-32 characters")
         "m" + consumer_id as 8 hex digits + the first 23 hex digits of the same hash
         32 characters; a collision needs a 92-bit hash collision within one consumer.
+
+An amend a venue carries out by cancel-replace (Binance spot: any change but a quantity
+decrease at the same price) puts the order's remainder in a NEW venue order, which needs
+a new venue client order id: that of amend number `n` (`Order.amends`, 1 for the first)
+hashes `client_order_id` + "#" + n instead, same form and length (`#` is not a character
+a client order id may contain, so no original id hashes alike). The order keeps the
+consumer's client_order_id; the engine and the store find it by the current venue id
+(`venue_coid`) and, while the amend is in flight, by the new one (`amend_coid`); a venue
+order it replaced is no longer its own (late reports of it are counted and dropped).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from events.records import RECORD_BYTES
 
 __all__ = ["Journal", "JournalError"]
 
+EXEC_CHANNEL_KINDS = (Kind.EXEC_REPORT, Kind.ACCOUNT)  # both keep exec_seq at exec.exec_seq
+
 
 class Journal:
     """The writer's end. `last_seq` is the exec_seq of the last record appended."""
@@ -45,7 +47,7 @@ class Journal:
         self.last_seq = whole - 1
         if self.last_seq:
             last = read_records(self._fd, self.last_seq, 1)[0]
-            if int(last["exec"]["exec_seq"]) != self.last_seq or int(last["kind"]) != Kind.EXEC_REPORT:
+            if int(last["exec"]["exec_seq"]) != self.last_seq or int(last["kind"]) not in EXEC_CHANNEL_KINDS:
                 raise JournalError(f"{self.path}: record {self.last_seq} holds exec_seq "
                                    f"{int(last['exec']['exec_seq'])}, kind {int(last['kind'])}")
 

@@ -37,6 +37,17 @@ class CancelOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change an open order's total quantity and/or limit price (decimal strings; None: keep)."""
+
+    consumer: str
+    client_order_id: str
+    qty: str | None = None
+    price: str | None = None
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueryOrder:
     consumer: str
     client_order_id: str

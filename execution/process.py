@@ -13,7 +13,14 @@ one venue, the failure is fatal as before), open the store and the journal, re-c
 the ring, apply journaled reports the store missed, bind the control socket, start the
 adapters, and reconcile every open order with its venue (open-order lists, then a query
 of each order missing from them; again on every user-stream connect of that venue, and
-every poll interval while its stream is down). Then write `<run_dir>/exec/ready`.
+every poll interval while its stream is down), and ask each venue for its account
+(balances, positions: execution/account.py; again on every user-stream connect). Then
+write `<run_dir>/exec/ready` ("<pid> <endpoint> replayed=<n> order_entry=<venue>:<path>,...").
+
+Order entry (`order_entry`, `--order-entry`): "rest", or "ws" for WebSocket order entry on
+every venue whose adapter offers it (`order_entries` on the adapter; REST stays its
+fallback); a venue whose adapter does not keeps REST, said on stderr and in telemetry
+(event `exec.order_entry`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import collections
 import fcntl
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -83,7 +91,7 @@ class ExecutionProcess:
                  trading_default: bool = True, telemetry_endpoint: str | None = None, workers: int = 2,
                  timeout_s: float = 2.0, recv_window_ms: int = 5000, ring_capacity: int = 1024,
                  registries: dict[str, Registry] | None = None, user_stream_lifetime_s: float | None = None,
-                 retry_s: float = 5.0):
+                 retry_s: float = 5.0, order_entry: str = "rest"):
         if not venues_:
             raise ValueError("execution needs at least one venue")
         self.ctx = ctx
@@ -95,6 +103,8 @@ class ExecutionProcess:
                                 dlq=self.dlq, telemetry=self.tel,
                                 **({"stream_lifetime_s": user_stream_lifetime_s} if user_stream_lifetime_s else {}))
         self.timeout_s, self.retry_s = timeout_s, retry_s
+        self.order_entry = order_entry
+        self.order_paths: dict[Provider, str] = {}   # the order-entry path each started adapter uses
         self._stop = False
         self._stopped = threading.Event()
         loaded: dict[Provider, Registry] = {}
@@ -132,9 +142,25 @@ class ExecutionProcess:
 
     def _adapter(self, p: Provider, registry: Registry):
         c = self.configs[p]
-        return venues.get(p).trading_adapter(
+        adapter = venues.get(p).trading_adapter(
             rest_url=c.rest_url, ws_url=c.ws_url, api_key=c.api_key, api_secret=c.api_secret, registry=registry,
             emit=lambda ev, p=p: self._emit(p, ev), **self._adapter_kw)
+        self._choose_order_entry(p, adapter)
+        return adapter
+
+    def _choose_order_entry(self, p: Provider, adapter) -> None:
+        """Set `order_entry` on an adapter that offers it (before its start); else it keeps REST."""
+        offered = getattr(adapter, "order_entries", ("rest",))
+        path, reason = "rest", ""
+        if self.order_entry in offered:
+            path = self.order_entry
+            if path != "rest":
+                adapter.order_entry = path
+        else:
+            reason = f"the {p.slug} trading adapter offers no {self.order_entry} order entry: REST"
+            print(f"execution: {reason}", file=sys.stderr, flush=True)
+        self.order_paths[p] = path
+        self.tel.event("exec.order_entry", venue=p.slug, requested=self.order_entry, path=path, reason=reason)
 
     def _venue_down(self, p: Provider, reason: str) -> None:
         self.engine.set_down(p, reason)
@@ -195,7 +221,8 @@ class ExecutionProcess:
             adapter.start()
         self.engine.reconcile()
         ready = self.ctx.path("exec", "ready")
-        ready.write_text(f"{os.getpid()} {self.endpoint} replayed={replayed}\n")
+        paths = ",".join(f"{p.slug}:{path}" for p, path in self.order_paths.items())
+        ready.write_text(f"{os.getpid()} {self.endpoint} replayed={replayed} order_entry={paths}\n")
         poller = zmq.Poller()
         poller.register(self.control.sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable
 from events import Provider
 from venues.trading import Order, VenueOpenOrdersFailed, VenueOpenOrdersListed
 
-from . import venue_events
+from . import account, venue_events
 from .ids import is_ours
 
 if TYPE_CHECKING:
@@ -179,6 +179,7 @@ def on_stream_connected(eng: Engine, slot: VenueSlot) -> None:
     slot.stream_up, slot.stream_lost_ns = True, 0
     eng.inc("exec.stream.connected", venue=slot.provider.slug)
     reconcile(eng, slot.provider)
+    account.query(eng, slot)  # what the stream missed of balances and positions, too
 
 
 def on_stream_disconnected(eng: Engine, slot: VenueSlot) -> None:

@@ -3,9 +3,16 @@
     consumers(name PK, id UNIQUE, trading_enabled, created_ns)
     orders((consumer_id, client_order_id) PK, venue_coid UNIQUE, symbol, side, order_type,
            tif, price, qty, status, filled, cum_quote, fee, venue_order_id, reason,
-           created_ns, updated_ns, sent_ms, unknown_since_ns, cancel_requested,
-           last_exec_seq, venue)
+           created_ns, updated_ns, sent_ms, unknown_since_ns, pending, last_exec_seq, venue,
+           amends, amend_qty, amend_price, amend_coid, base_filled, base_quote)
     meta(key PK, value)                       journal_applied_seq
+
+`pending` is the cancel or amend in flight (venues.trading.Pending: the lifecycle's
+PENDING_CANCEL / PENDING_REPLACE). A store written before it had a `cancel_requested`
+flag instead: opening it adds the new columns (`pending` = CANCEL where the flag was set,
+on open orders) and drops the flag (SQLite >= 3.35), in one transaction. `venue_coid` is
+the current venue order's id: a cancel-replace amend moves the order to a new one
+(`amend_coid`, execution.ids), so `price`, `qty` and `venue_coid` are updated too.
 
 `venue` is the order's provider slug; each venue has its own instruments (a canonical
 symbol may have other scales on another venue), so the store holds one Registry per
@@ -38,7 +45,7 @@ import sqlite3
 from channels.messages import ProtocolError
 from events import BadInput, ExecStatus, OrderType, Provider, Registry, Side, TimeInForce
 
-from venues.trading import Order
+from venues.trading import Order, Pending
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS consumers (
@@ -50,8 +57,11 @@ CREATE TABLE IF NOT EXISTS orders (
     price INTEGER NOT NULL, qty INTEGER NOT NULL, status INTEGER NOT NULL, filled INTEGER NOT NULL,
     cum_quote INTEGER NOT NULL, fee INTEGER NOT NULL, venue_order_id INTEGER NOT NULL,
     reason TEXT NOT NULL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
-    sent_ms INTEGER NOT NULL, unknown_since_ns INTEGER NOT NULL, cancel_requested INTEGER NOT NULL,
+    sent_ms INTEGER NOT NULL, unknown_since_ns INTEGER NOT NULL, pending INTEGER NOT NULL DEFAULT 0,
     last_exec_seq INTEGER NOT NULL, venue TEXT NOT NULL,
+    amends INTEGER NOT NULL DEFAULT 0, amend_qty INTEGER NOT NULL DEFAULT 0,
+    amend_price INTEGER NOT NULL DEFAULT 0, amend_coid TEXT NOT NULL DEFAULT '',
+    base_filled INTEGER NOT NULL DEFAULT 0, base_quote INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (consumer_id, client_order_id));
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders(status);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -59,11 +69,19 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 
 COLUMNS = ("consumer_id", "client_order_id", "venue_coid", "symbol", "side", "order_type", "tif",
            "price", "qty", "status", "filled", "cum_quote", "fee", "venue_order_id", "reason",
-           "created_ns", "updated_ns", "sent_ms", "unknown_since_ns", "cancel_requested",
-           "last_exec_seq", "venue")
+           "created_ns", "updated_ns", "sent_ms", "unknown_since_ns", "pending",
+           "last_exec_seq", "venue", "amends", "amend_qty", "amend_price", "amend_coid", "base_filled",
+           "base_quote")
+# added after the first schema, with their defaults (a store written before them gets them on open)
+ADDED = {"venue": "TEXT NOT NULL DEFAULT 'binance-spot'",  # before orders named their venue: Binance spot
+         "pending": "INTEGER NOT NULL DEFAULT 0", "amends": "INTEGER NOT NULL DEFAULT 0",
+         "amend_qty": "INTEGER NOT NULL DEFAULT 0", "amend_price": "INTEGER NOT NULL DEFAULT 0",
+         "amend_coid": "TEXT NOT NULL DEFAULT ''", "base_filled": "INTEGER NOT NULL DEFAULT 0",
+         "base_quote": "INTEGER NOT NULL DEFAULT 0"}
 _INSERT = f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _UPDATE = ("UPDATE orders SET status=?, filled=?, cum_quote=?, fee=?, venue_order_id=?, reason=?, "
-           "updated_ns=?, sent_ms=?, unknown_since_ns=?, cancel_requested=?, last_exec_seq=? "
+           "updated_ns=?, sent_ms=?, unknown_since_ns=?, pending=?, last_exec_seq=?, price=?, qty=?, "
+           "venue_coid=?, amends=?, amend_qty=?, amend_price=?, amend_coid=?, base_filled=?, base_quote=? "
            "WHERE consumer_id=? AND client_order_id=?")
 OPEN_STATUSES = tuple(int(s) for s in ExecStatus if not s.terminal)
 
@@ -72,13 +90,36 @@ def _row(o: Order) -> tuple:
     return (o.consumer_id, o.client_order_id, o.venue_client_order_id, o.instrument.symbol, int(o.side),
             int(o.order_type), int(o.tif), o.price, o.qty, int(o.status), o.filled, o.cum_quote, o.fee,
             o.venue_order_id, o.reason, o.created_ns, o.updated_ns, o.sent_ms, o.unknown_since_ns,
-            int(o.cancel_requested), o.last_exec_seq, o.venue.slug)
+            int(o.pending), o.last_exec_seq, o.venue.slug, o.amends, o.amend_qty, o.amend_price, o.amend_coid,
+            o.base_filled, o.base_quote)
 
 
 def _update_row(o: Order) -> tuple:
     return (int(o.status), o.filled, o.cum_quote, o.fee, o.venue_order_id, o.reason, o.updated_ns,
-            o.sent_ms, o.unknown_since_ns, int(o.cancel_requested), o.last_exec_seq, o.consumer_id,
-            o.client_order_id)
+            o.sent_ms, o.unknown_since_ns, int(o.pending), o.last_exec_seq, o.price, o.qty,
+            o.venue_client_order_id, o.amends, o.amend_qty, o.amend_price, o.amend_coid, o.base_filled,
+            o.base_quote, o.consumer_id, o.client_order_id)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring an orders table written by an older schema to this one (see the module docstring)."""
+    cols = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
+    missing = [c for c in ADDED if c not in cols]
+    if not missing and "cancel_requested" not in cols:
+        return
+    db.execute("BEGIN")
+    try:
+        for c in missing:
+            db.execute(f"ALTER TABLE orders ADD COLUMN {c} {ADDED[c]}")
+        if "cancel_requested" in cols:
+            marks = ", ".join("?" * len(OPEN_STATUSES))
+            db.execute(f"UPDATE orders SET pending=? WHERE cancel_requested != 0 AND status IN ({marks})",
+                       (int(Pending.CANCEL),) + OPEN_STATUSES)
+            db.execute("ALTER TABLE orders DROP COLUMN cancel_requested")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class Store:
@@ -96,9 +137,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
-        cols = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
-        if "venue" not in cols:  # a store written before orders named their venue: all Binance spot
-            self.db.execute("ALTER TABLE orders ADD COLUMN venue TEXT NOT NULL DEFAULT 'binance-spot'")
+        migrate(self.db)
 
     def add_registry(self, provider: Provider, registry: Registry) -> None:
         """The instruments of a venue that became available after start-up."""
@@ -167,8 +206,13 @@ class Store:
         return self._order(row) if row else None
 
     def by_venue_coid(self, venue_coid: str) -> Order | None:
+        """The order whose current venue order has this id, or whose amend in flight gives a new
+        venue order this id (a cancel-replace)."""
         row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE venue_coid=?",
                               (venue_coid,)).fetchone()
+        if row is None:
+            row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM orders WHERE amend_coid=? AND amend_qty != 0",
+                                  (venue_coid,)).fetchone()
         return self._order(row) if row else None
 
     def open_orders(self) -> list[Order]:
@@ -193,10 +237,12 @@ class Store:
             raise BadInput(f"order {d['client_order_id']!r} of consumer {d['consumer_id']} is on {venue.slug}, "
                            "which this execution does not trade (add it to --venues)")
         return Order(d["consumer_id"], d["client_order_id"], d["venue_coid"], registry.by_symbol(d["symbol"]),
-                  Side(d["side"]), OrderType(d["order_type"]), TimeInForce(d["tif"]), d["price"], d["qty"],
-                  ExecStatus(d["status"]), d["filled"], d["cum_quote"], d["fee"], d["venue_order_id"],
-                  d["reason"], d["created_ns"], d["updated_ns"], d["sent_ms"], d["unknown_since_ns"],
-                  bool(d["cancel_requested"]), d["last_exec_seq"], venue)
+                     Side(d["side"]), OrderType(d["order_type"]), TimeInForce(d["tif"]), d["price"], d["qty"],
+                     ExecStatus(d["status"]), d["filled"], d["cum_quote"], d["fee"], d["venue_order_id"],
+                     d["reason"], d["created_ns"], d["updated_ns"], d["sent_ms"], d["unknown_since_ns"],
+                     Pending(d["pending"]), d["last_exec_seq"], venue, amends=d["amends"],
+                     amend_qty=d["amend_qty"], amend_price=d["amend_price"], amend_coid=d["amend_coid"],
+                     base_filled=d["base_filled"], base_quote=d["base_quote"])
 
     def close(self) -> None:
         self.db.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from events import BadInput, DecimalError, Instrument, OrderType, Registry, Side, TimeInForce, to_mantissa
+from events import (
+    BadInput, DecimalError, Instrument, OrderType, Registry, Side, TimeInForce, to_decimal, to_mantissa)
 
 SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET}
@@ -97,3 +98,40 @@ def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, pric
         raise BadInput(f"order notional below the venue minimum: price*qty={notional} < {inst.min_notional} "
                        f"(mantissas at scale {inst.px_scale + inst.sz_scale}), symbol={symbol}")
     return Checked(inst, s, t, f, q, p, ref)
+
+
+def check_amend(o, qty, price) -> tuple[int, int]:
+    """Validate an amend of open order `o` (venues.trading.Order) to total quantity `qty` and/or
+    limit price `price` (decimal strings; None: keep the order's); return (qty, price) in mantissas.
+
+    The new quantity is a multiple of the lot and above what is filled; a price change
+    needs a LIMIT order and a multiple of the tick; something must change; the venue's
+    minimum notional holds for the new price and quantity.
+    """
+    inst = o.instrument
+    if qty is None and price is None:
+        raise BadInput(f"an amend needs a new qty or a new price: client_order_id={o.client_order_id!r}")
+    q = o.qty
+    if qty is not None:
+        q = decimal_field(qty, inst.sz_scale, "qty")
+        if q % inst.lot:
+            raise BadInput(f"qty is not a multiple of the lot size: qty={qty!r}, {inst.symbol} lot mantissa="
+                           f"{inst.lot} at scale {inst.sz_scale}")
+        if q <= o.filled:
+            raise BadInput(f"qty must be above the filled quantity: qty={qty!r}, filled="
+                           f"{to_decimal(o.filled, inst.sz_scale)}")
+    p = o.price
+    if price is not None:
+        if o.order_type is not OrderType.LIMIT:
+            raise BadInput(f"only a limit order's price can change: type={o.order_type.name.lower()}")
+        p = decimal_field(price, inst.px_scale, "price")
+        if p % inst.tick:
+            raise BadInput(f"price is not a multiple of the tick size: price={price!r}, {inst.symbol} tick "
+                           f"mantissa={inst.tick} at scale {inst.px_scale}")
+    if (q, p) == (o.qty, o.price):
+        raise BadInput(f"the amend changes nothing: qty={to_decimal(q, inst.sz_scale)}, "
+                       f"price={to_decimal(p, inst.px_scale) if p else None}")
+    if inst.min_notional and p and p * q < inst.min_notional:
+        raise BadInput(f"order notional below the venue minimum: price*qty={p * q} < {inst.min_notional} "
+                       f"(mantissas at scale {inst.px_scale + inst.sz_scale}), symbol={inst.symbol}")
+    return q, p

@@ -1,13 +1,18 @@
-"""The live terminal view of a run (rich): markets, dispatch, orders, processes.
+"""The live terminal view of a run (rich): markets, dispatch, orders, account, processes.
 
 Redrawn a few times a second from the monitor consumer (top of book, latency, counts),
-the telemetry collector (rates, resyncs, drops, windows, orders) and the launcher
-(process states, and why each restarted). Rates are taken over the last 5 seconds.
+the telemetry collector (rates, resyncs, drops, windows, orders), the exec journal's
+ACCOUNT records (balances and positions per venue, `consumer.account.AccountFollower`:
+it reads the file, so it never holds the exec ring back) and the launcher (process
+states, and why each restarted). Rates are taken over the last 5 seconds.
 
 Drawn for an 80x24 terminal: borderless tables with one space between columns, short
 headers, counts in full (never cut to `…`; a value too wide for its column folds onto
-the next line instead), dispatch and orders as one wrapped line each. The default run
-(two venues, three symbols, six programs) fits in 24 lines with two restart reasons.
+the next line instead), dispatch and orders as one wrapped line each, then one wrapped
+line per venue with an account: its nonzero balances (`USDT 9,500 lk 500`: free, and
+locked when any) and open positions (`BTC-USDT-SWAP -0.25@30123.5 pnl -1.2`). The default
+run (two venues, three symbols, six programs) fits in 24 lines with two restart reasons
+before any account is reported; each venue's account adds a line or two.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .report import _sum
+
+ACCOUNT_ITEMS = 8   # balances and positions shown per venue (the largest balances first)
 
 
 def _table(*columns: str, left: int = 1) -> Table:
@@ -54,6 +61,7 @@ class LiveView:
         self.p = pipeline
         self.duration_s = duration_s
         self._last: dict[str, collections.deque] = {}
+        self._accounts = None   # consumer.account.AccountFollower, once the run has a journal
 
     def _rate(self, key: str, total: int, window_s: float = 5.0) -> float:
         """Per-second rate of a growing total over the last `window_s` (counters arrive
@@ -105,7 +113,28 @@ class LiveView:
         t.add_column(overflow="fold")
         t.add_row("dispatch", self._dispatch(snaps, mon))
         t.add_row("orders", self._orders(snaps))
+        for i, line in enumerate(self._account_lines()):
+            t.add_row("account" if i == 0 else "", line)
         return t
+
+    def _account_lines(self) -> list[_Pairs]:
+        """One line per venue with a nonzero balance or an open position (exec journal)."""
+        if self._accounts is None:
+            from consumer.account import AccountFollower  # the SDK; meltica stays importable alone
+            self._accounts = AccountFollower(self.p.ctx)
+        while self._accounts.poll():
+            pass
+        out = []
+        for venue in self._accounts.venues():
+            acct = self._accounts.account(venue)
+            bals = sorted(acct.balances.values(), key=lambda b: (-b.total, b.asset))
+            items = [f"{b.asset} {_dec(b.free)}" + (f" lk {_dec(b.locked)}" if b.locked_m else "") for b in bals]
+            items += [f"{p.symbol} {_dec(p.size)}@{_dec(p.entry_px)} pnl {_dec(p.unrealized_pnl)}"
+                      for p in acct.positions.values()]
+            if items:
+                more = len(items) - ACCOUNT_ITEMS
+                out.append(_Pairs([venue] + items[:ACCOUNT_ITEMS] + ([f"+{more} more"] if more > 0 else [])))
+        return out
 
     def _dispatch(self, snaps: dict, mon: dict) -> _Pairs:
         delivered = sum(mon["counts"].values())
@@ -143,6 +172,11 @@ class LiveView:
         if p.monitor is not None and p.monitor.error:
             out.append(Text(p.monitor.error, style="red"))
         return out
+
+
+def _dec(d) -> str:
+    """A Decimal with thousands separators, never in exponent form: 1,000,000,000 / -0.25."""
+    return f"{d:,f}"
 
 
 def _line(items: list[tuple[str, str]]) -> "_Pairs":

@@ -82,7 +82,7 @@ class Pipeline:
         ep_file = self.ctx.path("simulator.endpoints.json")
         if ep_file.exists():
             ep_file.unlink()
-        venues = sorted(set(self.venues) | ({"binance-spot"} if self.trading else set()))
+        venues = sorted(set(self.venues) | (set(self.trading_venues()) if self.trading else set()))
         v = section(self.cfg, "simulator")
         args = ["--venues", ",".join(venues), "--instruments", str(v.get("instruments", 3)),
                 "--rate", str(v.get("rate", 20)), "--seed", str(v.get("seed", 1)),
@@ -106,9 +106,10 @@ class Pipeline:
                             + f" (log: {self.log_path('simulator')})")
 
     def trading_venues(self) -> list[str]:
-        """The venues execution trades: [execution] `venues` (comma-separated), else `venue`."""
+        """The venues execution trades: [run] `trade_venues`, else [execution] `venues` or
+        `venue` (comma-separated); passed to execution as --venues."""
         ex = section(self.cfg, "execution")
-        names = ex.get("venues") or ex.get("venue") or "binance-spot"
+        names = section(self.cfg, "run").get("trade_venues") or ex.get("venues") or ex.get("venue") or "binance-spot"
         return [n.strip() for n in str(names).split(",") if n.strip()]
 
     def _urls(self, venue: str) -> list[str]:
@@ -128,7 +129,8 @@ class Pipeline:
                     prefix = venues_pkg.get(v).env_prefix
                     env.update({f"{prefix}_API_KEY": SIM_KEY[0], f"{prefix}_API_SECRET": SIM_KEY[1]})
                     urls += [f"--rest-url={v}={self.endpoints[v]['rest']}", f"--ws-url={v}={self.endpoints[v]['ws']}"]
-            progs.append(Program("execution", "execution", [*self._common(), *urls, *tel], env=env))
+            progs.append(Program("execution", "execution", [*self._common(), "--venues=" + ",".join(self.trading_venues()),
+                                                            *urls, *tel], env=env))
         progs.append(Program("dispatch", "dispatch", [*self._common(), *tel]))
         for venue in self.venues:
             progs.append(Program(f"ingest.{venue}", "ingest", [*self._common(), "--venue", venue,
@@ -136,6 +138,8 @@ class Pipeline:
         strat = ["--providers", ",".join(self.venues), *self._common()]
         if not self.trading or not section(self.cfg, "run").get("orders", True):
             strat.append("--no-orders")
+        elif "order_venues" not in section(self.cfg, "strategy"):  # order where we trade and see the book
+            strat.append("--order-venues=" + ",".join(v for v in self.trading_venues() if v in self.venues))
         progs.append(Program("strategy.demo", "strategies.demo", strat))
         return progs
 

@@ -24,6 +24,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int)
     p.add_argument("--live-feeds", action="store_true")
     p.add_argument("--orders", action=argparse.BooleanOptionalAction)
+    p.add_argument("--trade-venues", help="the venues execution trades, comma-separated")
     return p
 
 

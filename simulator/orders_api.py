@@ -5,7 +5,25 @@
                               newOrderRespType ACK|RESULT|FULL (default FULL)
   DELETE /api/v3/order        symbol + orderId | origClientOrderId [, newClientOrderId]
   GET    /api/v3/order        symbol + orderId | origClientOrderId
+  PUT    /api/v3/order/amend/keepPriority
+                              symbol + orderId | origClientOrderId, newQty (< the order's
+                              quantity), newClientOrderId (default: a new random id; the
+                              current one keeps it): MatchingEngine.amend in place (queue
+                              priority kept), user stream x=REPLACED; reply {"transactTime",
+                              "executionId", "amendedOrder": {..., "qty", "cumulativeQuoteQty"}};
+                              refusals -2038 ("Unknown order sent.", "Order amend (quantity
+                              increase) is not supported.", "The requested action would change
+                              no state; rejecting")
+  POST   /api/v3/order/cancelReplace
+                              the new order's parameters (as POST /api/v3/order) +
+                              cancelReplaceMode STOP_ON_FAILURE, cancelOrderId |
+                              cancelOrigClientOrderId [, cancelNewClientOrderId]: the new order
+                              is checked first (a failure: its plain error, nothing cancelled),
+                              then cancel + submit (user stream: CANCELED, then NEW ...);
+                              reply {"cancelResult", "newOrderResult", "cancelResponse",
+                              "newOrderResponse"}; cancel failed: HTTP 400 -2022 with "data"
   GET    /api/v3/openOrders   [symbol]
+  GET    /api/v3/account      [omitZeroBalances]: balances (accounts.py), updateTime
   DELETE /api/v3/openOrders   symbol
   GET    /_sim/orders         every order received: {"orders": [...], "received": {cid: n},
                               "accepted": {cid: n}, "rejected": n, "requests": {"METHOD path": n},
@@ -20,9 +38,15 @@ HMAC-SHA256(secret, query string + body without the signature). Errors use
 Binance codes and statuses: missing key -2014 / wrong key -2015 (401); bad
 signature -1022, stale timestamp -1021, missing parameter -1102, bad enum
 -1115/-1116/-1117, filter failures -1013, unknown symbol -1121, duplicate open
-clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400).
-Not modelled: balances (no insufficient-balance rejects), commissions (zero),
-order types other than LIMIT and MARKET, quoteOrderQty, rate limits.
+clientOrderId -2010, unknown order -2013 (query) / -2011 (cancel) (all 400); an order
+the balances do not cover -2010 "Account has insufficient balance for requested action."
+(every asset starts with 1e9 units: accounts.py).
+After each change of balances the user stream sends `outboundAccountPosition` (the assets
+changed), right after the `executionReport` that changed them, as Binance does.
+Not modelled: commissions (zero), order types other than LIMIT and MARKET, quoteOrderQty,
+rate limits, `balanceUpdate` (no deposits or withdrawals here); cancelReplaceMode
+ALLOW_FAILURE (refused -1100); an amend to a quantity at or below the executed one (refused
+-2038: the docs leave what the venue does there open).
 """
 
 from __future__ import annotations
@@ -31,6 +55,7 @@ import asyncio
 import collections
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import time
@@ -39,6 +64,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .accounts import Accounts
 from .binance import BinanceVenue, error, max_price, max_qty, now_ms
 from .book import ASK, BID
 from .control import reply
@@ -52,6 +78,9 @@ _COMMON = {"timestamp", "recvWindow", "signature"}
 _NEW_PARAMS = {"symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId",
                "newOrderRespType"} | _COMMON
 _ID_PARAMS = {"symbol", "orderId", "origClientOrderId", "newClientOrderId"} | _COMMON
+_AMEND_PARAMS = {"symbol", "orderId", "origClientOrderId", "newClientOrderId", "newQty"} | _COMMON
+_CANCEL_REPLACE_PARAMS = _NEW_PARAMS | {"cancelReplaceMode", "cancelNewClientOrderId", "cancelOrigClientOrderId",
+                                        "cancelOrderId"}
 
 
 class Reject(Exception):
@@ -82,20 +111,25 @@ class OrdersApi:
         self.secret = api_secret.encode()
         self.userstream = UserStreams(api_key, self.secret, venue.faults, now_ms, **user_stream)
         drivers = {f.inst.canonical: f.driver for f in venue.feeds.values()}
-        self.engine = MatchingEngine(drivers, self.userstream.on_event, self._publish, now_ms)
+        self.accounts = Accounts(a for f in venue.feeds.values() for a in (f.inst.base, f.inst.quote))
+        self.engine = MatchingEngine(drivers, self._on_exec, self._publish, now_ms)
         self.received: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
         self.rejected = 0
         self.requests: dict[str, int] = {}   # "METHOD path" -> signed requests received
         self.handler_ns: collections.deque = collections.deque(maxlen=100_000)  # POST /api/v3/order
+        self._execution_ids = itertools.count(1)
         self._hung: set[asyncio.Future] = set()
         venue.orders, venue.userstream = self, self.userstream
         app = venue.app
         app.router.add_post("/api/v3/order", self._new_order)
         app.router.add_delete("/api/v3/order", self._cancel_order)
         app.router.add_get("/api/v3/order", self._query_order)
+        app.router.add_put("/api/v3/order/amend/keepPriority", self._amend_keep_priority)
+        app.router.add_post("/api/v3/order/cancelReplace", self._cancel_replace)
         app.router.add_get("/api/v3/openOrders", self._open_orders)
         app.router.add_delete("/api/v3/openOrders", self._cancel_all)
+        app.router.add_get("/api/v3/account", self._account)
         app.router.add_get("/_sim/orders", self._sim_orders)
         app.on_shutdown.append(self._release_hung)
         self.userstream.add_routes(app)
@@ -110,6 +144,14 @@ class OrdersApi:
         return {"received": sum(self.received.values()), "accepted": sum(self.accepted.values()),
                 "rejected": self.rejected, "open": len(self.engine.open_orders()),
                 "user_trades": self.engine.trades, "userstream": self.userstream.stats()}
+
+    def _on_exec(self, ev) -> None:
+        """An ExecEvent: its executionReport, then the balances it moved (outboundAccountPosition)."""
+        self.userstream.on_event(ev)
+        account = self.accounts.get(self.api_key)
+        changed = account.on_exec(ev, now_ms())
+        if changed:
+            self.userstream.on_account(account.position_event(changed, now_ms()))
 
     def _publish(self, inst: Instrument, trades: list) -> None:
         self.venue.publish(self.venue.feeds[inst.binance_symbol], trades)
@@ -177,6 +219,10 @@ class OrdersApi:
         except Reject as rej:
             self.rejected += 1
             return rej.response()
+        feed = self.venue.feeds[order.symbol]
+        if self.accounts.get(self.api_key).shortfall(order, feed.driver.book.best(ASK) or 0):
+            self.rejected += 1
+            return Reject(-2010, "Account has insufficient balance for requested action.").response()
         self.accepted[order.client_order_id] = self.accepted.get(order.client_order_id, 0) + 1
         self.engine.submit(order)
         body = self._order_response(order, resp_type)
@@ -192,6 +238,84 @@ class OrdersApi:
         except Reject as rej:
             return rej.response()
         return await self._respond(request, self._cancel(order, params.get("newClientOrderId")))
+
+    async def _amend_keep_priority(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _AMEND_PARAMS)
+            order = self._lookup(params, -2038, "Unknown order sent.")
+            if not order.is_open:
+                raise Reject(-2038, "Unknown order sent.")
+            if not params.get("newQty"):
+                raise mandatory("newQty")
+            inst = order.inst
+            qty = _amount(params["newQty"], "newQty", inst.qty_decimals, "LOT_SIZE")
+            if qty > order.qty:
+                raise Reject(-2038, "Order amend (quantity increase) is not supported.")
+            if qty == order.qty or qty <= order.executed:
+                raise Reject(-2038, "The requested action would change no state; rejecting")
+            if qty < inst.min_qty or qty % inst.lot:
+                raise Reject(-1013, "Filter failure: LOT_SIZE")
+            cid = params.get("newClientOrderId") or secrets.token_hex(11)
+            if not _CID.match(cid):
+                raise Reject(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
+                                    "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+            if cid != order.client_order_id and self.engine.open_with_client_id(order.symbol, cid) is not None:
+                raise Reject(-2010, "Duplicate order sent.")
+        except Reject as rej:
+            return rej.response()
+        orig = order.client_order_id
+        if cid != orig:
+            self.engine.by_client.pop((order.symbol, orig), None)
+            order.client_order_id = cid
+            self.engine.by_client[order.symbol, cid] = order
+        self.engine.amend(order, qty, order.price)
+        body = {"transactTime": order.updated_ms, "executionId": next(self._execution_ids),
+                "amendedOrder": {"symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+                                 "origClientOrderId": orig, "clientOrderId": cid, "price": px8(order, order.price),
+                                 "qty": qty8(order, order.qty), "executedQty": qty8(order, order.executed),
+                                 "preventedQty": ZERO8, "quoteOrderQty": ZERO8,
+                                 "cumulativeQuoteQty": quote8(order, order.quote), "status": order.status,
+                                 "timeInForce": order.tif, "type": order.type,
+                                 "side": "BUY" if order.side == BID else "SELL", "workingTime": order.created_ms,
+                                 "selfTradePreventionMode": "NONE"}}
+        return await self._respond(request, body)
+
+    async def _cancel_replace(self, request: web.Request) -> web.StreamResponse:
+        try:
+            params = await self._signed(request, _CANCEL_REPLACE_PARAMS)
+            mode = params.pop("cancelReplaceMode", "")
+            if not mode:
+                raise mandatory("cancelReplaceMode")
+            if mode != "STOP_ON_FAILURE":
+                raise Reject(-1100, "Illegal characters found in parameter 'cancelReplaceMode'; "
+                                    "legal range is 'STOP_ON_FAILURE' (ALLOW_FAILURE is not simulated).")
+            target = {"symbol": params.get("symbol", ""), "orderId": params.pop("cancelOrderId", ""),
+                      "origClientOrderId": params.pop("cancelOrigClientOrderId", "")}
+            cancel_cid = params.pop("cancelNewClientOrderId", None)
+            cid = params.get("newClientOrderId", "")
+            self.received[cid] = self.received.get(cid, 0) + 1
+            new, resp_type = self._validate(params)  # filters first: a failure cancels nothing
+            try:
+                old = self._lookup(target, -2011, "Unknown order sent.")
+                if not old.is_open:
+                    raise Reject(-2011, "Unknown order sent.")
+            except Reject as rej:
+                if rej.code == -1102 or rej.code == -1121:
+                    raise
+                self.rejected += 1
+                return reply({"code": -2022, "msg": "Order cancel-replace failed.",
+                              "data": {"cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                                       "cancelResponse": {"code": rej.code, "msg": rej.msg},
+                                       "newOrderResponse": None}}, 400)
+        except Reject as rej:
+            self.rejected += 1
+            return rej.response()
+        cancelled = self._cancel(old, cancel_cid)
+        self.accepted[new.client_order_id] = self.accepted.get(new.client_order_id, 0) + 1
+        self.engine.submit(new)
+        return await self._respond(request, {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                                             "cancelResponse": cancelled,
+                                             "newOrderResponse": self._order_response(new, resp_type)})
 
     async def _query_order(self, request: web.Request) -> web.Response:
         try:
@@ -225,6 +349,25 @@ class OrdersApi:
         except Reject as rej:
             return rej.response()
         return reply([self._cancel(o, None) for o in orders])
+
+    async def _account(self, request: web.Request) -> web.Response:
+        """GET /api/v3/account (rest-api.md "Account information (USER_DATA)")."""
+        try:
+            params = await self._signed(request, {"omitZeroBalances"} | _COMMON)
+            omit = params.get("omitZeroBalances", "false")
+            if omit not in ("true", "false"):
+                raise Reject(-1100, "Illegal characters found in parameter 'omitZeroBalances'; "
+                                    "legal range is 'true, false'.")
+        except Reject as rej:
+            return rej.response()
+        account = self.accounts.get(self.api_key)
+        return reply({"makerCommission": 0, "takerCommission": 0, "buyerCommission": 0, "sellerCommission": 0,
+                      "commissionRates": {"maker": ZERO8, "taker": ZERO8, "buyer": ZERO8, "seller": ZERO8},
+                      "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+                      "requireSelfTradePrevention": False, "preventSor": False,
+                      "updateTime": account.update_ms, "accountType": "SPOT",
+                      "balances": account.balances(omit_zero=omit == "true"), "permissions": ["SPOT"],
+                      "uid": 354937868})
 
     async def _sim_orders(self, _request: web.Request) -> web.Response:
         return reply({"orders": [{**self._order_json(o), "fills": len(o.fills)}

@@ -22,11 +22,13 @@ from aiohttp import web
 from .binance import COINM, SPOT, USDM, BinanceVenue
 from .control import add_control_routes
 from .faults import FaultError
+from .futures_api import FuturesApi
 from .instruments import Instrument, default_instruments
 from .market import Market
 from .kraken import NAME as KRAKEN, KrakenVenue
 from .okx import NAME as OKX, OkxVenue
 from .orders_api import DEFAULT_KEY, DEFAULT_SECRET, OrdersApi
+from .ws_orders import WsOrders
 from .replay import Dataset, Replayer, read_meta
 from .userstream import LIFETIME_S, PING_INTERVAL_S
 
@@ -241,7 +243,9 @@ class Simulator:
             return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)
         if name == SPOT and replay is None:
-            OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream)
+            WsOrders(OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream))
+        if name == USDM and replay is None:
+            FuturesApi(venue, self.api_key, self.api_secret, **self.user_stream)
         return venue
 
     def _step(self, count: int) -> int:

@@ -13,7 +13,8 @@
 Responses: {"id", "status", "result" | "error": {"code", "msg"}, "rateLimits"} (rateLimits
 left out when the request says returnRateLimits=false). Events, one per text frame, wrapped as
 {"subscriptionId": n, "event": {...}}: every ExecEvent of the matching engine becomes one
-`executionReport` on every subscription of the account (one account per API key);
+`executionReport` on every subscription of the account (one account per API key), and each
+change of balances one `outboundAccountPosition` (orders_api.py, accounts.py);
 `userDataStream.unsubscribe` sends `eventStreamTerminated` on the subscription it ends.
 Connection events: `serverShutdown` ({"event": {"e": "serverShutdown", "E": ms}}, no
 subscriptionId) before the venue closes a connection (fault `server_shutdown`). The server
@@ -24,7 +25,9 @@ Errors, as documented: -1102 missing parameter, -2015 wrong API key (401), -1022
 already has a subscription on this connection, -2042 subscription ids exhausted (65,535 per
 connection). Not documented, chosen here: a frame that is not a JSON object gets -1102 with
 id null, a method the simulator does not model gets -1020 (UNSUPPORTED_OPERATION).
-Order entry stays on REST (orders_api.py); no session.logon (Ed25519 only).
+Order entry: `order.place`, `order.cancel`, `order.status` are registered by ws_orders.py
+(`UserStreams.register`), over the checks REST uses (orders_api.py); no session.logon
+(Ed25519 only).
 
 A quoted event, for the shape (Binance's user-data-stream.md, "Order Update"):
 {"subscriptionId":0,"event":{"e":"executionReport","E":1499405658658,"s":"ETHBTC",
@@ -154,6 +157,13 @@ class UserStreams:
                                       "refused", "gaps", "lifetime_closes", "pong_timeouts",
                                       "server_shutdowns", "gone")}
         self.held = 0                   # subscribe requests held by `delay_subscribe`
+        # method -> handler(client, id, params): answers through `answer` itself (ws_orders.py)
+        self.methods: dict[str, Callable[[Client, Any, dict[str, Any]], None]] = {}
+
+    def register(self, method: str, handler: Callable[[Client, Any, dict[str, Any]], None]) -> None:
+        """Serve `method` with `handler` (called with the connection, the request id and its
+        params; it answers with `answer`, now or later)."""
+        self.methods[method] = handler
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the WebSocket API and the retired listenKey endpoints."""
@@ -247,6 +257,10 @@ class UserStreams:
                                                      "was empty/null, or malformed."), {})
             return
         client.state["weight"] += 1 if method in ("ping", "time") else 2
+        handler = self.methods.get(method)
+        if handler is not None:
+            handler(client, rid, params)
+            return
         if method == "userDataStream.subscribe.signature":
             delay = self.faults.take("delay_subscribe")
             if delay is not None:
@@ -306,14 +320,15 @@ class UserStreams:
         self.counts["subscribes"] += 1
         self._answer(client, rid, {"subscriptionId": sid}, params)
 
-    def _check_signed(self, p: dict[str, Any]) -> None:
-        """Authenticate a USER_STREAM request signed with the account's HMAC key; raise Refused."""
+    def _check_signed(self, p: dict[str, Any], allowed: set[str] = _SIGNED_PARAMS) -> None:
+        """Authenticate a request signed with the account's HMAC key (USER_STREAM; TRADE and
+        USER_DATA with their own `allowed` params); raise Refused."""
         for name in ("apiKey", "timestamp", "signature"):
             if p.get(name) in (None, ""):
                 raise _mandatory(name)
         if not hmac.compare_digest(str(p["apiKey"]), self.api_key):
             raise Refused(-2015, "Invalid API-key, IP, or permissions for action.", 401)
-        unknown = set(p) - _SIGNED_PARAMS
+        unknown = set(p) - allowed
         if unknown:
             raise Refused(-1104, f"Not all sent parameters were read; read '{len(p) - len(unknown)}' "
                                  f"parameter(s) but was sent '{len(p)}'.")
@@ -333,16 +348,19 @@ class UserStreams:
         if ts > now + 1000 or now - ts > window:
             raise Refused(-1021, "Timestamp for this request is outside of the recvWindow.")
 
-    def _answer(self, client: Client, rid: Any, result: Any, params: dict[str, Any]) -> None:
+    def _answer(self, client: Client, rid: Any, result: Any, params: dict[str, Any],
+                limits: tuple[dict[str, Any], ...] = ()) -> None:
         body: dict[str, Any] = {"id": rid}
         if isinstance(result, Refused):
             body.update(status=result.status, error={"code": result.code, "msg": result.msg})
         else:
             body.update(status=200, result=result)
-        if params.get("returnRateLimits", True) is not False:
-            body["rateLimits"] = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
-                                   "intervalNum": 1, "limit": 6000, "count": client.state["weight"]}]
+        if params.get("returnRateLimits", True) not in (False, "false"):
+            body["rateLimits"] = [*limits, {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
+                                            "intervalNum": 1, "limit": 6000, "count": client.state["weight"]}]
         client.push(None, orjson.dumps(body))
+
+    answer = _answer   # for registered methods: `limits` goes before REQUEST_WEIGHT, as the docs show
 
     # -- events and faults -------------------------------------------------------------
     def on_event(self, ev: ExecEvent) -> None:
@@ -359,6 +377,18 @@ class UserStreams:
                 for _ in range(copies):
                     client.push(None, frame)
         self.hub.sent["executionReport"] = self.hub.sent.get("executionReport", 0) + copies
+
+    def on_account(self, event: dict[str, Any]) -> None:
+        """Send one account event (`outboundAccountPosition`) to every subscription of the account."""
+        raw = orjson.dumps(event)
+        self.counts["account_updates"] = self.counts.get("account_updates", 0) + 1
+        if not self.active:
+            return
+        for client in tuple(self.hub.clients):
+            for sid in sorted(client.state["subs"]):
+                client.push(None, b'{"subscriptionId":%d,"event":%s}' % (sid, raw))
+        name = event["e"]
+        self.hub.sent[name] = self.hub.sent.get(name, 0) + 1
 
     def apply_fault(self, spec: dict[str, Any]) -> bool:
         """Apply an immediate user-stream fault (normalized); False when `spec` is not one."""

@@ -5,13 +5,15 @@
 
 Subscribes to every kind of each of `--symbols` from `--providers`, and to the merged
 windows of each of `--merged` over those providers; with `--orders` (the default) it
-switches its trading on. Defaults come from the [strategy] table of `--config`.
+switches its trading on and, with `--order-venues`, places small orders on each of
+those venues (`venue` or `venue:SYMBOL`; the symbol defaults to `--order-symbol`, as
+`-PERP` on a perpetual-only venue such as binance-usdm). Defaults come from the [strategy] table of `--config`.
 `Demo` is a pure function of the records it is given: it counts them, keeps each
 provider's top of book, and turns every MERGED window whose best bid on one venue is
 above the best ask on another into a `CrossVenue` signal. The loop prints the signals
-and a count line each second. With trading on, `Trader` (strategies/trader.py) places
-small orders on binance-spot through execution, and the loop feeds it the execution
-reports of this consumer.
+and a count line each second. With trading on, one `Trader` per order venue
+(strategies/trader.py) places small orders there through execution, and the loop feeds
+each the execution reports of this consumer on its venue.
 
 The market-data loop never waits for execution (which answers an order only after
 persisting it): orders and cancels go out with the order client's `_nowait` calls,
@@ -112,7 +114,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--providers", default="binance-spot,okx", help="comma-separated slugs")
     ap.add_argument("--orders", action=argparse.BooleanOptionalAction, default=True,
                     help="switch trading on at start (dispatch forwards it to execution)")
-    ap.add_argument("--order-symbol", default="BTC-USDT", help="the symbol the trader orders on binance-spot")
+    ap.add_argument("--order-symbol", default="BTC-USDT", help="the symbol the traders order (canonical)")
+    ap.add_argument("--order-venues", default="binance-spot",
+                    help="comma-separated venues to order on, each `venue` or `venue:SYMBOL`")
     ap.add_argument("--order-qty", default="0.001", help="quantity of each order (decimal string)")
     ap.add_argument("--order-interval-s", type=float, default=2.0, help="seconds between two orders")
     ap.add_argument("--seconds", type=float, default=0, help="run this long (0: until Ctrl-C)")
@@ -132,11 +136,17 @@ def main(argv=None) -> int:
             if len(providers) >= 2:
                 res = c.merged_subscribe(symbol, providers)
                 print(f"merged_subscribe {symbol}: {dict(res)}", flush=True)
-        trader = orders = None
+        traders: dict[int, Trader] = {}
+        orders = None
         if a.orders:
             print(f"set_trading_mode: {dict(c.set_trading_mode(True))}", flush=True)
-            trader = Trader(a.order_symbol, a.order_qty, interval_ns=int(a.order_interval_s * 1e9),
-                            prefix=f"{a.name}-{time.time_ns() // 1_000_000:x}")
+            stamp = f"{time.time_ns() // 1_000_000:x}"
+            for venue, symbol in order_venues(a.order_venues, a.order_symbol):
+                if symbol not in a.symbols.split(",") or venue not in providers:  # the trader needs its book
+                    print(f"subscribe {symbol} on {venue}: {dict(c.subscribe(symbol, providers=[venue]))}", flush=True)
+                p = Provider.from_slug(venue)
+                traders[int(p)] = Trader(symbol, a.order_qty, provider=p, interval_ns=int(a.order_interval_s * 1e9),
+                                         prefix=f"{a.name}-{p.value}-{stamp}")
             orders = OrderClient(c)
             orders.hello_nowait()  # learn our consumer id; reports are read once it is known
         end = time.monotonic() + a.seconds if a.seconds else float("inf")
@@ -146,8 +156,8 @@ def main(argv=None) -> int:
                 batch = c.events(1024, timeout_s=0.2)
                 for cross in demo.on_batch(batch):
                     print(cross, flush=True)
-                if trader is not None:
-                    _trade(trader, orders, batch, tel)
+                if orders is not None:
+                    _trade(traders, orders, batch, tel)
                 if time.monotonic() >= next_line:
                     next_line += 1
                     if orders is not None:
@@ -181,26 +191,56 @@ def _register(name: str, patience_s: float = 60.0) -> Consumer:
             print("dispatch not answering yet; retrying", flush=True)
 
 
-def _trade(trader: Trader, orders: OrderClient, batch, tel: Telemetry) -> None:
-    """Feed the trader market data, our exec reports and the answers to our requests; send
-    what it decides. Never waits for execution: answers come on a later turn."""
-    trader.on_batch(batch)
+PERPETUAL_ONLY = ("binance-usdm",)  # venues whose canonical symbols all end in -PERP (of those we trade)
+
+
+def order_venues(spec: str, default_symbol: str) -> list[tuple[str, str]]:
+    """(venue, canonical symbol) of each `venue` or `venue:SYMBOL` of `spec`; a venue that
+    lists only perpetuals (binance-usdm) trades `default_symbol` + "-PERP"."""
+    out = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        venue, _, symbol = item.partition(":")
+        if not symbol:
+            symbol = default_symbol + "-PERP" if venue in PERPETUAL_ONLY and not default_symbol.endswith("-PERP") \
+                else default_symbol
+        Provider.from_slug(venue)  # ValueError names a venue that does not exist
+        out.append((venue, symbol))
+    return out
+
+
+def _trade(traders: dict[int, Trader], orders: OrderClient, batch, tel: Telemetry) -> None:
+    """Feed each trader market data, its exec reports and the answers to its requests; send
+    what they decide. Never waits for execution: answers come on a later turn."""
+    for trader in traders.values():
+        trader.on_batch(batch)
     for answer in orders.poll_replies():
-        _on_answer(trader, orders, answer, tel)
+        _on_answer(_trader_of(traders, answer["client_order_id"]), orders, answer, tel)
     if orders.consumer_id is not None:
         for rec in orders.poll_reports(256):
-            trader.on_report(rec)
+            trader = traders.get(int(rec["provider"]))
+            if trader is not None:
+                trader.on_report(rec)
             tel.inc("strategy.exec_reports")
-    for cmd in trader.decide(time.monotonic_ns()):
-        if isinstance(cmd, PlaceLimit):
-            orders.submit_limit_nowait(cmd.client_order_id, cmd.symbol, cmd.side, cmd.qty, cmd.price, tif=cmd.tif)
-            tel.inc("strategy.orders.sent")
-        elif isinstance(cmd, Cancel):
-            orders.cancel_nowait(cmd.client_order_id)
-            tel.inc("strategy.cancels.sent")
+    for trader in traders.values():
+        for cmd in trader.decide(time.monotonic_ns()):
+            if isinstance(cmd, PlaceLimit):
+                orders.submit_limit_nowait(cmd.client_order_id, cmd.symbol, cmd.side, cmd.qty, cmd.price,
+                                           tif=cmd.tif, venue=cmd.venue)
+                tel.inc("strategy.orders.sent")
+            elif isinstance(cmd, Cancel):
+                orders.cancel_nowait(cmd.client_order_id)
+                tel.inc("strategy.cancels.sent")
 
 
-def _on_answer(trader: Trader, orders: OrderClient, a: dict, tel: Telemetry) -> None:
+def _trader_of(traders: dict[int, Trader], client_order_id: str | None) -> Trader | None:
+    """The trader whose orders carry this client order id's prefix (None: hello, or not ours)."""
+    for trader in traders.values():
+        if client_order_id and client_order_id.startswith(trader.prefix + "-"):
+            return trader
+    return None
+
+
+def _on_answer(trader: Trader | None, orders: OrderClient, a: dict, tel: Telemetry) -> None:
     """Apply execution's answer (or the order client's "unknown" / "suppressed") to one request."""
     cmd, status, coid = a["cmd"], a["status"], a["client_order_id"]
     if status == "unknown":
@@ -213,6 +253,8 @@ def _on_answer(trader: Trader, orders: OrderClient, a: dict, tel: Telemetry) -> 
         tel.inc("strategy.orders.late_answer", cmd=cmd, status=status)
     elif cmd == "new_order":
         tel.inc("strategy.orders.submitted", status=status)
+    if trader is None:
+        return
     never_placed = a.get("code") == "unknown_order"  # a query or cancel of an order execution never got
     if cmd == "new_order":
         if status == "unknown":  # it may exist: ask (placing it again later would be stale)

@@ -1,4 +1,5 @@
-"""The demo's order policy: small orders on one venue, a pure function of what it sees.
+"""The demo's order policy: small orders on one venue, a pure function of what it sees
+(the demo runs one Trader per venue it trades).
 
 Every `interval_ns`, while it knows the venue's best bid for `symbol`, it alternates:
 
@@ -29,6 +30,7 @@ class PlaceLimit:
     qty: str
     price: str
     tif: str
+    venue: str = "binance-spot"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Trader:
         self.symbol = symbol
         self.instrument = instrument_id(symbol)
         self.provider = int(provider)
+        self.venue = Provider(provider).slug
         self.qty = qty
         self.interval_ns = interval_ns
         self.max_age_ns = max_age_ns
@@ -89,10 +92,10 @@ class Trader:
         self.placed += 1
         cid = f"{self.prefix}-{self.placed}"
         if self.placed % 2:
-            out.append(PlaceLimit(cid, self.symbol, "buy", self.qty, self.best_bid, "GTC"))
+            out.append(PlaceLimit(cid, self.symbol, "buy", self.qty, self.best_bid, "GTC", self.venue))
             self.open[cid] = now_ns
         else:
-            out.append(PlaceLimit(cid, self.symbol, "sell", self.qty, self.best_bid, "IOC"))
+            out.append(PlaceLimit(cid, self.symbol, "sell", self.qty, self.best_bid, "IOC", self.venue))
         return out
 
     def forget(self, client_order_id: str) -> None:

@@ -10,6 +10,7 @@ Money is always an int64 mantissa at the instrument's scale; `cum_quote` is at
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 from events import ExecStatus, Instrument, OrderType, Provider, Side, TimeInForce
 
@@ -152,6 +153,16 @@ class UserStreamDisconnected:
 
 # -- the order -------------------------------------------------------------------------
 
+class Pending(IntEnum):
+    """A request of ours in flight on an open order. With the order's reported `status` it
+    is the order's state in execution's one transition table (execution.lifecycle:
+    CANCEL is PENDING_CANCEL, REPLACE is PENDING_REPLACE)."""
+
+    NONE = 0
+    CANCEL = 1
+    REPLACE = 2
+
+
 @dataclass(slots=True)
 class Order:
     """One order as execution knows it. `filled + remaining == qty` always. `venue`: the
@@ -175,10 +186,21 @@ class Order:
     created_ns: int = 0
     updated_ns: int = 0
     sent_ms: int = 0          # venue timestamp of the last placement attempt (recvWindow)
-    unknown_since_ns: int = 0  # the placement outcome is unknown since then (0: known)
-    cancel_requested: bool = False
+    unknown_since_ns: int = 0  # the outcome of a placement or amend is unknown since then (0: known)
+    pending: Pending = Pending.NONE  # a cancel or amend of ours in flight (execution.lifecycle)
     last_exec_seq: int = 0
     venue: Provider = Provider.BINANCE_SPOT
+    # amends: `amends` counts the amend requests sent; `amend_qty` / `amend_price` are the
+    # target of the amend in flight (0: none); `amend_coid` the venue client order id a venue
+    # that amends by cancel-replace gives the new venue order (execution.ids);
+    # `base_filled` / `base_quote` are the fills of the venue orders a cancel-replace
+    # replaced (the current venue order's cumulative figures add to them)
+    amends: int = 0
+    amend_qty: int = 0
+    amend_price: int = 0
+    amend_coid: str = ""
+    base_filled: int = 0
+    base_quote: int = 0
 
     @property
     def remaining(self) -> int:

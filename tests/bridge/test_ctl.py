@@ -1,41 +1,34 @@
 """Orders of remote consumers through NATS request/reply, and who may do what.
 
 A real execution (against the venue simulator) on the execution host with
-`bridge ctl-serve`; on the consumer host `bridge ctl-expose --consumer a` as NATS user
-a, and the real SDK there. The server runs the users and permissions of
-`bridge.config`. Consumer A trades through the bridge; A cannot place, cancel or
-query orders in B's name, nor read B's replies, nor read the exec stream.
+`bridge ctl-serve` and `bridge exec-out`; on the consumer host `bridge ctl-expose
+--consumer a` and `bridge exec-in --consumer a`, both as NATS user a, and the real SDK
+there. The server runs the users and permissions of `bridge.config`. Consumer A trades
+through the bridge and reads its own exec reports; A cannot place, cancel or query
+orders in B's name, nor read B's replies, nor B's exec reports (not through its own
+bridge, whose journal holds only placeholders for them, nor by asking JetStream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 
 import nats
-import orjson
+import numpy as np
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from bridge.config import ROLES, authorization, inbox_prefix
-from bridge.servers import NatsNode
-from channels.names import execution_endpoint
-from tests.execution.harness import Consumer, ExecProc
+from bridge.config import inbox_prefix
+from bridge.execs import consumer_name
+from channels.journal import JournalReader
+from channels.names import execution_endpoint, journal_path
+from events import ExecStatus
+from tests.execution.harness import Consumer, ExecProc, collect, of
 
-from .conftest import spawn, wait_until
+from .conftest import as_user, auth_args, raw_request, spawn, wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def secured(tmp_path):
-    passwords = {u: uuid.uuid4().hex for u in (*ROLES, "a", "b")}
-    node = NatsNode.start(tmp_path / "nats", extra=authorization(["a", "b"], passwords))
-    try:
-        yield node, passwords
-    finally:
-        node.stop()
-        node.remove_store()
 
 
 @pytest.fixture
@@ -48,36 +41,15 @@ def sim():
         s.stop()
 
 
-def auth_args(ctx, user: str, passwords: dict) -> list[str]:
-    pw = ctx.path("bridge", f"{user}.password")
-    pw.write_text(passwords[user] + "\n")
-    return ["--user", user, "--password-file", str(pw)]
-
-
-async def as_user(url, user, passwords, **kw):
-    errors: list[str] = []
-
-    async def on_error(e):
-        errors.append(str(e))
-
-    nc = await nats.connect(url, user=user, password=passwords[user], error_cb=on_error,
-                            inbox_prefix=inbox_prefix(user) if user not in ROLES else "_INBOX", **kw)
-    return nc, errors
-
-
-async def raw_request(nc, subject: str, body: dict, timeout: float = 3.0):
-    try:
-        return orjson.loads((await nc.request(subject, orjson.dumps(body), timeout=timeout)).data)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-        return None
-
-
 def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap, sim):
     node, passwords = secured
     exec_ctx, cons_ctx = hosts
     ExecProc(exec_ctx, sim, reap).start()
     spawn(exec_ctx, reap, "bridge", "ctl-serve", "--nats", node.url, *auth_args(exec_ctx, "execution", passwords))
     spawn(cons_ctx, reap, "bridge", "ctl-expose", "--nats", node.url, "--consumer", "a",
+          *auth_args(cons_ctx, "a", passwords))
+    spawn(exec_ctx, reap, "bridge", "exec-out", "--nats", node.url, *auth_args(exec_ctx, "execution", passwords))
+    spawn(cons_ctx, reap, "bridge", "exec-in", "--nats", node.url, "--consumer", "a",
           *auth_args(cons_ctx, "a", passwords))
     from consumer.orders import OrderClient
     ipc = execution_endpoint(cons_ctx.run_dir)[len("ipc://"):]
@@ -110,8 +82,26 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
         # ... but B's order does not exist for A: neither to query nor to cancel
         for r in (a.query("b-1"), a.cancel("b-1")):
             assert not r["ok"] and r["code"] == "unknown_order", r
+        # A's reports come back through JetStream; B's never reach A's host
+        assert a.submit_limit("a-2", "BTC-USDT", "buy", "0.001", "60000")["ok"]
+        got = collect(a, lambda g: of(g, "a-1") and of(g, "a-2"), timeout_s=30)
+        assert {int(r["consumer_id"]) for r in got} == {a.consumer_id}
+        assert ExecStatus(int(of(got, "a-1")[0]["exec"]["status"])) == ExecStatus.ACK
     finally:
         a.close()
+    here = JournalReader(journal_path(cons_ctx.run_dir))
+    there = JournalReader(journal_path(exec_ctx.run_dir))
+    try:
+        local, src = here.read(1, here.last_seq()), there.read(1, here.last_seq())
+    finally:
+        here.close(), there.close()
+    assert (local["exec"]["exec_seq"] == np.arange(1, len(local) + 1)).all(), "the local journal is gap-free"
+    mine = src["consumer_id"] == a.consumer_id
+    assert mine.sum() >= 2 and (~mine).sum() >= 1, "B's report came before A's last"
+    assert local[mine].tobytes() == src[mine].tobytes(), "A's reports byte for byte"
+    withheld = local[~mine]
+    assert (withheld["consumer_id"] == 0).all() and not withheld["exec"]["client_order_id"].any(), \
+        "B's reports are placeholders on A's host"
 
     # the SDK of another consumer on A's host: refused by A's bridge
     b_on_a = OrderClient(Consumer("b"), run=cons_ctx, timeout_s=10)
@@ -128,14 +118,22 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
             denied = await raw_request(nc, "meltica.ctl.execution.b", body, 2)   # B's subject: the server refuses
             spoofed = await raw_request(nc, "meltica.ctl.execution.a", body, 5)  # own subject, B's name: the bridge refuses
             await nc.subscribe(f"{inbox_prefix('b')}.>")                        # B's replies
-            await nc.subscribe("exec.reports")                                  # the exec stream
+            await nc.subscribe("exec.reports.b")                                # B's exec reports
             await nc.flush()
             js = nc.jetstream(timeout=2)
-            try:
-                await js.stream_info("EXEC")
-                stream_read = True
-            except (nats.errors.Error, asyncio.TimeoutError):
-                stream_read = False
+            stream_read = []
+            cfg = dict(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+            for attempt in (lambda: js.stream_info("EXEC"),                    # the stream itself
+                            lambda: js.add_consumer("EXEC", ConsumerConfig(     # A's consumer, B's subject
+                                name=consumer_name("a"), filter_subject="exec.reports.b", **cfg)),
+                            lambda: js.add_consumer("EXEC", ConsumerConfig(     # B's consumer
+                                name=consumer_name("b"), filter_subject="exec.reports.b", **cfg)),
+                            lambda: js.consumer_info("EXEC", consumer_name("b"))):
+                try:
+                    await attempt()
+                    stream_read.append(True)
+                except (nats.errors.Error, asyncio.TimeoutError):
+                    stream_read.append(False)
             await asyncio.sleep(0.2)  # the server's -ERR lines arrive asynchronously
             return denied, spoofed, stream_read, errors
         finally:
@@ -144,8 +142,11 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
     denied, spoofed, stream_read, errors = asyncio.run(a_tries())
     assert denied is None
     assert spoofed is not None and not spoofed["ok"] and spoofed["code"] == "unauthorized", spoofed
-    assert not stream_read
+    assert stream_read == [False] * 4
     text = " ".join(errors).lower()
     for what in ("publish to \"meltica.ctl.execution.b\"", f"subscription to \"{inbox_prefix('b')}.>\"",
-                 "subscription to \"exec.reports\"", "publish to \"$js.api.stream.info.exec\""):
+                 "subscription to \"exec.reports.b\"", "publish to \"$js.api.stream.info.exec\"",
+                 "publish to \"$js.api.consumer.create.exec.exec-in-a.exec.reports.b\"",
+                 "publish to \"$js.api.consumer.create.exec.exec-in-b.exec.reports.b\"",
+                 "publish to \"$js.api.consumer.info.exec.exec-in-b\""):
         assert what.lower() in text, (what, errors)

@@ -17,7 +17,8 @@ HOSTS = REPO / "deploy" / "hosts"
 
 @pytest.mark.parametrize("conf, needed", [("venues.conf", {"bridge-md-out", "ingest-okx"}),
                                           ("trading.conf", {"bridge-md-in", "bridge-exec-out", "bridge-ctl-serve",
-                                                            "execution", "dispatch"})])
+                                                            "bridge-ctl-serve-dispatch", "execution", "dispatch"}),
+                                          ("strategy.conf", {"bridge-ctl-expose", "bridge-exec-in", "strategy-demo"})])
 def test_host_configs(conf, needed):
     cp = configparser.RawConfigParser()
     cp.read(HOSTS / conf)

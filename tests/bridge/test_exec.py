@@ -3,8 +3,10 @@
 The execution host runs a stand-in execution process (the real journal + exec ring
 writer) and `bridge exec-out`; the consumer host runs `bridge exec-in`; the consumer
 there reads with the real SDK (consumer.orders.OrderClient, journal + ring). Whatever
-is killed, and however often, the consumer ends with exec_seq 1..N exactly once, each
-report byte for byte the execution host's.
+is killed, and however often (the bridges, a NATS node of three, execution itself, the
+consumer process), the consumer ends with its reports exactly once, each byte for byte
+the execution host's: every report (a host's exec-in) or only its own (per-consumer
+subjects and NATS users, `exec-in --consumer`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import pytest
 from channels.journal import JournalReader
 from channels.names import journal_path
 from consumer.orders import OrderClient
+from events import EVENT
+from events.records import RECORD_BYTES
 
-from .conftest import kill, spawn
+from .conftest import auth_args, kill, spawn, wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -89,3 +93,50 @@ def test_exec_reports_survive_a_nats_node_kill_with_replicas_3(nats_cluster, hos
 
     run_chaos(hosts, reap, ["--nats", urls, "--replicas", "3"],
               [(600, kill_node), (1200, "exec-out"), (1800, restart_node), (2200, "exec-in")])
+
+
+def test_a_remote_consumer_gets_its_reports_once_through_kills_of_execution_bridges_and_itself(
+        secured, hosts, reap, tmp_path):
+    """Per-consumer subjects and users; execution, both bridges and the consumer SIGKILLed under load."""
+    node, passwords = secured
+    exec_ctx, cons_ctx = hosts
+    mine = tmp_path / "a.reports"
+    want = N // 2  # consumer a (id 1) has the even exec_seqs
+
+    def start(what: str):
+        if what == "execution":
+            return spawn(exec_ctx, reap, "tests.bridge.exec_writer", str(N), "500")
+        if what == "exec-out":
+            return spawn(exec_ctx, reap, "bridge", "exec-out", "--nats", node.url,
+                         *auth_args(exec_ctx, "execution", passwords))
+        if what == "exec-in":
+            return spawn(cons_ctx, reap, "bridge", "exec-in", "--nats", node.url, "--consumer", "a",
+                         *auth_args(cons_ctx, "a", passwords))
+        return spawn(cons_ctx, reap, "tests.bridge.exec_reader", "a", "1", str(mine))
+
+    procs = {w: start(w) for w in ("execution", "exec-out", "exec-in", "consumer")}
+    progress = lambda: mine.stat().st_size // RECORD_BYTES if mine.exists() else 0  # noqa: E731
+    for at, victims in ((150, ["execution"]), (300, ["consumer"]), (450, ["exec-out"]), (600, ["exec-in"]),
+                        (750, ["execution", "exec-out"]), (900, ["consumer", "exec-in"])):
+        wait_until(lambda: progress() >= at, 60, f"{at} reports at the consumer before killing {victims}")
+        for w in victims:
+            kill(procs[w])
+        for w in victims:
+            procs[w] = start(w)
+    wait_until(lambda: progress() >= want, 90, f"all {want} reports of consumer a")
+    kill(procs["consumer"])
+    got = np.frombuffer(mine.read_bytes(), EVENT)
+    src = JournalReader(journal_path(exec_ctx.run_dir))
+    try:
+        theirs = src.read(1, N)
+    finally:
+        src.close()
+    seqs = got["exec"]["exec_seq"].astype(np.int64)
+    assert len(got) == want and (seqs == np.arange(2, N + 1, 2)).all(), "lost, duplicated or out of order"
+    assert got.tobytes() == theirs[theirs["consumer_id"] == 1].tobytes(), "a report changed on the way"
+    local = JournalReader(journal_path(cons_ctx.run_dir))
+    try:
+        here = local.read(1, N)
+    finally:
+        local.close()
+    assert not (here["consumer_id"] == 2).any(), "consumer b's reports reached a's host"

@@ -8,6 +8,7 @@ there, md-in on the other, and a ring reader there that gets the same bytes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bridge.md import MdIn, decode, encode_header, subject
+from bridge.md import MdIn, MdOut, decode, encode_header, subject
 from events import EVENT, HeaderFlag
 from shm import RingReader
 
@@ -129,3 +130,43 @@ def test_md_rings_across_hosts_through_processes(nats_node, hosts, reap):
     log = dst.path("logs", "bridge-md-in.log")
     st = stats_of(inn, log)["rings"]["md.testvenue"]
     assert st["resets"] == 1 and st["lost"] == 0, st
+
+
+def test_a_consumer_ring_read_from_its_oldest_record_and_closed_on_both_sides(tmp_path):
+    """MdOut.add reads a lossless ring from its start; when its writer goes, a 0-record
+    batch closes the receiving ring too, and the ring's next writer is read again once added."""
+    from core.run import RunContext
+    from shm import RingWriter
+    src_ctx, dst_ctx = (RunContext(f"{n}{os.getpid()}{time.monotonic_ns() % 10**6}", tmp_path / n)
+                        for n in ("src", "dst"))
+    out = MdOut(src_ctx.namespace, [], announce_gone=True)
+    sink = MdIn(dst_ctx.namespace, capacity=1024)
+    w = RingWriter.create(src_ctx.namespace, "consumer.x.md", EVENT, 1024, policy="lossless", reader_timeout_ns=None)
+    reader = None
+    try:
+        w.write_batch(books(1, 5))           # before the bridge reads: still sent (from the oldest)
+        out.add("consumer.x.md")
+        sink.ensure("consumer.x.md", 256)     # as ctl-expose does on the register result
+        reader = RingReader.attach(dst_ctx.namespace, "consumer.x.md", EVENT, start="oldest")
+        now = time.monotonic()
+        for subj, data in out.pump(now):
+            sink.on_message(subj, data)
+        got = np.array(reader.try_read())
+        reader.release()
+        assert got.tobytes() == books(1, 5).tobytes() and reader.writer_state() == "alive"
+
+        w.close()                              # dispatch released the consumer
+        sent = out.pump(now + 1.0)
+        assert [len(decode(d)[1]) for _, d in sent] == [0] and not out.rings
+        for subj, data in sent:
+            sink.on_message(subj, data)
+        assert reader.writer_state() != "alive", "the receiving ring is closed as the source's was"
+        assert sink.statistics()["rings"]["consumer.x.md"]["gone"] == 1
+        assert out.pump(now + 2.0) == [], "a ring gone is not read again until added again"
+    finally:
+        if reader is not None:
+            reader.close()
+        out.close()
+        asyncio.run(sink.close_all())
+        for c in (src_ctx, dst_ctx):
+            c.namespace.cleanup()

@@ -7,7 +7,8 @@ import pytest
 
 from events import EVENT
 from core.telemetry import Telemetry
-from strategies.demo import _trade
+from events import Provider
+from strategies.demo import _trade, order_venues
 from strategies.trader import Trader
 
 pytestmark = pytest.mark.timeout(10)
@@ -52,7 +53,7 @@ def setup():
     trader.best_bid = "100"
     tel = Telemetry("strategy.test", None)
     try:
-        yield trader, FakeOrders(), tel
+        yield {int(trader.provider): trader}, FakeOrders(), tel
     finally:
         tel.close()
 
@@ -62,34 +63,37 @@ def counters(tel) -> dict:
 
 
 def test_an_order_is_sent_without_waiting_and_counted_once_at_its_answer(setup):
-    trader, orders, tel = setup
-    _trade(trader, orders, NONE, tel)
+    traders, orders, tel = setup
+    trader = traders[1]
+    _trade(traders, orders, NONE, tel)
     assert orders.calls == [("new_order", "t-1")]
     assert counters(tel) == {"strategy.orders.sent": 1}
     orders.answer("new_order", "t-1", "accepted")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert counters(tel)["strategy.orders.submitted{status=accepted}"] == 1
     assert "t-1" in trader.open
 
 
 def test_an_order_without_an_answer_is_queried_and_forgotten_if_execution_never_got_it(setup):
-    trader, orders, tel = setup
-    _trade(trader, orders, NONE, tel)
+    traders, orders, tel = setup
+    trader = traders[1]
+    _trade(traders, orders, NONE, tel)
     orders.answer("new_order", "t-1", "unknown", code="no_answer")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert ("query", "t-1") in orders.calls and "t-1" in trader.open
     assert counters(tel)["strategy.orders.submitted{status=unknown}"] == 1
     orders.answer("query", "t-1", "rejected", code="unknown_order")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert "t-1" not in trader.open
 
 
 def test_a_rejected_order_is_forgotten_and_a_late_answer_is_not_counted_as_another_order(setup):
-    trader, orders, tel = setup
-    _trade(trader, orders, NONE, tel)
+    traders, orders, tel = setup
+    trader = traders[1]
+    _trade(traders, orders, NONE, tel)
     orders.answer("new_order", "t-1", "unknown", code="no_answer")
     orders.answer("new_order", "t-1", "rejected", late=True, code="validation")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     c = counters(tel)
     assert c["strategy.orders.submitted{status=unknown}"] == 1
     assert "strategy.orders.submitted{status=rejected}" not in c
@@ -98,19 +102,40 @@ def test_a_rejected_order_is_forgotten_and_a_late_answer_is_not_counted_as_anoth
 
 
 def test_a_cancel_without_an_answer_is_sent_again(setup):
-    trader, orders, tel = setup
-    _trade(trader, orders, NONE, tel)  # places t-1, which is old at once (max_age 10 ns)
-    _trade(trader, orders, NONE, tel)
+    traders, orders, tel = setup
+    trader = traders[1]
+    _trade(traders, orders, NONE, tel)  # places t-1, which is old at once (max_age 10 ns)
+    _trade(traders, orders, NONE, tel)
     assert orders.calls[-1] == ("cancel", "t-1")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert orders.calls.count(("cancel", "t-1")) == 1, "one cancel in flight at a time"
     orders.answer("cancel", "t-1", "unknown", code="no_answer")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert orders.calls.count(("cancel", "t-1")) == 2
 
 
 def test_hello_is_asked_again_until_execution_answers(setup):
-    trader, orders, tel = setup
+    traders, orders, tel = setup
+    trader = traders[1]
     orders.answer("hello", None, "suppressed", code="execution_unreachable")
-    _trade(trader, orders, NONE, tel)
+    _trade(traders, orders, NONE, tel)
     assert ("hello", None) in orders.calls
+
+
+def test_one_trader_per_venue_each_ordering_there_and_reading_its_own_reports():
+    traders = {}
+    for venue, symbol in order_venues("binance-spot,binance-usdm,okx:ETH-USDT", "BTC-USDT"):
+        p = Provider.from_slug(venue)
+        traders[int(p)] = Trader(symbol, "0.001", provider=p, interval_ns=10**18, prefix=f"t{int(p)}")
+        traders[int(p)].best_bid = "100"
+    orders = FakeOrders()
+    sent = []
+    orders.submit_limit_nowait = lambda coid, symbol, *a, venue=None, **kw: sent.append((coid, symbol, venue))
+    tel = Telemetry("strategy.test", None)
+    try:
+        _trade(traders, orders, NONE, tel)
+    finally:
+        tel.close()
+    usdm, okx = int(Provider.BINANCE_USDM), int(Provider.OKX)
+    assert sent == [("t1-1", "BTC-USDT", "binance-spot"), (f"t{usdm}-1", "BTC-USDT-PERP", "binance-usdm"),
+                    (f"t{okx}-1", "ETH-USDT", "okx")]

@@ -26,7 +26,7 @@ def test_every_payload_starts_after_the_header_and_fits_the_record():
 
 def test_kinds_know_if_they_are_critical_or_coalescable():
     assert {k for k in E.Kind if k.critical} == {E.Kind.EXEC_REPORT, E.Kind.CONTROL_ACK,
-                                                  E.Kind.CONTROL_RESULT}
+                                                  E.Kind.CONTROL_RESULT, E.Kind.ACCOUNT}
     assert {k for k in E.Kind if k.coalescable} == {E.Kind.BOOK, E.Kind.TICKER, E.Kind.MERGED}
     assert not any(k.critical and k.coalescable for k in E.Kind)
 

@@ -43,6 +43,8 @@ class RecordingVenue:
     def __init__(self):
         self.calls: list[tuple[str, str]] = []
         self.lists: list[tuple[str, int]] = []  # (symbol or "*", request id) of each list_open
+        self.amends: list[tuple[str, int, int]] = []  # (venue client order id, qty, price) of each amend
+        self.account_queries = 0                # query_account calls (kept out of `calls`)
 
     def list_open(self, instrument, request_id):
         scope = instrument.symbol if instrument is not None else "*"
@@ -62,14 +64,23 @@ class RecordingVenue:
     def query(self, o):
         self.calls.append(("query", o.venue_client_order_id))
 
+    def amend(self, o, qty, price):
+        self.calls.append(("amend", o.venue_client_order_id))
+        self.amends.append((o.venue_client_order_id, qty, price))
+
+    def query_account(self):
+        self.account_queries += 1
+
     def count(self, action: str) -> int:
         return sum(1 for a, _ in self.calls if a == action)
 
 
 def report(vcoid: str, status, cum_qty: int = 0, cum_quote: int = 0, *, last_qty: int = 0, last_px: int = 0,
-           trade_id: int = -1, venue_order_id: int = 7, source: str = "stream") -> VenueOrderReported:
+           trade_id: int = -1, venue_order_id: int = 7, source: str = "stream", price: int = 0, qty: int = 0,
+           amended: bool = False) -> VenueOrderReported:
     return VenueOrderReported((vcoid,), status, venue_order_id, cum_qty, cum_quote, last_qty=last_qty,
-                              last_px=last_px, trade_id=trade_id, source=source)
+                              last_px=last_px, trade_id=trade_id, source=source, price=price, qty=qty,
+                              amended=amended)
 
 
 class Counters:

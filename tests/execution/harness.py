@@ -13,8 +13,10 @@ from pathlib import Path
 
 import orjson
 
+from channels.journal import JournalReader
+from channels.names import journal_path
 from consumer.orders import OrderClient
-from events import ExecStatus
+from events import ExecStatus, Kind
 
 REPO = Path(__file__).resolve().parents[2]
 VENUE = "binance-spot"
@@ -102,6 +104,16 @@ def collect(oc: OrderClient, until, timeout_s: float = 10.0, got: list | None = 
     return got
 
 
+def own_journaled(journal: JournalReader, consumer_id: int):
+    """The journal's records that are this consumer's exec reports, in order (the journal
+    also holds other consumers' reports and the venues' ACCOUNT records); the journal's
+    exec_seq is checked gap-free on the way."""
+    last = journal.last_seq()
+    recs = journal.read(1, last)
+    assert [int(s) for s in recs["exec"]["exec_seq"]] == list(range(1, last + 1))
+    return recs[(recs["kind"] == Kind.EXEC_REPORT) & (recs["consumer_id"] == consumer_id)]
+
+
 def of(reports, coid: str) -> list:
     return [r for r in reports if r["exec"]["client_order_id"] == coid.encode()]
 
@@ -109,3 +121,25 @@ def of(reports, coid: str) -> list:
 def terminal(coid: str):
     """A `collect` condition: `coid` reached a terminal status."""
     return lambda got: any(ExecStatus(int(r["exec"]["status"])).terminal for r in of(got, coid))
+
+
+def gap_free(ctx, reports, first: int = 1) -> list[int]:
+    """The exec_seqs of a consumer's `reports`, checked gap-free: strictly increasing from
+    `first`, every exec_seq they skip an ACCOUNT record of the journal (the account is on the
+    exec channel too, applied by the SDK to `account()`, not handed out as a report)."""
+    seqs = [int(r["exec"]["exec_seq"]) for r in reports]
+    assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] >= first), seqs
+    if not seqs:
+        return seqs
+    j = JournalReader(journal_path(ctx.run_dir))
+    try:
+        recs = j.read(first, seqs[-1] - first + 1)
+    finally:
+        j.close()
+    mine = set(seqs)
+    kinds = {int(r["exec"]["exec_seq"]): Kind(int(r["kind"])) for r in recs}
+    assert sorted(kinds) == list(range(first, seqs[-1] + 1))
+    skipped = {s: k for s, k in kinds.items() if s not in mine}
+    assert all(k is Kind.ACCOUNT for k in skipped.values()), f"reports missing: {skipped}"
+    assert all(kinds[s] is Kind.EXEC_REPORT for s in mine)
+    return seqs

@@ -4,7 +4,10 @@ import pytest
 
 from events import Desync, ExecStatus as S
 from execution import lifecycle
-from execution.lifecycle import TRANSITIONS, step
+from execution.lifecycle import TRANSITIONS, State, back, request, state_of, step
+from venues.trading import Pending
+
+pytestmark = pytest.mark.timeout(10)
 
 
 def test_terminal_states_allow_no_transition():
@@ -14,8 +17,9 @@ def test_terminal_states_allow_no_transition():
 
 
 def test_every_state_has_a_row_and_rejected_only_comes_from_pending():
-    assert set(TRANSITIONS) == set(S)
-    assert [s for s in S if lifecycle.allowed(s, S.REJECTED)] == [S.PENDING]
+    assert set(TRANSITIONS) == set(State)
+    assert {int(s) for s in S} < {int(t) for t in State}  # ExecStatus values are States
+    assert [s for s in State if lifecycle.allowed(s, S.REJECTED)] == [State.PENDING, State.PENDING_CANCEL]
 
 
 def test_ack_then_partial_then_filled_keeps_filled_plus_remaining_equal_to_qty():
@@ -79,3 +83,57 @@ def test_new_with_full_cumulative_fill_is_filled():
     s = step(S.ACK, 0, 0, 10, venue_status=S.PARTIAL, cum_qty=10, venue_cum_quote=1000, last_qty=10,
              last_px=100, trade_id=3)
     assert s.status is S.FILLED
+
+
+# -- the pending states: PENDING_CANCEL, PENDING_REPLACE ---------------------------------------
+
+def test_pending_states_are_the_pair_of_reported_status_and_request_in_flight():
+    assert state_of(S.ACK) is State.ACK
+    assert state_of(S.ACK, Pending.CANCEL) is State.PENDING_CANCEL
+    assert state_of(S.PARTIAL, Pending.REPLACE) is State.PENDING_REPLACE
+
+
+def test_cancel_is_allowed_from_every_open_state_and_amend_only_once_acknowledged():
+    for status in (S.PENDING, S.ACK, S.PARTIAL):
+        assert request(status, Pending.NONE, "cancel") is Pending.CANCEL
+        assert request(status, Pending.CANCEL, "cancel") is Pending.CANCEL  # sent once more
+        assert request(status, Pending.REPLACE, "cancel") is Pending.CANCEL  # cancel while replacing
+    assert request(S.PENDING, Pending.NONE, "amend") is None
+    assert request(S.ACK, Pending.NONE, "amend") is Pending.REPLACE
+    assert request(S.PARTIAL, Pending.NONE, "amend") is Pending.REPLACE
+    assert request(S.ACK, Pending.REPLACE, "amend") is None   # one amend in flight at a time
+    assert request(S.ACK, Pending.CANCEL, "amend") is None    # being cancelled
+
+
+def test_a_refused_request_goes_back_to_the_reported_status_and_a_cancel_outlives_the_amend():
+    assert back(S.ACK, Pending.REPLACE, Pending.REPLACE) is Pending.NONE
+    assert back(S.PENDING, Pending.CANCEL, Pending.CANCEL) is Pending.NONE
+    assert back(S.ACK, Pending.CANCEL, Pending.REPLACE) is Pending.CANCEL  # a cancel sent meanwhile
+
+
+def test_a_fill_while_pending_replace_applies_and_keeps_the_pending_state():
+    s = step(S.ACK, 0, 0, 10, venue_status=S.PARTIAL, cum_qty=4, venue_cum_quote=400, last_qty=4,
+             last_px=100, trade_id=1, pending=Pending.REPLACE, replacing=True)
+    assert (s.status, s.filled, s.pending) == (S.PARTIAL, 4, Pending.REPLACE)
+
+
+def test_a_terminal_report_ends_a_pending_cancel():
+    s = step(S.PARTIAL, 4, 400, 10, venue_status=S.CANCELLED, cum_qty=4, venue_cum_quote=400,
+             pending=Pending.CANCEL)
+    assert (s.status, s.pending) == (S.CANCELLED, Pending.NONE)
+    f = step(S.ACK, 0, 0, 10, venue_status=S.FILLED, cum_qty=10, venue_cum_quote=1000, last_qty=10,
+             last_px=100, trade_id=3, pending=Pending.CANCEL)
+    assert (f.status, f.pending) == (S.FILLED, Pending.NONE)
+
+
+def test_a_cancel_while_an_amend_is_in_flight_is_held_but_its_fill_applies():
+    assert step(S.ACK, 0, 0, 10, venue_status=S.CANCELLED, cum_qty=0, venue_cum_quote=0,
+                pending=Pending.REPLACE, replacing=True) is None
+    s = step(S.ACK, 0, 0, 10, venue_status=S.CANCELLED, cum_qty=3, venue_cum_quote=300,
+             pending=Pending.REPLACE, replacing=True)
+    assert (s.status, s.filled, s.pending) == (S.PARTIAL, 3, Pending.REPLACE)
+
+
+def test_pending_cancel_of_a_pending_order_takes_the_ack_and_stays_pending():
+    s = step(S.PENDING, 0, 0, 10, venue_status=S.ACK, cum_qty=0, venue_cum_quote=0, pending=Pending.CANCEL)
+    assert (s.status, s.pending) == (S.ACK, Pending.CANCEL)

@@ -260,9 +260,9 @@ def test_a_journaled_report_the_store_missed_is_recovered_even_while_its_venue_i
     e._pending, pending = [], e._pending
     e.dirty.clear()
     # the crash window: journaled (and published), the store not yet committed
-    for i, (o, s, r, code) in enumerate(pending):
+    for i, entry in enumerate(pending):
         rec = np.zeros(1, EVENT)
-        e._fill(rec[0], e.publisher.last_seq + 1, o, s, r, code)
+        e._fill(rec[0], e.publisher.last_seq + 1, *entry)
         e.publisher.append(rec)
     two.close()
     store = Store(two.ctx.path("exec", "orders.sqlite"), registry(), synchronous="NORMAL")  # no OKX: down

@@ -250,7 +250,7 @@ def test_failing_snapshot_requests_are_retried_with_a_growing_delay():
         rig.adapter.on_snapshot_error("BTCUSDT", "HTTP 503")
     assert rig.report.resync_reasons == {"snapshot_failed": 3}
     assert rig.io.snapshots == ["BTCUSDT"] * 3            # the first two at once
-    assert "BTCUSDT" in rig.adapter.deferred               # the third waits
+    assert "BTCUSDT" in rig.adapter.snapshots.deferred               # the third waits
     rig.adapter.check_timers(rig.clock.advance(0.1))
     assert rig.io.snapshots == ["BTCUSDT"] * 3
     rig.adapter.check_timers(rig.clock.advance(0.2))       # 0.25 s after the third failure

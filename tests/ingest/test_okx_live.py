@@ -92,7 +92,7 @@ def test_an_okx_gap_is_healed_by_a_rest_snapshot_of_that_instrument_alone(run_ct
     btc, eth = SYMBOLS
     with flowing(run_ctx, sim, "okx", SYMBOLS) as ing:
         # a WS snapshot syncs a book before the REST answer asked at connect comes
-        ing.pump(lambda: not ing.proc.adapter.requested, what="the start-up snapshots answered")
+        ing.pump(lambda: not ing.proc.adapter.snapshots.requested, what="the start-up snapshots answered")
         before = okx_stats(sim)
         k0 = ing.books(btc)
         sim.inject("okx", "gap", symbol=btc)

@@ -120,3 +120,36 @@ def test_the_view_shows_why_a_real_program_restarted(run_ctx):
         launcher.stop(timeout_s=5)
     assert re.search(r"crash exited( \dx)?, last: exit 1: ValueError: no ring named md.okx \(run 42\)",
                      flat(text)), text
+
+
+def test_the_view_shows_each_venues_balances_and_positions_from_the_exec_journal(tmp_path):
+    from channels.names import journal_path
+    from events import AccountEntry, Kind, Provider, empty, instrument_id, stamp_header
+    from execution.journal import Journal
+
+    run_dir = tmp_path / "run" / "run-20261202-064812"
+    path = journal_path(run_dir)
+    path.parent.mkdir(parents=True)
+    recs = empty(4)
+    rows = [(Provider.BINANCE_SPOT, "USDT", 9_500_25000000, 500_00000000), (Provider.BINANCE_SPOT, "BTC", 12345678, 0),
+            (Provider.BINANCE_SPOT, "ETH", 0, 0)]
+    for i, (p, asset, free, locked) in enumerate(rows):
+        stamp_header(recs[i], Kind.ACCOUNT, p, 0)
+        a = recs[i]["account"]
+        a["exec_seq"], a["entry"], a["asset"], a["free"], a["locked"], a["scale"] = (
+            i + 1, AccountEntry.BALANCE, asset.encode(), free, locked, 8)
+    stamp_header(recs[3], Kind.ACCOUNT, Provider.OKX, instrument_id("BTC-USDT-SWAP"))
+    a = recs[3]["account"]
+    a["exec_seq"], a["entry"], a["symbol"], a["asset"] = 4, AccountEntry.POSITION, b"BTC-USDT-SWAP", b"USDT"
+    a["size"], a["sz_scale"], a["entry_px"], a["px_scale"], a["unrealized_pnl"], a["pnl_scale"] = (
+        -25, 2, 301235, 1, -12, 1)
+    journal = Journal(path, sync=False)
+    journal.append(recs)
+    journal.close()
+    p = pipeline(States(), tmp=str(tmp_path))
+    p.ctx.run_dir = run_dir
+    text = render(p)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80 and "…" not in text, text
+    assert "account binance-spot USDT 9,500.25 lk 500 BTC 0.12345678" in flat(text), text
+    assert "ETH" not in text.split()  # zero: not held
+    assert "okx BTC-USDT-SWAP -0.25@30,123.5 pnl -1.2" in flat(text), text

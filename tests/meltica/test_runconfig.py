@@ -13,7 +13,7 @@ pytestmark = pytest.mark.timeout(30)
 def test_the_built_in_defaults_pass_the_check_of_every_program():
     cfg = runconfig.load_checked()
     checked = runconfig.check(cfg, "defaults")
-    assert set(checked) == {"run", "simulator", "ingest.binance-spot", "ingest.okx", "dispatch",
+    assert set(checked) == {"run", "simulator", "ingest.binance-spot", "ingest.binance-usdm", "ingest.okx", "dispatch",
                             "execution", "strategy"}
     assert checked["dispatch"]["lateness_ms"] == 150 and checked["ingest.okx"]["depth"] == 20
 

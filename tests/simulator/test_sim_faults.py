@@ -211,6 +211,9 @@ def test_control_endpoint_arms_reports_and_refuses(sim):
                 {"fault": "server_shutdown_streams"}):   # binance-spot's market-data streams only
         status, body = http("POST", rest + "/_sim/fault", orjson.dumps(bad))
         assert status == 400 and body["ok"] is False, bad
+    # an order-path fault on a venue without an order API (Kraken: market data only)
+    status, body = http("POST", sim.endpoints["kraken"]["rest"] + "/_sim/fault", orjson.dumps({"fault": "drop_response"}))
+    assert status == 400 and body["ok"] is False
     assert http("POST", rest + "/_sim/fault", b"{nope")[0] == 400
     assert http("DELETE", rest + "/_sim/fault")[1] == {"ok": True, "cleared": 1}
     status, body = http("POST", sim.endpoints["binance-spot"]["rest"] + "/_sim/fault",

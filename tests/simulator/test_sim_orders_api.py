@@ -188,11 +188,14 @@ def test_duplicate_client_order_id_of_an_open_order_is_rejected(spot):
     assert [o["status"] for o in seen["orders"]] == ["CANCELED", "NEW"]
 
 
-def _event(ws) -> dict:
-    """The next event of a subscribed WebSocket API connection, unwrapped."""
-    frame = orjson.loads(ws.recv())
-    assert set(frame) == {"subscriptionId", "event"} and frame["subscriptionId"] == 0
-    return frame["event"]
+def _event(ws, kind: str = "executionReport") -> dict:
+    """The next event of `kind` of a subscribed WebSocket API connection, unwrapped (the
+    `outboundAccountPosition` events between reports are test_sim_accounts.py's)."""
+    while True:
+        frame = orjson.loads(ws.recv())
+        assert set(frame) == {"subscriptionId", "event"} and frame["subscriptionId"] == 0
+        if frame["event"]["e"] == kind:
+            return frame["event"]
 
 
 def _reports(ws, until):
@@ -283,6 +286,7 @@ def test_duplicate_report_and_userstream_disconnect(spot):
           quantity="0.01", price="60000")
     first, second = _event(user), _event(user)
     assert first == second and first["x"] == "NEW"
+    assert _event(user, "outboundAccountPosition")["B"][0]["a"] == "USDT"  # the lock, sent once
     sim.inject("binance-spot", "disconnect_userstream")
     opcode, _ = user.recv_data_frame(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE

@@ -24,6 +24,11 @@ from .venue_testkit import connect
 pytestmark = [pytest.mark.timeout(30), pytest.mark.filterwarnings("ignore::DeprecationWarning:binance_common")]
 V = "binance-spot"
 DOCS = orjson.loads((Path(__file__).with_name("binance_spot_ws_api_docs.json")).read_bytes())
+# user-data-stream.md "Account Update", as developers.binance.com/docs/binance-spot-api-docs/user-data-stream
+# shows it (read 2026-12-02)
+ACCOUNT_UPDATE_DOC = {"subscriptionId": 0, "event": {"e": "outboundAccountPosition", "E": 1564034571105,
+                                                     "u": 1564034571073,
+                                                     "B": [{"a": "ETH", "f": "10000.000000", "l": "0.000000"}]}}
 SUBSCRIBE_DOC = DOCS["web-socket-api.md#subscribe-to-user-data-stream-through-signature-subscription-user_stream"]
 
 
@@ -82,7 +87,7 @@ def test_the_sdk_subscribes_and_reads_the_reports_of_sdk_orders(make_sim):
             await asyncio.to_thread(spot.rest_api.delete_order, symbol="BTCUSDT", orig_client_order_id="sdk-1",
                                     new_client_order_id="sdk-1-cancel")
             for _ in range(200):
-                if len(got) >= 2:
+                if sum(type(m.actual_instance).__name__ == "ExecutionReport" for m in got) >= 2:
                     break
                 await asyncio.sleep(0.01)
             assert (await conn.user_data_stream_unsubscribe()).data().status == 200
@@ -90,8 +95,12 @@ def test_the_sdk_subscribes_and_reads_the_reports_of_sdk_orders(make_sim):
             await conn.close_connection(close_session=True)
 
     asyncio.run(run())
-    reports = [m.actual_instance for m in got]
+    balances = [m.actual_instance for m in got if type(m.actual_instance).__name__ == "OutboundAccountPosition"]
+    reports = [m.actual_instance for m in got if type(m.actual_instance).__name__ != "OutboundAccountPosition"]
     assert [type(r).__name__ for r in reports] == ["ExecutionReport", "ExecutionReport", "EventStreamTerminated"]
+    # the order locked 600 USDT, the cancel gave it back: each an outboundAccountPosition the SDK reads
+    assert [[(b.a, b.l) for b in ev.B] for ev in balances] == [[("USDT", "600.00000000")],
+                                                                         [("USDT", "0.00000000")]]
     new, cancel, _ended = reports
     assert (new.x, new.X, new.c, new.C) == ("NEW", "NEW", "sdk-1", "")
     assert (cancel.x, cancel.X, cancel.c, cancel.C) == ("CANCELED", "CANCELED", "sdk-1-cancel", "sdk-1")
@@ -111,6 +120,9 @@ def test_answers_and_events_have_the_documented_shapes(make_sim):
     doc = DOCS["user-data-stream.md#order-update"]
     assert set(frame) == set(doc) - {"_conditional"}
     assert set(frame["event"]) == set(doc["event"]) - set(doc["_conditional"])
+    balances = orjson.loads(ws.recv())  # the order locked quote: the account update follows its report
+    assert set(balances) == set(ACCOUNT_UPDATE_DOC) and set(balances["event"]) == set(ACCOUNT_UPDATE_DOC["event"])
+    assert [set(b) for b in balances["event"]["B"]] == [set(ACCOUNT_UPDATE_DOC["event"]["B"][0])]
     unsub = DOCS["web-socket-api.md#unsubscribe-from-user-data-stream"]
     ws.send(orjson.dumps(unsub["request"]).decode())
     ended, answer = orjson.loads(ws.recv()), orjson.loads(ws.recv())

@@ -7,7 +7,8 @@ spot, `@aggTrade` on futures), best bid/offer (`@bookTicker`). Binance sends no 
 checksum: integrity is the update-id chain (spot `U == previous u + 1`, futures
 `pu == previous u`) plus a crossed-book check. Resync is per instrument; a reconnect
 resyncs every book.
-Trading (`trading/`, spot only): signed REST orders and the user-data stream.
+Trading (`trading/`): spot, and USD-M futures (`trading/usdm/`): signed REST orders and the
+user-data stream.
 Modules: `markets` (endpoints, symbols, metadata), `md/` (frames -> records, books),
 `trading/` (orders, user stream). What we rely on, and as of when: PROTOCOL.md.
 """
@@ -107,9 +108,24 @@ class BinanceSpotVenue(BinanceVenue):
         return fetch_registry(rest_url, timeout_s=timeout_s)
 
 
+class BinanceUsdmVenue(BinanceVenue):
+    trading = True
+    trading_rest_url = "https://fapi.binance.com"
+    trading_ws_url = "wss://fstream.binance.com/private"   # user data: listenKey streams
+    env_prefix = "MELTICA_BINANCE_USDM"
+
+    def trading_adapter(self, **kwargs):
+        from .trading.usdm.adapter import BinanceUsdmAdapter
+        return BinanceUsdmAdapter(**kwargs)
+
+    def trading_registry(self, rest_url: str, *, timeout_s: float):
+        from .trading.usdm.adapter import fetch_registry
+        return fetch_registry(rest_url, timeout_s=timeout_s)
+
+
 SPOT = BinanceSpotVenue(MARKETS[Provider.BINANCE_SPOT], ("BTCUSDT", "ETHUSDT"))
 US = BinanceVenue(MARKETS[Provider.BINANCE_US], ("BTCUSDT", "ETHUSDT"))
-USDM = BinanceVenue(MARKETS[Provider.BINANCE_USDM], ("BTCUSDT", "ETHUSDT"))
+USDM = BinanceUsdmVenue(MARKETS[Provider.BINANCE_USDM], ("BTCUSDT", "ETHUSDT"))
 COINM = BinanceVenue(MARKETS[Provider.BINANCE_COINM], ("BTCUSD_PERP", "ETHUSD_PERP"))
 
 __all__ = ["COINM", "MARKETS", "Market", "SPOT", "US", "USDM", "BinanceVenue", "instrument_from_info",

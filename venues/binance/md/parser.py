@@ -36,6 +36,7 @@ import orjson
 from events import BadInput, Kind, UnknownInstrument
 from marketdata.book import book_view
 
+from ...snapshots import SnapshotRequests
 from .deferred import RUN, Deferred, ticker_values, trade_values
 from ...base import KINDS
 from ..markets import MARKETS
@@ -75,8 +76,7 @@ class BinanceAdapter:
                         for ch in ("bookTicker", trades)]
         self._waiting = {q.name: q for q in self.waiting}   # combined-stream name -> Deferred
         publisher.fillers.append(self._fill)
-        self.deferred: dict[str, int] = {}    # venue symbol -> monotonic ns of a delayed request
-        self.requested: dict[str, int] = {}  # venue symbol -> monotonic ns of the open request
+        self.snapshots = SnapshotRequests(io, report, timers, clock, stale_what="diff")
 
     # -- connection ----------------------------------------------------------------
 
@@ -189,7 +189,7 @@ class BinanceAdapter:
 
     def on_snapshot(self, venue_symbol: str, payload, recv_ns: int) -> None:
         """A REST depth response for `venue_symbol` (bytes as received, or parsed)."""
-        self.requested.pop(venue_symbol, None)
+        self.snapshots.answered(venue_symbol)
         sync = self.syncs.get(venue_symbol)
         if sync is None:
             if venue_symbol in self.ignore:
@@ -209,7 +209,7 @@ class BinanceAdapter:
 
     def on_snapshot_error(self, venue_symbol: str, error: str) -> None:
         """The REST request for `venue_symbol` failed (HTTP error, timeout, refused)."""
-        self.requested.pop(venue_symbol, None)
+        self.snapshots.answered(venue_symbol)
         sync = self.syncs.get(venue_symbol)
         if sync is not None and not sync.synced:
             self.restart(sync, "snapshot_failed", error)
@@ -222,52 +222,19 @@ class BinanceAdapter:
                       s.depth, flags)
 
     def synced(self, sync: DepthSync) -> None:
-        s = sync.stream
-        now = self.clock()
-        took, reason = s.resync_ended(now)
-        if reason:
-            self.report.synced(s.symbol, took, reason)
-        if self.timers is not None:
-            self.timers.arm_refresh(s, now)
+        self.snapshots.synced(sync)
 
     def restart(self, sync: DepthSync, reason: str, detail: str) -> None:
-        s = sync.stream
-        self.report.resync(s.symbol, reason, detail)
-        now = self.clock()
-        s.resync_began(reason, now)
-        delay = self.timers.backoff_ns(s) if self.timers is not None else 0
-        if delay:
-            self.deferred[s.venue_symbol] = now + delay
-        else:
-            self._request(s.venue_symbol)
+        self.snapshots.restart(sync, reason, detail)
 
     def _request(self, venue_symbol: str) -> None:
-        self.deferred.pop(venue_symbol, None)
-        self.requested[venue_symbol] = self.clock()
-        self.io.request_snapshot(venue_symbol)
+        self.snapshots.request(venue_symbol)
 
     # -- timers --------------------------------------------------------------------
 
     def check_timers(self, now: int) -> None:
         """Staleness, periodic refresh, snapshot timeouts and delayed requests."""
-        timers = self.timers
-        if timers is None:
-            return
-        for vs, due in list(self.deferred.items()):
-            if now >= due:
-                self._request(vs)
-        for vs, sync in self.syncs.items():
-            s = sync.stream
-            if sync.synced:
-                if timers.stale(s, now):
-                    sync.lose("stale", f"no diff for {(now - s.last_book_ns) / 1e9:.1f}s")
-                elif timers.refresh_due(s, now):
-                    self.report.resync(s.symbol, "refresh", "periodic")
-                    timers.arm_refresh(s, now)
-                    sync.start_refresh()
-                    self._request(vs)
-            elif vs in self.requested and now - self.requested[vs] > timers.snapshot_timeout_ns:
-                self.restart(sync, "snapshot_timeout", "no snapshot answer")
+        self.snapshots.check(now, self.syncs)
 
     # -- state ---------------------------------------------------------------------
 

@@ -22,6 +22,27 @@ figure can be joined per order and the venue's round trip told from ours.
 
     openOrders list (2xx)                   VenueOpenOrdersListed (orders of unknown symbols left out)
     openOrders: anything else               VenueOpenOrdersFailed
+    account (2xx)                           VenueAccountReported(full=True), balances only
+    account: anything else                  VenueAccountFailed
+
+User stream: `executionReport` -> VenueOrderReported; `outboundAccountPosition` ->
+VenueAccountReported (the balances it names); `balanceUpdate` (a deposit, withdrawal or
+transfer: a delta) -> the account is asked for again (`query_account`).
+
+Amend (PROTOCOL.md, "Amend"): a quantity decrease at the same price goes in place, keeping
+queue priority (PUT /api/v3/order/amend/keepPriority, newQty = the venue order's new
+quantity, newClientOrderId = its own id, so the id stays); anything else is a
+cancel-replace (POST /api/v3/order/cancelReplace, cancelReplaceMode STOP_ON_FAILURE: the
+new order is placed only if the cancel succeeded) whose new order, with the remainder
+(new quantity - filled) at the new price, takes the id execution derived for it
+(`Order.amend_coid`). Replies: the amended order, or the cancelled order then the new
+one, as VenueOrderReported (source "amend"); refusals (-2038, -2022 cancel failed, -2021
+cancelled but the new order failed, filters) as VenueRequestRefused(action "amend").
+
+Order entry (`order_entry`): "rest" (default), or "ws": place, cancel and query over the
+WebSocket API (wsapi.py) while its session is up, REST while it is down; the same events
+either way, and a request handed to the WebSocket is never sent again on REST (no answer is
+an unknown outcome, resolved by a query). The `exec.order.sent` event names the `path`.
 """
 
 from __future__ import annotations
@@ -36,12 +57,13 @@ import orjson
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
 from events.ids import mix64
 from venues.trading import (
-    Order, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
+    Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
     VenueRequestRefused)
 
 from . import parse
 from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent
 from .userstream import LIFETIME_S, UserStream
+from .wsapi import WsApiSession, WsOrderEntry
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {1: "GTC", 2: "IOC", 3: "FOK"}
@@ -72,10 +94,13 @@ class BinanceSpotAdapter:
     # Listing symbol by symbol costs 6 x symbols: less than 80 up to 13 symbols, so one
     # request without a symbol is cheaper from 14 symbols with open orders on.
     list_all_from = 14
+    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
-                 telemetry=None, stream_lifetime_s: float = LIFETIME_S):
+                 telemetry=None, stream_lifetime_s: float = LIFETIME_S, order_entry: str = "rest"):
+        if order_entry not in self.order_entries:
+            raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
         self.rest_url, self.ws_url = rest_url, ws_url
         self.registry = registry
         self.emit = emit
@@ -91,6 +116,11 @@ class BinanceSpotAdapter:
         self.stream = UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
                                  recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
                                  dlq=dlq, telemetry=telemetry)
+        self.order_entry = order_entry
+        self._ws_args = (ws_url, api_key, api_secret, dict(recv_window_ms=recv_window_ms, timeout_s=timeout_s,
+                                                           lifetime_s=stream_lifetime_s, dlq=dlq, telemetry=telemetry))
+        self.wsapi: WsApiSession | None = None
+        self.ws_entry: WsOrderEntry | None = None
 
     def __repr__(self) -> str:
         return f"BinanceSpotAdapter({self.rest_url})"
@@ -98,6 +128,12 @@ class BinanceSpotAdapter:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.order_entry == "ws":   # set before start: by the constructor or the process
+            url, key, secret, kw = self._ws_args
+            self.wsapi = WsApiSession(url, key, secret, **kw)
+            self.ws_entry = WsOrderEntry(self.wsapi, self.emit, self._reports, self._sent)
+            self.wsapi.start()
+            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
         for t in self._threads:
             t.start()
         self.stream.start()
@@ -107,6 +143,8 @@ class BinanceSpotAdapter:
         for q in self._queues:
             q.put(None)
         self.stream.stop()
+        if self.wsapi is not None:
+            self.wsapi.stop()
         for t in self._threads:
             t.join(timeout=3)
 
@@ -143,6 +181,23 @@ class BinanceSpotAdapter:
         vs = self.registry.venue_symbol(self.provider, o.instrument.id)
         self._submit(o.venue_client_order_id, self._cancel, o.venue_client_order_id, vs)
 
+    def amend(self, o: Order, qty: int, price: int) -> None:
+        """Amend order `o` to total quantity `qty` at `price` (mantissas): in place when the
+        quantity goes down at the same price, else by cancel-replace (see the module docstring)."""
+        inst = o.instrument
+        vs = self.registry.venue_symbol(self.provider, inst.id)
+        vcoid = o.venue_client_order_id
+        if price == o.price and qty < o.qty:
+            # the venue order holds what is not in earlier venue orders (a cancel-replace's)
+            new_qty = to_decimal(qty - o.base_filled, inst.sz_scale)
+            self._submit(vcoid, self._amend_in_place, vcoid, vs, new_qty)
+            return
+        params = {"symbol": vs, "side": SIDES[int(o.side)], "type": "LIMIT", "cancelReplaceMode": "STOP_ON_FAILURE",
+                  "timeInForce": TIFS[int(o.tif)], "quantity": to_decimal(qty - o.filled, inst.sz_scale),
+                  "price": to_decimal(price, inst.px_scale), "cancelOrigClientOrderId": vcoid,
+                  "newClientOrderId": o.amend_coid, "newOrderRespType": "FULL"}
+        self._submit(vcoid, self._cancel_replace, vcoid, params)
+
     def query(self, o: Order) -> None:
         vs = self.registry.venue_symbol(self.provider, o.instrument.id)
         self._submit(o.venue_client_order_id, self._query, o.venue_client_order_id, vs)
@@ -150,6 +205,10 @@ class BinanceSpotAdapter:
     def list_open(self, instrument: Instrument | None, request_id: int) -> None:
         vs = self.registry.venue_symbol(self.provider, instrument.id) if instrument is not None else None
         self._submit(vs or "*", self._list_open, request_id, vs)
+
+    def query_account(self) -> None:
+        """Balances by REST: VenueAccountReported(full=True) or VenueAccountFailed."""
+        self._submit("account", self._query_account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
 
@@ -165,35 +224,38 @@ class BinanceSpotAdapter:
             self.emit(r)
 
     def _place(self, rest: BinanceRest, vcoid: str, params: dict, stamps: tuple) -> None:
+        if self.ws_entry is not None and self.ws_entry.place(vcoid, params, stamps):
+            return
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = rest.new_order(**params)
         except BinanceRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
             return
         self._reports(vcoid, "place", resp, "rest")
-        self._sent(vcoid, stamps, rest)
+        self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
 
-    def _sent(self, vcoid: str, stamps: tuple, rest: BinanceRest) -> None:
+    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
         """Tell telemetry when a placement left (see the module docstring)."""
         if self.tel is None:
             return
         consumer_id, coid, created_ns, placed_ns = stamps
-        sent_ns = rest.sent_ns
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=rest.replied_ns)
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path)
 
     def _cancel(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):
+            return
         try:
             resp = rest.cancel_order(symbol, vcoid)
         except BinanceRefused as e:
@@ -204,7 +266,55 @@ class BinanceSpotAdapter:
             return
         self._reports(vcoid, "cancel", resp, "rest")
 
+    def _amend_in_place(self, rest: BinanceRest, vcoid: str, symbol: str, new_qty: str) -> None:
+        sent_ms = time.time_ns() // 1_000_000
+        try:
+            resp = rest.amend_keep_priority(symbol, vcoid, new_qty)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
+            return
+        except NotSent as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", 0, f"not sent: {e}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
+            return
+        try:
+            report = parse.amend_response(resp, self.registry)
+        except (BadInput, KeyError, TypeError, ValueError) as e:
+            self._unreadable(vcoid, resp, e)
+            return
+        self.emit(report)
+
+    def _cancel_replace(self, rest: BinanceRest, vcoid: str, params: dict) -> None:
+        sent_ms = time.time_ns() // 1_000_000
+        try:
+            resp = rest.cancel_replace(**params)
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
+            return
+        except NotSent as e:
+            self.emit(VenueRequestRefused(vcoid, "amend", 0, f"not sent: {e}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
+            return
+        try:
+            reports = parse.cancel_replace_response(resp, self.registry)
+        except (BadInput, KeyError, TypeError, ValueError) as e:
+            self._unreadable(vcoid, resp, e)
+            return
+        for r in reports:
+            self.emit(r)
+
+    def _unreadable(self, vcoid: str, resp, e: Exception) -> None:
+        if self.dlq is not None:
+            self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
+        self.emit(VenueOutcomeUnknown(vcoid, "amend", f"unreadable reply: {e}"))
+
     def _query(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.query(vcoid, symbol):
+            return
         try:
             resp = rest.get_order(symbol, vcoid)
         except BinanceRefused as e:
@@ -244,6 +354,25 @@ class BinanceSpotAdapter:
                                  error=f"{type(e).__name__}: {e}")
         self.emit(VenueOpenOrdersListed(tuple(reports), request_id))
 
+    def _query_account(self, rest: BinanceRest) -> None:
+        try:
+            resp = rest.account()
+        except BinanceRefused as e:
+            self.emit(VenueAccountFailed(f"refused: {e.code} {e.msg}"))
+            return
+        except PeerGone as e:
+            self.emit(VenueAccountFailed(str(e)))
+            return
+        try:
+            ev = parse.account_snapshot(resp)
+        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+            if self.dlq is not None:
+                self.dlq.put("bad_account_reply", priority="high", raw=orjson.dumps(resp),
+                             error=f"{type(e).__name__}: {e}")
+            self.emit(VenueAccountFailed(f"unreadable reply: {type(e).__name__}: {e}"))
+            return
+        self.emit(ev)
+
     # -- the user stream (its thread) ------------------------------------------------------
 
     def _on_event(self, ev: dict, raw: bytes) -> None:
@@ -251,6 +380,11 @@ class BinanceSpotAdapter:
         try:
             if kind == "executionReport":
                 self.emit(parse.execution_report(ev, self.registry))
+            elif kind == "outboundAccountPosition":
+                self.emit(parse.account_position(ev))
+            elif kind == "balanceUpdate":
+                parse.balance_update(ev)
+                self.query_account()  # a delta: the whole account tells the new balance
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=str(kind))
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

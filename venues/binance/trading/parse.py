@@ -13,14 +13,16 @@ An `executionReport` (the event of the WebSocket API user data stream, unwrapped
 `c` is the client order id of the request that caused the event: for a cancel, that is
 the cancel's own id, and the order's id is in `C`; both are passed on and the engine
 takes the one it knows. `X` (order status) drives the lifecycle, `z`/`Z` (cumulative
-filled quantity / quote) the fills, `t`/`l`/`L` the trade itself.
+filled quantity / quote) the fills, `t`/`l`/`L` the trade itself; `q`/`p` are the
+order's quantity and price as they are now, and `x` "REPLACED" says an amend
+(keepPriority) changed them (enums.md, Execution types: "The order has been amended").
 """
 
 from __future__ import annotations
 
 from events import BadInput, ExecStatus, Instrument, Provider, Registry, to_mantissa
 
-from venues.trading import VenueOrderReported
+from venues.trading import Balance, VenueAccountReported, VenueOrderReported
 
 STATUS: dict[str, ExecStatus | None] = {
     "NEW": ExecStatus.ACK,
@@ -69,7 +71,13 @@ def execution_report(ev: dict, registry: Registry) -> VenueOrderReported:
         last_qty=to_mantissa(ev["l"], ss), last_px=to_mantissa(ev["L"], ps),
         trade_id=int(ev.get("t", -1)), fee=_fee(ev.get("n")), fee_asset=ev.get("N") or "",
         update_id=int(ev.get("I") or 0), reason=_reason(ev.get("r")), event_ts_ns=_ms_to_ns(ev.get("E")),
-        source="stream")
+        source="stream", price=_amount(ev.get("p"), ps), qty=_amount(ev.get("q"), ss),
+        amended=ev.get("x") == "REPLACED")
+
+
+def _amount(text, scale: int) -> int:
+    """An order's price or quantity at `scale`; 0 when absent (an ACK-type reply)."""
+    return to_mantissa(text, scale) if text else 0
 
 
 FEE_SCALE = 8  # Binance states commissions with 8 decimals
@@ -119,8 +127,53 @@ def order_response(resp: dict, registry: Registry, source: str = "rest") -> list
                                           source=source))
     out.append(VenueOrderReported(ids, status, oid, to_mantissa(resp["executedQty"], ss),
                                   to_mantissa(resp["cummulativeQuoteQty"], ps + ss), event_ts_ns=ts,
-                                  source=source))
+                                  source=source, price=_amount(resp.get("price"), ps),
+                                  qty=_amount(resp.get("origQty"), ss)))
     return out
+
+
+def amend_response(resp: dict, registry: Registry) -> VenueOrderReported:
+    """Parse the reply of PUT /api/v3/order/amend/keepPriority (rest-api.md, "Order Amend Keep
+    Priority"): the order as amended, `qty` its new quantity. Note `cumulativeQuoteQty` here
+    (the order replies spell it `cummulativeQuoteQty`).
+
+        {"transactTime": 1741926410255, "executionId": 75,
+         "amendedOrder": {"symbol": "BTCUSDT", "orderId": 33, "orderListId": -1,
+                          "origClientOrderId": "5xrgbMyg6z36NzBn2pbT8H",
+                          "clientOrderId": "PFaq6hIHxqFENGfdtn4J6Q", "price": "6.00000000",
+                          "qty": "5.00000000", "executedQty": "0.00000000",
+                          "preventedQty": "0.00000000", "quoteOrderQty": "0.00000000",
+                          "cumulativeQuoteQty": "0.00000000", "status": "NEW", "timeInForce": "GTC",
+                          "type": "LIMIT", "side": "SELL", "workingTime": 1741926410242,
+                          "selfTradePreventionMode": "NONE"}}
+    """
+    o = resp["amendedOrder"]
+    inst = _inst(registry, o["symbol"])
+    ps, ss = inst.px_scale, inst.sz_scale
+    ids = tuple(x for x in (o.get("clientOrderId"), o.get("origClientOrderId")) if x)
+    return VenueOrderReported(ids, status_of(o["status"]), int(o["orderId"]), to_mantissa(o["executedQty"], ss),
+                              to_mantissa(o["cumulativeQuoteQty"], ps + ss),
+                              event_ts_ns=_ms_to_ns(resp.get("transactTime")), source="amend",
+                              price=_amount(o.get("price"), ps), qty=to_mantissa(o["qty"], ss), amended=True)
+
+
+def cancel_replace_response(resp: dict, registry: Registry) -> list[VenueOrderReported]:
+    """Parse a successful POST /api/v3/order/cancelReplace (rest-api.md, "Cancel an Existing
+    Order and Send a New Order"): the cancelled order's report first, then the new order's
+    (a FULL order reply), so the engine sees the old venue order end before the new one.
+
+        {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+         "cancelResponse": {"symbol": "BTCUSDT", "origClientOrderId": "DnLo3vTAQcjha43lAZhZ0y",
+                            "orderId": 9, "clientOrderId": "osxN3JXAtJvKvCqGeMWMVR", ...,
+                            "status": "CANCELED", ...},
+         "newOrderResponse": {"symbol": "BTCUSDT", "orderId": 10, "clientOrderId": "wOceeeOzNORyLiQfw7jd8S",
+                              "price": "0.02000000", "origQty": "0.040000", "status": "NEW", "fills": [], ...}}
+    """
+    if resp.get("cancelResult") != "SUCCESS" or resp.get("newOrderResult") != "SUCCESS":
+        raise BadInput(f"cancelReplace reply is not a success: cancelResult={resp.get('cancelResult')!r}, "
+                       f"newOrderResult={resp.get('newOrderResult')!r}")
+    return (order_response(resp["cancelResponse"], registry, "amend")
+            + order_response(resp["newOrderResponse"], registry, "amend"))
 
 
 def _decimals(text: str) -> int:
@@ -161,3 +214,57 @@ def load_registry(info: dict, registry: Registry | None = None) -> Registry:
         registry.add(inst)
         registry.map_venue(PROVIDER, venue_symbol, inst.symbol)
     return registry
+
+
+# -- the account (balances) ------------------------------------------------------------
+
+BALANCE_SCALE = 8  # Binance spot states balances with 8 decimals ("4723846.89208129")
+
+
+def _balance(asset, free, locked) -> Balance:
+    if not isinstance(asset, str) or not asset:
+        raise BadInput(f"balance without an asset: {asset!r}")
+    return Balance(asset, to_mantissa(free, BALANCE_SCALE), to_mantissa(locked, BALANCE_SCALE), BALANCE_SCALE)
+
+
+def account_position(ev: dict) -> VenueAccountReported:
+    """Parse one `outboundAccountPosition` event (user-data-stream.md "Account Update"): the
+    assets the event that changed the balance may have changed, free and locked absolute.
+
+        {"e": "outboundAccountPosition", "E": 1564034571105, "u": 1564034571073,
+         "B": [{"a": "ETH", "f": "10000.000000", "l": "0.000000"}]}
+
+    `u` ("time of last account update") orders it against a REST snapshot's `updateTime`.
+    """
+    if ev.get("e") != "outboundAccountPosition":
+        raise BadInput(f"not an outboundAccountPosition: e={ev.get('e')!r}")
+    balances = tuple(_balance(b["a"], b["f"], b["l"]) for b in ev["B"])
+    return VenueAccountReported(balances, full=False, event_ts_ns=_ms_to_ns(ev.get("u") or ev.get("E")),
+                                source="stream")
+
+
+def balance_update(ev: dict) -> tuple[str, str]:
+    """Check one `balanceUpdate` event (user-data-stream.md "Balance Update": deposits,
+    withdrawals, transfers between accounts) and return (asset, delta). It carries a delta
+    only, so the adapter asks for the account again instead of applying it.
+
+        {"e": "balanceUpdate", "E": 1573200697110, "a": "BTC", "d": "100.00000000",
+         "T": 1573200697068}
+    """
+    if ev.get("e") != "balanceUpdate":
+        raise BadInput(f"not a balanceUpdate: e={ev.get('e')!r}")
+    to_mantissa(ev["d"], BALANCE_SCALE)  # a well-formed decimal, or BadInput
+    return str(ev["a"]), str(ev["d"])
+
+
+def account_snapshot(resp: dict) -> VenueAccountReported:
+    """Parse `GET /api/v3/account` (rest-api.md "Account information (USER_DATA)") into a
+    full snapshot: with `omitZeroBalances=true` an asset it lacks is zero.
+
+        {"makerCommission": 15, ..., "updateTime": 123456789, "accountType": "SPOT",
+         "balances": [{"asset": "BTC", "free": "4723846.89208129", "locked": "0.00000000"},
+                      {"asset": "LTC", "free": "4763368.68006011", "locked": "0.00000000"}],
+         "permissions": ["SPOT"], "uid": 354937868}
+    """
+    balances = tuple(_balance(b["asset"], b["free"], b["locked"]) for b in resp["balances"])
+    return VenueAccountReported(balances, full=True, event_ts_ns=_ms_to_ns(resp.get("updateTime")), source="rest")

@@ -148,9 +148,24 @@ class BinanceRest:
         return self.request("DELETE", "/api/v3/order", {"symbol": symbol,
                                                         "origClientOrderId": orig_client_order_id}, signed=True)
 
+    def amend_keep_priority(self, symbol: str, orig_client_order_id: str, new_qty: str) -> dict:
+        """PUT /api/v3/order/amend/keepPriority: reduce the quantity in place; the order keeps
+        its client order id (sent again as newClientOrderId; else the venue makes one up)."""
+        return self.request("PUT", "/api/v3/order/amend/keepPriority",
+                            {"symbol": symbol, "origClientOrderId": orig_client_order_id,
+                             "newClientOrderId": orig_client_order_id, "newQty": new_qty}, signed=True)
+
+    def cancel_replace(self, **params) -> dict:
+        """POST /api/v3/order/cancelReplace (HTTP 409 for a partial failure: a BinanceRefused)."""
+        return self.request("POST", "/api/v3/order/cancelReplace", params, signed=True)
+
     def get_order(self, symbol: str, orig_client_order_id: str) -> dict:
         return self.request("GET", "/api/v3/order", {"symbol": symbol,
                                                      "origClientOrderId": orig_client_order_id}, signed=True)
 
     def open_orders(self, symbol: str | None = None) -> list:
         return self.request("GET", "/api/v3/openOrders", {"symbol": symbol} if symbol else {}, signed=True)
+
+    def account(self) -> dict:
+        """GET /api/v3/account (weight 20), zero balances left out: the account's balances."""
+        return self.request("GET", "/api/v3/account", {"omitZeroBalances": "true"}, signed=True)

@@ -35,6 +35,7 @@ from events import BadInput, Kind, Side, UnknownInstrument
 from marketdata.book import book_view
 
 from ..markets import WS_PATH
+from ...snapshots import SnapshotRequests
 from ..seq import next_seq
 from .sync import LOADED, BooksSync
 
@@ -64,8 +65,8 @@ class OkxAdapter:
         self.streams = {s.venue_symbol: s for s in streams}
         self.syncs = {s.venue_symbol: BooksSync(s, report, self) for s in streams}
         self.ignore = frozenset(ignore)
-        self.deferred: dict[str, int] = {}    # instId -> monotonic ns of a delayed snapshot request
-        self.requested: dict[str, int] = {}   # instId -> monotonic ns of the open snapshot request
+        self.snapshots = SnapshotRequests(io, report, timers, clock, stale_what="books message",
+                                          before_request=self._before_request)
         self.loaded: dict[str, int] = {}      # instId -> monotonic ns of its last REST snapshot
         self.ticker_seq: dict[str, int] = {}     # instId -> last tickers seq_provider
         self.venue_errors = 0
@@ -187,7 +188,7 @@ class OkxAdapter:
     def on_snapshot(self, venue_symbol: str, payload, recv_ns: int) -> None:
         """A GET /api/v5/market/books answer for `venue_symbol` (bytes as received, or parsed):
         {"code": "0", "msg": "", "data": [{"asks": [..], "bids": [..], "ts": "..", "seqId": S}]}."""
-        self.requested.pop(venue_symbol, None)
+        self.snapshots.answered(venue_symbol)
         sync = self.syncs.get(venue_symbol)
         if sync is None:
             if venue_symbol in self.ignore:
@@ -219,7 +220,7 @@ class OkxAdapter:
 
     def on_snapshot_error(self, venue_symbol: str, error: str) -> None:
         """The REST request for `venue_symbol` failed (HTTP error, timeout, refused)."""
-        self.requested.pop(venue_symbol, None)
+        self.snapshots.answered(venue_symbol)
         sync = self.syncs.get(venue_symbol)
         if sync is not None and not sync.synced:
             self.restart(sync, "snapshot_failed", error)
@@ -232,57 +233,26 @@ class OkxAdapter:
                       s.depth, flags)
 
     def synced(self, sync) -> None:
-        s = sync.stream
-        now = self.clock()
-        took, reason = s.resync_ended(now)
-        if reason:
-            self.report.synced(s.symbol, took, reason)
-        if self.timers is not None:
-            self.timers.arm_refresh(s, now)
+        self.snapshots.synced(sync)
 
     def restart(self, sync, reason: str, detail: str) -> None:
         """The book of `sync` was dropped: a REST snapshot of that instrument alone."""
-        s = sync.stream
-        self.report.resync(s.symbol, reason, detail)
-        now = self.clock()
-        s.resync_began(reason, now)
-        delay = self.timers.backoff_ns(s) if self.timers is not None else 0
-        if delay:
-            self.deferred[s.venue_symbol] = now + delay
-        else:
-            self._request(s.venue_symbol)
+        self.snapshots.restart(sync, reason, detail)
 
     def _request(self, venue_symbol: str) -> None:
-        self.deferred.pop(venue_symbol, None)
-        self.requested[venue_symbol] = self.clock()
+        self.snapshots.request(venue_symbol)
+
+    def _before_request(self, venue_symbol: str) -> None:
         self.syncs[venue_symbol].reset_seen = False   # this request is after any reset seen
-        self.io.request_snapshot(venue_symbol)
 
     # -- timers and state ------------------------------------------------------------
 
     def check_timers(self, now: int) -> None:
         """Staleness, the periodic refresh, snapshot timeouts, delayed requests, and a
         snapshot that no update confirmed."""
-        timers = self.timers
-        if timers is None:
-            return
-        for vs, due in list(self.deferred.items()):
-            if now >= due:
-                self._request(vs)
-        for vs, sync in self.syncs.items():
-            s = sync.stream
-            if sync.synced:
-                if timers.stale(s, now):
-                    sync.lose("stale", f"no books message for {(now - s.last_book_ns) / 1e9:.1f}s")
-                elif timers.refresh_due(s, now):
-                    self.report.resync(s.symbol, "refresh", "periodic")
-                    timers.arm_refresh(s, now)
-                    sync.start_refresh()
-                    self._request(vs)
-            elif vs in self.requested:
-                if now - self.requested[vs] > timers.snapshot_timeout_ns:
-                    self.restart(sync, "snapshot_timeout", "no snapshot answer")
-            elif sync.state == LOADED and now - self.loaded.get(vs, now) > timers.snapshot_timeout_ns:
+        for sync in self.snapshots.check(now, self.syncs):
+            vs = sync.stream.venue_symbol
+            if sync.state == LOADED and now - self.loaded.get(vs, now) > self.timers.snapshot_timeout_ns:
                 sync.lose("stale", "no books update confirmed the snapshot")
 
     def books(self) -> dict:

@@ -1,0 +1,367 @@
+"""Binance spot order entry over the WebSocket API: `order.place`, `order.cancel`, `order.status`.
+
+    WS  <ws_url>  (wss://ws-api.binance.com:443/ws-api/v3), its own connection (not the user stream's)
+    ->  {"id": 7, "method": "order.place", "params": {"symbol", "side", "type", "timeInForce", "quantity",
+         "price", "newClientOrderId", "newOrderRespType": "FULL", "apiKey", "recvWindow", "timestamp",
+         "signature"}}
+    <-  {"id": 7, "status": 200, "result": {<the order object of POST /api/v3/order>},
+         "rateLimits": [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100,
+                         "count": 3}, ..., {"rateLimitType": "REQUEST_WEIGHT", ...}]}
+    <-  {"id": 7, "status": 400, "error": {"code": -2010, "msg": "..."}, "rateLimits": [...]}
+
+Every request is signed on its own (no `session.logon`: that takes Ed25519 keys only): `apiKey`,
+`timestamp`, `recvWindow`, then `signature` = hex HMAC-SHA256 of every other param sorted by
+name, `name=value` joined by `&`, values as sent. Request ids count up per session; an answer is
+matched to its request by id, so requests of several worker threads share one connection.
+What we rely on, and as of when: ../PROTOCOL.md, "WebSocket order entry".
+
+Outcomes, by cause (the same as rest.py's, so the adapter turns them into the same events):
+
+    status 200                                  -> Answer (result, stamps)
+    4xx (400, 403, 409, 418, 429)               -> BinanceRefused: the venue said no (429/418 carry
+                                                   `retryAfter`, kept in `retry_after_ms`)
+    5xx, codes -1006/-1007, no answer within    -> PeerGone: the outcome is UNKNOWN (query by client
+    `timeout_s`, the connection lost after the     order id; never send again)
+    request was handed to it, a send that failed
+    no connection up when the request is made   -> NotSent: the venue never saw it (the caller
+                                                   may take REST)
+
+A supervisor thread keeps one connection open: it reconnects after a loss (backoff 0.05 s
+doubling to 2 s), and moves to a new connection `lifetime_s` after one opened (Binance ends
+them at 24 h; default 23 h) and on `serverShutdown`, make before break: new requests go to the
+new connection at once, the old one is closed once its requests are answered (or `timeout_s`
+later: those become unknown outcomes). `rateLimits` of every answer are kept (`limits`) and
+told to telemetry as gauges `exec.wsapi.rate_limit{type, interval}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+import websocket
+
+from events import PeerGone
+from venues.trading import VenueOrderNotFound, VenueOutcomeUnknown, VenueRequestRefused
+
+from .rest import NO_SUCH_ORDER, STATUS_UNKNOWN_CODES, BinanceRefused, NotSent
+from .userstream import LIFETIME_S, SILENCE_S, _Conn, ws_api_url
+
+ORDER_RESP_TYPE = "FULL"     # the reply carries the fills: the same order object as REST's
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def sign(params: dict, api_key: str, secret: bytes, timestamp_ms: int, recv_window_ms: int) -> dict:
+    """`params` with apiKey, recvWindow, timestamp and their HMAC-SHA256 `signature` (see above)."""
+    out = {**params, "apiKey": api_key, "recvWindow": recv_window_ms, "timestamp": timestamp_ms}
+    payload = "&".join(f"{k}={_text(out[k])}" for k in sorted(out))
+    out["signature"] = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 200 answer: its `result`, the signed `timestamp_ms`, and when the request was handed to
+    the connection / its answer read (time.time_ns())."""
+
+    result: object
+    timestamp_ms: int
+    sent_ns: int
+    replied_ns: int
+
+
+class _OrderConn(_Conn):
+    """One WebSocket API connection for orders (the user stream's reader, answers matched by id)."""
+
+    def call(self, rid: int, text: str, method: str, timeout_s: float) -> tuple[dict, int, int]:
+        slot = [threading.Event(), None]
+        self._pending[rid] = slot
+        if self.lost.is_set():              # lost before we registered: nothing left, say so
+            self._pending.pop(rid, None)
+            raise NotSent(f"{method}: connection lost ({self.reason}); not sent")
+        sent_ns = time.time_ns()
+        try:
+            self.ws.send(text)
+        except (OSError, websocket.WebSocketException) as e:   # some bytes may have left: unknown
+            self._pending.pop(rid, None)
+            raise PeerGone(f"{method}: send failed ({type(e).__name__}); outcome unknown") from None
+        if not slot[0].wait(timeout_s):
+            self._pending.pop(rid, None)
+            raise PeerGone(f"{method}: no answer in {timeout_s:g}s; outcome unknown")
+        if slot[1] is None:
+            raise PeerGone(f"{method}: connection lost ({self.reason}); outcome unknown")
+        return slot[1], sent_ns, time.time_ns()
+
+    def idle(self) -> bool:
+        return not self._pending
+
+
+class WsApiSession:
+    """One order-entry session on the Binance spot WebSocket API (see the module docstring).
+
+    `request` may be called from any thread; `up` says whether a request made now would be sent.
+    """
+
+    def __init__(self, ws_url: str, api_key: str, api_secret: str, *, recv_window_ms: int = 5000,
+                 timeout_s: float = 2.0, lifetime_s: float = LIFETIME_S, silence_s: float = SILENCE_S,
+                 backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None, telemetry=None, clock_ms=None):
+        self.url = ws_api_url(ws_url)
+        self._key, self._secret = api_key, api_secret.encode()
+        self.recv_window_ms, self.timeout_s = recv_window_ms, timeout_s
+        self.lifetime_s, self.silence_s = lifetime_s, silence_s
+        self.backoff_min, self.backoff_max = backoff_s
+        self.dlq, self.tel = dlq, telemetry
+        self.now_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._ids = itertools.count(1)
+        self._conn: _OrderConn | None = None
+        self._changed = threading.Condition()   # notified when a connection is up
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="binance-wsapi", daemon=True)
+        self.connects = 0          # connections opened
+        self.rotations = 0         # make-before-break moves (lifetime, serverShutdown)
+        self.last_error = ""
+        self.limits: dict[tuple[str, str, int], tuple[int, int]] = {}   # (type, interval, n) -> (count, limit)
+        self.retry_after_ms = 0    # from the last 429/418 answer (0: none)
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"WsApiSession({self.url})"
+
+    @property
+    def up(self) -> bool:
+        c = self._conn
+        return c is not None and not c.lost.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        c = self._conn
+        if c is not None:
+            c.abort_requests()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def wait_up(self, timeout_s: float) -> bool:
+        """Wait until a connection is up (start-up, tests); True if it is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.up, timeout_s)
+
+    def _set_conn(self, conn: _OrderConn | None) -> None:
+        with self._changed:
+            self._conn = conn
+            self._changed.notify_all()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def request(self, method: str, params: dict, *, timestamp_ms: int | None = None) -> Answer:
+        """Sign and send one request on the current connection; see the module docstring."""
+        conn = self._conn
+        if conn is None or conn.lost.is_set():
+            raise NotSent(f"{method}: WebSocket API session down ({self.last_error or 'not connected'}); not sent")
+        ts = self.now_ms() if timestamp_ms is None else timestamp_ms
+        rid = next(self._ids)
+        text = orjson.dumps({"id": rid, "method": method,
+                             "params": sign(params, self._key, self._secret, ts, self.recv_window_ms)}).decode()
+        reply, sent_ns, replied_ns = conn.call(rid, text, method, self.timeout_s)
+        self._note_limits(reply.get("rateLimits"))
+        status = reply.get("status")
+        if status == 200:
+            return Answer(reply.get("result"), ts, sent_ns, replied_ns)
+        err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        try:
+            code = int(err.get("code", 0))
+        except (TypeError, ValueError):
+            code = 0
+        msg = str(err.get("msg", ""))
+        if not isinstance(status, int) or status >= 500 or code in STATUS_UNKNOWN_CODES:
+            raise PeerGone(f"{method}: status {status}, code {code}: {msg}; outcome unknown")
+        if status in (418, 429):
+            data = err.get("data") if isinstance(err.get("data"), dict) else {}
+            self.retry_after_ms = int(data.get("retryAfter") or reply.get("retryAfter") or 0)
+            if self.tel is not None:
+                self.tel.inc("exec.wsapi.rate_limited", status=str(status))
+        raise BinanceRefused(status, code, msg, method)
+
+    def _note_limits(self, limits) -> None:
+        if not isinstance(limits, list):
+            return
+        for lim in limits:
+            try:
+                key = (str(lim["rateLimitType"]), str(lim["interval"]), int(lim["intervalNum"]))
+                self.limits[key] = (int(lim["count"]), int(lim["limit"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if self.tel is not None:
+                self.tel.gauge("exec.wsapi.rate_limit", self.limits[key][0], type=key[0],
+                               interval=f"{key[2]}{key[1]}")
+
+    # -- the supervisor ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self.backoff_min
+        try:
+            while not self._stop.is_set():
+                conn = self._conn
+                if conn is None:
+                    conn = self._open()
+                    if conn is None:
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, self.backoff_max)
+                        continue
+                    backoff = self.backoff_min
+                    self._set_conn(conn)
+                self._wait(conn)
+                if self._stop.is_set():
+                    break
+                if conn.lost.is_set():
+                    self._set_conn(None)
+                    self._failed(f"connection lost: {conn.reason}")
+                    conn.close()
+                    self._stop.wait(backoff)
+                    continue
+                why = conn.notice or "lifetime"
+                new = self._open()
+                if new is None:
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                self._set_conn(new)       # new requests go here from now on
+                self.rotations += 1
+                if self.tel is not None:
+                    self.tel.inc("exec.wsapi.rotations", reason=why)
+                self._retire(conn)
+        finally:
+            c = self._conn
+            self._set_conn(None)
+            if c is not None:
+                c.close()
+
+    def _wait(self, conn: _OrderConn) -> None:
+        due = conn.opened + self.lifetime_s
+        while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
+            left = due - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(min(left, 1.0))
+            self._wake.clear()
+
+    def _open(self) -> _OrderConn | None:
+        try:
+            conn = _OrderConn(self.url, self.timeout_s, self.silence_s, self._on_event, self._on_bad, self._wake)
+        except (OSError, websocket.WebSocketException) as e:
+            self._failed(f"connect: {type(e).__name__}: {e}")
+            return None
+        self.connects += 1
+        if self.tel is not None:
+            self.tel.inc("exec.wsapi.connects")
+        return conn
+
+    def _retire(self, old: _OrderConn) -> None:
+        """Close `old` once its requests are answered, or `timeout_s` from now."""
+        end = time.monotonic() + self.timeout_s
+        while not old.idle() and not old.lost.is_set() and time.monotonic() < end and not self._stop.is_set():
+            time.sleep(0.01)
+        old.close()
+
+    def _on_event(self, ev: dict, raw: bytes) -> None:
+        if self.tel is not None:   # no subscription here: nothing but connection events is expected
+            self.tel.inc("exec.wsapi.ignored_events", event=str(ev.get("e"))[:32])
+
+    def _on_bad(self, raw: bytes, error: str) -> None:
+        if self.dlq is not None:
+            self.dlq.put("bad_wsapi_frame", priority="high", raw=raw, error=error)
+
+    def _failed(self, reason: str) -> None:
+        if self._stop.is_set():
+            return
+        if self.tel is not None:
+            self.tel.inc("exec.wsapi.down")
+        if reason != self.last_error and self.dlq is not None:   # once per distinct reason
+            self.dlq.put("wsapi_down", priority="high", error=reason)
+        self.last_error = reason
+
+
+class WsOrderEntry:
+    """The adapter's WebSocket path: place, cancel and query jobs (run on the adapter's worker
+    threads, one order's jobs on one thread, so a cancel never overtakes its placement) ->
+    the venue events the REST path emits.
+
+    Each method returns False, having sent nothing, when the session is down: the adapter then
+    takes REST for that request. Once a request was handed to the connection it is never sent
+    again, on either path: no usable answer is a VenueOutcomeUnknown, resolved by a query.
+    `reports(vcoid, action, order_object, source)` and `sent(vcoid, stamps, sent_ns,
+    replied_ns, path)` are the adapter's (parse.order_response, telemetry).
+    """
+
+    source = "ws"
+
+    def __init__(self, session: WsApiSession, emit, reports, sent):
+        self.session, self.emit, self.reports, self.sent = session, emit, reports, sent
+        self.fallbacks = 0     # requests that took REST: the session was down
+
+    def _fallback(self, action: str) -> bool:
+        self.fallbacks += 1
+        if self.session.tel is not None:
+            self.session.tel.inc("exec.wsapi.fallback", action=action)
+        return False
+
+    def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
+        ts, t0 = self.session.now_ms(), time.time_ns()
+        try:
+            ans = self.session.request("order.place", {**params, "newOrderRespType": ORDER_RESP_TYPE},
+                                       timestamp_ms=ts)
+        except NotSent:
+            return self._fallback("place")
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg))
+            self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
+            return True
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), ts))
+            self.sent(vcoid, stamps, t0, 0, "ws")
+            return True
+        self.reports(vcoid, "place", ans.result, self.source)
+        self.sent(vcoid, stamps, ans.sent_ns, ans.replied_ns, "ws")
+        return True
+
+    def cancel(self, vcoid: str, symbol: str) -> bool:
+        try:
+            ans = self.session.request("order.cancel", {"symbol": symbol, "origClientOrderId": vcoid})
+        except NotSent:
+            return self._fallback("cancel")
+        except BinanceRefused as e:
+            self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
+            return True
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
+            return True
+        self.reports(vcoid, "cancel", ans.result, self.source)
+        return True
+
+    def query(self, vcoid: str, symbol: str) -> bool:
+        try:
+            ans = self.session.request("order.status", {"symbol": symbol, "origClientOrderId": vcoid})
+        except NotSent:
+            return self._fallback("query")
+        except BinanceRefused as e:
+            self.emit(VenueOrderNotFound(vcoid) if e.code == NO_SUCH_ORDER
+                      else VenueRequestRefused(vcoid, "query", e.code, e.msg))
+            return True
+        except PeerGone as e:
+            self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
+            return True
+        self.reports(vcoid, "query", ans.result, "query")
+        return True

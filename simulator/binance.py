@@ -154,7 +154,7 @@ class BinanceVenue:
         if self.replay is None:
             names.add("stale_snapshot")
         if self.orders is not None:
-            names |= ORDER_FAULTS
+            names |= ORDER_FAULTS | getattr(self.orders, "extra_faults", frozenset())
         return names
 
     def resolve_key(self, name: str) -> str | None:

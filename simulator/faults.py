@@ -35,8 +35,9 @@ server_shutdown as the notice 64008, delay_subscribe holding the login answer):
                                         answer them `seconds` late
   disconnect_userstream  abrupt=false   close every user-data (WebSocket API) connection
   duplicate_report       count=1        send the next executionReport twice
-  reorder_report         count=1        okx: hold the next `orders` push and send it after the
-                                        one that follows (or 1 s later if none does)
+  reorder_report         count=1        okx, binance-usdm: hold the next `orders` push
+                                        (ORDER_TRADE_UPDATE) and send it after the one that
+                                        follows (or 1 s later if none does)
   server_shutdown        seconds=1      send `serverShutdown` on every WebSocket API
                                         connection, close them `seconds` later
   delay_subscribe        count=1, seconds=1

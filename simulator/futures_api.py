@@ -10,7 +10,8 @@
   GET    /fapi/v1/openOrders   [symbol]
   GET    /fapi/v3/balance      [{"asset": "USDT", "balance", "crossWalletBalance", ...}]
   GET    /fapi/v3/positionRisk [{"symbol", "positionSide": "BOTH", "positionAmt", "entryPrice", ...}]
-  listenKey and /private: futures_stream.py
+  listenKey and /private: futures_stream.py; the same order requests over the WebSocket API
+  (/ws-fapi/v1): futures_ws.py
   GET    /_sim/orders          as on spot (orders_api.py): every order, received / accepted
                                per client order id, rejected, requests, handler_us
 
@@ -55,6 +56,8 @@ NOT_RECORDED = " The order will not be recorded in the order history"
 
 class FuturesApi(OrdersApi):
     """Signed USD-M order endpoints, the matching engine, the account and the user stream."""
+
+    extra_faults = frozenset({"reorder_report"})   # beyond spot's order-path faults (futures_stream.py)
 
     def __init__(self, venue: BinanceVenue, api_key: str = DEFAULT_KEY, api_secret: str = DEFAULT_SECRET,
                  lifetime_s: float = 24 * 3600.0, ping_interval_s: float = 180.0, **_ignored: float):

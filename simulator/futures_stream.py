@@ -30,6 +30,7 @@ book's mid (Binance uses the mark price, which the simulator does not model). No
 funding or margin checks.
 
 Faults (simulator/faults.py): duplicate_report (the next ORDER_TRADE_UPDATE twice),
+reorder_report (the next ORDER_TRADE_UPDATE after the one that follows it, or 1 s late),
 disconnect_userstream (close every /private connection); drop_response / delay_response act
 on the order REST (futures_api.py). server_shutdown and delay_subscribe are WebSocket-API
 faults: refused here.
@@ -174,6 +175,7 @@ class FuturesStreams:
         self._expiry: asyncio.TimerHandle | None = None
         self.describe: Callable[[Order], tuple[str, bool, str]] = lambda o: (o.tif, False, "0")
         self.modify_id = ""           # the modifyId of the modify being carried out (set by the API)
+        self._late: tuple | None = None   # an ORDER_TRADE_UPDATE held back by reorder_report
         self.counts = {k: 0 for k in ("reports", "reports_unheard", "account_updates", "trade_lites",
                                       "keys_created", "keepalives", "keys_expired", "keys_deleted", "refused",
                                       "subscribes")}
@@ -326,9 +328,15 @@ class FuturesStreams:
                 "t": ev.trade_id, "i": o.order_id}))
         copies = 2 if self.faults.take("duplicate_report") else 1
         self.counts["reports"] += 1
-        if not self._send("ORDER_TRADE_UPDATE", orjson.dumps(order_trade_update(ev, tif, reduce_only, avg, self.modify_id)),
-                          copies):
-            self.counts["reports_unheard"] += 1
+        raw = orjson.dumps(order_trade_update(ev, tif, reduce_only, avg, self.modify_id))
+        late, self._late = self._late, None
+        if late is None and self.faults.take("reorder_report"):
+            self._late = (raw, copies)
+            asyncio.get_running_loop().call_later(1.0, self._send_late, self._late)
+        else:
+            self._send_update(raw, copies)
+            if late is not None:                   # the held one after the one that followed it
+                self._send_update(*late)
         if ev.x == "TRADE":
             self.counts["account_updates"] += 1
             wallet = self.account.wallet_text()
@@ -337,6 +345,15 @@ class FuturesStreams:
                 "a": {"m": "ORDER", "B": [{"a": "USDT", "wb": wallet, "cw": wallet, "bc": "0"}],
                       "P": [{"s": o.symbol, **self.account.position_fields(pos), "bep": "0", "mt": "cross",
                              "iw": "0", "ps": "BOTH"}]}}))
+
+    def _send_update(self, raw: bytes, copies: int) -> None:
+        if not self._send("ORDER_TRADE_UPDATE", raw, copies):
+            self.counts["reports_unheard"] += 1
+
+    def _send_late(self, late: tuple) -> None:
+        if self._late is late:
+            self._late = None
+            self._send_update(*late)
 
     def apply_fault(self, spec: dict[str, Any]) -> bool:
         """Apply an immediate user-stream fault; False when `spec` is not one."""

@@ -23,6 +23,7 @@ from .binance import COINM, SPOT, USDM, BinanceVenue
 from .control import add_control_routes
 from .faults import FaultError
 from .futures_api import FuturesApi
+from .futures_ws import FuturesWsApi
 from .instruments import Instrument, default_instruments
 from .market import Market
 from .kraken import NAME as KRAKEN, KrakenVenue
@@ -245,7 +246,7 @@ class Simulator:
         if name == SPOT and replay is None:
             WsOrders(OrdersApi(venue, self.api_key, self.api_secret, **self.user_stream))
         if name == USDM and replay is None:
-            FuturesApi(venue, self.api_key, self.api_secret, **self.user_stream)
+            FuturesWsApi(FuturesApi(venue, self.api_key, self.api_secret, **self.user_stream), **self.user_stream)
         return venue
 
     def _step(self, count: int) -> int:

@@ -206,3 +206,95 @@ def test_the_listen_key_is_kept_alive_and_a_key_the_venue_lost_means_a_new_one(s
         assert isinstance(states.items[2], UserStreamConnected) and us.counts["keys_created"] == 2
     finally:
         s.stop()
+
+
+@pytest.fixture
+def ws_venue(sim):
+    ep = sim.endpoints[V]
+    events = Events()
+    reg = fetch_registry(ep["rest"])
+    a = BinanceUsdmAdapter(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", reg, events,
+                           timeout_s=1.0, order_entry="ws")
+    a.start()
+    events.wait(lambda xs: any(isinstance(x, UserStreamConnected) for x in xs))
+    try:
+        yield a, events, reg
+    finally:
+        a.stop()
+
+
+def test_websocket_order_entry_places_modifies_queries_and_cancels_without_rest(sim, ws_venue):
+    a, events, reg = ws_venue
+    assert a.wsapi.up and a.wsapi.url.endswith("/ws-fapi/v1")
+    o = order(reg, "ws-1", price="60000", qty="0.002")
+    a.place(o)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="ws"))
+    assert events.of(VenueOrderReported, source="ws")[0].status is ExecStatus.ACK
+    a.amend(o, 100, 6000010)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="amend"))
+    assert (events.of(VenueOrderReported, source="amend")[0].qty, events.of(VenueOrderReported, source="amend")[0].price,
+            events.of(VenueOrderReported, source="amend")[0].amended) == (100, 6000010, True)
+    a.query(o)
+    events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
+    a.cancel(o)
+    events.wait(lambda xs: any(e.status is ExecStatus.CANCELLED for e in events.of(VenueOrderReported, source="ws")))
+    requests = sim_orders(sim)["requests"]
+    assert {k: v for k, v in requests.items() if k.startswith("WS ")} == {
+        "WS order.place": 1, "WS order.modify": 1, "WS order.status": 1, "WS order.cancel": 1}
+    assert not any(k.endswith("/fapi/v1/order") for k in requests)          # nothing went by REST
+    a.place(order(reg, "ws-2", price="99999999"))                            # refused on the WebSocket too
+    events.wait(lambda xs: events.of(VenueRequestRefused, client_order_id="ws-2"))
+    assert events.of(VenueRequestRefused, client_order_id="ws-2")[0].code == -4016
+
+
+def test_a_websocket_order_without_an_answer_is_an_unknown_outcome_never_sent_again(sim, ws_venue):
+    a, events, reg = ws_venue
+    sim.inject(V, "drop_response")
+    a.place(order(reg, "ws-lost"))
+    events.wait(lambda xs: events.of(VenueOutcomeUnknown))
+    a.query(order(reg, "ws-lost"))       # on the reconnected session, or REST while it is down
+    events.wait(lambda xs: events.of(VenueOrderReported, source="query"))
+    assert events.of(VenueOrderReported, source="query")[0].status is ExecStatus.ACK
+    assert sim.stats()[V]["orders"]["received"] == 1
+
+
+def stream_of(sim, states: Events, **kw):
+    from venues.binance.trading.usdm.stream import FuturesUserStream
+    ep = sim.endpoints[V]
+    return FuturesUserStream(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", lambda ev, raw: None,
+                             lambda raw, err: None, states, **kw)
+
+
+def test_a_connection_at_the_end_of_its_lifetime_is_replaced_new_one_first(sim):
+    states = Events()
+    s = stream_of(sim, states, lifetime_s=0.3)
+    s.start()
+    try:
+        states.wait(lambda xs: len(xs) >= 3)
+        assert all(isinstance(x, UserStreamConnected) for x in states.items)   # never down between
+        assert s.rotations >= 2 and sim.venues[V].orders.userstream.counts["keys_created"] == 1   # the same key
+    finally:
+        s.stop()
+
+
+def test_a_silent_line_is_dropped_and_a_new_one_subscribed(sim):
+    states = Events()
+    s = stream_of(sim, states, silence_s=0.3)     # the simulator pings every 20 s: nothing comes meanwhile
+    s.start()
+    try:
+        states.wait(lambda xs: len(xs) >= 3)
+        assert isinstance(states.items[1], UserStreamDisconnected) and "silent" in states.items[1].reason
+        assert isinstance(states.items[2], UserStreamConnected)
+    finally:
+        s.stop()
+
+
+def test_with_the_websocket_session_down_orders_take_rest(sim, ws_venue):
+    a, events, reg = ws_venue
+    a.wsapi.stop()                       # down: a request would not be sent, so REST takes it
+    assert not a.wsapi.up
+    a.place(order(reg, "fallback-1"))
+    events.wait(lambda xs: events.of(VenueOrderReported, source="rest"))
+    requests = sim_orders(sim)["requests"]
+    assert requests.get("POST /fapi/v1/order") == 1 and "WS order.place" not in requests
+    assert a.ws_entry.fallbacks == 1

@@ -13,6 +13,7 @@ from events import BadInput, ExecStatus, Instrument, OrderType, Provider, Side, 
 from venues.binance.trading.usdm import parse
 from venues.binance.trading.usdm.adapter import BinanceUsdmAdapter, order_params
 from venues.binance.trading.usdm.stream import private_url, split_frame
+from venues.binance.trading.usdm.wsapi import ws_api_url
 from venues.trading import Order, VenueAccountReported
 
 pytestmark = pytest.mark.timeout(10)
@@ -182,6 +183,9 @@ def test_the_private_url_and_frames_of_the_listen_key_stream():
     assert split_frame(b'{"stream":"k1","data":{"e":"TRADE_LITE"}}') == ("event", {"e": "TRADE_LITE"})
     assert split_frame(b'{"result":null,"id":3}') == ("answer", {"result": None, "id": 3})
     assert split_frame(b"[1]")[0] == "bad" and split_frame(b"{")[0] == "bad"
+    # WebSocket order entry: Binance's own host for the real streams, the same host elsewhere
+    assert ws_api_url("wss://fstream.binance.com/private") == "wss://ws-fapi.binance.com/ws-fapi/v1"
+    assert ws_api_url("ws://127.0.0.1:9") == "ws://127.0.0.1:9/ws-fapi/v1"
 
 
 class Tel:

@@ -143,6 +143,7 @@ def test_ioc_and_fok_outcomes_expired_rejected_filled(run_ctx, usdm, usdm_execut
     assert statuses(of(got, "fok-take"))[-1] == "FILLED"
 
 
+@pytest.mark.parametrize("usdm", [0], indirect=True)   # a still market: the top read is the top met
 def test_ioc_larger_than_the_top_level_fills_partly_then_expires(run_ctx, usdm, usdm_execution):
     usdm_execution()
     _, (ask, ask_qty) = top(usdm)
@@ -231,3 +232,34 @@ def rest_get_signed(sim, path: str):
                                  headers={"X-MBX-APIKEY": "meltica-sim-key"})
     with urllib.request.urlopen(req, timeout=5) as r:
         return orjson.loads(r.read())
+
+
+def test_websocket_order_entry_through_the_process_places_and_cancels_on_the_websocket(run_ctx, usdm, usdm_execution):
+    proc = usdm_execution("--order-entry", "ws")
+    assert "order_entry=binance-usdm:ws" in (run_ctx.run_dir / "exec" / "ready").read_text()
+    with client(run_ctx) as oc:
+        oc.submit_limit("ws-1", SYM, "buy", "0.001", "60000", venue=VENUE)
+        got = collect(oc, lambda g: statuses(of(g, "ws-1")) == ["ACK"])
+        oc.cancel("ws-1")
+        collect(oc, terminal("ws-1"), got=got)
+        oc.submit_market("ws-m", SYM, "sell", "0.001", venue=VENUE)
+        collect(oc, terminal("ws-m"), got=got)
+    assert statuses(of(got, "ws-1")) == ["ACK", "CANCELLED"] and statuses(of(got, "ws-m"))[-1] == "FILLED"
+    requests = sim_orders(usdm)["requests"]
+    assert requests["WS order.place"] == 2 and requests["WS order.cancel"] == 1
+    assert "POST /fapi/v1/order" not in requests and proc.proc.poll() is None
+
+
+def test_an_order_update_out_of_order_changes_nothing(run_ctx, usdm, usdm_execution):
+    usdm_execution()
+    with client(run_ctx) as oc:
+        usdm.inject(VENUE, "reorder_report")          # the NEW update comes after the CANCELED one
+        usdm.inject(VENUE, "duplicate_report")        # and the one after it twice
+        oc.submit_limit("ooo-1", SYM, "buy", "0.001", "60000", venue=VENUE)
+        got = collect(oc, lambda g: statuses(of(g, "ooo-1")) == ["ACK"])   # the REST reply
+        oc.cancel("ooo-1")
+        collect(oc, terminal("ooo-1"), got=got)
+        collect(oc, lambda g: usdm.stats()[VENUE]["faults"]["applied"].get("reorder_report") == 1, got=got)
+        oc.submit_limit("ooo-2", SYM, "buy", "0.001", "60000", venue=VENUE)   # a later order: the stream
+        collect(oc, lambda g: statuses(of(g, "ooo-2")) == ["ACK"], got=got)   # has delivered the held one
+    assert statuses(of(got, "ooo-1")) == ["ACK", "CANCELLED"]

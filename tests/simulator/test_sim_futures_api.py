@@ -266,3 +266,20 @@ def test_a_modified_order_goes_to_the_back_of_its_level_even_for_less_quantity(u
     assert status == 200 and taker["status"] == "FILLED"
     assert c.query(symbol="BTCUSDT", origClientOrderId="second")[1]["status"] == "FILLED"
     assert c.query(symbol="BTCUSDT", origClientOrderId="first")[1]["executedQty"] == "0.00000"
+
+
+def test_reorder_report_sends_the_next_order_update_after_the_one_that_follows(usdm):
+    sim, c = usdm
+    ws = stream(sim, c)
+    sim.inject(V, "reorder_report")
+    c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price="60000",
+          newClientOrderId="late-1")
+    c.cancel(symbol="BTCUSDT", origClientOrderId="late-1")
+    first, second = events(ws, lambda xs: len(xs) == 2)
+    assert [first["o"]["x"], second["o"]["x"]] == ["CANCELED", "NEW"]      # NEW held back, sent after
+    c.new(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price="60000",
+          newClientOrderId="late-2")
+    sim.inject(V, "reorder_report")
+    c.cancel(symbol="BTCUSDT", origClientOrderId="late-2")                  # nothing follows: 1 s late
+    assert [x["o"]["x"] for x in events(ws, lambda xs: len(xs) == 2)] == ["NEW", "CANCELED"]
+    assert sim.stats()[V]["faults"]["applied"]["reorder_report"] == 2

@@ -78,3 +78,31 @@ def test_sdk_user_stream_subscribes_the_listen_key_and_reads_every_event(make_si
     assert (new.o.c, new.o.x, new.o.X, new.o.ps, new.o.S) == ("sdk-m", "NEW", "NEW", "BOTH", "BUY")
     account = events[kinds.index("AccountUpdate")]
     assert account.a.m == "ORDER" and account.a.B[0].a == "USDT" and account.a.P[0].s == "BTCUSDT"
+
+
+def test_sdk_websocket_api_places_modifies_queries_and_cancels(make_sim):
+    from binance_common.configuration import ConfigurationWebSocketAPI
+    sim = make_sim(venues=[V])
+
+    async def run():
+        cfg = ConfigurationWebSocketAPI(api_key=DEFAULT_KEY, api_secret=DEFAULT_SECRET,
+                                        stream_url=sim.endpoints[V]["ws"] + "/ws-fapi/v1")
+        conn = await DerivativesTradingUsdsFutures(config_ws_api=cfg).websocket_api.create_connection()
+        try:
+            placed = (await conn.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", time_in_force="GTC",
+                                           quantity=0.002, price=60000.0, new_client_order_id="sdk-ws")).data()
+            modified = (await conn.modify_order(symbol="BTCUSDT", side="BUY", quantity=0.001, price=60000.5,
+                                                orig_client_order_id="sdk-ws")).data()
+            queried = (await conn.query_order(symbol="BTCUSDT", orig_client_order_id="sdk-ws")).data()
+            cancelled = (await conn.cancel_order(symbol="BTCUSDT", orig_client_order_id="sdk-ws")).data()
+            return placed, modified, queried, cancelled
+        finally:
+            await conn.close_connection(close_session=True)
+
+    placed, modified, queried, cancelled = asyncio.run(run())
+    assert (placed.result.status, placed.result.client_order_id) == ("NEW", "sdk-ws")
+    assert (modified.result.orig_qty, modified.result.price) == ("0.00100", "60000.50")
+    assert queried.result.order_id == placed.result.order_id
+    assert cancelled.result.status == "CANCELED"
+    seen = sim.call(lambda: dict(sim.venues[V].orders.requests))
+    assert seen["WS order.place"] == seen["WS order.modify"] == seen["WS order.cancel"] == 1

@@ -5,8 +5,12 @@ engine's thread; they only queue a job. Jobs of one order always go to the same 
 a hash of its client order id), so a cancel or a modify never overtakes its own order's
 placement; each worker owns one keep-alive REST connection. Outcomes come back through
 `emit(event)` (thread-safe, provided by the process). Every placement that left is told to
-telemetry as the spot adapter does (`exec.order.send_us`, `exec.order.sent`). Order entry
-is REST only (`order_entries`): USD-M has a WebSocket trading API we do not use yet.
+telemetry as the spot adapter does (`exec.order.send_us`, `exec.order.sent`).
+
+Order entry (`order_entry`): "rest" (default), or "ws": place, modify, cancel and query over
+the USD-M WebSocket API (wsapi.py) while its session is up, REST while it is down; the same
+events either way, and a request handed to the WebSocket is never sent again on REST (no
+answer is an unknown outcome, resolved by a query).
 
     request                    reply                           event
     POST   /fapi/v1/order      order object (ACK: NEW, nothing  VenueOrderReported (the fills come
@@ -44,10 +48,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 
 import orjson
-
-import zlib
 
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, Registry, UnknownInstrument, to_decimal
 from events.ids import mix64
@@ -56,9 +59,11 @@ from venues.trading import (
     VenueOutcomeUnknown, VenueRequestRefused)
 
 from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
+from ..wsapi import WsApiSession
 from . import parse
 from .rest import FuturesRest
 from .stream import LIFETIME_S, FuturesUserStream
+from .wsapi import UsdmWsEntry, ws_api_url
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "GTX": "GTX"}
@@ -100,21 +105,17 @@ def order_params(o: Order, symbol: str) -> dict:
 
 class BinanceUsdmAdapter:
     provider = Provider.BINANCE_USDM
-    order_entries = ("rest",)
+    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
     fee_scale = parse.FEE_SCALE
     # Request weight (USD-M REST): GET /fapi/v1/openOrders 1 with a symbol, 40 without; one
     # request without a symbol is cheaper from 40 symbols with open orders on.
     list_all_from = 40
-    # Order entry over REST only: USD-M's WebSocket API (order.place on ws-fapi) is not built here
-    order_entries = ("rest",)
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
                  workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
                  telemetry=None, stream_lifetime_s: float = LIFETIME_S, order_entry: str = "rest"):
         if order_entry not in self.order_entries:
             raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
-        self.order_entry = order_entry
-        self.wsapi = self.ws_entry = None          # the spot adapter's WebSocket order entry: unused
         self.rest_url, self.ws_url = rest_url, ws_url
         self.registry = registry
         self.emit = emit
@@ -132,6 +133,12 @@ class BinanceUsdmAdapter:
         self.stream = FuturesUserStream(rest_url, ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
                                         timeout_s=timeout_s, lifetime_s=stream_lifetime_s, dlq=dlq,
                                         telemetry=telemetry)
+        self.order_entry = order_entry    # may be set before start (the process does)
+        self._ws_args = (ws_api_url(ws_url), api_key, api_secret,
+                         dict(recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
+                              dlq=dlq, telemetry=telemetry))
+        self.wsapi: WsApiSession | None = None
+        self.ws_entry: UsdmWsEntry | None = None
 
     def __repr__(self) -> str:
         return f"BinanceUsdmAdapter({self.rest_url})"
@@ -139,6 +146,12 @@ class BinanceUsdmAdapter:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.order_entry == "ws":
+            url, key, secret, kw = self._ws_args
+            self.wsapi = WsApiSession(url, key, secret, **kw)
+            self.ws_entry = UsdmWsEntry(self.wsapi, self.emit, self._reports, self._sent)
+            self.wsapi.start()
+            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
         for t in self._threads:
             t.start()
         self.stream.start()
@@ -148,6 +161,8 @@ class BinanceUsdmAdapter:
         for q in self._queues:
             q.put(None)
         self.stream.stop()
+        if self.wsapi is not None:
+            self.wsapi.stop()
         for t in self._threads:
             t.join(timeout=3)
 
@@ -218,6 +233,8 @@ class BinanceUsdmAdapter:
         self.emit(report)
 
     def _place(self, rest: FuturesRest, vcoid: str, params: dict, stamps: tuple) -> None:
+        if self.ws_entry is not None and self.ws_entry.place(vcoid, params, stamps):
+            return
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = rest.new_order(**params)
@@ -232,7 +249,7 @@ class BinanceUsdmAdapter:
             self._reports(vcoid, "place", resp, "rest")
         self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
 
-    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int) -> None:
+    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
         """Tell telemetry when a placement left (as the spot adapter does)."""
         if self.tel is None:
             return
@@ -240,9 +257,11 @@ class BinanceUsdmAdapter:
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path="rest")
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path)
 
     def _cancel(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):
+            return
         try:
             resp = rest.cancel_order(symbol, vcoid)
         except BinanceRefused as e:
@@ -254,6 +273,8 @@ class BinanceUsdmAdapter:
         self._reports(vcoid, "cancel", resp, "rest")
 
     def _query(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
+        if self.ws_entry is not None and self.ws_entry.query(vcoid, symbol):
+            return
         try:
             resp = rest.get_order(symbol, vcoid)
         except BinanceRefused as e:
@@ -268,6 +289,8 @@ class BinanceUsdmAdapter:
         self._reports(vcoid, "query", resp, "query")
 
     def _amend(self, rest: FuturesRest, vcoid: str, params: dict) -> None:
+        if self.ws_entry is not None and self.ws_entry.modify(vcoid, params):
+            return
         try:
             resp = rest.modify_order(**params)
         except BinanceRefused as e:

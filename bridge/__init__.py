@@ -12,6 +12,8 @@ unchanged.
               journal and `exec` ring (every consumer's, or one consumer's own)
     md        market data, lossy but counted: rings -> core NATS as raw record batches
               (ring position + schema per batch) -> local rings of the same names
+    wire      the NATS client protocol spoken by md-out / md-in themselves: batches
+              sent and received without a copy in Python (nats-py elsewhere)
     ctl       remote consumers' requests: the local execution and dispatch endpoints on
               the consumer host, NATS request/reply (ack and result), the real endpoints
               on their hosts; the consumer's ring follows over core NATS (md)

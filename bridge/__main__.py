@@ -3,7 +3,7 @@
     python -m bridge server   --store DIR [--cluster 3]        NATS from the wheel, on loopback (Ctrl-C stops)
     python -m bridge exec-out --nats URL[,URL..] [--replicas 3]   execution host: exec journal -> JetStream
     python -m bridge exec-in  --nats URL[,URL..] [--consumer NAME]   consumer host: JetStream -> journal + exec ring
-    python -m bridge md-out   --nats URL --ring md.VENUE [...]    rings -> core NATS (raw batches)
+    python -m bridge md-out   --nats URL --ring md.VENUE [...] [--batch N]   rings -> core NATS (raw batches)
     python -m bridge md-in    --nats URL [--ring md.VENUE ...]    core NATS -> local rings of the same names
     python -m bridge ctl-serve  --nats URL [--target dispatch]    execution (dispatch) host: remote consumers' requests
     python -m bridge ctl-expose --nats URL [--consumer NAME] [--target dispatch]
@@ -32,6 +32,8 @@ import orjson
 from core.config import EX_CONFIG
 from core.run import RunContext
 
+from .md import MAX_BATCH
+
 
 _AUTH: dict = {}  # user, password, inbox_prefix of this process's NATS connection
 
@@ -48,7 +50,7 @@ async def _run_until_signal(worker) -> None:
     await worker.run(stop)
 
 
-async def _run_md(worker, args) -> None:
+async def _run_ctl(worker, args) -> None:
     from .execs import connect
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,10 +58,7 @@ async def _run_md(worker, args) -> None:
         loop.add_signal_handler(sig, stop.set)
     nc = await connect(args.nats, f"bridge-{args.cmd}", pending_size=4 << 20, **_AUTH)
     try:
-        if args.cmd != "md-in":
-            await worker.run(nc, stop)
-        else:
-            await worker.run(nc, stop, args.ring or None)
+        await worker.run(nc, stop)
     finally:
         await nc.close()
 
@@ -91,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--prefix", default="meltica.ring", help="subject prefix")
         if name == "md-in":
             p.add_argument("--capacity", type=int, default=16384, help="records per local ring")
+        else:
+            p.add_argument("--batch", type=int, default=MAX_BATCH, help=f"records per message at most "
+                                                                       f"(default and limit {MAX_BATCH})")
     for name, text in (("ctl-serve", "execution host: remote consumers' requests -> the local execution endpoint"),
                        ("ctl-expose", "consumer host: the run's execution endpoint, answered through NATS")):
         p = sub.add_parser(name, help=text)
@@ -159,14 +161,25 @@ def main(argv: list[str] | None = None) -> int:
             worker = CtlExpose(ctx, prefix=args.prefix, consumer=args.consumer, targets=args.target or ["execution"])
             if args.consumer:
                 _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
-        asyncio.run(_run_md(worker, args))
+        asyncio.run(_run_ctl(worker, args))
         print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
         return 0
     if args.cmd in ("md-out", "md-in"):
-        from .md import MdIn, MdOut
-        worker = (MdOut(ctx.namespace, args.ring, prefix=args.prefix) if args.cmd == "md-out"
-                  else MdIn(ctx.namespace, prefix=args.prefix, capacity=args.capacity))
-        asyncio.run(_run_md(worker, args))
+        from .md import MdIn, MdOut, run_in, run_out
+        from .wire import WireConnection
+        stop = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.append(1))
+
+        def connect():
+            return WireConnection.connect(args.nats, name=f"bridge-{args.cmd}", user=_AUTH.get("user"),
+                                          password=_AUTH.get("password"))
+        if args.cmd == "md-out":
+            worker = MdOut(ctx.namespace, args.ring, prefix=args.prefix, batch=args.batch)
+            run_out(worker, connect, lambda: bool(stop))
+        else:
+            worker = MdIn(ctx.namespace, prefix=args.prefix, capacity=args.capacity)
+            run_in(worker, connect, lambda: bool(stop), args.ring or None)
         print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
         return 0
 
@@ -179,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             from .config import inbox_prefix
             _AUTH["inbox_prefix"] = inbox_prefix(args.consumer)
         worker = ExecIn(ctx, args.nats, stream=args.stream, subject=args.subject, auth=_AUTH, consumer=args.consumer)
-    asyncio.run(_run_until_signal(worker))
+    from .execs import StreamMismatch
+    try:
+        asyncio.run(_run_until_signal(worker))
+    except StreamMismatch as exc:  # a configuration error: restarting cannot fix it (deploy/)
+        print(f"bridge {args.cmd}: {exc}", file=sys.stderr, flush=True)
+        return EX_CONFIG
     print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
     return 0
 

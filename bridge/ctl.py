@@ -22,14 +22,18 @@ request's reply subject (NATS lets the server's user answer up to twice:
 
 Dispatch's other channel, the consumer's ring: dispatch writes market data, and the
 same acks and results, on `consumer.<name>.md` on its host. When a remote consumer's
-`register` succeeds, `CtlServe` reads that ring from its oldest record
-(`md.MdOut.add`) and sends it as raw batches on `meltica.ring.consumer.<name>.md`;
+`register` succeeds, `CtlServe` reads that ring from then on (`md.MdOut.add`, before
+it passes the result on) and sends it as raw batches on `meltica.ring.consumer.<name>.md`;
 `CtlExpose` subscribes to it before it sends the consumer's first request, and creates
 the local ring (the capacity dispatch answered) before it hands the register result to
 the SDK, which attaches to it as it would locally. When dispatch closes the ring
 (unregister, a silent consumer released, dispatch gone), a 0-record batch closes the
 local one too (`md`), so the SDK there registers again, as it does after a local
-dispatch restart. The ring's losses are counted as for any ring over core NATS.
+dispatch restart. A restarted `CtlServe` does not know which rings it carried: it says
+"gone" on the subject of every consumer ring of its run, so each remote SDK registers
+again (dispatch answers with the registration it has) and its ring follows from then.
+A restarted `CtlExpose` makes the local ring anew: the SDK sees its writer replaced
+and registers again. The ring's losses are counted as for any ring over core NATS.
 
 Identity: across hosts a consumer is its NATS user. The server's permissions
 (`bridge.config`) let user <name> publish only on `<prefix>.<target>.<name>` and read
@@ -178,8 +182,8 @@ class CtlServe:
                 swept = time.monotonic()
                 self._expire(swept)
             batches = self.rings.pump(time.monotonic())
-            for subj, data in batches:
-                await self._nc.publish(subj, data)
+            for subj, parts in batches:
+                await self._nc.publish(subj, b"".join(parts))
             if not batches:
                 await asyncio.sleep(0.0005 if self.rings.rings else 0.05)
 
@@ -187,6 +191,10 @@ class CtlServe:
         self._nc = nc
         subs = [await nc.subscribe(f"{self.prefix}.{t}.*", queue=f"ctl-{t}", cb=self._on_request)
                 for t in self.targets]
+        if "dispatch" in self.targets:  # what a killed predecessor carried, its receivers must drop
+            for ring in self.ctx.namespace.names():
+                if ring.startswith("consumer.") and ring.endswith(".md"):
+                    self.rings.announce(ring)
         rings = asyncio.get_running_loop().create_task(self._forward_rings(stop))
         log.info("serving %s -> %s", ", ".join(f"{self.prefix}.{t}.*" for t in self.targets),
                  ", ".join(self.endpoints.values()))

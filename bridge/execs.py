@@ -49,6 +49,7 @@ from nats.js.errors import NotFoundError
 from channels.journal import JournalError, JournalReader
 from channels.names import journal_path
 from events import EVENT, Kind
+from events.errors import MelticaError
 from events.kinds import SCHEMA_VERSION
 from events.records import RECORD_BYTES
 from core.run import RunContext
@@ -65,10 +66,20 @@ async def connect(servers: list[str], name: str, **kw) -> nats.NATS:
                               reconnect_time_wait=0.2, connect_timeout=2, **kw)
 
 
+class StreamMismatch(MelticaError):
+    """The stream exists with other subjects (made by an older bridge, or for something else)."""
+
+
 async def ensure_stream(js, stream: str = STREAM, subject: str = SUBJECT, replicas: int = 1) -> None:
-    """Create the stream of exec reports (`<subject>.>`) unless it exists (file storage, no limits)."""
+    """Create the stream of exec reports (`<subject>.>`) unless it exists (file storage, no limits);
+    StreamMismatch if it exists without that subject: reports would go nowhere."""
     try:
-        await js.stream_info(stream)
+        info = await js.stream_info(stream)
+        subjects = list(info.config.subjects or [])
+        if f"{subject}.>" not in subjects:
+            raise StreamMismatch(f"stream {stream} has subjects {subjects}; exec reports go on {subject}.<consumer>: "
+                                 f"delete the stream (it is a copy: the journal is the source of truth) "
+                                 f"or use another --stream / --subject")
     except NotFoundError:
         await js.add_stream(StreamConfig(name=stream, subjects=[f"{subject}.>"], num_replicas=replicas,
                                          duplicate_window=600.0))

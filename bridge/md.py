@@ -22,6 +22,11 @@ NATS); `lost` counts them per ring. A new epoch is an unknown loss (`resets`). A
 either, the first book of each (provider, instrument) is marked `HeaderFlag.RESYNCED`:
 book records carry full top-N state, so the book downstream is whole again at once.
 
+The programs (`run_out`, `run_in`) speak the NATS protocol themselves (`bridge.wire`:
+no copy of a batch in Python on either side); `MdOut.run` / `MdIn.run` are the same
+cores over nats-py, for the bridges that carry a consumer's ring beside its control
+(`bridge.ctl`).
+
 A batch of 0 records says "the source ring is gone" (its writer closed, died or was
 replaced): `MdOut(announce_gone=True)` sends it, and `MdIn` closes its ring of that name,
 so the readers there see the writer gone exactly as on the source host. The bridge of
@@ -43,6 +48,8 @@ from events import EVENT, HeaderFlag, Kind
 from events.kinds import SCHEMA_VERSION
 from events.records import RECORD_BYTES
 from shm import RingError, RingReader, RingWriter, SegmentNotFound
+
+from .wire import NatsWireError
 
 log = logging.getLogger("bridge.md")
 
@@ -89,6 +96,7 @@ def decode(data: bytes) -> tuple[np.void, np.ndarray]:
 class _Source:
     def __init__(self, ns, ring: str, batch: int, start: str):
         self.reader = RingReader.attach(ns, ring, EVENT, start=start, batch_capacity=batch)
+        self.lossless = self.reader.statistics()["policy"] == "lossless"
         self.epoch = int.from_bytes(os.urandom(8), "little") >> 1
         self.checked = time.monotonic()
 
@@ -97,7 +105,7 @@ class MdOut:
     """Rings of namespace `ns` -> core NATS, one batch read = one message.
 
     `rings` are read from "latest" and attached again whenever their writer restarts;
-    `add(ring)` reads one more ring from "oldest" until its writer is gone (then it is
+    `add(ring)` reads one more ring from now until its writer is gone (then it is
     forgotten, and with `announce_gone` a 0-record batch tells the receivers).
     """
 
@@ -115,15 +123,25 @@ class MdOut:
         self.subjects = {r: subject(r, prefix) for r in self.rings}
 
     def add(self, ring: str) -> None:
-        """Read `ring` from its oldest record on, until its writer is gone (idempotent)."""
+        """Read `ring` from now on (attached before this returns), until its writer is gone.
+
+        Idempotent. What the ring held before is not sent: the caller adds it when what
+        comes next matters (ctl: at a register result, which the consumer has already).
+        """
         if ring not in self._added:
             self._added.add(ring)
             self.rings.append(ring)
             self.subjects[ring] = subject(ring, self.prefix)
+            if self._attach(ring) is None:
+                self._drop(ring)  # gone already: say so
+
+    def announce(self, ring: str) -> None:
+        """Say that `ring` is gone, to whoever receives it (a restarted bridge forgot what it sent)."""
+        self._gone.append((subject(ring, self.prefix), (encode_header(0, 0, 0),)))
 
     def _attach(self, ring: str) -> _Source | None:
         try:
-            src = _Source(self.ns, ring, self.batch, "oldest" if ring in self._added else "latest")
+            src = _Source(self.ns, ring, self.batch, "latest")
         except (SegmentNotFound, RingError, FileNotFoundError):
             return None  # its writer has not started yet
         self.attaches += 1
@@ -134,8 +152,8 @@ class MdOut:
     def _drop(self, ring: str) -> None:
         src = self._src.pop(ring, None)
         if self.announce_gone:
-            self._gone.append((self.subjects[ring], encode_header(0, 0, 0) if src is None else
-                               encode_header(0, src.epoch, src.reader.position)))
+            head = encode_header(0, 0, 0) if src is None else encode_header(0, src.epoch, src.reader.position)
+            self._gone.append((self.subjects[ring], (head,)))
         if src is not None:
             try:
                 src.reader.close()
@@ -145,27 +163,27 @@ class MdOut:
             self._added.discard(ring)
             self.rings.remove(ring)
 
-    def pump(self, now: float) -> list[tuple[str, bytes]]:
-        """One batch of every ring that has records, as (subject, message) to publish."""
+    def pump(self, now: float) -> list[tuple[str, tuple]]:
+        """One batch of every ring that has records, as (subject, (header, records)) to publish
+        (records: a uint8 view of the reader's batch, valid until the next `pump`)."""
         out, self._gone = self._gone, []
         for ring in list(self.rings):
             src = self._src.get(ring) or self._attach(ring)
             if src is None:
-                if ring in self._added:  # gone before we read it (released at once)
+                if ring in self._added:  # gone (dropped, and a writer of that name appeared since)
                     self._drop(ring)
                 continue
             r = src.reader
             try:
+                r.release()  # the batch of the last pump is sent: its slots go back (lossless)
                 recs = r.try_read(self.batch)
             except RingError:
                 self._drop(ring)
                 continue
             k = len(recs)
             if k:
-                raw = recs.tobytes()
-                r.release()  # lossless rings move the position here, overwrite rings at the read
-                data = encode_header(k, src.epoch, r.position - k) + raw
-                out.append((self.subjects[ring], data))
+                first = r.position if src.lossless else r.position - k  # lossless: moved on release
+                out.append((self.subjects[ring], (encode_header(k, src.epoch, first), recs.view(np.uint8))))
                 self.sent_records += k
                 self.sent_batches += 1
             elif now - src.checked > 0.5:
@@ -185,8 +203,8 @@ class MdOut:
         try:
             while not stop.is_set():
                 batches = self.pump(time.monotonic())
-                for subj, data in batches:
-                    await nc.publish(subj, data)
+                for subj, parts in batches:
+                    await nc.publish(subj, b"".join(parts))
                 if not batches:
                     await asyncio.sleep(0.0005)
         finally:
@@ -286,7 +304,8 @@ class MdIn:
         todo = [int(books[i]) for i in first if int(keys[i]) not in sink.unmarked]
         if not todo:
             return recs
-        recs = recs.copy()
+        if not recs.flags.writeable:  # bytes of nats-py; the wire's receive buffer is ours to change
+            recs = recs.copy()
         flags = recs["flags"]
         flags[todo] = flags[todo] | flags.dtype.type(HeaderFlag.RESYNCED)
         sink.unmarked.update(int(k) for k in keys[first])
@@ -309,6 +328,12 @@ class MdIn:
             if sink.writer is not None:
                 sink.writer.heartbeat()
 
+    def close_rings(self) -> None:
+        for sink in self.sinks.values():
+            if sink.writer is not None:
+                sink.writer.close()
+                sink.writer = None
+
     async def close_all(self) -> None:
         for s in self._subs.values():
             try:
@@ -316,11 +341,7 @@ class MdIn:
             except Exception:  # a closed connection: nothing left to unsubscribe
                 pass
         self._subs.clear()
-        for ring in list(self.sinks):
-            sink = self.sinks[ring]
-            if sink.writer is not None:
-                sink.writer.close()
-                sink.writer = None
+        self.close_rings()
 
     async def run(self, nc, stop: asyncio.Event, rings: list[str] | None = None) -> None:
         for r in rings or [">"]:
@@ -338,3 +359,76 @@ class MdIn:
     def statistics(self) -> dict:
         return {"bad": self.bad, "rings": {r: {"received": s.received, "lost": s.lost, "resets": s.resets,
                                               "marked": s.marked, "gone": s.gone} for r, s in self.sinks.items()}}
+
+
+# -- the programs md-out and md-in: blocking loops on the raw wire (bridge.wire) -----------
+
+def _connected(connect, stop, what: str):
+    """A new connection from `connect()`, retried until it comes or `stop()`; None if stopped."""
+    delay = 0.05
+    while not stop():
+        try:
+            return connect()
+        except NatsWireError as exc:
+            log.warning("%s: %s; retrying", what, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return None
+
+
+def run_out(worker: MdOut, connect, stop) -> None:
+    """md-out: publish every batch read, until `stop()`; a lost connection is made again
+    (what the rings held meanwhile is lost at the source and counted by the receiver)."""
+    conn, serviced = None, 0.0
+    try:
+        while not stop():
+            if conn is None:
+                conn = _connected(connect, stop, "md-out")
+                if conn is None:
+                    break
+            now = time.monotonic()
+            batches = worker.pump(now)
+            try:
+                for subj, parts in batches:
+                    conn.publish(subj, *parts)
+                if now - serviced > 0.1:  # PINGs and -ERRs of the server
+                    serviced = now
+                    conn.service()
+            except NatsWireError as exc:
+                log.warning("md-out: %s; reconnecting", exc)
+                conn.close()
+                conn = None
+                continue
+            if not batches:
+                time.sleep(0.0005)
+    finally:
+        worker.close()
+        if conn is not None:
+            conn.close()
+
+
+def run_in(worker: MdIn, connect, stop, rings: list[str] | None = None) -> None:
+    """md-in: every batch of `rings` (default: all) into the local rings, until `stop()`."""
+    conn, beat = None, 0.0
+    try:
+        while not stop():
+            if conn is None:
+                conn = _connected(connect, stop, "md-in")
+                if conn is None:
+                    break
+                for r in rings or [">"]:
+                    conn.subscribe(subject(r, worker.prefix))
+            try:
+                conn.pump(worker.on_message, 0.1)
+            except NatsWireError as exc:
+                log.warning("md-in: %s; reconnecting", exc)
+                conn.close()
+                conn = None
+            now = time.monotonic()
+            if now - beat > 0.5:
+                beat = now
+                worker.heartbeat()
+    finally:
+        worker.close_rings()
+        if conn is not None:
+            conn.close()

@@ -87,7 +87,8 @@ def parser() -> argparse.ArgumentParser:
                    "venue's (Binance spot: /ws-api/v3) (env <VENUE>_WS_URL, e.g. MELTICA_BINANCE_WS_URL; "
                    "default the real venue)")
     p.add_argument("--api-key-file", help="0600 file with the API key and secret (else env "
-                   "<VENUE>_API_KEY / <VENUE>_API_SECRET, e.g. MELTICA_BINANCE_API_KEY)")
+                   "<VENUE>_API_KEY / <VENUE>_API_SECRET, e.g. MELTICA_BINANCE_API_KEY; OKX keys also "
+                   "need MELTICA_OKX_API_PASSPHRASE)")
     p.add_argument("--limits", help="pre-trade limits: JSON file, JSON text, or "
                    "max_notional=DEC,max_open_orders=N,max_orders_per_s=N")
     p.add_argument("--durability", choices=["power", "process"], default="power",

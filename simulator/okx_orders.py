@@ -31,6 +31,8 @@ Swaps (`<BASE>-<QUOTE>-SWAP`, linear, ctValCcy = base) trade on the spot instrum
 (one book per instrument on this venue): sz is contracts of ctVal base each, and a
 lot of a swap is one lot of the book (specs_of).
 Account (okx_account.py): spot balances and net swap positions, upl from the book's mid.
+Not modelled: a post-only order amended to a crossing price (it trades like any amend),
+quote-sized spot market orders (tgtCcy quote_ccy: refused 51000), fees (zero).
 Faults (okx with orders): drop_response, delay_response (REST and WS order entry),
 disconnect_userstream, duplicate_report (the next `orders` push twice), reorder_report
 (the next `orders` push after the one that follows it), server_shutdown

@@ -140,3 +140,33 @@ def test_a_remote_consumer_gets_its_reports_once_through_kills_of_execution_brid
     finally:
         local.close()
     assert not (here["consumer_id"] == 2).any(), "consumer b's reports reached a's host"
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_with_other_subjects_is_a_configuration_error(nats_node, hosts):
+    """A stream of an older layout (one subject for every consumer) would swallow nothing:
+    exec-out says so and exits with EX_CONFIG, not restarted by supervisord."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    import nats
+    from nats.js.api import StreamConfig
+
+    from core.config import EX_CONFIG
+    from tests.conftest import REPO
+
+    async def old_stream():
+        nc = await nats.connect(nats_node.url)
+        try:
+            await nc.jetstream().add_stream(StreamConfig(name="EXEC", subjects=["exec.reports"]))
+        finally:
+            await nc.close()
+
+    asyncio.run(old_stream())
+    exec_ctx, _ = hosts
+    p = subprocess.run([sys.executable, "-m", "bridge", "exec-out", "--nats", nats_node.url], cwd=REPO,
+                       env={**os.environ, **exec_ctx.env(), "PYTHONPATH": str(REPO)}, capture_output=True, timeout=40)
+    assert p.returncode == EX_CONFIG, p.stderr.decode()[-2000:]
+    assert b"stream EXEC has subjects ['exec.reports']" in p.stderr

@@ -132,9 +132,9 @@ def test_md_rings_across_hosts_through_processes(nats_node, hosts, reap):
     assert st["resets"] == 1 and st["lost"] == 0, st
 
 
-def test_a_consumer_ring_read_from_its_oldest_record_and_closed_on_both_sides(tmp_path):
-    """MdOut.add reads a lossless ring from its start; when its writer goes, a 0-record
-    batch closes the receiving ring too, and the ring's next writer is read again once added."""
+def test_a_consumer_ring_read_from_when_it_is_added_and_closed_on_both_sides(tmp_path):
+    """MdOut.add reads a lossless ring from then on; when its writer goes, a 0-record
+    batch closes the receiving ring too, and the ring is not read again until added again."""
     from core.run import RunContext
     from shm import RingWriter
     src_ctx, dst_ctx = (RunContext(f"{n}{os.getpid()}{time.monotonic_ns() % 10**6}", tmp_path / n)
@@ -144,22 +144,23 @@ def test_a_consumer_ring_read_from_its_oldest_record_and_closed_on_both_sides(tm
     w = RingWriter.create(src_ctx.namespace, "consumer.x.md", EVENT, 1024, policy="lossless", reader_timeout_ns=None)
     reader = None
     try:
-        w.write_batch(books(1, 5))           # before the bridge reads: still sent (from the oldest)
+        w.write_batch(books(1, 5))           # before the bridge reads: not sent
         out.add("consumer.x.md")
+        w.write_batch(books(6, 5))
         sink.ensure("consumer.x.md", 256)     # as ctl-expose does on the register result
         reader = RingReader.attach(dst_ctx.namespace, "consumer.x.md", EVENT, start="oldest")
         now = time.monotonic()
-        for subj, data in out.pump(now):
-            sink.on_message(subj, data)
+        for subj, parts in out.pump(now):
+            sink.on_message(subj, b"".join(parts))
         got = np.array(reader.try_read())
         reader.release()
-        assert got.tobytes() == books(1, 5).tobytes() and reader.writer_state() == "alive"
+        assert got.tobytes() == books(6, 5).tobytes() and reader.writer_state() == "alive"
 
         w.close()                              # dispatch released the consumer
         sent = out.pump(now + 1.0)
-        assert [len(decode(d)[1]) for _, d in sent] == [0] and not out.rings
-        for subj, data in sent:
-            sink.on_message(subj, data)
+        assert [len(decode(b"".join(p))[1]) for _, p in sent] == [0] and not out.rings
+        for subj, parts in sent:
+            sink.on_message(subj, b"".join(parts))
         assert reader.writer_state() != "alive", "the receiving ring is closed as the source's was"
         assert sink.statistics()["rings"]["consumer.x.md"]["gone"] == 1
         assert out.pump(now + 2.0) == [], "a ring gone is not read again until added again"

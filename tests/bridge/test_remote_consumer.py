@@ -2,11 +2,13 @@
 
 The dispatch host runs a real dispatch, a stand-in ingest (trades of BTC-USDT and
 ETH-USDT) and `bridge ctl-serve --target dispatch` as NATS user dispatch; the consumer
-host runs `bridge ctl-expose --target dispatch --consumer a` as user a, and the
+host runs `bridge ctl-expose --target dispatch --target execution --consumer a` as user
+a (deploy/hosts/strategy.conf; no execution here: orders are test_ctl's), and the
 unchanged SDK (`consumer.Consumer`). Dispatch answers each request twice (ack, result)
 and writes both, and the market data, on the consumer's ring: all of it reaches the
 consumer host. Dispatch SIGKILLed and restarted: the ring closes on both hosts, the SDK
-registers again and its subscriptions come back. Consumer A cannot register,
+registers again and its subscriptions come back; the same when either bridge is
+SIGKILLed and restarted. Consumer A cannot register,
 subscribe, list or read B's ring.
 """
 
@@ -16,7 +18,6 @@ import asyncio
 import os
 import time
 
-import nats
 import numpy as np
 import pytest
 
@@ -62,10 +63,16 @@ def test_remote_consumer_subscribes_switches_and_recovers_as_locally(secured, ho
     dh, ch = hosts
     disp = start_dispatch(dh, reap)
     spawn(dh, reap, "tests.bridge.md_feed", "binance-spot", "200")
-    spawn(dh, reap, "bridge", "ctl-serve", "--target", "dispatch", "--nats", node.url,
-          *auth_args(dh, "dispatch", passwords))
-    spawn(ch, reap, "bridge", "ctl-expose", "--target", "dispatch", "--consumer", "a", "--nats", node.url,
-          *auth_args(ch, "a", passwords))
+
+    def serve():
+        return spawn(dh, reap, "bridge", "ctl-serve", "--target", "dispatch", "--nats", node.url,
+                     *auth_args(dh, "dispatch", passwords))
+
+    def expose():
+        return spawn(ch, reap, "bridge", "ctl-expose", "--target", "dispatch", "--target", "execution",
+                     "--consumer", "a", "--nats", node.url, *auth_args(ch, "a", passwords))
+
+    server, exposer = serve(), expose()
     wait_until(lambda: os.path.exists(dispatch_endpoint(ch.run_dir)[len("ipc://"):]), 30,
                "ctl-expose to bind the dispatch endpoint")
     wait_until(lambda: b"serving" in dh.path("logs", "bridge-ctl-serve.log").read_bytes(), 30,
@@ -98,6 +105,16 @@ def test_remote_consumer_subscribes_switches_and_recovers_as_locally(secured, ho
         recs = take(c, lambda r: c.recoveries == 1 and len(trades_of(r, ETH)) >= 50, timeout_s=60)
         assert not len(trades_of(recs, BTC)), "the subscription restored is the one in effect"
         assert c.trading_enabled, "the switch in effect is restored too"
+
+        # either bridge dies: the SDK registers again (dispatch kept the registration), ETH comes back
+        for n, (victim, again) in enumerate(((server, serve), (exposer, expose)), start=2):
+            kill(victim)
+            if victim is server:
+                server = again()
+            else:
+                exposer = again()
+            recs = take(c, lambda r: c.recoveries == n and len(trades_of(r, ETH)) >= 50, timeout_s=60)
+            assert not len(trades_of(recs, BTC))
     finally:
         c.close()
 

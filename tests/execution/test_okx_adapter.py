@@ -196,7 +196,7 @@ def test_order_types_map_to_okx_ord_types(rig):
                                                    "side": "sell", "sz": "0.001", "ordType": "market",
                                                    "tgtCcy": "base_ccy"}
     assert args(swap, OrderType.MARKET, "IOC") == {"instId": "BTC-USDT-SWAP", "tdMode": "cross", "clOrdId": "m1",
-                                                   "side": "sell", "sz": "1", "ordType": "market"}   # 0.001 BTC = 1 contract
+                                                   "side": "sell", "sz": "1", "ordType": "market"}   # 0.001 BTC
 
 
 def test_a_service_upgrade_notice_moves_to_a_new_connection_before_the_old_one_closes(okx_sim):
@@ -213,3 +213,44 @@ def test_a_service_upgrade_notice_moves_to_a_new_connection_before_the_old_one_c
         assert okx_sim.stats()["okx"]["orders"]["private"]["logins"] == 2
     finally:
         r.a.stop()
+
+
+class Dlq:
+    def __init__(self):
+        self.records = []
+
+    def put(self, kind, **fields):
+        self.records.append((kind, fields))
+
+
+def test_a_refused_login_is_retried_with_backoff_and_told_once(okx_sim):
+    ep = okx_sim.endpoints["okx"]
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    dlq = Dlq()
+    a = OkxAdapter(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", fetch_registry(ep["rest"]),
+                   events.put, passphrase="not-it-9f3c", dlq=dlq)
+    a.start()
+    try:
+        wait_until(lambda: okx_sim.stats()["okx"]["orders"]["private"]["login_failures"] >= 3, 20,
+                   "three refused logins")
+        assert "60024" in a.stream.last_error and a.stream.logins == 0
+        failed = [f for k, f in dlq.records if k == "user_stream_failed"]
+        assert len(failed) == 1 and "60024" in failed[0]["error"]       # one record per distinct reason
+        assert "not-it-9f3c" not in repr(a.stream) + failed[0]["error"]   # never the passphrase
+        assert events.empty()                                           # never "connected"
+    finally:
+        a.stop()
+
+
+def test_a_login_answer_later_than_the_timeout_is_given_up_and_the_next_login_succeeds(okx_sim):
+    okx_sim.inject("okx", "delay_subscribe", seconds=3)       # the venue holds the next login answer
+    ep = okx_sim.endpoints["okx"]
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    a = OkxAdapter(ep["rest"], ep["ws"], "meltica-sim-key", "meltica-sim-secret", fetch_registry(ep["rest"]),
+                   events.put, passphrase="meltica-sim-passphrase", timeout_s=1.0)
+    a.start()
+    try:
+        assert events.get(timeout=10) == UserStreamConnected()
+        assert "no login answer" in a.stream.last_error and a.stream.logins == 1
+    finally:
+        a.stop()

@@ -21,9 +21,12 @@ SPOT, SWAP = "BTC-USDT", "BTC-USDT-PERP"
 
 
 @pytest.fixture
-def okx_sim():
+def okx_sim(request):
+    """The simulator's okx app; its market steps 20 times a second unless a test asks for
+    another rate (`@pytest.mark.parametrize("okx_sim", [0], indirect=True)`: a still market)."""
     from simulator.server import Simulator
-    s = Simulator(venues=["okx"], instruments=2, rate=20, seed=7).start()
+    rate = getattr(request, "param", 20)
+    s = Simulator(venues=["okx"], instruments=2, rate=rate, seed=7).start()
     try:
         yield s
     finally:
@@ -130,6 +133,7 @@ def okx_get_signed_positions(sim):
         rest.close()
 
 
+@pytest.mark.parametrize("okx_sim", [0], indirect=True)   # the best ask must stay where it was read
 def test_ioc_partial_then_expired_fok_and_ioc_misses_expire_and_a_take_fills(run_ctx, okx_sim, okx_exec):
     okx_exec()
     (bid, _), (ask, ask_qty) = top(okx_sim)

@@ -97,6 +97,8 @@ def test_the_documented_orders_push_is_a_fill_with_exact_quote_and_fee(reg):
     assert (r.fee, r.fee_asset) == (252216800, "USDT")   # charged, at FEE_SCALE 10
     assert (r.price, r.qty, r.amended, r.source) == (315271, 100_000, False, "stream")
     assert r.event_ts_ns == 1654084353264 * 1_000_000
+    with pytest.raises(BadInput, match="ordId does not fit an int64"):
+        parse.order({**d, "ordId": str(2**63)}, reg, "stream")
     q = parse.order(d, reg, "query")        # REST: fillSz & co. are the last fill, not this report's
     assert (q.last_qty, q.trade_id, q.fee, q.cum_qty, q.source) == (0, -1, 0, 100_000, "query")
 
@@ -140,6 +142,8 @@ def test_account_balances_and_net_positions(reg):
     assert parse.balances(bal) == (Balance("USDT", 10050, 25, 2), Balance("BTC", 1, 0, 8))
     pos = [{"instId": "BTC-USDT-SWAP", "pos": "-1.5", "avgPx": "65000.12345", "upl": "-0.75", "ccy": "USDT"},
            {"instId": "XRP-USDT-SWAP", "pos": "10", "avgPx": "1", "upl": "0"}]
+    assert parse.latest_ns(bal) == 1_000_000 and parse.latest_ns(
+        [{"uTime": "1654084353264", "details": [{"uTime": "1654084353265"}]}, {"uTime": ""}]) == 1654084353265 * 10**6
     (p,) = parse.positions(pos, reg)
     assert (p.size, p.entry_px, p.unrealized_pnl, p.pnl_scale, p.pnl_asset) == (-150, 650001, -75, 2, "USDT")
 
@@ -197,3 +201,10 @@ def test_the_passphrase_comes_from_the_environment_or_is_the_simulators_on_loopb
         passphrase_from_env("https://openapi.okx.com")
     monkeypatch.setenv("MELTICA_OKX_API_PASSPHRASE", "pp")
     assert load_passphrase("https://openapi.okx.com", "MELTICA_OKX") == passphrase_from_env("https://x") == "pp"
+
+
+def test_a_ws_error_event_answering_a_request_is_a_refusal():
+    with pytest.raises(OkxRefused) as e:
+        answer(200, orjson.dumps({"id": "o1", "event": "error", "code": "60011", "msg": "Please log in",
+                                  "connId": "a"}), "ws order")
+    assert (e.value.code, e.value.msg) == (60011, "Please log in")

@@ -22,8 +22,9 @@ failed amend VenueRequestRefused), `account` and `positions` pushes
 `query_account`: an engine that keeps no account state gets none), and the connection's
 state.
 
-`order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the logged-in private connection and
-falls back to REST while there is none (nothing was sent then); an unanswered WS request
+`order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the
+logged-in private connection and falls back to REST while there is none (nothing was sent
+then); an unanswered WS request
 is an unknown outcome like an unanswered REST one. Place and amend carry `expTime` =
 signed time + `recv_window_ms`, so the venue does not act on a request after that: an
 order not found after it (plus the engine's grace) was never placed.
@@ -127,14 +128,15 @@ class OkxAdapter:
     fee_scale = parse.FEE_SCALE
     client_id_form = "alnum"     # clOrdId: alphanumerics, 1-32 characters (execution/ids.py)
     order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
-    # orders-pending is 20 requests / 2 s (one instId or every instrument alike): one request
-    # for everything is the cheaper list from two instruments with open orders on
-    list_all_from = 2
+    # orders-pending: 60 requests / 2 s per user id, one instId or every instrument alike
+    # ("GET / Order List"): one request for everything is never the dearer list
+    list_all_from = 1
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry, emit, *,
                  passphrase: str | None = None, workers: int = 2, timeout_s: float = 2.0,
                  recv_window_ms: int = 5000, dlq=None, telemetry=None, order_entry: str | None = None,
-                 **_ignored):
+                 stream_lifetime_s: float | None = None):
+        # stream_lifetime_s: OKX states no connection lifetime; its 64008 notice moves us (private_ws)
         if order_entry is None:   # the process passes no venue-specific options: the environment does
             order_entry = os.environ.get("MELTICA_OKX_ORDER_ENTRY", "rest")
         if order_entry not in self.order_entries:
@@ -266,48 +268,59 @@ class OkxAdapter:
 
     # -- jobs (worker threads) ---------------------------------------------------------
 
-    def _entry(self, rest: OkxRest, op: str, path: str, args: dict, exp: bool) -> tuple[list, str]:
-        """Send one order-entry request the configured way; (data, "ws" | "rest")."""
+    def _entry(self, rest: OkxRest, op: str, path: str, args: dict, exp: bool, stamp: list) -> tuple[list, str]:
+        """Send one order-entry request the configured way; (data, "ws" | "rest"). `stamp`
+        gets [path, sent_ns, replied_ns] (time.time_ns; replied 0: no answer)."""
         exp_ms = self.recv_window_ms if exp else 0
         if self.order_entry == "ws":
             try:
-                return self.stream.request(op, args, exp_ms), "ws"
+                stamp[:] = ["ws", time.time_ns(), 0]
+                data = self.stream.request(op, args, exp_ms)
+                stamp[2] = time.time_ns()
+                return data, "ws"
             except NotConnected:
                 if self.tel is not None:
                     self.tel.inc("exec.order.ws_fallback", venue="okx", op=op)
-        return rest.post(path, args, exp_ms), "rest"
+        stamp[:] = ["rest", time.time_ns(), 0]
+        try:
+            return rest.post(path, args, exp_ms), "rest"
+        finally:
+            stamp[1:] = [rest.sent_ns or stamp[1], rest.replied_ns]
 
     def _place(self, rest: OkxRest, vcoid: str, args: dict, stamps: tuple) -> None:
         sent_ms = time.time_ns() // 1_000_000
+        stamp: list = ["rest", 0, 0]
         try:
-            data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True)
+            data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True, stamp)
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATED_CLORDID))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, stamp)
             return
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest)
+            self._sent(vcoid, stamps, stamp)
             return
         try:
             self.emit(parse.placed(data[0], how))
-        except (IndexError, KeyError, TypeError, ValueError) as e:
+        except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
             self._bad_reply("place", vcoid, data, e)
-        self._sent(vcoid, stamps, rest)
+        self._sent(vcoid, stamps, stamp)
 
-    def _sent(self, vcoid: str, stamps: tuple, rest: OkxRest) -> None:
-        """Tell telemetry when a placement left (as the Binance adapter does)."""
+    def _sent(self, vcoid: str, stamps: tuple, stamp: list) -> None:
+        """Tell telemetry when a placement left (as the Binance adapter does): histogram
+        `exec.order.send_us` and event `exec.order.sent` with the request's path and times."""
         if self.tel is None:
             return
         consumer_id, coid, created_ns, placed_ns = stamps
-        sent_ns = rest.sent_ns or placed_ns
+        path, sent_ns, replied_ns = stamp
+        sent_ns = sent_ns or placed_ns
         self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
         self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
                        trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=rest.replied_ns, venue="okx")
+                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path, venue="okx")
 
     def _bad_reply(self, action: str, vcoid: str, data, e: Exception) -> None:
         if self.dlq is not None:
@@ -317,7 +330,7 @@ class OkxAdapter:
     def _cancel(self, rest: OkxRest, vcoid: str, inst_id: str) -> None:
         try:
             self._entry(rest, "cancel-order", "/api/v5/trade/cancel-order", {"instId": inst_id, "clOrdId": vcoid},
-                        False)
+                        False, [])
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
         except PeerGone as e:
@@ -326,7 +339,7 @@ class OkxAdapter:
     def _amend(self, rest: OkxRest, vcoid: str, args: dict) -> None:
         sent_ms = time.time_ns() // 1_000_000
         try:
-            self._entry(rest, "amend-order", "/api/v5/trade/amend-order", args, True)
+            self._entry(rest, "amend-order", "/api/v5/trade/amend-order", args, True, [])
         except OkxRefused as e:
             self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
         except NotSent as e:
@@ -400,7 +413,7 @@ class OkxAdapter:
             bal = rest.get("/api/v5/account/balance")
             pos = rest.get("/api/v5/account/positions")
             ev = VenueAccountReported(parse.balances(bal), parse.positions(pos, self.registry), full=True,
-                                      event_ts_ns=time.time_ns(), source="rest")
+                                      event_ts_ns=parse.latest_ns(bal + pos) or time.time_ns(), source="rest")
         except OkxRefused as e:
             self.emit(VenueAccountFailed(f"refused: {e.code} {e.msg}"))
             return
@@ -424,11 +437,13 @@ class OkxAdapter:
             elif channel == "account":
                 balances = parse.balances(data)
                 if balances:
-                    self.emit(VenueAccountReported(balances, event_ts_ns=time.time_ns(), source="stream"))
+                    self.emit(VenueAccountReported(balances, event_ts_ns=parse.latest_ns(data) or time.time_ns(),
+                                                   source="stream"))
             elif channel == "positions":
                 positions = parse.positions(data, self.registry)
                 if positions:
-                    self.emit(VenueAccountReported(positions=positions, event_ts_ns=time.time_ns(), source="stream"))
+                    ts = parse.latest_ns(data) or time.time_ns()
+                    self.emit(VenueAccountReported(positions=positions, event_ts_ns=ts, source="stream"))
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=channel)
         except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:

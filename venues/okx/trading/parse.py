@@ -143,6 +143,18 @@ def load_registry(entries: list[dict], registry: OkxRegistry | None = None) -> O
     return registry
 
 
+INT64_MAX = 2**63 - 1
+
+
+def venue_id(text, name: str) -> int:
+    """An ordId / tradeId as the int64 the exec record holds (OKX sends decimal strings,
+    19 digits today, below 2^63); BadInput beyond, never a silently altered id."""
+    n = int(text)
+    if not 0 <= n <= INT64_MAX:
+        raise BadInput(f"{name} does not fit an int64: {name}={text!r}")
+    return n
+
+
 def _ms_to_ns(ms) -> int:
     return int(ms) * 1_000_000 if ms else 0
 
@@ -202,10 +214,11 @@ def order(d: dict, registry: OkxRegistry, source: str, quote: int | None = None)
         quote = avg_quote(cum, d.get("avgPx") or "", ps, ss)
     trade = source == "stream" and bool(d.get("tradeId"))
     return VenueOrderReported(
-        client_order_ids=ids, status=status, venue_order_id=int(d["ordId"]), cum_qty=cum, cum_quote=quote,
+        client_order_ids=ids, status=status, venue_order_id=venue_id(d["ordId"], "ordId"), cum_qty=cum,
+        cum_quote=quote,
         last_qty=spec.qty(d.get("fillSz") or "") if trade else 0,
         last_px=price(d.get("fillPx") or "", ps) if trade else 0,
-        trade_id=int(d["tradeId"]) if trade else -1,
+        trade_id=venue_id(d["tradeId"], "tradeId") if trade else -1,
         fee=fee(d.get("fillFee")) if trade else 0,
         fee_asset=(d.get("fillFeeCcy") or "") if trade else "",
         update_id=int(d.get("uTime") or 0), reason=reason,
@@ -228,8 +241,20 @@ def avg_quote(cum: int, avg_px: str, ps: int, ss: int) -> int:
 def placed(d: dict, source: str = "rest") -> VenueOrderReported:
     """A successful place answer {"clOrdId", "ordId", "sCode": "0", "ts"}: the order is accepted (ACK)."""
     ids = (d["clOrdId"],) if d.get("clOrdId") else ()
-    return VenueOrderReported(ids, ExecStatus.ACK, int(d["ordId"]), 0, 0, event_ts_ns=_ms_to_ns(d.get("ts")),
-                              source=source)
+    return VenueOrderReported(ids, ExecStatus.ACK, venue_id(d["ordId"], "ordId"), 0, 0,
+                              event_ts_ns=_ms_to_ns(d.get("ts")), source=source)
+
+
+def latest_ns(entries: list) -> int:
+    """The newest `uTime` (ms) of account or position entries, in ns (0: none): the venue's
+    time of a snapshot or an update, so the engine can order them."""
+    best = 0
+    for e in entries:
+        if isinstance(e, dict):
+            for t in [e.get("uTime")] + [d.get("uTime") for d in e.get("details") or () if isinstance(d, dict)]:
+                if t and str(t).isdigit():
+                    best = max(best, int(t))
+    return best * 1_000_000
 
 
 def _amount(text, name: str) -> tuple[int, int]:

@@ -26,6 +26,7 @@ queries, never re-sends).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 import time
@@ -74,7 +75,7 @@ class _Conn:
         self.lost = threading.Event()
         self.reason = ""
         self.notice = ""
-        self._events: list[dict] = []          # login / subscribe / error events, in order
+        self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
         self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
         self._send_lock = threading.Lock()
@@ -93,7 +94,7 @@ class _Conn:
         with self._event_cv:
             while len(got) < n:
                 while self._events:
-                    ev = self._events.pop(0)
+                    ev = self._events.popleft()
                     if ev.get("event") == "error":
                         raise LoginFailed(f"{ev.get('code')}: {ev.get('msg')}")
                     if ev.get("event") == event:
@@ -167,10 +168,11 @@ class _Conn:
         if not isinstance(msg, dict):
             self.on_bad(data, f"not an object: {type(msg).__name__}")
             return
-        if "op" in msg and "id" in msg:
-            slot = self._pending.pop(str(msg["id"]), None)
-            if slot is not None:
-                slot[1] = data
+        rid = str(msg.get("id"))
+        if ("op" in msg and "id" in msg) or (msg.get("event") == "error" and rid in self._pending):
+            slot = self._pending.pop(rid, None)   # an answer (an error event too: refused); one that
+            if slot is not None:                   # comes after its request gave up is dropped: the
+                slot[1] = data                     # order was queried meanwhile
                 slot[0].set()
             return
         if "data" in msg and isinstance(msg.get("arg"), dict):

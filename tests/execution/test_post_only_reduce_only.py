@@ -50,8 +50,9 @@ def acked(coid: str):
 
 # -- Binance spot ------------------------------------------------------------------------
 
-def test_spot_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(run_ctx, sim, execution):
-    execution()
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+def test_spot_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(run_ctx, sim, execution, entry):
+    execution("--order-entry", entry)
     _, (ask, _) = top(sim)
     with client(run_ctx) as oc:
         r = oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", above(ask), tif="POST_ONLY")
@@ -97,8 +98,10 @@ def test_spot_duplicate_refusal_is_resolved_by_query(run_ctx, sim, execution, en
 
 # -- Binance USD-M -----------------------------------------------------------------------
 
-def test_usdm_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(run_ctx, usdm, usdm_execution):
-    usdm_execution()
+@pytest.mark.parametrize("entry", ["rest", "ws"])
+def test_usdm_post_only_that_would_take_is_rejected_and_one_that_rests_is_acked(run_ctx, usdm, usdm_execution,
+                                                                                  entry):
+    usdm_execution("--order-entry", entry)
     _, (ask, _) = usdm_rig.top(usdm)
     with client(run_ctx) as oc:
         oc.submit_limit("gtx-take", PERP, "buy", "0.001", above(ask), tif="POST_ONLY", venue=USDM)
@@ -154,9 +157,10 @@ def okx_execution(run_ctx, okx_sim, reap):  # noqa: F811
     return lambda *args, entry="rest": OkxExec(run_ctx, okx_sim, reap, *args, entry=entry).start()
 
 
+@pytest.mark.parametrize("entry", ["rest", "ws"])
 def test_okx_post_only_that_would_take_expires_and_one_that_rests_is_acked(
-        run_ctx, okx_sim, okx_execution):  # noqa: F811
-    okx_execution()
+        run_ctx, okx_sim, okx_execution, entry):  # noqa: F811
+    okx_execution(entry=entry)
     _, (ask, _) = okx_rig.top(okx_sim)
     with client(run_ctx) as oc:
         oc.submit_limit("po-take", "BTC-USDT", "buy", "0.001", above(ask), tif="POST_ONLY", venue="okx")

@@ -243,13 +243,14 @@ class OrderClient:
                                                                       reduce_only))
 
     def submit_limit_nowait(self, client_order_id: str, symbol: str, side: str, qty: str, price: str,
-                            tif: str = "GTC", venue: str | None = None) -> int:
-        return self.submit_nowait(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue)
+                            tif: str = "GTC", venue: str | None = None, reduce_only: bool = False) -> int:
+        return self.submit_nowait(client_order_id, symbol, side, "limit", qty, price=price, tif=tif, venue=venue,
+                                  reduce_only=reduce_only)
 
     def submit_market_nowait(self, client_order_id: str, symbol: str, side: str, qty: str,
-                             ref_price: str | None = None, venue: str | None = None) -> int:
+                             ref_price: str | None = None, venue: str | None = None, reduce_only: bool = False) -> int:
         return self.submit_nowait(client_order_id, symbol, side, "market", qty, ref_price=ref_price,
-                                  venue=venue)
+                                  venue=venue, reduce_only=reduce_only)
 
     def cancel_nowait(self, client_order_id: str) -> int:
         return self.request_nowait("cancel", client_order_id=client_order_id)

@@ -6,7 +6,7 @@ exact at the instrument's scale; multiples of lot and tick; the venue's minimum
 notional; required fields per order type (LIMIT: price and tif; MARKET: neither).
 POST_ONLY (alias GTX, Binance USD-M's name) is a limit order's time in force only;
 `reduce_only` is a derivatives order's only (a canonical symbol with a -PERP or -YYMMDD
-suffix): spot has no position to reduce.
+suffix): spot has no position to reduce; it is exempt from the minimum notional.
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ def check_new_order(registry: Registry, symbol, side, order_type, tif, qty, pric
         if ref_price is not None:
             ref = decimal_field(ref_price, inst.px_scale, "ref_price")
         notional = ref * q
-    if inst.min_notional and notional and notional < inst.min_notional:
+    # a reduce-only order is exempt: USD-M -4164 "Order's notional must be no smaller than ...
+    # (unless you choose reduce only)", so a position below the minimum can still be closed
+    if inst.min_notional and notional and notional < inst.min_notional and not reduce_only:
         raise BadInput(f"order notional below the venue minimum: price*qty={notional} < {inst.min_notional} "
                        f"(mantissas at scale {inst.px_scale + inst.sz_scale}), symbol={symbol}")
     return Checked(inst, s, t, f, q, p, ref, reduce_only)

@@ -76,6 +76,14 @@ def test_reduce_only_is_for_futures_and_swaps_and_refused_on_spot():
         validation.check_new_order(reg, "BTC-USDT-PERP", "sell", "market", None, "0.001", None, reduce_only=1)
 
 
+def test_a_reduce_only_order_below_the_minimum_notional_is_let_through_to_close_a_small_position():
+    reg = perp_registry()   # PERP: minimum notional 5 USDT
+    with pytest.raises(BadInput, match="below the venue minimum"):
+        validation.check_new_order(reg, "BTC-USDT-PERP", "sell", "limit", "GTC", "0.001", "1000")
+    c = validation.check_new_order(reg, "BTC-USDT-PERP", "sell", "limit", "GTC", "0.001", "1000", reduce_only=True)
+    assert (c.qty, c.price, c.reduce_only) == (1, 100000, True)
+
+
 # -- the store ----------------------------------------------------------------------------
 
 def test_reduce_only_is_stored_and_a_store_written_before_it_gets_the_column(tmp_path):

@@ -1,13 +1,13 @@
 """Exec reports between hosts, nothing lost: journal -> JetStream -> journal + `exec` ring.
 
 Execution host (`ExecOut`): reads the exec journal (`channels.journal`, the source of
-truth) and publishes each record, its raw 768 bytes, into the JetStream stream `<stream>`:
-an exec report on `<subject>.<consumer name>` (the name of the report's consumer_id in
-execution's order store; `<subject>.=<id>` for an id it does not name, counted
-`unnamed`), an ACCOUNT record (every consumer's: balances, positions) on
+truth) and publishes each record, its raw 768 bytes, into the JetStream stream `<stream>`
+(subjects `<subject>.>`): an exec report on `<subject>.<consumer name>` (the name of the
+report's consumer_id in execution's order store; `<subject>.=<id>` for an id it does not
+name, counted `unnamed`), an ACCOUNT record (every consumer's: balances, positions) on
 `<subject>.=account` (`ACCOUNT_TOKEN`: `=` is no character of a consumer name,
-channels.messages.NAME_RE, and `account` is no id, so no consumer's subject is it)
-(subjects `<subject>.>`), with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
+channels.messages.NAME_RE, and `account` is no id, so it is no consumer's subject); each
+with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
 <exec_seq - 1>`. So stream sequence == exec_seq, always, whatever the subject: the server drops a re-published
 report (duplicate id, or the sequence check when it is older than the duplicate window)
 and refuses one that would skip or reorder (a publish lost in a failover while later
@@ -284,10 +284,12 @@ class _Feed:
         self.recs = np.zeros(0, EVENT)   # delivered, exec_seq > the journal's last, in order
         self.seen = self.complete = start
         self.dseq = 0                    # its last delivery (consumer) sequence: a fresh consumer's start at 1
+        self.duplicates = 0              # records delivered again (dropped)
+        self.late = 0                    # records delivered after it was known complete past them
         self.task: asyncio.Future | None = None
 
     def take(self, recs: np.ndarray, dseqs: list[int | None]) -> bool:
-        """Keep `recs` (already past the journal's last); False if a delivery was lost or out of order."""
+        """Keep `recs` (in exec_seq order); False if a delivery was lost or out of order."""
         for d in dseqs:
             if d is not None:
                 if d != self.dseq + 1:
@@ -297,9 +299,21 @@ class _Feed:
         if not len(recs):
             return True
         seqs = recs["exec"]["exec_seq"].astype(np.int64)
-        if seqs[0] <= self.seen or (len(seqs) > 1 and not (np.diff(seqs) > 0).all()):
+        if len(seqs) > 1 and not (np.diff(seqs) > 0).all():
             log.error("%s: exec stream out of order after exec_seq %d", self.name, self.seen)
             return False
+        old = seqs <= self.seen
+        late = ~old & (seqs <= self.complete)
+        if late.any():  # the server said it had nothing pending: cannot happen, and cannot be undone
+            log.error("%s: exec_seqs %s delivered after its consumer was idle past them: journaled as "
+                      "placeholders", self.name, seqs[late].tolist()[:10])
+        self.duplicates += int(old.sum())
+        self.late += int(late.sum())
+        keep = seqs > self.complete
+        self.seen = max(self.seen, int(seqs[-1]))
+        recs, seqs = recs[keep], seqs[keep]
+        if not len(recs):
+            return True
         self.recs = np.concatenate([self.recs, recs]) if len(self.recs) else recs
         self.seen = int(seqs[-1])
         self.complete = max(self.complete, self.seen)
@@ -332,6 +346,8 @@ class ExecIn:
         self.withheld = 0       # other consumers' exec_seqs, journaled here as placeholders
         self.accounts = 0       # ACCOUNT records journaled (per consumer: through exec-acct-NAME)
         self.probes = 0         # consumer infos asked to complete an idle consumer
+        self.late = 0           # records delivered after their consumer was known complete past them
+        self._feeds: list[_Feed] = []
 
     @property
     def last_seq(self) -> int:
@@ -369,6 +385,7 @@ class ExecIn:
         except BaseException:
             await self._drop_feeds(feeds)
             raise
+        self._feeds = feeds
         return feeds
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -448,7 +465,7 @@ class ExecIn:
                         ok = False
                         continue
                     got = got or bool(msgs)
-                    ok = ok and f.take(self._records(msgs), [self._delivery(m) for m in msgs])
+                    ok = ok and f.take(self._records(msgs, drop_old=False), [self._delivery(m) for m in msgs])
                 if ok:
                     ok = await self._merge(js, feeds)
                 if got:
@@ -472,12 +489,15 @@ class ExecIn:
         except (ValueError, AttributeError, IndexError, TypeError, nats.errors.Error):
             return None
 
-    def _records(self, msgs) -> np.ndarray:
-        """The records of `msgs` past the journal's last (those before: counted duplicates)."""
+    def _records(self, msgs, drop_old: bool = True) -> np.ndarray:
+        """The records of `msgs`; past the journal's last only if `drop_old` (those before: counted
+        duplicates; a per-consumer feed tells duplicates from late ones itself)."""
         recs = np.frombuffer(b"".join(m.data for m in msgs), EVENT)
         if len(recs) * RECORD_BYTES != sum(len(m.data) for m in msgs):
             raise JournalError("a message on the exec stream is not whole EVENT records")
         self.received += len(recs)
+        if not drop_old:
+            return recs
         keep = recs["exec"]["exec_seq"] > self.last_seq
         self.duplicates += int((~keep).sum())
         return recs[keep]
@@ -538,6 +558,9 @@ class ExecIn:
 
     async def _drop_feeds(self, feeds: list[_Feed]) -> None:
         for f in feeds:
+            self.duplicates += f.duplicates
+            self.late += f.late
+            f.duplicates = f.late = 0
             if f.task is not None:
                 f.task.cancel()
                 try:
@@ -584,6 +607,8 @@ class ExecIn:
         return True
 
     def statistics(self) -> dict:
-        return {"received": self.received, "duplicates": self.duplicates, "restarts": self.restarts,
+        dup = self.duplicates + sum(f.duplicates for f in self._feeds)
+        late = self.late + sum(f.late for f in self._feeds)
+        return {"received": self.received, "duplicates": dup, "restarts": self.restarts,
                 "last_seq": self.last_seq, "backlog": self.pub.backlog, "withheld": self.withheld,
-                "accounts": self.accounts, "probes": self.probes}
+                "accounts": self.accounts, "probes": self.probes, "late": late}

@@ -8,13 +8,17 @@
                    remote consumers' rings `meltica.ring.consumer.*.md`
     marketdata     a sending host's md-out: publishes `meltica.ring.md.>`
     host           a receiving host's md-in and exec-in: reads `meltica.ring.>` and the
-                   EXEC stream (every consumer's reports: a host trusted with all of them)
+                   EXEC stream (every consumer's reports and the ACCOUNT records: a host
+                   trusted with all of them)
     <consumer>     a remote consumer's bridges (ctl-expose, exec-in --consumer <consumer>):
                    publishes only `meltica.ctl.{execution,dispatch}.<consumer>`; reads only
                    its own inbox `_INBOX_<consumer>.>` (connect with that inbox prefix), its
-                   ring `meltica.ring.consumer.<consumer>.md`, and its exec reports
+                   ring `meltica.ring.consumer.<consumer>.md`, its exec reports
                    `exec.reports.<consumer>` through the one JetStream consumer
-                   `exec-in-<consumer>` filtered on that subject (create, fetch, info, delete)
+                   `exec-in-<consumer>` filtered on that subject, and the ACCOUNT records
+                   (every consumer's) `exec.reports.=account` through the one consumer
+                   `exec-acct-<consumer>` filtered on that subject (create, fetch, info,
+                   delete; the filter is in the create subject, so the server pins it)
 
 So consumer A can neither place, cancel nor query in B's name (the subject is the name
 and the server refuses it; the serving bridge refuses a request whose `consumer`
@@ -34,7 +38,7 @@ import orjson
 from channels.names import consumer_ring
 
 from .ctl import PREFIX as CTL_PREFIX
-from .execs import STREAM, SUBJECT, consumer_name
+from .execs import ACCOUNT_TOKEN, STREAM, SUBJECT, account_consumer_name, consumer_name
 from .md import PREFIX as MD_PREFIX
 
 ROLES = ("execution", "dispatch", "marketdata", "host")
@@ -64,9 +68,10 @@ def permissions(role: str, stream: str = STREAM, exec_subject: str = SUBJECT) ->
               f"$JS.API.CONSUMER.INFO.{stream}.>"]
         return {"publish": js, "subscribe": [f"{MD_PREFIX}.>", "_INBOX.>"], "allow_responses": False}
     # a consumer
-    name = consumer_name(role)
-    js = [f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{exec_subject}.{role}",
-          *(f"$JS.API.CONSUMER.{op}.{stream}.{name}" for op in ("MSG.NEXT", "INFO", "DELETE"))]
+    js = []
+    for name, token in ((consumer_name(role), role), (account_consumer_name(role), ACCOUNT_TOKEN)):
+        js += [f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{exec_subject}.{token}",
+               *(f"$JS.API.CONSUMER.{op}.{stream}.{name}" for op in ("MSG.NEXT", "INFO", "DELETE"))]
     return {"publish": [f"{CTL_PREFIX}.execution.{role}", f"{CTL_PREFIX}.dispatch.{role}", *js],
             "subscribe": [f"{inbox_prefix(role)}.>", f"{MD_PREFIX}.{consumer_ring(role)}"],
             "allow_responses": False}

@@ -1,10 +1,13 @@
 """Exec reports between hosts, nothing lost: journal -> JetStream -> journal + `exec` ring.
 
 Execution host (`ExecOut`): reads the exec journal (`channels.journal`, the source of
-truth) and publishes each report, its raw 768 bytes, on `<subject>.<consumer name>`
-(the name of the report's consumer_id in execution's order store; `<subject>.=<id>` for
-an id it does not name, counted `unnamed`) into the JetStream stream `<stream>`
-(subjects `<subject>.>`), with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
+truth) and publishes each record, its raw 768 bytes, into the JetStream stream `<stream>`
+(subjects `<subject>.>`): an exec report on `<subject>.<consumer name>` (the name of the
+report's consumer_id in execution's order store; `<subject>.=<id>` for an id it does not
+name, counted `unnamed`), an ACCOUNT record (every consumer's: balances, positions) on
+`<subject>.=account` (`ACCOUNT_TOKEN`: `=` is no character of a consumer name,
+channels.messages.NAME_RE, and `account` is no id, so it is no consumer's subject); each
+with `Nats-Msg-Id: <exec_seq>` and `Nats-Expected-Last-Sequence:
 <exec_seq - 1>`. So stream sequence == exec_seq, always, whatever the subject: the server drops a re-published
 report (duplicate id, or the sequence check when it is older than the duplicate window)
 and refuses one that would skip or reorder (a publish lost in a failover while later
@@ -19,15 +22,22 @@ with an ephemeral pull consumer (no server-side acks: the local journal is the c
 appends in exec_seq order and drops what it already has; on a stall or error it makes
 a new consumer at its cursor (a NATS node that died took the old one with it).
 
-Per consumer (`ExecIn(consumer=NAME)`, NATS user NAME): it reads only
-`<subject>.NAME`, through a consumer named `exec-in-NAME` (the server lets user NAME
-create, read and delete that one only, filtered on its own subject: `bridge.config`),
-so the other consumers' reports never reach this host. The local journal stays
-gap-free by exec_seq, as the SDK reads it by position: each exec_seq of another
-consumer (the gap between two of NAME's reports, which the stream sequence proves is
-not NAME's) is a placeholder record: kind EXEC_REPORT, consumer_id 0, status 0, only
-`exec_seq` set, that the SDK never hands out (it keeps its own consumer_id's reports;
-a `monitor_all` reader on such a host sees the placeholders for what they are).
+Per consumer (`ExecIn(consumer=NAME)`, NATS user NAME): it reads only `<subject>.NAME`
+and the account subject, through two consumers, `exec-in-NAME` filtered on its own
+subject and `exec-acct-NAME` filtered on the account subject (the server lets user NAME
+create, read and delete those two only, each pinned to its filter: `bridge.config`; one
+consumer with two filters cannot be pinned so), so the other consumers' reports never
+reach this host. Both deliver in exec_seq order; they are merged by exec_seq: the journal
+is written up to the lowest exec_seq up to which both are known complete (what one has
+delivered; for one that is idle, what the other had delivered when the server said it has
+nothing pending and nothing delivered that we did not get: `_Feed`). The local journal
+stays gap-free by exec_seq, as the SDK reads it by position: each exec_seq of another
+consumer (one neither delivered, which the stream sequences prove is not NAME's nor an
+ACCOUNT record) is a placeholder record: kind EXEC_REPORT, consumer_id 0, status 0, only
+`exec_seq` set, that the SDK never hands out (it keeps its own consumer_id's reports and
+applies the ACCOUNT records; a `monitor_all` reader on such a host sees the placeholders
+for what they are). A delivery lost (a gap in a consumer's delivery sequence) or any
+error re-makes both consumers at the journal's cursor.
 
 Both run in one asyncio loop; journal reads and ring writes are non-blocking calls in it.
 """
@@ -58,6 +68,7 @@ log = logging.getLogger("bridge.exec")
 
 STREAM = "EXEC"
 SUBJECT = "exec.reports"
+ACCOUNT_TOKEN = "=account"  # the subject token of ACCOUNT records: never a consumer's (module doc)
 
 
 async def connect(servers: list[str], name: str, **kw) -> nats.NATS:
@@ -88,6 +99,12 @@ async def ensure_stream(js, stream: str = STREAM, subject: str = SUBJECT, replic
 def consumer_name(consumer: str) -> str:
     """The JetStream consumer through which consumer `consumer`'s bridge reads its reports."""
     return f"exec-in-{consumer}"
+
+
+def account_consumer_name(consumer: str) -> str:
+    """The JetStream consumer through which consumer `consumer`'s bridge reads the ACCOUNT records
+    (`exec-acct-` and `exec-in-` differ before the name: no name makes one the other)."""
+    return f"exec-acct-{consumer}"
 
 
 class ConsumerNames:
@@ -233,10 +250,11 @@ class ExecOut:
                 recs = journal.read(self._next, room)
                 raw = recs.tobytes()
                 cids = recs["consumer_id"].tolist()
+                account = (recs["kind"] == Kind.ACCOUNT).tolist()
                 for i in range(len(recs)):
                     seq = self._next + i
                     self._inflight[seq] = now
-                    subj = f"{self.subject}.{self.names.token(cids[i])}"
+                    subj = f"{self.subject}.{ACCOUNT_TOKEN if account[i] else self.names.token(cids[i])}"
                     await nc.publish(subj, raw[i * RECORD_BYTES:(i + 1) * RECORD_BYTES],
                                      reply=f"{inbox}.{self._gen}.{seq}",
                                      headers={"Nats-Msg-Id": str(seq), "Nats-Expected-Last-Sequence": str(seq - 1)})
@@ -251,6 +269,61 @@ class ExecOut:
     def statistics(self) -> dict:
         return {"published": self.published, "duplicates": self.duplicates, "resyncs": self.resyncs,
                 "stream_seq": self.acked_seq, "inflight": len(self._inflight), "unnamed": self.names.unnamed}
+
+
+class _Feed:
+    """One ordered JetStream consumer of a per-consumer ExecIn: what it delivered, not yet journaled.
+
+    `complete`: every record of its filter up to this exec_seq has reached us. At least
+    the last it delivered (`seen`: the stream delivers a filter in sequence order); more
+    when the server says it has nothing pending for it and has delivered nothing we did not
+    get (`ExecIn._probe`): then it is complete up to what the stream held by then."""
+
+    def __init__(self, name: str, filter: str, sub, start: int):
+        self.name, self.filter, self.sub = name, filter, sub
+        self.recs = np.zeros(0, EVENT)   # delivered, exec_seq > the journal's last, in order
+        self.seen = self.complete = start
+        self.dseq = 0                    # its last delivery (consumer) sequence: a fresh consumer's start at 1
+        self.duplicates = 0              # records delivered again (dropped)
+        self.late = 0                    # records delivered after it was known complete past them
+        self.task: asyncio.Future | None = None
+
+    def take(self, recs: np.ndarray, dseqs: list[int | None]) -> bool:
+        """Keep `recs` (in exec_seq order); False if a delivery was lost or out of order."""
+        for d in dseqs:
+            if d is not None:
+                if d != self.dseq + 1:
+                    log.error("%s: delivery %d after %d: a delivery was lost", self.name, d, self.dseq)
+                    return False
+                self.dseq = d
+        if not len(recs):
+            return True
+        seqs = recs["exec"]["exec_seq"].astype(np.int64)
+        if len(seqs) > 1 and not (np.diff(seqs) > 0).all():
+            log.error("%s: exec stream out of order after exec_seq %d", self.name, self.seen)
+            return False
+        old = seqs <= self.seen
+        late = ~old & (seqs <= self.complete)
+        if late.any():  # the server said it had nothing pending: cannot happen, and cannot be undone
+            log.error("%s: exec_seqs %s delivered after its consumer was idle past them: journaled as "
+                      "placeholders", self.name, seqs[late].tolist()[:10])
+        self.duplicates += int(old.sum())
+        self.late += int(late.sum())
+        keep = seqs > self.complete
+        self.seen = max(self.seen, int(seqs[-1]))
+        recs, seqs = recs[keep], seqs[keep]
+        if not len(recs):
+            return True
+        self.recs = np.concatenate([self.recs, recs]) if len(self.recs) else recs
+        self.seen = int(seqs[-1])
+        self.complete = max(self.complete, self.seen)
+        return True
+
+    def upto(self, seq: int) -> np.ndarray:
+        """Its records up to exec_seq `seq`, removed from it."""
+        n = int(np.searchsorted(self.recs["exec"]["exec_seq"], seq, side="right"))
+        out, self.recs = self.recs[:n], self.recs[n:]
+        return out
 
 
 class ExecIn:
@@ -271,30 +344,65 @@ class ExecIn:
         self.duplicates = 0     # reports we already had (dropped)
         self.restarts = 0       # consumers re-made at our cursor
         self.withheld = 0       # other consumers' exec_seqs, journaled here as placeholders
+        self.accounts = 0       # ACCOUNT records journaled (per consumer: through exec-acct-NAME)
+        self.probes = 0         # consumer infos asked to complete an idle consumer
+        self.late = 0           # records delivered after their consumer was known complete past them
+        self._feeds: list[_Feed] = []
 
     @property
     def last_seq(self) -> int:
         return self.pub.last_seq
 
+    def _config(self) -> ConsumerConfig:
+        return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1,
+                              ack_policy=AckPolicy.NONE, inactive_threshold=10.0, mem_storage=True,
+                              num_replicas=1)
+
     async def _subscribe(self, js):
         log.info("reading %s of stream %s from exec_seq %d", self.filter, self.stream, self.last_seq + 1)
-        cfg = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1,
-                             ack_policy=AckPolicy.NONE, inactive_threshold=10.0, mem_storage=True,
-                             num_replicas=1)
-        if self.consumer is None:
-            return await js.pull_subscribe(self.filter, durable=None, stream=self.stream, config=cfg)
-        name = consumer_name(self.consumer)
+        return await js.pull_subscribe(self.filter, durable=None, stream=self.stream, config=self._config())
+
+    async def _named(self, js, name: str, filter: str):
+        """A pull subscription on a new consumer `name` on `filter` at our cursor."""
         try:  # the one a killed bridge left: it starts elsewhere, and a consumer's start is fixed
             await js.delete_consumer(self.stream, name)
         except NotFoundError:
             pass
-        cfg.name, cfg.filter_subject = name, self.filter
+        cfg = self._config()
+        cfg.name, cfg.filter_subject = name, filter
         await js.add_consumer(self.stream, cfg)
         return await js.pull_subscribe_bind(name, stream=self.stream)
+
+    async def _open_feeds(self, js) -> list[_Feed]:
+        """Our reports' consumer and the ACCOUNT records', both at our cursor."""
+        log.info("reading %s and %s.%s of stream %s from exec_seq %d", self.filter, self.subject, ACCOUNT_TOKEN,
+                 self.stream, self.last_seq + 1)
+        feeds: list[_Feed] = []
+        try:
+            for name, filter in ((consumer_name(self.consumer), self.filter),
+                                 (account_consumer_name(self.consumer), f"{self.subject}.{ACCOUNT_TOKEN}")):
+                feeds.append(_Feed(name, filter, await self._named(js, name, filter), self.last_seq))
+        except BaseException:
+            await self._drop_feeds(feeds)
+            raise
+        self._feeds = feeds
+        return feeds
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.servers, "bridge-exec-in", **self.auth)
         js = nc.jetstream()
+        try:
+            if self.consumer is None:
+                await self._run_all(js, stop)
+            else:
+                await self._run_merged(js, stop)
+            self.pub.pump()
+        finally:
+            await nc.close()
+            self.pub.close()
+
+    async def _run_all(self, js, stop: asyncio.Event) -> None:
+        """Every record, through one ephemeral consumer (the host user)."""
         sub = None
         idle_since = time.monotonic()
         try:
@@ -324,22 +432,151 @@ class ExecIn:
                         sub = await self._drop(sub)
                         self.restarts += 1
                     idle_since = time.monotonic()
-            self.pub.pump()
         finally:
             if sub is not None:
                 await self._drop(sub)
-            await nc.close()
-            self.pub.close()
+
+    async def _run_merged(self, js, stop: asyncio.Event) -> None:
+        """Our reports and the ACCOUNT records, two consumers fetched at once, merged by exec_seq."""
+        feeds: list[_Feed] | None = None
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                self.pub.pump()
+                self.pub.heartbeat()
+                if feeds is None:
+                    feeds = await retry("subscribe", lambda: self._open_feeds(js), stop=stop, timeout_s=3600)
+                    idle_since = time.monotonic()
+                for f in feeds:
+                    if f.task is None:
+                        f.task = asyncio.ensure_future(f.sub.fetch(self.batch, timeout=0.1))
+                await asyncio.wait([f.task for f in feeds], return_when=asyncio.FIRST_COMPLETED)
+                ok, got = True, False
+                for f in feeds:
+                    if not f.task.done():
+                        continue
+                    task, f.task = f.task, None
+                    try:
+                        msgs = task.result()
+                    except (asyncio.TimeoutError, nats.errors.TimeoutError):
+                        continue
+                    except (nats.errors.Error, NotFoundError) as exc:
+                        log.warning("fetch %s: %s; new consumers at exec_seq %d", f.name, exc, self.last_seq + 1)
+                        ok = False
+                        continue
+                    got = got or bool(msgs)
+                    ok = ok and f.take(self._records(msgs, drop_old=False), [self._delivery(m) for m in msgs])
+                if ok:
+                    ok = await self._merge(js, feeds)
+                if got:
+                    idle_since = time.monotonic()
+                elif ok and time.monotonic() - idle_since > self.stall_s:
+                    # nothing for a while: if either is gone or holds back what it has, make both anew
+                    ok = not await self._feeds_behind(js, feeds)
+                    idle_since = time.monotonic()
+                if not ok:
+                    feeds = await self._drop_feeds(feeds)
+                    self.restarts += 1
+        finally:
+            if feeds is not None:
+                await self._drop_feeds(feeds)
+
+    @staticmethod
+    def _delivery(msg) -> int | None:
+        """The message's delivery (consumer) sequence; None if it has no JetStream metadata."""
+        try:
+            return int(msg.metadata.sequence.consumer)
+        except (ValueError, AttributeError, IndexError, TypeError, nats.errors.Error):
+            return None
+
+    def _records(self, msgs, drop_old: bool = True) -> np.ndarray:
+        """The records of `msgs`; past the journal's last only if `drop_old` (those before: counted
+        duplicates; a per-consumer feed tells duplicates from late ones itself)."""
+        recs = np.frombuffer(b"".join(m.data for m in msgs), EVENT)
+        if len(recs) * RECORD_BYTES != sum(len(m.data) for m in msgs):
+            raise JournalError("a message on the exec stream is not whole EVENT records")
+        self.received += len(recs)
+        if not drop_old:
+            return recs
+        keep = recs["exec"]["exec_seq"] > self.last_seq
+        self.duplicates += int((~keep).sum())
+        return recs[keep]
+
+    async def _probe(self, js, f: _Feed, upto: int) -> bool:
+        """Mark `f` complete up to `upto` (an exec_seq the stream held before this call) if the server
+        has nothing pending for it and delivered nothing we lack. False if its consumer is gone."""
+        self.probes += 1
+        try:
+            info = await js.consumer_info(self.stream, f.name)
+        except NotFoundError:
+            return False
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return True  # ask again on the next round
+        if int(info.num_pending or 0) == 0 and info.delivered is not None \
+                and int(info.delivered.consumer_seq or 0) == f.dseq:
+            f.complete = max(f.complete, upto)
+        return True
+
+    async def _merge(self, js, feeds: list[_Feed]) -> bool:
+        """Journal every exec_seq up to where both feeds are complete; False if a consumer is gone."""
+        upto = max(f.seen for f in feeds)
+        if upto <= self.last_seq:
+            return True
+        for f in feeds:
+            if f.complete < upto and not await self._probe(js, f, upto):
+                return False
+        end = min(f.complete for f in feeds)
+        if end <= self.last_seq:
+            return True
+        first = self.last_seq + 1
+        out = np.zeros(end - self.last_seq, EVENT)
+        out["schema_version"] = SCHEMA_VERSION
+        out["kind"] = Kind.EXEC_REPORT
+        out["exec"]["exec_seq"] = np.arange(first, end + 1)
+        real = 0
+        for f in feeds:
+            recs = f.upto(end)
+            out[recs["exec"]["exec_seq"].astype(np.int64) - first] = recs
+            real += len(recs)
+        self.accounts += int((out["kind"] == Kind.ACCOUNT).sum())
+        self.withheld += len(out) - real
+        self.pub.append(out)
+        self.pub.pump()
+        return True
+
+    async def _feeds_behind(self, js, feeds: list[_Feed]) -> bool:
+        for f in feeds:
+            try:
+                info = await js.consumer_info(self.stream, f.name)
+                if int(info.num_pending or 0) > 0:
+                    return True
+            except NotFoundError:
+                return True
+            except (nats.errors.Error, asyncio.TimeoutError):
+                pass
+        return False
+
+    async def _drop_feeds(self, feeds: list[_Feed]) -> None:
+        for f in feeds:
+            self.duplicates += f.duplicates
+            self.late += f.late
+            f.duplicates = f.late = 0
+            if f.task is not None:
+                f.task.cancel()
+                try:
+                    await f.task
+                except BaseException:  # noqa: BLE001 - cancelled or failed: either way we leave it
+                    pass
+                f.task = None
+            await self._drop(f.sub)
+        return None
 
     async def _behind(self, js) -> bool:
         """True if the stream holds reports for us that our consumer does not deliver."""
         try:
-            if self.consumer is None:
-                return int((await js.stream_info(self.stream)).state.last_seq) > self.last_seq
-            info = await js.consumer_info(self.stream, consumer_name(self.consumer))
-            return int(info.num_pending or 0) > 0
+            return int((await js.stream_info(self.stream)).state.last_seq) > self.last_seq
         except NotFoundError:
-            return True  # our consumer is gone (its node died, or it was idle too long)
+            return True
         except (nats.errors.Error, asyncio.TimeoutError):
             return False
 
@@ -352,19 +589,10 @@ class ExecIn:
         return None
 
     def _append(self, msgs) -> bool:
-        """Journal and publish the next reports of `msgs`; False if they broke exec_seq order."""
-        recs = np.frombuffer(b"".join(m.data for m in msgs), EVENT)
-        if len(recs) * RECORD_BYTES != sum(len(m.data) for m in msgs):
-            raise JournalError("a message on the exec stream is not whole EVENT records")
-        self.received += len(recs)
-        seqs = recs["exec"]["exec_seq"]
-        keep = seqs > self.last_seq
-        self.duplicates += int((~keep).sum())
-        recs = recs[keep]
+        """Journal and publish the next records of `msgs`; False if they broke exec_seq order."""
+        recs = self._records(msgs)
         if not len(recs):
             return True
-        if self.consumer is not None:
-            return self._append_filtered(recs)
         expect = np.arange(self.last_seq + 1, self.last_seq + 1 + len(recs))
         if not np.array_equal(recs["exec"]["exec_seq"], expect):
             # cannot happen while stream seq == exec_seq; keep only the in-order run
@@ -378,23 +606,9 @@ class ExecIn:
         self.pub.pump()
         return True
 
-    def _append_filtered(self, recs: np.ndarray) -> bool:
-        """Our reports, the exec_seqs between them (other consumers') as placeholders."""
-        seqs = recs["exec"]["exec_seq"].astype(np.int64)
-        if len(seqs) > 1 and not (np.diff(seqs) > 0).all():
-            log.error("exec stream out of order after exec_seq %d", self.last_seq)
-            return False
-        first = self.last_seq + 1
-        out = np.zeros(int(seqs[-1]) - self.last_seq, EVENT)
-        out["schema_version"] = SCHEMA_VERSION
-        out["kind"] = Kind.EXEC_REPORT
-        out["exec"]["exec_seq"] = np.arange(first, first + len(out))
-        out[seqs - first] = recs
-        self.withheld += len(out) - len(recs)
-        self.pub.append(out)
-        self.pub.pump()
-        return True
-
     def statistics(self) -> dict:
-        return {"received": self.received, "duplicates": self.duplicates, "restarts": self.restarts,
-                "last_seq": self.last_seq, "backlog": self.pub.backlog, "withheld": self.withheld}
+        dup = self.duplicates + sum(f.duplicates for f in self._feeds)
+        late = self.late + sum(f.late for f in self._feeds)
+        return {"received": self.received, "duplicates": dup, "restarts": self.restarts,
+                "last_seq": self.last_seq, "backlog": self.pub.backlog, "withheld": self.withheld,
+                "accounts": self.accounts, "probes": self.probes, "late": late}

@@ -6,7 +6,8 @@ A real execution (against the venue simulator) on the execution host with
 there. The server runs the users and permissions of `bridge.config`. Consumer A trades
 through the bridge and reads its own exec reports; A cannot place, cancel or query
 orders in B's name, nor read B's replies, nor B's exec reports (not through its own
-bridge, whose journal holds only placeholders for them, nor by asking JetStream).
+bridge, whose journal holds only placeholders for them, nor by asking JetStream); the
+ACCOUNT records, every consumer's, reach A's journal as they are.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bridge.config import inbox_prefix
-from bridge.execs import consumer_name
+from bridge.execs import ACCOUNT_TOKEN, account_consumer_name, consumer_name
 from channels.journal import JournalReader
 from channels.names import execution_endpoint, journal_path
-from events import ExecStatus
+from events import ExecStatus, Kind
 from tests.execution.harness import Consumer, ExecProc, collect, of
 
 from .conftest import as_user, auth_args, raw_request, spawn, wait_until
@@ -99,7 +100,9 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
     mine = src["consumer_id"] == a.consumer_id
     assert mine.sum() >= 2 and (~mine).sum() >= 1, "B's report came before A's last"
     assert local[mine].tobytes() == src[mine].tobytes(), "A's reports byte for byte"
-    withheld = local[~mine]
+    acct = src["kind"] == Kind.ACCOUNT
+    assert local[acct].tobytes() == src[acct].tobytes(), "the ACCOUNT records reach A's host as they are"
+    withheld = local[~mine & ~acct]
     assert (withheld["consumer_id"] == 0).all() and not withheld["exec"]["client_order_id"].any(), \
         "B's reports are placeholders on A's host"
 
@@ -128,7 +131,13 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
                                 name=consumer_name("a"), filter_subject="exec.reports.b", **cfg)),
                             lambda: js.add_consumer("EXEC", ConsumerConfig(     # B's consumer
                                 name=consumer_name("b"), filter_subject="exec.reports.b", **cfg)),
-                            lambda: js.consumer_info("EXEC", consumer_name("b"))):
+                            lambda: js.consumer_info("EXEC", consumer_name("b")),
+                            lambda: js.add_consumer("EXEC", ConsumerConfig(     # A's account consumer, B's subject
+                                name=account_consumer_name("a"), filter_subject="exec.reports.b", **cfg)),
+                            lambda: js.add_consumer("EXEC", ConsumerConfig(     # B's account consumer
+                                name=account_consumer_name("b"), filter_subject=f"exec.reports.{ACCOUNT_TOKEN}",
+                                **cfg)),
+                            lambda: js.consumer_info("EXEC", account_consumer_name("a"))):  # A's own: allowed
                 try:
                     await attempt()
                     stream_read.append(True)
@@ -142,11 +151,13 @@ def test_consumer_a_cannot_place_cancel_or_read_orders_of_b(secured, hosts, reap
     denied, spoofed, stream_read, errors = asyncio.run(a_tries())
     assert denied is None
     assert spoofed is not None and not spoofed["ok"] and spoofed["code"] == "unauthorized", spoofed
-    assert stream_read == [False] * 4
+    assert stream_read == [False] * 6 + [True]
     text = " ".join(errors).lower()
     for what in ("publish to \"meltica.ctl.execution.b\"", f"subscription to \"{inbox_prefix('b')}.>\"",
                  "subscription to \"exec.reports.b\"", "publish to \"$js.api.stream.info.exec\"",
                  "publish to \"$js.api.consumer.create.exec.exec-in-a.exec.reports.b\"",
                  "publish to \"$js.api.consumer.create.exec.exec-in-b.exec.reports.b\"",
-                 "publish to \"$js.api.consumer.info.exec.exec-in-b\""):
+                 "publish to \"$js.api.consumer.info.exec.exec-in-b\"",
+                 "publish to \"$js.api.consumer.create.exec.exec-acct-a.exec.reports.b\"",
+                 f"publish to \"$js.api.consumer.create.exec.exec-acct-b.exec.reports.{ACCOUNT_TOKEN}\""):
         assert what.lower() in text, (what, errors)

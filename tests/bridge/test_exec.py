@@ -6,7 +6,8 @@ there reads with the real SDK (consumer.orders.OrderClient, journal + ring). Wha
 is killed, and however often (the bridges, a NATS node of three, execution itself, the
 consumer process), the consumer ends with its reports exactly once, each byte for byte
 the execution host's: every report (a host's exec-in) or only its own (per-consumer
-subjects and NATS users, `exec-in --consumer`).
+subjects and NATS users, `exec-in --consumer`), and there the ACCOUNT records too (every
+consumer's: the SDK's `account()` on the consumer's host is the execution host's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from channels.journal import JournalReader
 from channels.names import journal_path
 from consumer.orders import OrderClient
-from events import EVENT
+from events import EVENT, Kind, Provider
 from events.records import RECORD_BYTES
 
 from .conftest import auth_args, kill, spawn, wait_until
@@ -97,11 +98,13 @@ def test_exec_reports_survive_a_nats_node_kill_with_replicas_3(nats_cluster, hos
 
 def test_a_remote_consumer_gets_its_reports_once_through_kills_of_execution_bridges_and_itself(
         secured, hosts, reap, tmp_path):
-    """Per-consumer subjects and users; execution, both bridges and the consumer SIGKILLed under load."""
+    """Per-consumer subjects and users; execution, both bridges and the consumer SIGKILLed under load.
+    Consumer a's host gets a's reports and every ACCOUNT record, in place; b's are placeholders."""
     node, passwords = secured
     exec_ctx, cons_ctx = hosts
     mine = tmp_path / "a.reports"
-    want = N // 2  # consumer a (id 1) has the even exec_seqs
+    a_seqs = np.array([s for s in range(2, N + 1, 2) if s % 10], np.int64)  # exec_writer: a (id 1) has the
+    want = len(a_seqs)                                                        # even ones, every 10th is ACCOUNT
 
     def start(what: str):
         if what == "execution":
@@ -125,6 +128,16 @@ def test_a_remote_consumer_gets_its_reports_once_through_kills_of_execution_brid
             procs[w] = start(w)
     wait_until(lambda: progress() >= want, 90, f"all {want} reports of consumer a")
     kill(procs["consumer"])
+    client = OrderClient(SimpleNamespace(name="a"), run=cons_ctx, monitor_all=True, resume_from=0)
+    try:  # the SDK on a's host reads the whole journal (the last record, exec_seq N, is ACCOUNT)
+        deadline = time.monotonic() + 60
+        while client.next_seq <= N:
+            assert time.monotonic() < deadline, f"the SDK on a's host stalled before exec_seq {client.next_seq}"
+            client.poll_reports(max_n=512, timeout_s=0.05)
+        usdt = client.account(Provider(1)).balances["USDT"]
+        assert (usdt.free_m, usdt.scale) == (N, 8), "the account on a's host is not the last balance"
+    finally:
+        client.close()
     got = np.frombuffer(mine.read_bytes(), EVENT)
     src = JournalReader(journal_path(exec_ctx.run_dir))
     try:
@@ -132,14 +145,22 @@ def test_a_remote_consumer_gets_its_reports_once_through_kills_of_execution_brid
     finally:
         src.close()
     seqs = got["exec"]["exec_seq"].astype(np.int64)
-    assert len(got) == want and (seqs == np.arange(2, N + 1, 2)).all(), "lost, duplicated or out of order"
-    assert got.tobytes() == theirs[theirs["consumer_id"] == 1].tobytes(), "a report changed on the way"
+    assert len(got) == want and (seqs == a_seqs).all(), "lost, duplicated or out of order"
+    reports = theirs["kind"] == Kind.EXEC_REPORT
+    assert got.tobytes() == theirs[reports & (theirs["consumer_id"] == 1)].tobytes(), "a report changed on the way"
     local = JournalReader(journal_path(cons_ctx.run_dir))
     try:
         here = local.read(1, N)
     finally:
         local.close()
+    assert len(here) == N and (here["exec"]["exec_seq"] == np.arange(1, N + 1)).all()
+    account = theirs["kind"] == Kind.ACCOUNT
+    assert account.sum() == N // 10 and (here["kind"] == Kind.ACCOUNT).sum() == N // 10
+    assert here[account].tobytes() == theirs[account].tobytes(), "an ACCOUNT record missing or changed at a's host"
     assert not (here["consumer_id"] == 2).any(), "consumer b's reports reached a's host"
+    b = reports & (theirs["consumer_id"] == 2)
+    assert (here[b]["consumer_id"] == 0).all() and not here[b]["exec"]["client_order_id"].any(), \
+        "b's exec_seqs are placeholders on a's host"
 
 
 @pytest.mark.timeout(60)

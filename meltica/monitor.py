@@ -26,10 +26,14 @@ class Monitor(threading.Thread):
     """Runs a `consumer.Consumer` named `name` on its own thread until `stop()`."""
 
     def __init__(self, run, symbols: list[str], providers: list[str], merged: list[str],
-                 name: str = "monitor", start_timeout_s: float = 30.0):
+                 name: str = "monitor", start_timeout_s: float = 30.0, carried: dict | None = None):
+        """`carried`: venue -> the symbols it carries (None: every venue carries `symbols`);
+        the monitor subscribes to each symbol on the venues that carry it."""
         super().__init__(name="monitor", daemon=True)
         self.run_ctx = run
-        self.symbols = symbols
+        carried = carried or {p: list(symbols) for p in providers}
+        self.symbols = list(dict.fromkeys([*symbols, *(s for p in providers for s in carried.get(p, ()))]))
+        self.providers_of = {s: [p for p in providers if s in carried.get(p, ())] for s in self.symbols}
         self.providers = providers
         self.merged = merged
         self.consumer_name = name
@@ -67,9 +71,12 @@ class Monitor(threading.Thread):
             return
         try:
             for symbol in self.symbols:
-                self.results.append(dict(consumer.subscribe(symbol, providers=self.providers)))
+                if self.providers_of[symbol]:
+                    self.results.append(dict(consumer.subscribe(symbol, providers=self.providers_of[symbol])))
             for symbol in self.merged:
-                self.results.append(dict(consumer.merged_subscribe(symbol, self.providers)))
+                venues = self.providers_of.get(symbol) or self.providers
+                if len(venues) >= 2:
+                    self.results.append(dict(consumer.merged_subscribe(symbol, venues)))
             self.subscribed.set()
             while not self._halt.is_set():
                 batch = consumer.events(max_n=4096, timeout_s=0.2)

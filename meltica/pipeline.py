@@ -61,6 +61,9 @@ class Pipeline:
         self.live_feeds = run.get("live_feeds", False) if live_feeds is None else live_feeds
         self.venues = sorted(section(cfg, "ingest"))
         self.symbols = _csv(section(cfg, "strategy").get("symbols") or section(cfg, "dispatch").get("instruments"))
+        # what each venue carries ([ingest.<venue>] symbols; else the run's): a perpetuals-only
+        # venue (binance-usdm) carries other symbols than the spot venues
+        self.carried = {v: _csv(t.get("symbols")) or self.symbols for v, t in section(cfg, "ingest").items()}
         self.merged = _csv(section(cfg, "strategy").get("merged"))
         ctx.claim()  # private umask (the programs inherit it), run directory 0700
         self.telemetry_endpoint = f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"
@@ -159,7 +162,8 @@ class Pipeline:
             self.endpoints = self._wait_endpoints()
         for program in self.programs():
             self.launcher.start(program)
-        self.monitor = Monitor(self.ctx, self.symbols, self.venues, self.merged if len(self.venues) > 1 else [])
+        self.monitor = Monitor(self.ctx, self.symbols, self.venues, self.merged if len(self.venues) > 1 else [],
+                               carried=self.carried)
         self.monitor.start()
 
     def poll(self) -> list[str]:

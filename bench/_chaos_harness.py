@@ -50,7 +50,8 @@ def config_text(*, rate: float, merge_window_ms: int, orders: bool, order_interv
                 instruments: int = len(SYMBOLS)) -> str:
     """A run configuration for one machine: no metrics port, short merge windows."""
     return (f"[run]\nmetrics_port = 0\norders = {'true' if orders else 'false'}\n"
-            f"trade_venues = \"binance-spot\"\n\n"   # the checks below read Binance spot's order states
+            f"trade_venues = \"binance-spot\"\n"   # the checks below read Binance spot's order states
+            f"venues = \"{','.join(VENUES)}\"\n\n"
             f"[simulator]\nrate = {rate}\ninstruments = {instruments}\n\n"
             f"[dispatch]\nmerge_window_ms = {merge_window_ms}\n\n"
             f"[strategy]\norder_interval_s = {order_interval_s}\n")

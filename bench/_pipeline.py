@@ -48,7 +48,8 @@ def config_text(symbols: list[str], rate: float, demo_symbols: str = "BTC-USDT",
     syms = ",".join(symbols)
     ingest = "".join(f'\n[ingest.{v}]\nsymbols = "{syms}"\nring_capacity = {ring_capacity}\n'
                      f"status_interval = 1\n" for v in venues)
-    return (f'[run]\nmetrics_port = 0\norders = true\n\n[simulator]\nvenues = "{",".join(venues)}"\n'
+    return (f'[run]\nmetrics_port = 0\norders = true\nvenues = "{",".join(venues)}"\n'
+            f'trade_venues = "binance-spot"\n\n[simulator]\nvenues = "{",".join(venues)}"\n'
             f"instruments = {len(symbols)}\nrate = {rate}\nseed = 1\n{ingest}\n"
             f'[dispatch]\ninstruments = "{syms}"\nring_capacity = {ring_capacity}\n\n'
             f'[strategy]\nsymbols = "{demo_symbols}"\nmerged = "BTC-USDT"\n{extra}')

@@ -59,11 +59,16 @@ class Pipeline:
         self.config_path = config_path
         run = section(cfg, "run")
         self.live_feeds = run.get("live_feeds", False) if live_feeds is None else live_feeds
-        self.venues = sorted(section(cfg, "ingest"))
+        tables = section(cfg, "ingest")
+        chosen = _csv(run.get("venues")) or list(tables)  # [run] venues: which [ingest.*] tables run
+        unknown = sorted(set(chosen) - set(tables))
+        if unknown:
+            raise runconfig.ConfigError(f"[run] venues: no [ingest.<venue>] table for {', '.join(unknown)}")
+        self.venues = sorted(chosen)
         self.symbols = _csv(section(cfg, "strategy").get("symbols") or section(cfg, "dispatch").get("instruments"))
         # what each venue carries ([ingest.<venue>] symbols; else the run's): a perpetuals-only
         # venue (binance-usdm) carries other symbols than the spot venues
-        self.carried = {v: _csv(t.get("symbols")) or self.symbols for v, t in section(cfg, "ingest").items()}
+        self.carried = {v: _csv(tables[v].get("symbols")) or self.symbols for v in self.venues}
         self.merged = _csv(section(cfg, "strategy").get("merged"))
         ctx.claim()  # private umask (the programs inherit it), run directory 0700
         self.telemetry_endpoint = f"ipc://{ctx.run_dir.resolve() / 'telemetry.sock'}"

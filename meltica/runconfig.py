@@ -25,6 +25,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-feeds", action="store_true")
     p.add_argument("--orders", action=argparse.BooleanOptionalAction)
     p.add_argument("--trade-venues", help="the venues execution trades, comma-separated")
+    p.add_argument("--venues", help="the [ingest.<venue>] tables that run, comma-separated (default: all)")
     return p
 
 

@@ -38,8 +38,11 @@ def test_binance_spot_measures_both_paths_in_one_run_and_loses_nothing():
     assert res["venue_orders_accepted"] == res["orders_sent"] == 40
 
 
-def block(path: str, used: str, n: int, seqs: list[int], journal_last: int, terminal: int) -> Block:
-    b = Block(path, used=used, orders=n, elapsed=1.0, seqs=seqs, journal_last=journal_last)
+def block(path: str, used: str, n: int, seqs: list[int], journal_last: int, terminal: int,
+          account: tuple[int, ...] = ()) -> Block:
+    """`account`: the journal's exec_seqs that are ACCOUNT records (no consumer reads them as reports)."""
+    b = Block(path, used=used, orders=n, elapsed=1.0, seqs=seqs, journal_last=journal_last,
+              journal_reports=set(range(1, journal_last + 1)) - set(account))
     b.ack_s = [0.001 * (i + 1) for i in range(n)]
     b.fill_s = [0.002] * terminal
     return b
@@ -57,6 +60,7 @@ def test_a_venue_without_websocket_entry_gets_null_ws_figures_and_a_reason():
 def test_lost_reports_are_journal_gaps_and_orders_without_a_terminal_report():
     assert lost_reports(block("rest", "rest", 3, [1, 2, 4, 5, 6], 7, 3)) == 2      # seqs 3 and 7 never read
     assert lost_reports(block("ws", "ws", 3, [1, 2, 3, 4], 4, 2)) == 1             # one order never finished
+    assert lost_reports(block("rest", "rest", 3, [1, 2, 4, 5, 6], 7, 3, account=(3, 7))) == 0  # ACCOUNT records
     res = summarize("binance-spot", Plan("BTC-USDT", "0.001"), [block("rest", "rest", 1, [1, 1, 2], 2, 1)],
                     [block("ws", "ws", 1, [1, 2], 2, 1)])
     assert (res["reports_duplicated"], res["reports_lost"], res["ws_null_reason"]) == (1, 0, None)

@@ -91,7 +91,7 @@ def test_the_user_stream_routes_account_events_and_a_balance_update_asks_for_the
     a._on_event(docs["outboundAccountPosition"], b"")
     assert out == [parse.account_position(docs["outboundAccountPosition"])]
     a._on_event(docs["balanceUpdate"], b"")
-    (fn, args), = [q.get_nowait() for q in a._queues if q.qsize()]
+    (fn, args), = [q.get_nowait() for q in a.workers.queues if q.qsize()]
     assert fn == a._query_account and args == ()
 
 
@@ -127,17 +127,13 @@ def test_query_account_against_the_simulator_reports_every_funded_asset(sim):
     answered = threading.Event()
     a = BinanceSpotAdapter(sim.endpoints["binance-spot"]["rest"], "ws://127.0.0.1:9", "meltica-sim-key",
                            "meltica-sim-secret", registry(), lambda ev: (out.append(ev), answered.set()))
-    for t in a._threads:  # the REST workers only: no user stream
-        t.start()
+    a.workers.start()  # the REST workers only: no user stream
     try:
         a.query_account()
         assert answered.wait(10)
     finally:
-        a._stop.set()
-        for q in a._queues:
-            q.put(None)
-        for t in a._threads:
-            t.join(5)
+        a.workers.stop()
+        a.workers.join(5)
     (ev,) = out
     assert isinstance(ev, VenueAccountReported) and ev.full and ev.source == "rest"
     assert {b.asset for b in ev.balances} == {"BTC", "ETH", "USDT"}

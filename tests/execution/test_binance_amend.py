@@ -51,7 +51,7 @@ def run(o, qty, price, answer):
     out = []
     a = BinanceSpotAdapter("http://127.0.0.1:9", "ws://127.0.0.1:9", "key", "secret", registry(), out.append)
     a.amend(o, qty, price)  # never started: the queued job is run by hand
-    (fn, args), = [q.get_nowait() for q in a._queues if q.qsize()]
+    (fn, args), = [q.get_nowait() for q in a.workers.queues if q.qsize()]
     rest = StubRest(answer)
     fn(rest, *args)
     return rest.calls, out

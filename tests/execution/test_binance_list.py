@@ -49,7 +49,7 @@ def adapter():
 def test_list_open_queues_one_job_for_a_symbol_or_for_all(adapter):
     adapter.list_open(BTC, 4)
     adapter.list_open(None, 5)
-    jobs = [q.get_nowait() for q in adapter._queues for _ in range(q.qsize())]
+    jobs = [q.get_nowait() for q in adapter.workers.queues for _ in range(q.qsize())]
     assert {args for _, args in jobs} == {(4, "BTCUSDT"), (5, None)}
     assert adapter.list_all_from == 14  # 14 x weight 6 > weight 80 of one request for all symbols
 

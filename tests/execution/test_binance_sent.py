@@ -52,7 +52,7 @@ def placed(error):
     o = Order(3, "t2t-00000000000000aa", "m00000003abcdefghijklmnopqrstuvwx", BTC, Side.BUY, OrderType.LIMIT,
               TimeInForce.IOC, 3_000_000, 100, created_ns=time.time_ns())
     a.place(o)
-    (fn, args), = [q.get_nowait() for q in a._queues if q.qsize()]
+    (fn, args), = [q.get_nowait() for q in a.workers.queues if q.qsize()]
     rest = StubRest(error)
     fn(rest, *args)
     return o, rest, tel, out

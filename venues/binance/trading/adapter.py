@@ -48,7 +48,6 @@ an unknown outcome, resolved by a query). The `exec.order.sent` event names the 
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import zlib
@@ -61,6 +60,7 @@ from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
     VenueRequestRefused)
+from venues.workers import RestWorkers
 
 from . import parse
 from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent, duplicate_refusal
@@ -121,9 +121,8 @@ class BinanceSpotAdapter:
         self._stop = threading.Event()
         mk = lambda: BinanceRest(rest_url, api_key, api_secret, timeout_s=timeout_s,  # noqa: E731
                                  recv_window_ms=recv_window_ms)
-        self._queues = [queue.SimpleQueue() for _ in range(workers)]
-        self._threads = [threading.Thread(target=self._work, args=(q, mk()), name=f"binance-rest-{i}", daemon=True)
-                         for i, q in enumerate(self._queues)]
+        self.workers = RestWorkers(mk, workers, "binance-rest", dlq=dlq, venue="binance-spot")
+        self._submit = self.workers.submit
         self.stream = UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
                                  recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
                                  dlq=dlq, telemetry=telemetry)
@@ -145,35 +144,16 @@ class BinanceSpotAdapter:
             self.ws_entry = WsOrderEntry(self.wsapi, self.emit, self._reports, self._sent)
             self.wsapi.start()
             self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
-        for t in self._threads:
-            t.start()
+        self.workers.start()
         self.stream.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for q in self._queues:
-            q.put(None)
+        self.workers.stop()
         self.stream.stop()
         if self.wsapi is not None:
             self.wsapi.stop()
-        for t in self._threads:
-            t.join(timeout=3)
-
-    def _work(self, q: queue.SimpleQueue, rest: BinanceRest) -> None:
-        while True:
-            job = q.get()
-            if job is None:
-                break
-            fn, args = job
-            try:
-                fn(rest, *args)
-            except Exception as e:  # a bug in a job must not kill the worker
-                if self.dlq is not None:
-                    self.dlq.put("adapter_job_failed", priority="high", error=f"{type(e).__name__}: {e}")
-        rest.close()
-
-    def _submit(self, vcoid: str, fn, *args) -> None:
-        self._queues[zlib.crc32(vcoid.encode()) % len(self._queues)].put((fn, args))
+        self.workers.join()
 
     # -- the engine's Venue ------------------------------------------------------------
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
 import threading
 import time
 import zlib
@@ -51,6 +50,7 @@ from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueAccountReported, VenueOpenOrdersFailed, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
+from venues.workers import RestWorkers
 
 from . import parse
 from .private_ws import NotConnected, PrivateStream
@@ -158,9 +158,8 @@ class OkxAdapter:
         self.account_followed = False    # account pushes go to the engine once it asked (query_account)
         self._req_ids = itertools.count(1)
         mk = lambda: OkxRest(rest_url, api_key, api_secret, passphrase, timeout_s=timeout_s)  # noqa: E731
-        self._queues = [queue.SimpleQueue() for _ in range(workers)]
-        self._threads = [threading.Thread(target=self._work, args=(q, mk()), name=f"okx-rest-{i}", daemon=True)
-                         for i, q in enumerate(self._queues)]
+        self.workers = RestWorkers(mk, workers, "okx-rest", dlq=dlq, venue="okx")
+        self._submit = self.workers.submit
         self.stream = PrivateStream(ws_url, api_key, api_secret, passphrase, self._on_push, self._on_bad, emit,
                                     timeout_s=timeout_s, dlq=dlq, telemetry=telemetry)
 
@@ -172,34 +171,15 @@ class OkxAdapter:
     def start(self) -> None:
         """Start the workers and the private stream; with WS order entry (set by the constructor
         or by the process before start), wait for its login so the first orders need not take REST."""
-        for t in self._threads:
-            t.start()
+        self.workers.start()
         self.stream.start()
         if self.order_entry == "ws":
             self.stream.wait_up(self.stream.timeout_s)
 
     def stop(self) -> None:
-        for q in self._queues:
-            q.put(None)
+        self.workers.stop()
         self.stream.stop()
-        for t in self._threads:
-            t.join(timeout=3)
-
-    def _work(self, q: queue.SimpleQueue, rest: OkxRest) -> None:
-        while True:
-            job = q.get()
-            if job is None:
-                break
-            fn, args = job
-            try:
-                fn(rest, *args)
-            except Exception as e:  # a bug in a job must not kill the worker
-                if self.dlq is not None:
-                    self.dlq.put("adapter_job_failed", priority="high", venue="okx", error=f"{type(e).__name__}: {e}")
-        rest.close()
-
-    def _submit(self, key: str, fn, *args) -> None:
-        self._queues[zlib.crc32(key.encode()) % len(self._queues)].put((fn, args))
+        self.workers.join()
 
     # -- the engine's Venue ------------------------------------------------------------
 

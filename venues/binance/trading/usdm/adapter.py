@@ -46,7 +46,6 @@ duplicated." is flagged `duplicate` (an earlier placement of ours landed: the en
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import zlib
@@ -59,6 +58,7 @@ from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
     VenueOutcomeUnknown, VenueRequestRefused)
+from venues.workers import RestWorkers
 
 from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
 from ..wsapi import WsApiSession
@@ -129,9 +129,8 @@ class BinanceUsdmAdapter:
         self._stop = threading.Event()
         mk = lambda: FuturesRest(rest_url, api_key, api_secret, timeout_s=timeout_s,  # noqa: E731
                                  recv_window_ms=recv_window_ms)
-        self._queues = [queue.SimpleQueue() for _ in range(workers)]
-        self._threads = [threading.Thread(target=self._work, args=(q, mk()), name=f"usdm-rest-{i}", daemon=True)
-                         for i, q in enumerate(self._queues)]
+        self.workers = RestWorkers(mk, workers, "usdm-rest", dlq=dlq, venue="binance-usdm")
+        self._submit = self.workers.submit
         self.stream = FuturesUserStream(rest_url, ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
                                         timeout_s=timeout_s, lifetime_s=stream_lifetime_s, dlq=dlq,
                                         telemetry=telemetry)
@@ -154,35 +153,16 @@ class BinanceUsdmAdapter:
             self.ws_entry = UsdmWsEntry(self.wsapi, self.emit, self._reports, self._sent)
             self.wsapi.start()
             self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
-        for t in self._threads:
-            t.start()
+        self.workers.start()
         self.stream.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for q in self._queues:
-            q.put(None)
+        self.workers.stop()
         self.stream.stop()
         if self.wsapi is not None:
             self.wsapi.stop()
-        for t in self._threads:
-            t.join(timeout=3)
-
-    def _work(self, q: queue.SimpleQueue, rest: FuturesRest) -> None:
-        while True:
-            job = q.get()
-            if job is None:
-                break
-            fn, args = job
-            try:
-                fn(rest, *args)
-            except Exception as e:  # a bug in a job must not kill the worker
-                if self.dlq is not None:
-                    self.dlq.put("adapter_job_failed", priority="high", error=f"{type(e).__name__}: {e}")
-        rest.close()
-
-    def _submit(self, vcoid: str, fn, *args) -> None:
-        self._queues[zlib.crc32(vcoid.encode()) % len(self._queues)].put((fn, args))
+        self.workers.join()
 
     # -- the engine's Venue ------------------------------------------------------------
 

@@ -294,3 +294,20 @@ def test_pending_is_persisted_and_survives_a_restart(rig):
     rig.engine.flush()
     rig.restart()
     assert rig.store.get(1, "o-1").pending is Pending.CANCEL
+
+
+def test_an_amend_on_a_venue_whose_adapter_cannot_amend_is_refused_and_changes_nothing(rig):
+    acked(rig)
+    rig.venue.amend = None  # an adapter without amend (yet)
+    r = amend(rig, qty="0.02")
+    assert (r["status"], r["code"]) == ("rejected", "not_supported")
+    assert state(rig)["pending"] is None and rig.store.get(1, "o-1").amends == 0
+
+
+def test_reports_made_before_an_amend_are_journaled_before_its_state_is_committed(rig):
+    v = acked(rig)
+    rig.engine.on_venue(report(v, S.PARTIAL, 500, 500 * FILL_PX, last_qty=500, last_px=FILL_PX, trade_id=1))
+    seq = rig.pub.last_seq
+    amend(rig, qty="0.02")  # no flush in between: the amend's commit must not run ahead of the journal
+    assert rig.pub.last_seq == seq + 1 and rig.store.applied_seq() == seq + 1
+    assert rig.store.get(1, "o-1").filled == 500

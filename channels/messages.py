@@ -85,6 +85,7 @@ CODES = {
     "max_notional": 19, "max_open_orders": 20, "max_orders_per_s": 21,
     "venue_down": 22, "duplicate_order": 23,
     "order_busy": 24,  # a cancel or amend of the order is in flight, or the venue has not acked it
+    "not_supported": 25,  # the venue's adapter cannot do this (yet): amend
     # answered by the SDK itself, never by a server
     "no_answer": 30, "execution_unreachable": 31,
 }

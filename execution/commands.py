@@ -166,6 +166,8 @@ def amend(eng: Engine, cmd: AmendOrder) -> dict:
     down = slot.down(now, eng.venue_down_after_ns)
     if down:
         return rejected(eng, "venue_down", f"venue {slot.provider.slug} is down: {down}")
+    if not callable(getattr(slot.adapter, "amend", None)):
+        return rejected(eng, "not_supported", f"amend is not supported on {slot.provider.slug} (yet)")
     try:
         qty, price = validation.check_amend(o, cmd.qty, cmd.price)
         inst = o.instrument
@@ -181,6 +183,7 @@ def amend(eng: Engine, cmd: AmendOrder) -> dict:
     o.amend_coid = venue_client_order_id(o.consumer_id, o.client_order_id, o.amends,
                                          form=getattr(slot.adapter, "client_id_form", "base64url"))
     o.sent_ms, o.updated_ns = now // 1_000_000, now
+    eng.flush()          # reports made before it go first: the store never runs ahead of the journal
     eng.store.save([o])  # committed before anything leaves: a restart finds the new venue order
     eng.aliases[o.amend_coid] = o
     eng.limits.record(cmd.consumer, now)

@@ -140,6 +140,8 @@ class Store:
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.executescript(SCHEMA)
         migrate(self.db)
+        # after the migration: an older store gets the column first
+        self.db.execute("CREATE INDEX IF NOT EXISTS orders_by_amend_coid ON orders(amend_coid)")
 
     def add_registry(self, provider: Provider, registry: Registry) -> None:
         """The instruments of a venue that became available after start-up."""

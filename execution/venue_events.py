@@ -25,7 +25,10 @@ that cancelled but could not place leaves it CANCELLED; the query says so). An u
 outcome is queried: the current venue order unchanged and open once the recvWindow has
 passed means the amend never happened ("amend not applied"); cancelled, it means a
 cancel-replace, and the new venue order is queried: not found after the recvWindow, the
-amend did not happen either, and the cancelled venue order is the order's end.
+amend did not happen either, and the cancelled venue order is the order's end. A cancel
+sent while an amend is in flight stays pending through a refusal (it may have missed the
+venue order a cancel-replace replaced) and is sent again wherever the amend leaves the
+order (its new venue order, or the old one when the amend did not happen).
 """
 
 from __future__ import annotations
@@ -152,6 +155,8 @@ def _amend_not_applied(eng: Engine, o: Order, note: str, code: int = 0) -> None:
     _end_amend(o)
     eng.apply(o, lifecycle.Step(o.status, o.filled, o.cum_quote, 0, 0, -1, 0, pending), None,
               reject_code=code, note=note)
+    if pending is Pending.CANCEL:  # a cancel sent meanwhile may have been refused for the amend's sake
+        eng.slots[o.venue].adapter.cancel(o)
 
 
 def on_refused(eng: Engine, ev: VenueRequestRefused) -> None:
@@ -171,7 +176,9 @@ def on_refused(eng: Engine, ev: VenueRequestRefused) -> None:
         _amend_not_applied(eng, o, f"amend refused: {ev.code} {ev.message}", ev.code)
         schedule_query(eng, o)  # e.g. a cancel-replace that cancelled but could not place
     else:  # a refused cancel or query: the order's state is what the venue says it is
-        if ev.action == "cancel" and o.pending is Pending.CANCEL:
+        # while an amend is in flight the cancel may have missed a venue order a cancel-replace
+        # replaced: it stays pending, and goes again to where the amend leaves the order
+        if ev.action == "cancel" and o.pending is Pending.CANCEL and not o.amend_qty:
             o.pending = lifecycle.back(o.status, o.pending, Pending.CANCEL)
             eng.dirty[o.venue_client_order_id] = o
         schedule_query(eng, o)

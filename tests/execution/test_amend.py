@@ -294,3 +294,47 @@ def test_pending_is_persisted_and_survives_a_restart(rig):
     rig.engine.flush()
     rig.restart()
     assert rig.store.get(1, "o-1").pending is Pending.CANCEL
+
+
+def test_an_amend_on_a_venue_whose_adapter_cannot_amend_is_refused_and_changes_nothing(rig):
+    acked(rig)
+    rig.venue.amend = None  # an adapter without amend (yet)
+    r = amend(rig, qty="0.02")
+    assert (r["status"], r["code"]) == ("rejected", "not_supported")
+    assert state(rig)["pending"] is None and rig.store.get(1, "o-1").amends == 0
+
+
+def test_reports_made_before_an_amend_are_journaled_before_its_state_is_committed(rig):
+    v = acked(rig)
+    rig.engine.on_venue(report(v, S.PARTIAL, 500, 500 * FILL_PX, last_qty=500, last_px=FILL_PX, trade_id=1))
+    seq = rig.pub.last_seq
+    amend(rig, qty="0.02")  # no flush in between: the amend's commit must not run ahead of the journal
+    assert rig.pub.last_seq == seq + 1 and rig.store.applied_seq() == seq + 1
+    assert rig.store.get(1, "o-1").filled == 500
+
+
+def test_a_cancel_refused_because_a_cancel_replace_took_its_venue_order_goes_to_the_new_one(rig):
+    v = acked(rig)
+    amend(rig, price="29990")
+    rig.engine.cancel(CancelOrder("c1", "o-1"))
+    new = venue_client_order_id(1, "o-1", 1)
+    rig.engine.on_venue(report(v, S.CANCELLED, source="amend"))           # the cancel leg
+    rig.engine.on_venue(VenueRequestRefused(v, "cancel", -2011, "Unknown order sent."))  # ours missed it
+    assert state(rig)["pending"] == "cancel"
+    rig.engine.on_venue(report(new, S.ACK, venue_order_id=8, price=2_999_000, qty=3000, source="amend"))
+    rig.engine.flush()
+    assert rig.venue.calls[-1] == ("cancel", new)
+    rig.engine.on_venue(report(new, S.CANCELLED, venue_order_id=8))
+    rig.engine.flush()
+    assert state(rig)["status"] == "CANCELLED"
+
+
+def test_a_cancel_sent_while_an_amend_is_refused_is_sent_again(rig):
+    v = acked(rig)
+    amend(rig, qty="0.02")
+    rig.engine.cancel(CancelOrder("c1", "o-1"))
+    rig.engine.on_venue(VenueRequestRefused(v, "cancel", -2011, "Unknown order sent."))
+    rig.engine.on_venue(VenueRequestRefused(v, "amend", -2038, "Unknown order sent."))
+    rig.engine.flush()
+    assert [c for c in rig.venue.calls if c[0] == "cancel"] == [("cancel", v), ("cancel", v)]
+    assert state(rig)["pending"] == "cancel"

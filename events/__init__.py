@@ -19,8 +19,8 @@ from .errors import (BadInput, Closed, DecimalError, Desync, InUse, MelticaError
 from .fixed import rescale, to_decimal, to_decimal_fixed, to_mantissa
 from .ids import IdSource, event_id, event_ids, trace_ids
 from .instruments import Instrument, Registry, instrument_id, split_symbol
-from .kinds import (SCHEMA_VERSION, AccountEntry, AccountSource, Command, ExecStatus, HeaderFlag, Kind, OrderType, Provider,
-                    ResultStatus, Side, TimeInForce)
+from .kinds import (SCHEMA_VERSION, AccountEntry, AccountSource, Command, ExecStatus, HeaderFlag, Kind, OrderType,
+                    Provider, ResultStatus, Side, TimeInForce)
 from .records import (ACCOUNT, BOOK, BOOK_DEPTH, CONTROL_ACK, CONTROL_RESULT, EVENT, EXEC_REPORT, HEADER,
                       MAX_MERGE_LEGS, MERGED, PAYLOADS, RECORD_BYTES, TICKER, TRADE, empty, stamp_header)
 from .render import to_dict, to_json
@@ -31,7 +31,8 @@ __all__ = [
     "to_mantissa", "to_decimal", "to_decimal_fixed", "rescale",
     "event_id", "event_ids", "IdSource", "trace_ids",
     "Instrument", "Registry", "instrument_id", "split_symbol",
-    "SCHEMA_VERSION", "AccountEntry", "AccountSource", "Kind", "Provider", "HeaderFlag", "Side", "OrderType", "TimeInForce",
+    "SCHEMA_VERSION", "AccountEntry", "AccountSource", "Kind", "Provider", "HeaderFlag", "Side", "OrderType",
+    "TimeInForce",
     "ExecStatus", "Command", "ResultStatus",
     "EVENT", "HEADER", "BOOK", "TRADE", "TICKER", "MERGED", "EXEC_REPORT", "CONTROL_ACK",
     "CONTROL_RESULT", "ACCOUNT", "PAYLOADS", "BOOK_DEPTH", "MAX_MERGE_LEGS", "RECORD_BYTES",

@@ -6,7 +6,8 @@ import numpy as np
 import orjson
 
 from .fixed import to_decimal
-from .kinds import AccountEntry, AccountSource, Command, ExecStatus, Kind, OrderType, Provider, ResultStatus, Side, TimeInForce
+from .kinds import (AccountEntry, AccountSource, Command, ExecStatus, Kind, OrderType, Provider, ResultStatus, Side,
+                    TimeInForce)
 from .records import HEADER, PAYLOADS
 
 

@@ -267,6 +267,7 @@ def fill(rec, seq: int, c: Change, now_ns: int) -> None:
         a["entry"], a["asset"], a["free"], a["locked"], a["scale"] = (
             AccountEntry.BALANCE, b.asset.encode()[:16], b.free, b.locked, b.scale)
     else:
-        a["entry"], a["symbol"], a["asset"] = AccountEntry.POSITION, pos.symbol.encode()[:32], pos.pnl_asset.encode()[:16]
+        a["entry"], a["symbol"] = AccountEntry.POSITION, pos.symbol.encode()[:32]
+        a["asset"] = pos.pnl_asset.encode()[:16]
         a["size"], a["entry_px"], a["unrealized_pnl"] = pos.size, pos.entry_px, pos.unrealized_pnl
         a["px_scale"], a["sz_scale"], a["pnl_scale"] = pos.px_scale, pos.sz_scale, pos.pnl_scale

@@ -186,7 +186,8 @@ def test_a_venue_attached_late_is_asked_for_its_account_and_keeps_its_own_state(
         recs = pub.journal.read(1, 10)
         assert [(Provider(int(r["provider"])), int(r["account"]["entry"])) for r in recs] == [
             (Provider.OKX, AccountEntry.BALANCE), (Provider.OKX, AccountEntry.POSITION), (SPOT, AccountEntry.BALANCE)]
-        assert int(recs[1]["instrument"]) == SWAP.id and bytes(recs[1]["account"]["symbol"]).rstrip(b"\0") == b"BTC-USDT-SWAP"
+        assert int(recs[1]["instrument"]) == SWAP.id
+        assert bytes(recs[1]["account"]["symbol"]).rstrip(b"\0") == b"BTC-USDT-SWAP"
         assert e.accounts.view(Provider.OKX)["balances"]["USDT"].free == 7
         assert e.accounts.view(SPOT)["balances"]["USDT"].free == 9
     finally:

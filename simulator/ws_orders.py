@@ -15,7 +15,9 @@ WebSocket API request: HMAC-SHA256 over the params sorted by name (web-socket-ap
 request example (HMAC)"). Parameter values may come as JSON strings or numbers; they are
 checked as their text (booleans "true"/"false"), as REST reads its query string.
 
-rateLimits of an order.place answer, as the docs show them: ORDERS per 10 s and per day (the
+Request weight (REQUEST_WEIGHT), as documented: order.place and order.cancel 1, and 0 when they
+succeed (since 2026-04-02, CHANGELOG 2026-03-27); order.status 4. rateLimits of an order.place
+answer, as the docs show them: ORDERS per 10 s and per day (the
 account's orders placed in this interval, counted not enforced: rate limits are not modelled),
 then REQUEST_WEIGHT. The order-path faults of REST apply here too, to the next order.place or
 order.cancel: `drop_response` carries the request out, then drops the TCP connection without
@@ -42,6 +44,8 @@ PLACE_PARAMS = _NEW_PARAMS | _ENVELOPE
 CANCEL_PARAMS = _ID_PARAMS | _ENVELOPE
 STATUS_PARAMS = (_ID_PARAMS - {"newClientOrderId"}) | _ENVELOPE
 ORDERS_PER_10S, ORDERS_PER_DAY = 100, 200_000   # spot's documented ORDERS limits (exchangeInfo)
+WEIGHT = {"order.place": 1, "order.cancel": 1, "order.status": 4}
+CHARGED = 2   # what UserStreams counted for the request before handing it over
 
 
 class WsOrders:
@@ -66,6 +70,7 @@ class WsOrders:
         try:
             p = self._signed("order.place", params, PLACE_PARAMS)
         except Refused as ref:
+            self._weigh(client, "order.place", False)
             self.streams.answer(client, rid, ref, params)
             return
         cid = p.get("newClientOrderId", "")
@@ -74,10 +79,12 @@ class WsOrders:
             order, resp_type = api._validate(p)
         except Reject as rej:
             api.rejected += 1
+            self._weigh(client, "order.place", False)
             self.streams.answer(client, rid, Refused(rej.code, rej.msg, rej.status), params)
             return
         api.accepted[order.client_order_id] = api.accepted.get(order.client_order_id, 0) + 1
         api.engine.submit(order)
+        self._weigh(client, "order.place", True)
         body = api._order_response(order, resp_type)
         self.handler_ns.append(time.perf_counter_ns() - t0)
         self._respond(client, rid, body, params, self._order_limits())
@@ -89,11 +96,14 @@ class WsOrders:
             if not order.is_open:
                 raise Reject(-2011, "Unknown order sent.")
         except (Refused, Reject) as err:
+            self._weigh(client, "order.cancel", False)
             self.streams.answer(client, rid, _refused(err), params)
             return
+        self._weigh(client, "order.cancel", True)
         self._respond(client, rid, self.api._cancel(order, p.get("newClientOrderId")), params, ())
 
     def _status(self, client: Client, rid: Any, params: dict[str, Any]) -> None:
+        self._weigh(client, "order.status", True)
         try:
             p = self._signed("order.status", params, STATUS_PARAMS)
             order = self.api._lookup(p, -2013, "Order does not exist.")
@@ -103,6 +113,12 @@ class WsOrders:
         self.streams.answer(client, rid, self.api._order_json(order), params)
 
     # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _weigh(client: Client, method: str, ok: bool) -> None:
+        """Charge the documented weight instead of the flat one counted on arrival."""
+        charged = WEIGHT[method] if not ok or method == "order.status" else 0
+        client.state["weight"] += charged - CHARGED
+
     def _signed(self, method: str, params: dict[str, Any], allowed: set[str]) -> dict[str, str]:
         """Authenticate; return the params as text (as REST reads them); raise Refused."""
         self.api.venue.rest_requests += 1

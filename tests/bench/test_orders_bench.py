@@ -10,7 +10,7 @@ import sys
 import orjson
 import pytest
 
-from bench.orders import Block, Plan, lost_reports, summarize
+from bench._order_paths import Block, Plan, lost_reports, summarize
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(240)

@@ -210,3 +210,30 @@ def test_a_connection_is_replaced_at_its_lifetime_before_it_is_closed(sim):
     finally:
         s.stop()
     assert s.connects == s.rotations + 1 and s.last_error == ""   # every connection moved from, none lost
+
+
+# -- execution's choice of path per venue ------------------------------------------------------
+
+class _Tel:
+    def __init__(self):
+        self.events = []
+
+    def event(self, name, **fields):
+        self.events.append((name, fields))
+
+
+@pytest.mark.parametrize("adapter_paths, asked, path", [(("rest", "ws"), "ws", "ws"), (None, "ws", "rest"),
+                                                         (("rest", "ws"), "rest", "rest")])
+def test_execution_gives_ws_entry_only_to_an_adapter_that_offers_it(capsys, adapter_paths, asked, path):
+    from types import SimpleNamespace
+
+    from events import Provider
+    from execution.process import ExecutionProcess
+    proc = SimpleNamespace(order_entry=asked, order_paths={}, tel=_Tel())
+    adapter = SimpleNamespace(order_entry="rest", **({"order_entries": adapter_paths} if adapter_paths else {}))
+    ExecutionProcess._choose_order_entry(proc, Provider.OKX, adapter)
+    assert proc.order_paths == {Provider.OKX: path} and adapter.order_entry == path
+    (name, ev), = proc.tel.events
+    assert (name, ev["venue"], ev["requested"], ev["path"]) == ("exec.order_entry", "okx", asked, path)
+    if path != asked:
+        assert "offers no ws order entry" in ev["reason"] and "okx" in capsys.readouterr().err

@@ -71,9 +71,13 @@ def test_place_answers_the_full_order_object_with_order_rate_limits(ws_sim):
     assert answer["rateLimits"][0]["count"] == 1
     again = call(ws, "order.place", signed(**limit("ws-2")), rid=2)
     assert again["rateLimits"][0]["count"] == 2
+    assert again["rateLimits"][2]["count"] == 0                  # a successful order.place weighs 0
+    refused = call(ws, "order.place", signed(**limit("ws-2")), rid=3)   # a duplicate: 1
+    status = call(ws, "order.status", signed(symbol="BTCUSDT", origClientOrderId="ws-1"), rid=4)   # 4
+    assert (refused["rateLimits"][-1]["count"], status["rateLimits"][-1]["count"]) == (1, 5)
     counts = sim_orders(sim)
-    assert (counts["received"], counts["accepted"]) == ({"ws-1": 1, "ws-2": 1}, {"ws-1": 1, "ws-2": 1})
-    assert counts["requests"]["WS order.place"] == 2
+    assert (counts["received"], counts["accepted"]) == ({"ws-1": 1, "ws-2": 2}, {"ws-1": 1, "ws-2": 1})
+    assert (counts["requests"]["WS order.place"], counts["requests"]["WS order.status"]) == (3, 1)
 
 
 def test_a_marketable_order_fills_and_its_fills_are_in_the_answer(ws_sim):

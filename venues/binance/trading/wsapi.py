@@ -50,7 +50,7 @@ from events import PeerGone
 from venues.trading import VenueOrderNotFound, VenueOutcomeUnknown, VenueRequestRefused
 
 from .rest import NO_SUCH_ORDER, STATUS_UNKNOWN_CODES, BinanceRefused, NotSent, duplicate_refusal
-from .userstream import LIFETIME_S, SILENCE_S, _Conn, ws_api_url
+from .userstream import LIFETIME_S, SILENCE_S, _Conn, split_frame, ws_api_url
 
 ORDER_RESP_TYPE = "FULL"     # the reply carries the fills: the same order object as REST's
 
@@ -81,26 +81,49 @@ class Answer:
 
 
 class _OrderConn(_Conn):
-    """One WebSocket API connection for orders (the user stream's reader, answers matched by id)."""
+    """One WebSocket API connection for orders (the user stream's reader, answers matched by id).
 
-    def call(self, rid: int, text: str, method: str, timeout_s: float) -> tuple[dict, int, int]:
-        slot = [threading.Event(), None]
+    `call` runs its `on_reply` exactly once: on the reader thread with the answer (so an answer
+    reaches execution without waking the caller first), or on the caller's thread with a
+    PeerGone when no answer can come. Whoever pops the request from `_pending` owns it.
+    """
+
+    def call(self, rid: int, text: str, method: str, timeout_s: float, on_reply) -> None:
+        slot = [threading.Event(), None, on_reply, 0]
         self._pending[rid] = slot
         if self.lost.is_set():              # lost before we registered: nothing left, say so
             self._pending.pop(rid, None)
             raise NotSent(f"{method}: connection lost ({self.reason}); not sent")
-        sent_ns = time.time_ns()
+        slot[3] = time.time_ns()
         try:
             self.ws.send(text)
         except (OSError, websocket.WebSocketException) as e:   # some bytes may have left: unknown
-            self._pending.pop(rid, None)
-            raise PeerGone(f"{method}: send failed ({type(e).__name__}); outcome unknown") from None
+            if self._pending.pop(rid, None) is not None:
+                on_reply(PeerGone(f"{method}: send failed ({type(e).__name__}); outcome unknown"), slot[3])
+                return
         if not slot[0].wait(timeout_s):
-            self._pending.pop(rid, None)
-            raise PeerGone(f"{method}: no answer in {timeout_s:g}s; outcome unknown")
-        if slot[1] is None:
-            raise PeerGone(f"{method}: connection lost ({self.reason}); outcome unknown")
-        return slot[1], sent_ns, time.time_ns()
+            if self._pending.pop(rid, None) is not None:      # ours: no answer will be handled
+                on_reply(PeerGone(f"{method}: no answer in {timeout_s:g}s; outcome unknown"), slot[3])
+                return
+            slot[0].wait()                                     # the reader took it: being handled
+        if slot[1] is None:                                    # taken by abort_requests: lost
+            on_reply(PeerGone(f"{method}: connection lost ({self.reason}); outcome unknown"), slot[3])
+
+    def _on_frame(self, data: bytes) -> None:
+        kind, body = split_frame(data)
+        if kind != "answer":
+            super()._on_frame(data)
+            return
+        slot = self._pending.pop(body["id"], None)
+        if slot is None:
+            return                                             # its caller gave up: unknown already
+        slot[1] = body
+        try:
+            slot[2](body, slot[3])
+        except Exception as e:  # a bug in a handler must not stop the reader
+            self.on_bad(data, f"answer handler failed: {type(e).__name__}: {e}")
+        finally:
+            slot[0].set()
 
     def idle(self) -> bool:
         return not self._pending
@@ -167,7 +190,18 @@ class WsApiSession:
     # -- requests ------------------------------------------------------------------------
 
     def request(self, method: str, params: dict, *, timestamp_ms: int | None = None) -> Answer:
-        """Sign and send one request on the current connection; see the module docstring."""
+        """Sign and send one request, wait for its outcome: an Answer, else raise (see the module
+        docstring)."""
+        box: list = []
+        self.call(method, params, box.append, timestamp_ms=timestamp_ms)
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
+    def call(self, method: str, params: dict, on_outcome, *, timestamp_ms: int | None = None) -> None:
+        """Sign and send one request; `on_outcome(Answer | BinanceRefused | PeerGone)` runs once
+        before this returns, on the connection's reader thread when the answer comes. Raises
+        NotSent (and runs nothing) when no connection is up."""
         conn = self._conn
         if conn is None or conn.lost.is_set():
             raise NotSent(f"{method}: WebSocket API session down ({self.last_error or 'not connected'}); not sent")
@@ -175,7 +209,15 @@ class WsApiSession:
         rid = next(self._ids)
         text = orjson.dumps({"id": rid, "method": method,
                              "params": sign(params, self._key, self._secret, ts, self.recv_window_ms)}).decode()
-        reply, sent_ns, replied_ns = conn.call(rid, text, method, self.timeout_s)
+
+        def on_reply(reply, sent_ns: int) -> None:
+            on_outcome(reply if isinstance(reply, PeerGone) else self._outcome(method, reply, ts, sent_ns))
+
+        conn.call(rid, text, method, self.timeout_s, on_reply)
+
+    def _outcome(self, method: str, reply: dict, ts: int, sent_ns: int):
+        """An answer's outcome: Answer (200), PeerGone (unknown) or BinanceRefused."""
+        replied_ns = time.time_ns()
         self._note_limits(reply.get("rateLimits"))
         status = reply.get("status")
         if status == 200:
@@ -187,13 +229,13 @@ class WsApiSession:
             code = 0
         msg = str(err.get("msg", ""))
         if not isinstance(status, int) or status >= 500 or code in STATUS_UNKNOWN_CODES:
-            raise PeerGone(f"{method}: status {status}, code {code}: {msg}; outcome unknown")
+            return PeerGone(f"{method}: status {status}, code {code}: {msg}; outcome unknown")
         if status in (418, 429):
             data = err.get("data") if isinstance(err.get("data"), dict) else {}
             self.retry_after_ms = int(data.get("retryAfter") or reply.get("retryAfter") or 0)
             if self.tel is not None:
                 self.tel.inc("exec.wsapi.rate_limited", status=str(status))
-        raise BinanceRefused(status, code, msg, method)
+        return BinanceRefused(status, code, msg, method)
 
     def _note_limits(self, limits) -> None:
         if not isinstance(limits, list):
@@ -312,56 +354,53 @@ class WsOrderEntry:
         self.session, self.emit, self.reports, self.sent = session, emit, reports, sent
         self.fallbacks = 0     # requests that took REST: the session was down
 
-    def _fallback(self, action: str) -> bool:
-        self.fallbacks += 1
-        if self.session.tel is not None:
-            self.session.tel.inc("exec.wsapi.fallback", action=action)
-        return False
-
     def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
         ts, t0 = self.session.now_ms(), time.time_ns()
-        try:
-            ans = self.session.request("order.place", {**params, "newOrderRespType": ORDER_RESP_TYPE},
-                                       timestamp_ms=ts)
-        except NotSent:
-            return self._fallback("place")
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, duplicate_refusal(e.code, e.msg)))
-            self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
-            return True
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), ts))
-            self.sent(vcoid, stamps, t0, 0, "ws")
-            return True
-        self.reports(vcoid, "place", ans.result, self.source)
-        self.sent(vcoid, stamps, ans.sent_ns, ans.replied_ns, "ws")
-        return True
+
+        def done(out) -> None:
+            if isinstance(out, Answer):
+                self.reports(vcoid, "place", out.result, self.source)
+                self.sent(vcoid, stamps, out.sent_ns, out.replied_ns, "ws")
+            elif isinstance(out, BinanceRefused):
+                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, duplicate_refusal(out.code, out.msg)))
+                self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
+            else:
+                self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), ts))
+                self.sent(vcoid, stamps, t0, 0, "ws")
+
+        return self._call("place", "order.place", {**params, "newOrderRespType": ORDER_RESP_TYPE}, done, ts)
 
     def cancel(self, vcoid: str, symbol: str) -> bool:
-        try:
-            ans = self.session.request("order.cancel", {"symbol": symbol, "origClientOrderId": vcoid})
-        except NotSent:
-            return self._fallback("cancel")
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
-            return True
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
-            return True
-        self.reports(vcoid, "cancel", ans.result, self.source)
-        return True
+        def done(out) -> None:
+            if isinstance(out, Answer):
+                self.reports(vcoid, "cancel", out.result, self.source)
+            elif isinstance(out, BinanceRefused):
+                self.emit(VenueRequestRefused(vcoid, "cancel", out.code, out.msg))
+            else:
+                self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(out)))
+
+        return self._call("cancel", "order.cancel", {"symbol": symbol, "origClientOrderId": vcoid}, done)
 
     def query(self, vcoid: str, symbol: str) -> bool:
+        def done(out) -> None:
+            if isinstance(out, Answer):
+                self.reports(vcoid, "query", out.result, "query")
+            elif isinstance(out, BinanceRefused):
+                self.emit(VenueOrderNotFound(vcoid) if out.code == NO_SUCH_ORDER
+                          else VenueRequestRefused(vcoid, "query", out.code, out.msg))
+            else:
+                self.emit(VenueOutcomeUnknown(vcoid, "query", str(out)))
+
+        return self._call("query", "order.status", {"symbol": symbol, "origClientOrderId": vcoid}, done)
+
+    def _call(self, action: str, method: str, params: dict, done, ts: int | None = None) -> bool:
+        """Send; `done(outcome)` emits the venue events (on the reader thread when answered).
+        False, having sent nothing, when the session is down."""
         try:
-            ans = self.session.request("order.status", {"symbol": symbol, "origClientOrderId": vcoid})
+            self.session.call(method, params, done, timestamp_ms=ts)
         except NotSent:
-            return self._fallback("query")
-        except BinanceRefused as e:
-            self.emit(VenueOrderNotFound(vcoid) if e.code == NO_SUCH_ORDER
-                      else VenueRequestRefused(vcoid, "query", e.code, e.msg))
-            return True
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
-            return True
-        self.reports(vcoid, "query", ans.result, "query")
+            self.fallbacks += 1
+            if self.session.tel is not None:
+                self.session.tel.inc("exec.wsapi.fallback", action=action)
+            return False
         return True

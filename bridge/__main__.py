@@ -74,12 +74,12 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--nats", required=True, type=_servers, help="server URLs, comma-separated")
         p.add_argument("--stream", default="EXEC")
-        p.add_argument("--subject", default="exec.reports", help="subject prefix (reports: PREFIX.<consumer>)")
+        p.add_argument("--subject", default="exec.reports", help="subject prefix (reports: PREFIX.<consumer>; ACCOUNT records: PREFIX.=account)")
         if name == "exec-out":
             p.add_argument("--replicas", type=int, default=1, help="stream replicas when it is created")
         else:
-            p.add_argument("--consumer", help="read only this consumer's reports (its NATS user; "
-                                              "default: every consumer's, as user host)")
+            p.add_argument("--consumer", help="read only this consumer's reports and the ACCOUNT records "
+                                              "(its NATS user; default: every consumer's, as user host)")
     for name, text in (("md-out", "sending host: rings -> core NATS, raw record batches"),
                        ("md-in", "receiving host: core NATS -> local rings of the same names and layout")):
         p = sub.add_parser(name, help=text)

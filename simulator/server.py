@@ -239,7 +239,8 @@ class Simulator:
             insts = self.instruments
             drivers = {i.canonical: self.market.driver(name, i.canonical) for i in insts}
         if name == OKX:
-            return OkxVenue(insts, drivers, replay, **self.okx_options)
+            return OkxVenue(insts, drivers, replay, api_key=self.api_key, api_secret=self.api_secret,
+                            **self.okx_options)
         if name == KRAKEN:
             return KrakenVenue(insts, drivers)
         venue = BinanceVenue(name, insts, drivers, replay)

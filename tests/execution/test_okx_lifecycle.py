@@ -35,7 +35,7 @@ def okx_sim(request):
 
 class OkxExec(ExecProc):
     """`python -m execution --venue okx` against the simulator's okx app; `entry`: REST or WS
-    order entry (MELTICA_OKX_ORDER_ENTRY)."""
+    order entry (`--order-entry`)."""
 
     def __init__(self, ctx, sim, reap, *args, entry: str = "rest"):
         super().__init__(ctx, sim, reap, *args)
@@ -43,11 +43,12 @@ class OkxExec(ExecProc):
 
     def start(self, timeout_s: float = 20.0) -> "OkxExec":
         ep = self.sim.endpoints["okx"]
-        env = {**os.environ, **self.ctx.env(), "PYTHONPATH": str(REPO), "MELTICA_OKX_ORDER_ENTRY": self.entry}
+        env = {**os.environ, **self.ctx.env(), "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "execution", "--venue", "okx", "--rest-url", ep["rest"], "--ws-url", ep["ws"],
-                 *self.args], env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+                 "--order-entry", self.entry, *self.args],
+                env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         self.reap.append(self.proc)
         ready = self.ctx.run_dir / "exec" / "ready"
         deadline = time.monotonic() + timeout_s

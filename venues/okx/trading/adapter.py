@@ -22,7 +22,7 @@ failed amend VenueRequestRefused), `account` and `positions` pushes
 `query_account`: an engine that keeps no account state gets none), and the connection's
 state.
 
-`order_entry="ws"` (or MELTICA_OKX_ORDER_ENTRY=ws) places, cancels and amends over the
+`order_entry="ws"` (execution's `--order-entry ws`) places, cancels and amends over the
 logged-in private connection and falls back to REST while there is none (nothing was sent
 then); an unanswered WS request
 is an unknown outcome like an unanswered REST one. Place and amend carry `expTime` =
@@ -134,11 +134,9 @@ class OkxAdapter:
 
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry, emit, *,
                  passphrase: str | None = None, workers: int = 2, timeout_s: float = 2.0,
-                 recv_window_ms: int = 5000, dlq=None, telemetry=None, order_entry: str | None = None,
+                 recv_window_ms: int = 5000, dlq=None, telemetry=None, order_entry: str = "rest",
                  stream_lifetime_s: float | None = None):
         # stream_lifetime_s: OKX states no connection lifetime; its 64008 notice moves us (private_ws)
-        if order_entry is None:   # the process passes no venue-specific options: the environment does
-            order_entry = os.environ.get("MELTICA_OKX_ORDER_ENTRY", "rest")
         if order_entry not in self.order_entries:
             raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
         if not isinstance(registry, parse.OkxRegistry):   # a plain Registry: spot only

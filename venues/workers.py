@@ -1,4 +1,5 @@
-"""The REST worker threads of a trading adapter (Binance spot, Binance USD-M, OKX).
+"""The REST worker threads of a trading adapter (Binance spot, Binance USD-M, OKX), and
+the telemetry of a placement that left (`tell_sent`), which they all give.
 
 The engine's thread only queues a job (`submit`); the workers carry it out. Jobs of one
 key (an order's client order id) always go to the same worker, in order, so a cancel
@@ -12,6 +13,24 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
+
+from events.ids import mix64
+
+
+def tell_sent(tel, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str, **more) -> None:
+    """Tell telemetry when a placement left, off the order's path: histogram
+    `exec.order.send_us` (the engine's receipt of the order -> its bytes handed to the venue
+    connection) and event `exec.order.sent` (`stamps` = (consumer id, client order id,
+    created_ns, placed_ns); the exec reports' `trace_id`; `path` "rest" or "ws"), so a
+    tick-to-trade figure can be joined per order and the venue's round trip told from ours;
+    `more`: further fields of the event."""
+    if tel is None:
+        return
+    consumer_id, coid, created_ns, placed_ns = stamps
+    tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
+    tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
+              trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
+              placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path, **more)
 
 
 class RestWorkers:

@@ -40,17 +40,15 @@ import itertools
 import os
 import threading
 import time
-import zlib
 from urllib.parse import urlsplit
 
 import orjson
 
 from events import BadInput, Instrument, OrderType, PeerGone, Provider, UnknownInstrument, to_decimal
-from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueAccountReported, VenueOpenOrdersFailed, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
-from venues.workers import RestWorkers
+from venues.workers import RestWorkers, tell_sent
 
 from . import parse
 from .private_ws import NotConnected, PrivateStream
@@ -288,17 +286,9 @@ class OkxAdapter:
         self._sent(vcoid, stamps, stamp)
 
     def _sent(self, vcoid: str, stamps: tuple, stamp: list) -> None:
-        """Tell telemetry when a placement left (as the Binance adapter does): histogram
-        `exec.order.send_us` and event `exec.order.sent` with the request's path and times."""
-        if self.tel is None:
-            return
-        consumer_id, coid, created_ns, placed_ns = stamps
+        """Tell telemetry when a placement left (venues.workers.tell_sent), by its path and times."""
         path, sent_ns, replied_ns = stamp
-        sent_ns = sent_ns or placed_ns
-        self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
-        self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
-                       trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path, venue="okx")
+        tell_sent(self.tel, vcoid, stamps, sent_ns or stamps[3], replied_ns, path, venue="okx")
 
     def _bad_reply(self, action: str, vcoid: str, data, e: Exception) -> None:
         if self.dlq is not None:

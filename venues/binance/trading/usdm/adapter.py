@@ -48,17 +48,15 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 
 import orjson
 
 from events import (
     BadInput, Instrument, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal)
-from events.ids import mix64
 from venues.trading import (
     Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
     VenueOutcomeUnknown, VenueRequestRefused)
-from venues.workers import RestWorkers
+from venues.workers import RestWorkers, tell_sent
 
 from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
 from ..wsapi import WsApiSession
@@ -232,14 +230,7 @@ class BinanceUsdmAdapter:
         self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
 
     def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
-        """Tell telemetry when a placement left (as the spot adapter does)."""
-        if self.tel is None:
-            return
-        consumer_id, coid, created_ns, placed_ns = stamps
-        self.tel.observe("exec.order.send_us", (sent_ns - created_ns) / 1000)
-        self.tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
-                       trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
-                       placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path)
+        tell_sent(self.tel, vcoid, stamps, sent_ns, replied_ns, path)
 
     def _cancel(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
         if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):

@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from events import PeerGone
 from venues.trading import VenueOutcomeUnknown, VenueRequestRefused
 
-from ..rest import BinanceRefused, NotSent
-from ..wsapi import WsOrderEntry
+from ..rest import BinanceRefused
+from ..wsapi import Answer, WsOrderEntry
 from .rest import DUPLICATE_CLIENT_ORDER_ID
 
 WS_API_URL = "wss://ws-fapi.binance.com/ws-fapi/v1"
@@ -36,36 +35,32 @@ def ws_api_url(ws_url: str) -> str:
 
 
 class UsdmWsEntry(WsOrderEntry):
-    """The adapter's WebSocket path (see the module docstring and `WsOrderEntry`)."""
+    """The adapter's WebSocket path (see the module docstring and `WsOrderEntry`): cancel and
+    status as spot's; the placement (an ACK reply, USD-M's duplicate code) and modify here."""
 
     def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
         ts, t0 = self.session.now_ms(), time.time_ns()
-        try:
-            ans = self.session.request("order.place", params, timestamp_ms=ts)
-        except NotSent:
-            return self._fallback("place")
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATE_CLIENT_ORDER_ID))
-            self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
-            return True
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), ts))
-            self.sent(vcoid, stamps, t0, 0, "ws")
-            return True
-        self.reports(vcoid, "place", ans.result, self.source)
-        self.sent(vcoid, stamps, ans.sent_ns, ans.replied_ns, "ws")
-        return True
+
+        def done(out) -> None:
+            if isinstance(out, Answer):
+                self.reports(vcoid, "place", out.result, self.source)
+                self.sent(vcoid, stamps, out.sent_ns, out.replied_ns, "ws")
+            elif isinstance(out, BinanceRefused):
+                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, out.code == DUPLICATE_CLIENT_ORDER_ID))
+                self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
+            else:
+                self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), ts))
+                self.sent(vcoid, stamps, t0, 0, "ws")
+
+        return self._call("place", "order.place", params, done, ts)
 
     def modify(self, vcoid: str, params: dict) -> bool:
-        try:
-            ans = self.session.request("order.modify", params)
-        except NotSent:
-            return self._fallback("amend")
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
-            return True
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e)))
-            return True
-        self.reports(vcoid, "amend", ans.result, "amend")
-        return True
+        def done(out) -> None:
+            if isinstance(out, Answer):
+                self.reports(vcoid, "amend", out.result, "amend")
+            elif isinstance(out, BinanceRefused):
+                self.emit(VenueRequestRefused(vcoid, "amend", out.code, out.msg))
+            else:
+                self.emit(VenueOutcomeUnknown(vcoid, "amend", str(out)))
+
+        return self._call("amend", "order.modify", params, done)

@@ -249,29 +249,18 @@ class BinanceSpotAdapter:
         self._reports(vcoid, "cancel", resp, "rest")
 
     def _amend_in_place(self, rest: BinanceRest, vcoid: str, symbol: str, new_qty: str) -> None:
-        sent_ms = time.time_ns() // 1_000_000
-        try:
-            resp = rest.amend_keep_priority(symbol, vcoid, new_qty)
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
-            return
-        except NotSent as e:
-            self.emit(VenueRequestRefused(vcoid, "amend", 0, f"not sent: {e}"))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
-            return
-        try:
-            report = parse.amend_response(resp, self.registry)
-        except (BadInput, KeyError, TypeError, ValueError) as e:
-            self._unreadable(vcoid, resp, e)
-            return
-        self.emit(report)
+        self._amend(vcoid, lambda: rest.amend_keep_priority(symbol, vcoid, new_qty),
+                    lambda resp: [parse.amend_response(resp, self.registry)])
 
     def _cancel_replace(self, rest: BinanceRest, vcoid: str, params: dict) -> None:
+        self._amend(vcoid, lambda: rest.cancel_replace(**params),
+                    lambda resp: parse.cancel_replace_response(resp, self.registry))
+
+    def _amend(self, vcoid: str, send, read) -> None:
+        """One amend request (`send()`), its reply read into venue reports (`read(resp)`)."""
         sent_ms = time.time_ns() // 1_000_000
         try:
-            resp = rest.cancel_replace(**params)
+            resp = send()
         except BinanceRefused as e:
             self.emit(VenueRequestRefused(vcoid, "amend", e.code, e.msg))
             return
@@ -282,7 +271,7 @@ class BinanceSpotAdapter:
             self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
             return
         try:
-            reports = parse.cancel_replace_response(resp, self.registry)
+            reports = read(resp)
         except (BadInput, KeyError, TypeError, ValueError) as e:
             self._unreadable(vcoid, resp, e)
             return

@@ -53,12 +53,18 @@ class ExecProc:
         self.proc: subprocess.Popen | None = None
         self.log = ctx.path("exec", "process.log")
 
+    venue: str | None = None   # --venue (None: execution's default, binance-spot)
+
+    def venue_args(self) -> list[str]:
+        """The flags before the caller's: the venue (if set) and its endpoints on the simulator."""
+        ep = self.sim.endpoints[self.venue or VENUE]
+        return [*(["--venue", self.venue] if self.venue else []), "--rest-url", ep["rest"], "--ws-url", ep["ws"]]
+
     def start(self, timeout_s: float = 20.0) -> "ExecProc":
-        ep = self.sim.endpoints[VENUE]
         env = {**os.environ, **self.ctx.env(), "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "execution", "--rest-url", ep["rest"], "--ws-url", ep["ws"], *self.args],
+                [sys.executable, "-m", "execution", *self.venue_args(), *self.args],
                 env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         self.reap.append(self.proc)
         ready = self.ctx.run_dir / "exec" / "ready"

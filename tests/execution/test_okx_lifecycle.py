@@ -37,31 +37,14 @@ class OkxExec(ExecProc):
     """`python -m execution --venue okx` against the simulator's okx app; `entry`: REST or WS
     order entry (`--order-entry`)."""
 
+    venue = "okx"
+
     def __init__(self, ctx, sim, reap, *args, entry: str = "rest"):
         super().__init__(ctx, sim, reap, *args)
         self.entry = entry
 
-    def start(self, timeout_s: float = 20.0) -> "OkxExec":
-        ep = self.sim.endpoints["okx"]
-        env = {**os.environ, **self.ctx.env(), "PYTHONPATH": str(REPO)}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "execution", "--venue", "okx", "--rest-url", ep["rest"], "--ws-url", ep["ws"],
-                 "--order-entry", self.entry, *self.args],
-                env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
-        self.reap.append(self.proc)
-        ready = self.ctx.run_dir / "exec" / "ready"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"execution exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if ready.read_text().split()[0] == str(self.proc.pid):
-                    return self
-            except (FileNotFoundError, IndexError):
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"execution not ready in {timeout_s}s: {self.log.read_text()[-2000:]}")
+    def venue_args(self) -> list[str]:
+        return [*super().venue_args(), "--order-entry", self.entry]
 
 
 @pytest.fixture(params=["rest", "ws"])

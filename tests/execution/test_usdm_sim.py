@@ -21,31 +21,7 @@ SYM = "BTC-USDT-PERP"
 class UsdmExecProc(ExecProc):
     """`python -m execution --venue binance-usdm` against the simulator's USD-M app."""
 
-    def start(self, timeout_s: float = 20.0) -> "UsdmExecProc":
-        import os
-        import subprocess
-        import sys
-        import time
-        from .harness import REPO
-        ep = self.sim.endpoints[VENUE]
-        env = {**os.environ, **self.ctx.env(), "PYTHONPATH": str(REPO)}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "execution", "--venue", VENUE, "--rest-url", ep["rest"], "--ws-url", ep["ws"],
-                 *self.args], env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
-        self.reap.append(self.proc)
-        ready = self.ctx.run_dir / "exec" / "ready"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"execution exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if ready.read_text().split()[0] == str(self.proc.pid):
-                    return self
-            except (FileNotFoundError, IndexError):
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"execution not ready in {timeout_s}s: {self.log.read_text()[-2000:]}")
+    venue = VENUE
 
 
 @pytest.fixture

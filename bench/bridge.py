@@ -9,7 +9,10 @@ a real process (`python -m bridge ...`):
   md-out -> core NATS -> md-in -> `md.bench` on the other host, read here.
   `md_bridge_records_per_s` is what arrived per second (md-in's `lost` beside it: the
   source laps a slower bridge, exactly counted); `md_ring_only_records_per_s` is one
-  reader on the source ring, same source, same seconds.
+  reader on the source ring, same source, same seconds. Beside them, where the pass
+  spent the machine (`cpu_figures`): each process's CPU %, its CPU microseconds per
+  bridged record, and `md_chain_cores_at_1m_per_s`, the cores the whole chain would
+  need for 1M records/s (more than the machine has: the target cannot be met here).
 - added latency at `--rate` records/s: each record carries its write time
   (CLOCK_MONOTONIC, shared by the processes of one machine); p50/p99 of
   (read time - write time) on the far ring vs on the source ring: the bridged hop
@@ -45,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from bench._pipeline import CpuWindow
 from bench.common import emit, log, percentiles_us
 from events import EVENT, ExecStatus, Kind, stamp_header
 
@@ -106,9 +110,9 @@ def _exec_source(n: int, rate: float) -> None:
 # -- the bench ----------------------------------------------------------------------------
 
 class Rig:
-    def __init__(self, base: Path, nats_url: str):
+    def __init__(self, base: Path, nats_url: str, nats_pid: int | None = None):
         from core.run import RunContext
-        self.base, self.url = base, nats_url
+        self.base, self.url, self.nats_pid = base, nats_url, nats_pid
         self.src = RunContext(f"bbs{uuid.uuid4().hex[:8]}", base / "src")
         self.dst = RunContext(f"bbd{uuid.uuid4().hex[:8]}", base / "dst")
         for c in (self.src, self.dst):
@@ -173,9 +177,13 @@ def md_pass(rig: Rig, rate: float, seconds: float) -> dict:
     far, near = _attach(rig.dst.namespace), _attach(rig.src.namespace)
     _drain(near, 0.2), _drain(far, 1.0)  # warm up; far last: what waits in it meanwhile is no hop's latency
     lat_far, lat_near = ([], []) if rate else (None, None)
-    t = time.monotonic()
+    cpu = CpuWindow({"source": src.pid, "md-out": out.pid, "nats-server": rig.nats_pid, "md-in": inn.pid,
+                     "reader": os.getpid()})
+    cpu.start()
+    t, w0 = time.monotonic(), near.writer_position()
     far_n = _drain(far, seconds, lat_far)
     far_s = time.monotonic() - t
+    cpu_pct, written = cpu.stop(), near.writer_position() - w0
     far.close()
     rig.stop(out)
     rig.stop(inn)  # the ring-only figure: the same source, no bridge running
@@ -186,7 +194,8 @@ def md_pass(rig: Rig, rate: float, seconds: float) -> dict:
     near_s = time.monotonic() - t
     near.close()
     rig.stop(src)
-    return {"far_per_s": far_n / far_s, "near_per_s": near_n / near_s, "stats": stats,
+    return {"far_per_s": far_n / far_s, "near_per_s": near_n / near_s, "stats": stats, "cpu_pct": cpu_pct,
+            "written_per_s": written / far_s,
             "lat_far": np.concatenate(lat_far) if lat_far else None,
             "lat_near": np.concatenate(lat_near) if lat_near else None}
 
@@ -315,6 +324,22 @@ def round_trip_pass(rig: Rig, k: int) -> dict:
         sim.stop()
 
 
+def cpu_figures(thr: dict) -> dict:
+    """Where the throughput pass spent the machine: CPU % of each process, and CPU
+    microseconds per bridged record of the bridge's own parts (md-out, nats-server,
+    md-in: what the records cost wherever they run) and of the whole chain on this one
+    machine (with the source writing and a reader reading; the source's share is per
+    record it wrote). `md_chain_cores_at_1m_per_s` is that chain's cost of 1M records/s
+    in cores: above the machine's CPU count the target cannot be met here."""
+    pct, per_s = thr["cpu_pct"], thr["far_per_s"] or 1.0
+    us = {k: round(pct[k] / 100 / per_s * 1e6, 3) for k in ("md-out", "nats-server", "md-in", "reader") if k in pct}
+    if "source" in pct:
+        us["source"] = round(pct["source"] / 100 / (thr["written_per_s"] or 1.0) * 1e6, 3)
+    return {"md_cpu_pct": pct, "md_cpu_us_per_record": us,
+            "md_bridge_cpu_us_per_record": round(sum(us.get(k, 0) for k in ("md-out", "nats-server", "md-in")), 3),
+            "md_chain_cores_at_1m_per_s": round(sum(us.values()), 2)}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench bridge", description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -335,7 +360,7 @@ def main(argv: list[str]) -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
     load0 = os.getloadavg()
     with NatsNode.start(base / "nats") as node:
-        rig = Rig(base, node.url)
+        rig = Rig(base, node.url, node.proc.pid)
         try:
             log("md throughput (source at full speed)")
             thr = md_pass(rig, 0.0, args.seconds)
@@ -374,6 +399,7 @@ def main(argv: list[str]) -> int:
         "loadavg_1m_before_after": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
         "cpus": os.cpu_count(),
     }
+    result.update(cpu_figures(thr))
     emit(result, args.json, "bridge (NATS between two runs on this machine)")
     return 0
 

@@ -61,6 +61,9 @@ BATCH_HEADER = np.dtype([("magic", "<u4"), ("version", "<u2"), ("schema", "<u2")
 HEADER_BYTES = BATCH_HEADER.itemsize
 # 1024 records (786 KB) stay under nats-server's default max_payload of 1 MB
 MAX_BATCH = 1024
+# md-out with nothing to send parks on its ring's futex (woken by the next publish) at most
+# this long: it answers the server's PINGs and notices a restarted writer in between
+IDLE_WAIT_S = 0.05
 
 
 class BatchError(ValueError):
@@ -120,6 +123,7 @@ class MdOut:
         self.sent_batches = 0
         self.attaches = 0
         self._src: dict[str, _Source] = {}
+        self._turn = 0
         self.subjects = {r: subject(r, prefix) for r in self.rings}
 
     def add(self, ring: str) -> None:
@@ -193,6 +197,19 @@ class MdOut:
         gone, self._gone = self._gone, []
         return out + gone
 
+    def wait(self, timeout_s: float) -> None:
+        """After a `pump` that found nothing: park until a record is published (on one ring,
+        each in turn when there are several, as dispatch does), at most `timeout_s`."""
+        sources = list(self._src.values())
+        if not sources:
+            time.sleep(min(timeout_s, 0.01))  # no ring yet: look for its writer again soon
+            return
+        self._turn = (self._turn + 1) % len(sources)
+        try:
+            sources[self._turn].reader.wait(timeout_s if len(sources) == 1 else min(timeout_s, 0.0005))
+        except RingError:
+            pass  # the next pump finds out what happened to that ring
+
     def close(self) -> None:
         """Detach from every ring (no notice is sent: the receivers keep what they have)."""
         self.announce_gone = False
@@ -206,7 +223,7 @@ class MdOut:
                 for subj, parts in batches:
                     await nc.publish(subj, b"".join(parts))
                 if not batches:
-                    await asyncio.sleep(0.0005)
+                    await asyncio.sleep(0.0005)  # an event loop must not park in a futex
         finally:
             self.close()
 
@@ -400,7 +417,7 @@ def run_out(worker: MdOut, connect, stop) -> None:
                 conn = None
                 continue
             if not batches:
-                time.sleep(0.0005)
+                worker.wait(IDLE_WAIT_S)
     finally:
         worker.close()
         if conn is not None:

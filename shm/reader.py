@@ -283,6 +283,28 @@ class RingReader(RingBase):
                 return self._buf[:0]
             strategy.idle(self._wake, token)
 
+    def wait(self, timeout_s: float, strategy: WaitStrategy | None = None) -> bool:
+        """Wait up to `timeout_s` until there is a record to read, reading nothing: True if
+        there is one, False on timeout or once the writer has closed the ring.
+
+        For a loop that reads several rings (it parks on one, bounded, and then looks at
+        all); the wake-up is the writer's publish, as in `wait_read`.
+        """
+        strategy = strategy or default_reader_strategy()
+        deadline = time.monotonic_ns() + int(timeout_s * 1e9)
+        while True:
+            token = self._words[self._W]
+            if token != self._pos:
+                strategy.reset()
+                return True
+            if self._words[L.H_CLOSED]:
+                return False
+            now = time.monotonic_ns()
+            self._words[self._HBR] = now
+            if now >= deadline:
+                return False
+            strategy.idle(self._wake, token)
+
     def check(self, batch: np.ndarray) -> np.ndarray:
         """Debug mode: raise UseAfterRelease if `batch` was released (it is poisoned)."""
         raw = batch.view(np.uint8)

@@ -243,3 +243,13 @@ def test_byte_reads_of_an_overwrite_ring_count_lapped_records(ns):
         while (data := r.try_read_bytes()) is not None:
             got.append(int(np.frombuffer(data, REC)["seq"][0]))
         assert got == [7, 8, 9] and r.lost == 7  # lap_resume: a quarter ring past the oldest
+
+
+def test_wait_says_whether_there_is_a_record_and_reads_nothing(ns):
+    with RingWriter.create(ns, "r", REC, 8) as w, RingReader.attach(ns, "r", REC) as r:
+        assert r.wait(0.01) is False  # nothing published: times out
+        w.write_batch(records(0, 2))
+        assert r.wait(1.0) is True
+        assert r.position == 0 and seqs_of(r) == [0, 1]  # wait read nothing
+        w.close()
+        assert r.wait(1.0) is False  # closed and read to the end: nothing will come

@@ -67,9 +67,7 @@ def _ring_reader(run, name, count, batch, ready, result, blocking=False):
             if msg is None:
                 if not blocking:
                     continue
-                b = r.wait_read(1, timeout_s=1.0, strategy=wait)  # spin briefly, then park
-                msg = b.tobytes() if len(b) else None
-                r.release()
+                msg = r.wait_read_bytes(1.0, wait)  # spin briefly, then park
                 if msg is None:
                     continue
             if int.from_bytes(msg[:8], "little") != expected:

@@ -247,6 +247,33 @@ class RingReader(RingBase):
 
         return try_read_bytes
 
+    def wait_read_bytes(self, timeout_s: float | None = None,
+                        strategy: WaitStrategy | None = None) -> bytes | None:
+        """`try_read_bytes`, waiting up to `timeout_s` for a record (None on timeout).
+
+        The blocking form of the single-record read: while records flow it costs what
+        `try_read_bytes` costs; on an empty ring it waits as `wait_read` does. Raises
+        RingClosed once the writer has closed the ring and everything is read.
+        """
+        data = self.try_read_bytes()
+        if data is not None:
+            return data
+        strategy = strategy or default_reader_strategy()
+        deadline = None if timeout_s is None else time.monotonic_ns() + int(timeout_s * 1e9)
+        while True:
+            token = self._words[self._W]  # before the look: a publish after it changes the word
+            data = self.try_read_bytes()
+            if data is not None:
+                strategy.reset()
+                return data
+            if self._words[L.H_CLOSED]:
+                raise RingClosed(f"{self.name}: the writer closed the ring")
+            now = time.monotonic_ns()
+            self._words[self._HBR] = now
+            if deadline is not None and now >= deadline:
+                return None
+            strategy.idle(self._wake, token)
+
     def try_read_one(self):
         """Return a copy of the next record, or None."""
         batch = self.try_read(1)

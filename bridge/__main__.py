@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(orjson.dumps(worker.statistics()).decode(), file=sys.stderr, flush=True)
         return 0
 
-    from .execs import ExecIn, ExecOut
+    from .exec_in import ExecIn
+    from .exec_out import ExecOut
     if args.cmd == "exec-out":
         worker = ExecOut(ctx, args.nats, stream=args.stream, subject=args.subject, replicas=args.replicas,
                          auth=_AUTH)

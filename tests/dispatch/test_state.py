@@ -224,11 +224,12 @@ def lapped_read_back(run_ctx, monkeypatch, more):
 
 
 def test_a_lap_during_the_read_back_drops_what_was_kept_before_it(run_ctx, monkeypatch):
-    """Positions 4..7 are lost: ETH-USDT's book 1, read before, may have had a newer one
+    """Positions 4..11 are lost (the lapped reader goes on a quarter ring past the oldest
+    left, shm.reader.lap_resume): ETH-USDT's book 1, read before, may have had a newer one
     there, so only what follows the lap is kept; nothing is torn."""
     got, reads, until = lapped_read_back(run_ctx, monkeypatch,
                                          records(OKX, BTC, Kind.BOOK, range(16, 24)))
-    assert reads[:2] == [(0, 4), (8, 4)]
+    assert reads[:2] == [(0, 4), (12, 4)]
     assert seen(got) == [(OKX, BTC, "book", 15, False)]
 
 

@@ -12,6 +12,9 @@ peer that has disconnected (EHOSTUNREACH) is counted as `unroutable`. Every sock
 sets ZMQ_MAXMSGSIZE (`messages.MAX_MSG_BYTES`): a larger frame costs its sender the
 connection before it is read.
 
+`admit` is what both servers ask of a request before they carry it out: its consumer's
+key, and its consumer's request budget.
+
 `Rejects` is what both servers do with input that is not a request: a counter by code
 (a bounded set), and a dead-letter record with the first `RAW_KEEP` bytes of the frame,
 at most `dlq_per_s` a second (the rest are counted as suppressed).
@@ -144,6 +147,18 @@ class ControlRouter:
         path = ipc_path(self.endpoint)
         if path and os.path.exists(path):
             os.unlink(path)
+
+
+def admit(req, keys, requests, now_ns: int) -> None:
+    """The request speaks for its consumer: `keys` (channels.identity.Keys, or None: no
+    keys here) prove it, `requests` (channels.limits.RateLimit) allows it; else ProtocolError."""
+    if keys is not None:
+        why = keys.check(req.consumer, req.key)
+        if why is not None:
+            raise ProtocolError("unauthorized", why)
+    if not requests.allow(req.consumer, now_ns):
+        raise ProtocolError("rate_limited", f"consumer {req.consumer!r} is over its budget of "
+                                            f"{requests.burst:.0f} requests: retry later")
 
 
 class Rejects:

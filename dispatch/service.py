@@ -25,7 +25,7 @@ from channels import messages as M
 from channels.identity import Keys
 from channels.limits import RateLimit
 from channels.names import consumer_ring
-from channels.server import ControlRouter, Rejects
+from channels.server import ControlRouter, Rejects, admit
 from events import EVENT
 from events.ids import IdSource
 from events.records import MAX_MERGE_LEGS
@@ -124,14 +124,8 @@ class ControlService:
                            decision_id=self.ids.next())
 
     def _admit(self, req: M.Request, now_ns: int) -> None:
-        """The request speaks for its consumer: the key proves it, the budget allows it."""
-        if self.keys is not None:
-            why = self.keys.check(req.consumer, req.key)
-            if why is not None:
-                raise M.ProtocolError("unauthorized", why)
-        if not self.requests.allow(req.consumer, now_ns):
-            raise M.ProtocolError("rate_limited", f"consumer {req.consumer!r} is over its budget of "
-                                                  f"{self.requests.burst:.0f} requests: retry later")
+        """The request speaks for its consumer (channels.server.admit); registrations have a budget too."""
+        admit(req, self.keys, self.requests, now_ns)
         if req.CMD == "register" and not self.registrations.allow(req.consumer, now_ns):
             raise M.ProtocolError("rate_limited", f"consumer {req.consumer!r} registers too often: retry later")
 

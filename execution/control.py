@@ -28,7 +28,7 @@ import zmq
 from channels import messages as M
 from channels.identity import Keys
 from channels.limits import RateLimit
-from channels.server import ControlRouter, Rejects
+from channels.server import ControlRouter, Rejects, admit
 
 from .engine import Engine
 from .model import AmendOrder, CancelOrder, QueryOrder, SetTradingMode, SubmitOrder
@@ -80,7 +80,7 @@ class ControlServer:
         cmd = req.CMD
         try:
             if req.consumer is not None:
-                self._admit(req, now)
+                admit(req, self.keys, self.requests, now)
             body = self._dispatch(req)
         except M.ProtocolError as e:
             self.rejects(e, payload, now)
@@ -98,15 +98,6 @@ class ControlServer:
     def _count(self, cmd: str, ok: bool) -> None:
         if self.tel is not None:
             self.tel.inc("exec.control.requests", cmd=cmd, ok="true" if ok else "false")
-
-    def _admit(self, req: M.Request, now_ns: int) -> None:
-        if self.keys is not None:
-            why = self.keys.check(req.consumer, req.key)
-            if why is not None:
-                raise M.ProtocolError("unauthorized", why)
-        if not self.requests.allow(req.consumer, now_ns):
-            raise M.ProtocolError("rate_limited", f"consumer {req.consumer!r} is over its budget of "
-                                                  f"{self.requests.burst:.0f} requests: retry later")
 
     def _dispatch(self, req: M.Request) -> dict:
         e = self.engine

@@ -45,13 +45,13 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import WsReader
 
 from .rest import BinanceRefused
 
 WS_API_PATH = "/ws-api/v3"
 LIFETIME_S = 23 * 3600.0      # Binance: "A single connection to the API is only valid for 24 hours"
 SILENCE_S = 60.0              # Binance pings every 20 s: three missed pings mean the line is dead
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -86,23 +86,19 @@ def split_frame(data: bytes) -> tuple[str, object]:
     return "event", ev
 
 
-class _Conn:
+class _Conn(WsReader):
     """One WebSocket API connection: its reader thread and the requests awaiting answers."""
 
+    thread_name = "binance-userstream-read"
+
     def __init__(self, url: str, timeout_s: float, silence_s: float, on_event, on_bad, wake: threading.Event):
-        self.on_event, self.on_bad, self.wake = on_event, on_bad, wake
-        self.silence_s = silence_s
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.opened = self.heard = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
+        super().__init__(url, timeout_s, silence_s, on_bad, wake)
+        self.on_event = on_event
         self.notice = ""              # serverShutdown / eventStreamTerminated: move elsewhere
         self.retiring = False         # we unsubscribe it ourselves: its end is no news
         self.subscription = None
         self._pending: dict[int, list] = {}   # request id -> [answered Event, reply or None]
-        self._thread = threading.Thread(target=self._read, name="binance-userstream-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def request(self, method: str, params: dict, timeout_s: float):
         """Send one request and return its `result`; PeerGone without an answer, BinanceRefused
@@ -127,26 +123,6 @@ class _Conn:
             raise BinanceRefused(int(status or 0), int(err.get("code", 0)), str(err.get("msg", "")), method)
         return reply.get("result")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
-            try:
-                opcode, frame = ws.recv_data_frame(True)   # answers pings with pongs
-            except websocket.WebSocketTimeoutException:
-                if time.monotonic() - self.heard > self.silence_s:
-                    self._end(f"silent for {self.silence_s:g}s")
-                    return
-                continue
-            except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(frame.data)
-
     def _on_frame(self, data: bytes) -> None:
         kind, body = split_frame(data)
         if kind == "bad":
@@ -164,12 +140,6 @@ class _Conn:
             elif e != "eventStreamTerminated":
                 self.on_event(body, data)
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
-        self.abort_requests()
-        self.wake.set()
-
     def abort_requests(self) -> None:
         """Wake every request waiting for an answer: it fails (PeerGone)."""
         for rid in list(self._pending):
@@ -177,17 +147,8 @@ class _Conn:
             if slot is not None:
                 slot[0].set()
 
-    def close(self) -> None:
-        """Close (a close frame, then the socket) and join the reader."""
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-            self._thread.join(timeout=1.0)   # the reader sees the venue's close frame and ends
-        self._end("closed by us")
-        self.ws.shutdown()                   # ends a reader still waiting in recv
-        self._thread.join(timeout=1.0)
+    def _unblock(self) -> None:
+        self.abort_requests()
 
 
 class UserStream:

@@ -37,6 +37,7 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import READ_TICK_S, WsReader
 
 from .rest import OkxRefused, answer, sign
 
@@ -45,7 +46,6 @@ CHANNELS = ({"channel": "orders", "instType": "ANY"}, {"channel": "account"},
             {"channel": "positions", "instType": "ANY"})
 PING_S = 15.0          # send "ping" after this long without a frame (OKX: 30 s idle closes)
 SILENCE_S = 40.0       # no frame (not even "pong") for this long: the line is dead
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -64,23 +64,21 @@ class LoginFailed(Exception):
     """The venue refused login or a subscription: its code and message."""
 
 
-class _Conn:
+class _Conn(WsReader):
     """One connection: its reader thread and the requests awaiting answers."""
 
+    thread_name = "okx-private-read"
+
     def __init__(self, url: str, timeout_s: float, on_push, on_bad, wake: threading.Event):
-        self.on_push, self.on_bad, self.wake = on_push, on_bad, wake
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.heard = self.sent = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
+        super().__init__(url, timeout_s, SILENCE_S, on_bad, wake)
+        self.on_push = on_push
+        self.sent = self.heard
         self.notice = ""
         self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
         self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
         self._send_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, name="okx-private-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def send(self, text: str) -> None:
         with self._send_lock:
@@ -130,32 +128,12 @@ class _Conn:
             raise PeerGone(f"{op}: connection lost ({self.reason}); outcome unknown")
         return answer(200, slot[1], f"ws {op}")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
+    def _on_idle(self, now: float) -> None:
+        if now - max(self.heard, self.sent) > PING_S:
             try:
-                opcode, frame = ws.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
-                now = time.monotonic()
-                if now - self.heard > SILENCE_S:
-                    self._end(f"silent for {SILENCE_S:g}s")
-                    return
-                if now - max(self.heard, self.sent) > PING_S:
-                    try:
-                        self.send("ping")
-                    except (OSError, websocket.WebSocketException) as e:
-                        self._end(f"ping failed: {type(e).__name__}")
-                        return
-                continue
+                self.send("ping")
             except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(frame.data)
+                self._end(f"ping failed: {type(e).__name__}")
 
     def _on_frame(self, data: bytes) -> None:
         if data == b"pong":
@@ -196,30 +174,16 @@ class _Conn:
             return
         self.on_bad(data, "neither a push, an answer nor an event")
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
+    def _unblock(self) -> None:
         self.abort_requests()
         with self._event_cv:
             self._event_cv.notify_all()
-        self.wake.set()
 
     def abort_requests(self) -> None:
         for rid in list(self._pending):
             slot = self._pending.pop(rid, None)
             if slot is not None:
                 slot[0].set()
-
-    def close(self) -> None:
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-            self._thread.join(timeout=1.0)
-        self._end("closed by us")
-        self.ws.shutdown()
-        self._thread.join(timeout=1.0)
 
 
 class PrivateStream:

@@ -42,6 +42,7 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import WsReader
 
 from ..rest import BinanceRefused
 from .rest import NO_SUCH_LISTEN_KEY, FuturesRest
@@ -50,7 +51,6 @@ PRIVATE_PATH = "/private"
 LIFETIME_S = 23 * 3600.0     # "A single connection is only valid for 24 hours"
 KEEPALIVE_S = 30 * 60.0      # the key lives 60 minutes after each POST / PUT
 SILENCE_S = 600.0            # the venue pings every 3 minutes: three missed pings mean a dead line
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -78,22 +78,19 @@ def split_frame(data: bytes) -> tuple[str, object]:
     return "event", msg
 
 
-class _Conn:
+class _Conn(WsReader):
     """One /private connection: its reader thread and its one subscription request."""
 
+    thread_name = "usdm-userstream-read"
+    await_close_frame = False
+
     def __init__(self, url: str, timeout_s: float, silence_s: float, on_event, on_bad, wake: threading.Event):
-        self.on_event, self.on_bad, self.wake = on_event, on_bad, wake
-        self.silence_s = silence_s
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.opened = self.heard = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
+        super().__init__(url, timeout_s, silence_s, on_bad, wake)
+        self.on_event = on_event
         self.expired = False
         self._answered = threading.Event()
         self._answer: dict | None = None
-        self._thread = threading.Thread(target=self._read, name="usdm-userstream-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def subscribe(self, listen_key: str, timeout_s: float) -> None:
         """SUBSCRIBE the key and wait for the venue's answer; PeerGone / BinanceRefused if none."""
@@ -109,52 +106,21 @@ class _Conn:
             err = err if isinstance(err, dict) else {}
             raise BinanceRefused(0, int(err.get("code", 0)), str(err.get("msg", self._answer)), "SUBSCRIBE")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
-            try:
-                opcode, frame = ws.recv_data_frame(True)   # answers pings with pongs
-            except websocket.WebSocketTimeoutException:
-                if time.monotonic() - self.heard > self.silence_s:
-                    self._end(f"silent for {self.silence_s:g}s")
-                    return
-                continue
-            except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                kind, body = split_frame(frame.data)
-                if kind == "bad":
-                    self.on_bad(frame.data, body)
-                elif kind == "answer":
-                    self._answer = body
-                    self._answered.set()
-                elif body["e"] == "listenKeyExpired":
-                    self.expired = True
-                    self._end("listenKeyExpired")
-                    return
-                else:
-                    self.on_event(body, frame.data)
+    def _on_frame(self, data: bytes) -> None:
+        kind, body = split_frame(data)
+        if kind == "bad":
+            self.on_bad(data, body)
+        elif kind == "answer":
+            self._answer = body
+            self._answered.set()
+        elif body["e"] == "listenKeyExpired":
+            self.expired = True
+            self._end("listenKeyExpired")
+        else:
+            self.on_event(body, data)
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
+    def _unblock(self) -> None:
         self._answered.set()          # a subscription waiting for its answer gives up
-        self.wake.set()
-
-    def close(self) -> None:
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-        self._end("closed by us")
-        self.ws.shutdown()
-        self._thread.join(timeout=1.0)
 
 
 class FuturesUserStream:

@@ -34,6 +34,7 @@ class WsReader:
         self.opened = self.heard = time.monotonic()
         self.lost = threading.Event()
         self.reason = ""
+        self.notice = ""     # the venue will end this connection soon (set by a subclass): move elsewhere
         self._thread = threading.Thread(target=self._read, name=self.thread_name, daemon=True)
 
     def _start_reading(self) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import threading
 import time
 from urllib.parse import urlsplit
@@ -38,6 +39,7 @@ import websocket
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
 from venues.wsreader import READ_TICK_S, WsReader
+from venues.wssupervisor import WsSupervisor
 
 from .rest import OkxRefused, answer, sign
 
@@ -73,7 +75,6 @@ class _Conn(WsReader):
         super().__init__(url, timeout_s, SILENCE_S, on_bad, wake)
         self.on_push = on_push
         self.sent = self.heard
-        self.notice = ""
         self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
         self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
@@ -186,8 +187,11 @@ class _Conn(WsReader):
                 slot[0].set()
 
 
-class PrivateStream:
+class PrivateStream(WsSupervisor):
     """The private connection of one account, kept logged in and subscribed."""
+
+    thread_name = "okx-private"
+    labels = {"venue": "okx"}
 
     def __init__(self, ws_url: str, api_key: str, api_secret: str, passphrase: str, on_push, on_bad, on_state, *,
                  timeout_s: float = 2.0, backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None, telemetry=None,
@@ -196,30 +200,19 @@ class PrivateStream:
         self._key, self._secret, self._passphrase = api_key, api_secret.encode(), passphrase
         self.on_push, self.on_bad, self.on_state = on_push, on_bad, on_state
         self.timeout_s = timeout_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
+        super().__init__(backoff_s, dlq, telemetry)
         self._clock_s = clock_s or (lambda: int(time.time()))
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self.conn: _Conn | None = None          # the live, logged-in connection (None: none)
         self._up = threading.Event()            # set while `conn` is one
-        self._thread = threading.Thread(target=self._run, name="okx-private", daemon=True)
         self.logins = 0
-        self.last_error = ""
 
     def __repr__(self) -> str:  # never show the credentials
         return f"PrivateStream({self.url})"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def _give_up(self) -> None:
         conn = self.conn
         if conn is not None:
             conn.abort_requests()
-        self._thread.join(timeout=5)
 
     def wait_up(self, timeout_s: float) -> bool:
         """Wait until a connection is logged in and subscribed; False after `timeout_s`."""
@@ -238,19 +231,16 @@ class PrivateStream:
             while not self._stop.is_set():
                 conn = self._open()
                 if conn is None:
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                    backoff = self._pause(backoff)
                     continue
                 backoff = self.backoff_min
                 self.conn = conn
                 self._up.set()
                 self.on_state(UserStreamConnected())
-                while not (self._stop.is_set() or conn.lost.is_set()):
-                    if conn.notice:
-                        conn = self._move(conn)      # the venue closes this one soon
-                        continue
-                    self._wake.wait(1.0)
-                    self._wake.clear()
+                self._wait(conn, math.inf)
+                while conn.notice and not (self._stop.is_set() or conn.lost.is_set()):
+                    conn = self._move(conn)          # the venue closes this one soon
+                    self._wait(conn, math.inf)
                 self._up.clear()
                 self.conn = None
                 if self._stop.is_set():
@@ -303,15 +293,6 @@ class PrivateStream:
             return None
         self.logins += 1
         return conn
-
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return
-        if self.tel is not None:
-            self.tel.inc("exec.stream.subscribe_failed", venue="okx")
-        if reason != self.last_error and self.dlq is not None:
-            self.dlq.put("user_stream_failed", priority="high", venue="okx", error=reason)
-        self.last_error = reason
 
 
 class NotConnected(PeerGone):

@@ -43,6 +43,7 @@ import websocket
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
 from venues.wsreader import WsReader
+from venues.wssupervisor import WsSupervisor
 
 from ..rest import BinanceRefused
 from .rest import NO_SUCH_LISTEN_KEY, FuturesRest
@@ -123,7 +124,9 @@ class _Conn(WsReader):
         self._answered.set()          # a subscription waiting for its answer gives up
 
 
-class FuturesUserStream:
+class FuturesUserStream(WsSupervisor):
+    thread_name = "usdm-userstream"
+
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, on_event, on_bad, on_state, *,
                  timeout_s: float = 2.0, lifetime_s: float = LIFETIME_S, keepalive_s: float = KEEPALIVE_S,
                  silence_s: float = SILENCE_S, backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None,
@@ -132,28 +135,15 @@ class FuturesUserStream:
         self.rest = FuturesRest(rest_url, api_key, api_secret, timeout_s=timeout_s)
         self.on_event, self.on_bad, self.on_state = on_event, on_bad, on_state
         self.timeout_s, self.lifetime_s, self.keepalive_s, self.silence_s = timeout_s, lifetime_s, keepalive_s, silence_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        super().__init__(backoff_s, dlq, telemetry)
         self._live: list[_Conn] = []
-        self._thread = threading.Thread(target=self._run, name="usdm-userstream", daemon=True)
         self.key = ""
         self.connects = 0             # connections opened (first, reconnects, rotations)
         self.keepalives = 0
         self.rotations = 0
-        self.last_error = ""
 
     def __repr__(self) -> str:  # never show the credentials or the key
         return f"FuturesUserStream({self.ws_url})"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
 
     # -- the supervisor ----------------------------------------------------------------
 
@@ -165,22 +155,25 @@ class FuturesUserStream:
                 if conn is None:
                     conn = self._open(new_key=True)
                     if conn is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     backoff = self.backoff_min
                     keepalive_due = time.monotonic() + self.keepalive_s
                     self.on_state(UserStreamConnected())
-                why = self._wait(conn, keepalive_due)
+                self._wait(conn, min(keepalive_due, conn.opened + self.lifetime_s))
                 if self._stop.is_set():
                     break
-                if why == "keepalive":
+                if conn.lost.is_set():   # lost, or the key expired
+                    self.on_state(UserStreamDisconnected(conn.reason))
+                    self._close(conn)
+                    conn = None
+                    self._stop.wait(backoff)
+                elif time.monotonic() >= keepalive_due:
                     keepalive_due = time.monotonic() + self._keepalive(conn)
-                elif why == "lifetime":
+                else:                    # the connection's lifetime is over
                     new = self._open(new_key=False)
                     if new is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     self.rotations += 1
                     if self.tel is not None:
@@ -188,28 +181,10 @@ class FuturesUserStream:
                     self.on_state(UserStreamConnected())
                     self._close(conn)
                     conn = new
-                else:  # lost, or the key expired
-                    self.on_state(UserStreamDisconnected(conn.reason))
-                    self._close(conn)
-                    conn = None
-                    self._stop.wait(backoff)
         finally:
             for c in list(self._live):
                 self._close(c)
             self.rest.close()
-
-    def _wait(self, conn: _Conn, keepalive_due: float) -> str:
-        """Until stopped, lost, the keepalive is due ("keepalive") or the lifetime ends ("lifetime")."""
-        end = conn.opened + self.lifetime_s
-        while not (self._stop.is_set() or conn.lost.is_set()):
-            now = time.monotonic()
-            if now >= keepalive_due:
-                return "keepalive"
-            if now >= end:
-                return "lifetime"
-            self._wake.wait(min(keepalive_due - now, end - now, 1.0))
-            self._wake.clear()
-        return "lost"
 
     def _keepalive(self, conn: _Conn) -> float:
         """PUT the key; seconds until the next one (a minute when the venue did not answer)."""
@@ -254,12 +229,3 @@ class FuturesUserStream:
         conn.close()
         if conn in self._live:
             self._live.remove(conn)
-
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return
-        if self.tel is not None:
-            self.tel.inc("exec.stream.subscribe_failed")
-        if reason != self.last_error and self.dlq is not None:   # once per distinct reason
-            self.dlq.put("user_stream_failed", priority="high", error=reason)
-        self.last_error = reason

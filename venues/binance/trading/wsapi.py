@@ -317,7 +317,9 @@ class WsOrderEntry:
     takes REST for that request. Once a request was handed to the connection it is never sent
     again, on either path: no usable answer is a VenueOutcomeUnknown, resolved by a query.
     `reports(vcoid, action, order_object, source)` and `sent(vcoid, stamps, sent_ns,
-    replied_ns, path)` are the adapter's (parse.order_response, telemetry).
+    replied_ns, path)` are the adapter's (parse.order_response, telemetry). A market's own
+    entry (USD-M) says how a placement is sent (`place_params`) and what refusal means a
+    duplicate (`duplicate`).
     """
 
     source = "ws"
@@ -325,6 +327,14 @@ class WsOrderEntry:
     def __init__(self, session: WsApiSession, emit, reports, sent):
         self.session, self.emit, self.reports, self.sent = session, emit, reports, sent
         self.fallbacks = 0     # requests that took REST: the session was down
+
+    def place_params(self, params: dict) -> dict:
+        """The `order.place` params of the REST placement `params`."""
+        return {**params, "newOrderRespType": ORDER_RESP_TYPE}
+
+    def duplicate(self, e: BinanceRefused) -> bool:
+        """A placement refused as `e`: its client order id is taken (an earlier placement landed)."""
+        return duplicate_refusal(e.code, e.msg)
 
     def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
         ts, t0 = self.session.now_ms(), time.time_ns()
@@ -334,13 +344,13 @@ class WsOrderEntry:
                 self.reports(vcoid, "place", out.result, self.source)
                 self.sent(vcoid, stamps, out.sent_ns, out.replied_ns, "ws")
             elif isinstance(out, BinanceRefused):
-                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, duplicate_refusal(out.code, out.msg)))
+                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, self.duplicate(out)))
                 self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
             else:
                 self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), ts))
                 self.sent(vcoid, stamps, t0, 0, "ws")
 
-        return self._call("place", "order.place", {**params, "newOrderRespType": ORDER_RESP_TYPE}, done, ts)
+        return self._call("place", "order.place", self.place_params(params), done, ts)
 
     def cancel(self, vcoid: str, symbol: str) -> bool:
         def done(out) -> None:

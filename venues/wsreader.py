@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 
 import websocket
 
 READ_TICK_S = 0.5
 
 
-class WsReader:
+class WsReader(ABC):
     """One connection to `url`: opened at construction (OSError / WebSocketException if it
     cannot be), read by one thread named `thread_name` once `_start_reading` is called."""
 
@@ -40,9 +41,9 @@ class WsReader:
     def _start_reading(self) -> None:
         self._thread.start()
 
+    @abstractmethod
     def _on_frame(self, data: bytes) -> None:
         """One text or binary frame (the reader thread)."""
-        raise NotImplementedError
 
     def _on_idle(self, now: float) -> None:
         """The reader heard nothing for a tick and the line is not yet silent (OKX pings here)."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 
 
-class WsSupervisor:
+class WsSupervisor(ABC):
     thread_name = "ws-supervisor"
     failed_metric = "exec.stream.subscribe_failed"
     failed_dlq = "user_stream_failed"
@@ -31,8 +32,9 @@ class WsSupervisor:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self.last_error = ""
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The supervisor thread: the venue's rules of reconnecting, rotating and moving."""
 
     def _give_up(self) -> None:
         """Make the requests in flight on the connections give up (stop)."""

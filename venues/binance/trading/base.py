@@ -30,6 +30,7 @@ order entry), `_user_stream`, `_order_reports`, `_duplicate`, and its own `amend
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 
 import orjson
 
@@ -46,7 +47,7 @@ from .wsapi import WsApiSession, WsOrderEntry
 UNREADABLE = (BadInput, KeyError, TypeError, ValueError, AttributeError)   # a reply we cannot read
 
 
-class BinanceAdapter:
+class BinanceAdapter(ABC):
     """The engine's `Venue` for one Binance market (see the module docstring)."""
 
     provider: Provider
@@ -84,23 +85,23 @@ class BinanceAdapter:
 
     # -- what the subclass says ------------------------------------------------------------
 
+    @abstractmethod
     def _user_stream(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, *, recv_window_ms: int,
                      timeout_s: float, lifetime_s: float):
         """The user-data stream (started and stopped with the adapter); it calls `_on_event`,
         `_on_bad` and `emit` (its connection states)."""
-        raise NotImplementedError
 
     def _ws_api_url(self, ws_url: str) -> str:
         """The WebSocket API URL of order entry for user-stream URL `ws_url`."""
         return ws_url
 
+    @abstractmethod
     def _order_reports(self, resp, action: str, source: str) -> list:
         """The venue reports of an order object replied to `action` (reports sourced `source`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _duplicate(self, e: BinanceRefused) -> bool:
         """A placement refused as `e`: its client order id is taken (an earlier placement landed)."""
-        raise NotImplementedError
 
     # -- lifecycle -------------------------------------------------------------------
 

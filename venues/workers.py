@@ -1,5 +1,6 @@
-"""The REST worker threads of a trading adapter (Binance spot, Binance USD-M, OKX), and
-the telemetry of a placement that left (`tell_sent`), which they all give.
+"""The REST worker threads of a trading adapter (Binance spot, Binance USD-M, OKX), the
+telemetry of a placement that left (`tell_sent`), which they all give, and the start-up
+request each makes of a venue that may still be starting (`ask_until_up`).
 
 The engine's thread only queues a job (`submit`); the workers carry it out. Jobs of one
 key (an order's client order id) always go to the same worker, in order, so a cancel
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import zlib
 
+from events import PeerGone
 from events.ids import mix64
 
 
@@ -31,6 +34,22 @@ def tell_sent(tel, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, pat
     tel.event("exec.order.sent", consumer_id=consumer_id, client_order_id=coid, order=vcoid,
               trace_id=mix64(zlib.crc32(vcoid.encode())), created_ns=created_ns,
               placed_ns=placed_ns, sent_ns=sent_ns, replied_ns=replied_ns, path=path, **more)
+
+
+def ask_until_up(rest, ask, deadline_s: float):
+    """`ask(rest)`, asked again every 0.1 s while the venue does not answer (PeerGone: it may
+    be starting) until `deadline_s` have passed; `rest` is closed after."""
+    end = time.monotonic() + deadline_s
+    try:
+        while True:
+            try:
+                return ask(rest)
+            except PeerGone:
+                if time.monotonic() >= end:
+                    raise
+                time.sleep(0.1)
+    finally:
+        rest.close()
 
 
 class RestWorkers:

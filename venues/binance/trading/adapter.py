@@ -1,10 +1,6 @@
-"""The Binance spot order adapter: the engine's `Venue`, over worker threads.
-
-`place`, `cancel`, `query` and `list_open` are called by the engine's thread; they only queue a
-job. Jobs of one order always go to the same worker (by a hash of its client order
-id), so a cancel never overtakes its own order's placement. Each worker owns one
-keep-alive REST connection. Outcomes come back through `emit(event)` (thread-safe,
-provided by the process), as venue events (execution/model.py):
+"""The Binance spot order adapter: the engine's `Venue`, over worker threads (base.py: the
+jobs, the workers, REST or WebSocket order entry, as the USD-M adapter has them). Outcomes
+come back through `emit(event)` as venue events (execution/model.py):
 
     reply                                   event
     order object (2xx)                      VenueOrderReported (one per FULL fill, then status)
@@ -41,29 +37,24 @@ one, as VenueOrderReported (source "amend"); refusals (-2038, -2022 cancel faile
 cancelled but the new order failed, filters) as VenueRequestRefused(action "amend").
 
 Order entry (`order_entry`): "rest" (default), or "ws": place, cancel and query over the
-WebSocket API (wsapi.py) while its session is up, REST while it is down; the same events
-either way, and a request handed to the WebSocket is never sent again on REST (no answer is
-an unknown outcome, resolved by a query). The `exec.order.sent` event names the `path`.
+WebSocket API (wsapi.py) while its session is up, REST while it is down (base.py). The
+`exec.order.sent` event names the `path`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import orjson
 
-from events import (
-    BadInput, Instrument, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal)
-from venues.trading import (
-    Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound, VenueOutcomeUnknown,
-    VenueRequestRefused)
-from venues.workers import RestWorkers, tell_sent
+from events import OrderType, PeerGone, Provider, Registry, TimeInForce, to_decimal
+from venues.trading import Order, VenueAccountFailed, VenueOutcomeUnknown, VenueRequestRefused
+from venues.workers import ask_until_up
 
 from . import parse
-from .rest import NO_SUCH_ORDER, BinanceRefused, BinanceRest, NotSent, duplicate_refusal
-from .userstream import LIFETIME_S, UserStream
-from .wsapi import WsApiSession, WsOrderEntry
+from .base import UNREADABLE, BinanceAdapter
+from .rest import BinanceRefused, BinanceRest, NotSent, duplicate_refusal
+from .userstream import UserStream
 
 SIDES = {1: "BUY", 2: "SELL"}
 TIFS = {1: "GTC", 2: "IOC", 3: "FOK"}
@@ -81,21 +72,11 @@ def limit_params(o: Order) -> dict:
 def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float = 30.0,
                    registry: Registry | None = None) -> Registry:
     """Instruments from GET /api/v3/exchangeInfo, retrying until `deadline_s` (venue starting)."""
-    rest = BinanceRest(rest_url, timeout_s=timeout_s)
-    end = time.monotonic() + deadline_s
-    try:
-        while True:
-            try:
-                return parse.load_registry(rest.exchange_info(), registry)
-            except PeerGone:
-                if time.monotonic() >= end:
-                    raise
-                time.sleep(0.1)
-    finally:
-        rest.close()
+    return ask_until_up(BinanceRest(rest_url, timeout_s=timeout_s),
+                        lambda rest: parse.load_registry(rest.exchange_info(), registry), deadline_s)
 
 
-class BinanceSpotAdapter:
+class BinanceSpotAdapter(BinanceAdapter):
     provider = Provider.BINANCE_SPOT
     fee_scale = parse.FEE_SCALE  # scale of the `fee` mantissas this adapter reports
     # Request weight (Binance spot REST): GET /api/v3/order 4 per order; GET /api/v3/openOrders
@@ -103,55 +84,19 @@ class BinanceSpotAdapter:
     # Listing symbol by symbol costs 6 x symbols: less than 80 up to 13 symbols, so one
     # request without a symbol is cheaper from 14 symbols with open orders on.
     list_all_from = 14
-    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
+    venue, workers_name = "binance-spot", "binance-rest"
 
-    def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
-                 workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
-                 telemetry=None, stream_lifetime_s: float = LIFETIME_S, order_entry: str = "rest"):
-        if order_entry not in self.order_entries:
-            raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
-        self.rest_url, self.ws_url = rest_url, ws_url
-        self.registry = registry
-        self.emit = emit
-        self.recv_window_ms = recv_window_ms
-        self.dlq = dlq
-        self.tel = telemetry
-        self._stop = threading.Event()
-        mk = lambda: BinanceRest(rest_url, api_key, api_secret, timeout_s=timeout_s,  # noqa: E731
-                                 recv_window_ms=recv_window_ms)
-        self.workers = RestWorkers(mk, workers, "binance-rest", dlq=dlq, venue="binance-spot")
-        self._submit = self.workers.submit
-        self.stream = UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
-                                 recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
-                                 dlq=dlq, telemetry=telemetry)
-        self.order_entry = order_entry
-        self._ws_args = (ws_url, api_key, api_secret, dict(recv_window_ms=recv_window_ms, timeout_s=timeout_s,
-                                                           lifetime_s=stream_lifetime_s, dlq=dlq, telemetry=telemetry))
-        self.wsapi: WsApiSession | None = None
-        self.ws_entry: WsOrderEntry | None = None
+    def _user_stream(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, *, recv_window_ms: int,
+                     timeout_s: float, lifetime_s: float) -> UserStream:
+        return UserStream(ws_url, api_key, api_secret, self._on_event, self._on_bad, self.emit,
+                          recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=lifetime_s,
+                          dlq=self.dlq, telemetry=self.tel)
 
-    def __repr__(self) -> str:
-        return f"BinanceSpotAdapter({self.rest_url})"
+    def _order_reports(self, resp, action: str, source: str) -> list:
+        return parse.order_response(resp, self.registry, source)
 
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self.order_entry == "ws":   # set before start: by the constructor or the process
-            url, key, secret, kw = self._ws_args
-            self.wsapi = WsApiSession(url, key, secret, **kw)
-            self.ws_entry = WsOrderEntry(self.wsapi, self.emit, self._reports, self._sent)
-            self.wsapi.start()
-            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
-        self.workers.start()
-        self.stream.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.workers.stop()
-        self.stream.stop()
-        if self.wsapi is not None:
-            self.wsapi.stop()
-        self.workers.join()
+    def _duplicate(self, e: BinanceRefused) -> bool:
+        return duplicate_refusal(e.code, e.msg)
 
     # -- the engine's Venue ------------------------------------------------------------
 
@@ -163,12 +108,7 @@ class BinanceSpotAdapter:
         if o.order_type is OrderType.LIMIT:
             params.update(limit_params(o))
             params["price"] = to_decimal(o.price, inst.px_scale)
-        stamps = (o.consumer_id, o.client_order_id, o.created_ns, time.time_ns())
-        self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params, stamps)
-
-    def cancel(self, o: Order) -> None:
-        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
-        self._submit(o.venue_client_order_id, self._cancel, o.venue_client_order_id, vs)
+        self._submit_place(o, params)
 
     def amend(self, o: Order, qty: int, price: int) -> None:
         """Amend order `o` to total quantity `qty` at `price` (mantissas): in place when the
@@ -187,66 +127,11 @@ class BinanceSpotAdapter:
                   "newClientOrderId": o.amend_coid, "newOrderRespType": "FULL"}
         self._submit(vcoid, self._cancel_replace, vcoid, params)
 
-    def query(self, o: Order) -> None:
-        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
-        self._submit(o.venue_client_order_id, self._query, o.venue_client_order_id, vs)
-
-    def list_open(self, instrument: Instrument | None, request_id: int) -> None:
-        vs = self.registry.venue_symbol(self.provider, instrument.id) if instrument is not None else None
-        self._submit(vs or "*", self._list_open, request_id, vs)
-
     def query_account(self) -> None:
         """Balances by REST: VenueAccountReported(full=True) or VenueAccountFailed."""
         self._submit("account", self._query_account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
-
-    def _reports(self, vcoid: str, action: str, resp, source: str) -> None:
-        try:
-            reports = parse.order_response(resp, self.registry, source)
-        except (BadInput, KeyError, TypeError, ValueError) as e:
-            if self.dlq is not None:
-                self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
-            self.emit(VenueOutcomeUnknown(vcoid, action, f"unreadable reply: {e}"))
-            return
-        for r in reports:
-            self.emit(r)
-
-    def _place(self, rest: BinanceRest, vcoid: str, params: dict, stamps: tuple) -> None:
-        if self.ws_entry is not None and self.ws_entry.place(vcoid, params, stamps):
-            return
-        sent_ms = time.time_ns() // 1_000_000
-        try:
-            resp = rest.new_order(**params)
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, duplicate_refusal(e.code, e.msg)))
-            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
-            return
-        except NotSent as e:
-            self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
-            return
-        self._reports(vcoid, "place", resp, "rest")
-        self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
-
-    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
-        tell_sent(self.tel, vcoid, stamps, sent_ns, replied_ns, path)
-
-    def _cancel(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
-        if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):
-            return
-        try:
-            resp = rest.cancel_order(symbol, vcoid)
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
-            return
-        self._reports(vcoid, "cancel", resp, "rest")
 
     def _amend_in_place(self, rest: BinanceRest, vcoid: str, symbol: str, new_qty: str) -> None:
         self._amend(vcoid, lambda: rest.amend_keep_priority(symbol, vcoid, new_qty),
@@ -270,60 +155,7 @@ class BinanceSpotAdapter:
         except PeerGone as e:
             self.emit(VenueOutcomeUnknown(vcoid, "amend", str(e), sent_ms))
             return
-        try:
-            reports = read(resp)
-        except (BadInput, KeyError, TypeError, ValueError) as e:
-            self._unreadable(vcoid, resp, e)
-            return
-        for r in reports:
-            self.emit(r)
-
-    def _unreadable(self, vcoid: str, resp, e: Exception) -> None:
-        if self.dlq is not None:
-            self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
-        self.emit(VenueOutcomeUnknown(vcoid, "amend", f"unreadable reply: {e}"))
-
-    def _query(self, rest: BinanceRest, vcoid: str, symbol: str) -> None:
-        if self.ws_entry is not None and self.ws_entry.query(vcoid, symbol):
-            return
-        try:
-            resp = rest.get_order(symbol, vcoid)
-        except BinanceRefused as e:
-            if e.code == NO_SUCH_ORDER:
-                self.emit(VenueOrderNotFound(vcoid))
-            else:
-                self.emit(VenueRequestRefused(vcoid, "query", e.code, e.msg))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
-            return
-        self._reports(vcoid, "query", resp, "query")
-
-    def _list_open(self, rest: BinanceRest, request_id: int, symbol: str | None) -> None:
-        try:
-            resp = rest.open_orders(symbol)
-        except BinanceRefused as e:
-            self.emit(VenueOpenOrdersFailed(request_id, f"refused: {e.code} {e.msg}"))
-            return
-        except PeerGone as e:
-            self.emit(VenueOpenOrdersFailed(request_id, str(e)))
-            return
-        if not isinstance(resp, list):
-            self.emit(VenueOpenOrdersFailed(request_id, f"unreadable reply: not a list: {type(resp).__name__}"))
-            return
-        reports = []
-        for item in resp:
-            try:
-                reports.extend(parse.order_response(item, self.registry, "open_orders"))
-            except UnknownInstrument:  # a symbol we do not trade (another client of the account)
-                if self.tel is not None:
-                    self.tel.inc("exec.reconcile.foreign")
-            except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
-                # left out: if the order is ours, it is then queried on its own
-                if self.dlq is not None:
-                    self.dlq.put("bad_open_order", priority="high", raw=orjson.dumps(item),
-                                 error=f"{type(e).__name__}: {e}")
-        self.emit(VenueOpenOrdersListed(tuple(reports), request_id))
+        self._read_reply(vcoid, "amend", resp, read)
 
     def _query_account(self, rest: BinanceRest) -> None:
         try:
@@ -336,7 +168,7 @@ class BinanceSpotAdapter:
             return
         try:
             ev = parse.account_snapshot(resp)
-        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+        except UNREADABLE as e:
             if self.dlq is not None:
                 self.dlq.put("bad_account_reply", priority="high", raw=orjson.dumps(resp),
                              error=f"{type(e).__name__}: {e}")
@@ -358,11 +190,5 @@ class BinanceSpotAdapter:
                 self.query_account()  # a delta: the whole account tells the new balance
             elif self.tel is not None:
                 self.tel.inc("exec.stream.ignored", event=str(kind))
-        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+        except UNREADABLE as e:
             self._on_bad(raw, f"{type(e).__name__}: {e}")
-
-    def _on_bad(self, raw: bytes, error: str) -> None:
-        if self.dlq is not None:
-            self.dlq.put("bad_user_stream_frame", priority="high", raw=raw, error=error)
-        if self.tel is not None:
-            self.tel.inc("exec.stream.bad_frames")

@@ -182,12 +182,11 @@ def _decimals(text: str) -> int:
     return len(frac.rstrip("0"))
 
 
-def exchange_info(info: dict) -> list[tuple[Instrument, str]]:
-    """(Instrument, venue symbol) for every TRADING symbol of `GET /api/v3/exchangeInfo`.
-
-    Scales are the decimals of PRICE_FILTER.tickSize and LOT_SIZE.stepSize; tick and lot
-    are those steps as mantissas; min_notional from NOTIONAL or MIN_NOTIONAL.
-    """
+def instruments(info: dict, symbol_of, notional_of) -> list[tuple[Instrument, str]]:
+    """(Instrument, venue symbol) for every TRADING symbol of an exchangeInfo reply (spot and
+    USD-M alike): scales are the decimals of PRICE_FILTER.tickSize and LOT_SIZE.stepSize, tick
+    and lot those steps as mantissas; the canonical symbol is `symbol_of(symbol entry)`, the
+    min notional `notional_of(filters by filterType)`."""
     out = []
     for s in info.get("symbols", []):
         if s.get("status", "TRADING") != "TRADING":
@@ -197,23 +196,34 @@ def exchange_info(info: dict) -> list[tuple[Instrument, str]]:
             tick = filters["PRICE_FILTER"]["tickSize"]
             step = filters["LOT_SIZE"]["stepSize"]
             ps, ss = _decimals(tick), _decimals(step)
-            notional = (filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}).get("minNotional", "0")
-            inst = Instrument(f"{s['baseAsset']}-{s['quoteAsset']}", px_scale=ps, sz_scale=ss,
-                              tick=to_mantissa(tick, ps), lot=to_mantissa(step, ss),
-                              min_notional=to_mantissa(notional, ps + ss))
+            inst = Instrument(symbol_of(s), px_scale=ps, sz_scale=ss, tick=to_mantissa(tick, ps),
+                              lot=to_mantissa(step, ss), min_notional=to_mantissa(notional_of(filters), ps + ss))
         except (KeyError, BadInput):
             continue  # a symbol we cannot trade exactly (no filters, odd asset name): skip it
         out.append((inst, s["symbol"]))
     return out
 
 
+def register(pairs: list[tuple[Instrument, str]], provider: Provider, registry: Registry | None) -> Registry:
+    """Register (instrument, venue symbol) `pairs` of `provider` in `registry` (None: a new one)."""
+    registry = registry or Registry()
+    for inst, venue_symbol in pairs:
+        registry.add(inst)
+        registry.map_venue(provider, venue_symbol, inst.symbol)
+    return registry
+
+
+def exchange_info(info: dict) -> list[tuple[Instrument, str]]:
+    """(Instrument, venue symbol) for every TRADING symbol of `GET /api/v3/exchangeInfo`
+    (`instruments`): "BTC-USDT" from baseAsset and quoteAsset; min_notional from NOTIONAL or
+    MIN_NOTIONAL."""
+    return instruments(info, lambda s: f"{s['baseAsset']}-{s['quoteAsset']}",
+                       lambda f: (f.get("NOTIONAL") or f.get("MIN_NOTIONAL") or {}).get("minNotional", "0"))
+
+
 def load_registry(info: dict, registry: Registry | None = None) -> Registry:
     """Register every tradable symbol of an exchangeInfo reply."""
-    registry = registry or Registry()
-    for inst, venue_symbol in exchange_info(info):
-        registry.add(inst)
-        registry.map_venue(PROVIDER, venue_symbol, inst.symbol)
-    return registry
+    return register(exchange_info(info), PROVIDER, registry)
 
 
 # -- the account (balances) ------------------------------------------------------------

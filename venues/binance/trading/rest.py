@@ -1,4 +1,5 @@
-"""Signed REST requests to Binance spot over one keep-alive HTTP connection.
+"""Signed REST requests to Binance spot over one keep-alive HTTP connection
+(venues/keepalive.py: the connection, and NotSent / PeerGone when the venue did not answer).
 
     rest = BinanceRest("http://127.0.0.1:8080", key, secret)
     rest.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
@@ -22,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
-import socket
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 
 from events import PeerGone, VenueRefused
+from venues.keepalive import KeepAliveHttp, NotSent  # noqa: F401 (NotSent: an outcome of this client)
 
 NO_SUCH_ORDER = -2013
 NEW_ORDER_REJECTED = -2010       # with the venue's reason in `msg`
@@ -44,10 +44,6 @@ UNKNOWN_ORDER = -2011
 STATUS_UNKNOWN_CODES = (-1006, -1007)  # "execution status unknown"
 
 
-class NotSent(PeerGone):
-    """The connection could not be opened: the request certainly never reached the venue."""
-
-
 class BinanceRefused(VenueRefused):
     """The venue refused a request: its `code` (e.g. -2010) and `msg`."""
 
@@ -56,46 +52,19 @@ class BinanceRefused(VenueRefused):
         self.http_status, self.code, self.msg = http_status, code, msg
 
 
-class BinanceRest:
+class BinanceRest(KeepAliveHttp):
     """A keep-alive connection to one Binance REST base URL."""
 
     def __init__(self, base_url: str, api_key: str = "", api_secret: str = "", *, timeout_s: float = 2.0,
                  recv_window_ms: int = 5000, max_idle_s: float = 30.0, clock_ms=None):
-        u = urlsplit(base_url)
-        if u.scheme not in ("http", "https"):
-            raise ValueError(f"REST base URL must be http(s): base_url={base_url!r}")
-        self._https = u.scheme == "https"
-        self._host, self._port = u.hostname, u.port or (443 if self._https else 80)
-        self._prefix = u.path.rstrip("/")
+        super().__init__(base_url, timeout_s=timeout_s, max_idle_s=max_idle_s)
         self._key = api_key
         self._secret = api_secret.encode()
-        self.timeout_s = timeout_s
         self.recv_window_ms = recv_window_ms
-        self.max_idle_s = max_idle_s
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self._conn: http.client.HTTPConnection | None = None
-        self._last_used = 0.0
-        self.requests = 0
-        self.sent_ns = 0     # time.time_ns() right before the last request was handed to the connection
-        self.replied_ns = 0  # time.time_ns() when its reply was read (0: none)
 
     def __repr__(self) -> str:  # never show the credentials
         return f"BinanceRest({self._host}:{self._port})"
-
-    def _connection(self) -> http.client.HTTPConnection:
-        now = time.monotonic()
-        if self._conn is not None and now - self._last_used > self.max_idle_s:
-            self.close()  # the server may have closed an idle keep-alive connection
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self.timeout_s)
-        self._last_used = now
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def sign(self, params: dict) -> str:
         """The signed query string of `params` (adds timestamp and recvWindow)."""
@@ -110,27 +79,7 @@ class BinanceRest:
         query = self.sign(params or {}) if signed else urlencode(params or {})
         url = f"{self._prefix}{path}" + (f"?{query}" if query else "")
         headers = {"X-MBX-APIKEY": self._key} if (signed or keyed) else {}
-        conn = self._connection()
-        if conn.sock is None:
-            try:
-                conn.connect()
-            except OSError as e:
-                self.close()
-                raise NotSent(f"{method} {path}: cannot connect ({type(e).__name__}); not sent") from None
-        try:
-            self.sent_ns, self.replied_ns = time.time_ns(), 0
-            conn.request(method, url, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-            self.replied_ns = time.time_ns()
-        except (OSError, http.client.HTTPException) as e:  # timeout, reset, refused, bad status line
-            self.close()
-            kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else type(e).__name__
-            raise PeerGone(f"{method} {path}: no reply ({kind}); outcome unknown") from None
-        self.requests += 1
-        if resp.getheader("Connection", "").lower() == "close":
-            self.close()
-        status = resp.status
+        status, body = self.exchange(method, url, f"{method} {path}", headers=headers)
         if 200 <= status < 300:
             return orjson.loads(body) if body else {}
         if status >= 500:

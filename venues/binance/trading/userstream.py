@@ -45,13 +45,14 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import WsReader
+from venues.wssupervisor import WsSupervisor
 
 from .rest import BinanceRefused
 
 WS_API_PATH = "/ws-api/v3"
 LIFETIME_S = 23 * 3600.0      # Binance: "A single connection to the API is only valid for 24 hours"
 SILENCE_S = 60.0              # Binance pings every 20 s: three missed pings mean the line is dead
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -86,23 +87,18 @@ def split_frame(data: bytes) -> tuple[str, object]:
     return "event", ev
 
 
-class _Conn:
+class _Conn(WsReader):
     """One WebSocket API connection: its reader thread and the requests awaiting answers."""
 
+    thread_name = "binance-userstream-read"
+
     def __init__(self, url: str, timeout_s: float, silence_s: float, on_event, on_bad, wake: threading.Event):
-        self.on_event, self.on_bad, self.wake = on_event, on_bad, wake
-        self.silence_s = silence_s
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.opened = self.heard = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
-        self.notice = ""              # serverShutdown / eventStreamTerminated: move elsewhere
+        super().__init__(url, timeout_s, silence_s, on_bad, wake)
+        self.on_event = on_event
         self.retiring = False         # we unsubscribe it ourselves: its end is no news
         self.subscription = None
         self._pending: dict[int, list] = {}   # request id -> [answered Event, reply or None]
-        self._thread = threading.Thread(target=self._read, name="binance-userstream-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def request(self, method: str, params: dict, timeout_s: float):
         """Send one request and return its `result`; PeerGone without an answer, BinanceRefused
@@ -127,26 +123,6 @@ class _Conn:
             raise BinanceRefused(int(status or 0), int(err.get("code", 0)), str(err.get("msg", "")), method)
         return reply.get("result")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
-            try:
-                opcode, frame = ws.recv_data_frame(True)   # answers pings with pongs
-            except websocket.WebSocketTimeoutException:
-                if time.monotonic() - self.heard > self.silence_s:
-                    self._end(f"silent for {self.silence_s:g}s")
-                    return
-                continue
-            except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(frame.data)
-
     def _on_frame(self, data: bytes) -> None:
         kind, body = split_frame(data)
         if kind == "bad":
@@ -164,12 +140,6 @@ class _Conn:
             elif e != "eventStreamTerminated":
                 self.on_event(body, data)
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
-        self.abort_requests()
-        self.wake.set()
-
     def abort_requests(self) -> None:
         """Wake every request waiting for an answer: it fails (PeerGone)."""
         for rid in list(self._pending):
@@ -177,20 +147,13 @@ class _Conn:
             if slot is not None:
                 slot[0].set()
 
-    def close(self) -> None:
-        """Close (a close frame, then the socket) and join the reader."""
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-            self._thread.join(timeout=1.0)   # the reader sees the venue's close frame and ends
-        self._end("closed by us")
-        self.ws.shutdown()                   # ends a reader still waiting in recv
-        self._thread.join(timeout=1.0)
+    def _unblock(self) -> None:
+        self.abort_requests()
 
 
-class UserStream:
+class UserStream(WsSupervisor):
+    thread_name = "binance-userstream"
+
     def __init__(self, ws_url: str, api_key: str, api_secret: str, on_event, on_bad, on_state, *,
                  recv_window_ms: int = 5000, timeout_s: float = 2.0, lifetime_s: float = LIFETIME_S,
                  silence_s: float = SILENCE_S, backoff_s: tuple[float, float] = (0.05, 2.0),
@@ -200,29 +163,18 @@ class UserStream:
         self.on_event, self.on_bad, self.on_state = on_event, on_bad, on_state
         self.recv_window_ms, self.timeout_s = recv_window_ms, timeout_s
         self.lifetime_s, self.silence_s = lifetime_s, silence_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
+        super().__init__(backoff_s, dlq, telemetry)
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._live: list[_Conn] = []
-        self._thread = threading.Thread(target=self._run, name="binance-userstream", daemon=True)
         self.subscribes = 0            # subscriptions the venue confirmed
         self.rotations = 0             # make-before-break moves (lifetime, serverShutdown, terminated)
-        self.last_error = ""
 
     def __repr__(self) -> str:  # never show the credentials
         return f"UserStream({self.url})"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def _give_up(self) -> None:
         for conn in list(self._live):
             conn.abort_requests()      # a request in flight gives up at once
-        self._thread.join(timeout=5)
 
     # -- the supervisor ----------------------------------------------------------------
 
@@ -234,12 +186,11 @@ class UserStream:
                 if conn is None:
                     conn = self._open()
                     if conn is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     backoff = self.backoff_min
                     self.on_state(UserStreamConnected())
-                self._wait(conn)
+                self._wait(conn, conn.opened + self.lifetime_s)   # lost, notice or lifetime
                 if self._stop.is_set():
                     break
                 if conn.lost.is_set():
@@ -256,8 +207,7 @@ class UserStream:
                                                              f"{self.last_error}"))
                         self._close(conn)
                         conn = None
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                    backoff = self._pause(backoff)
                     continue
                 backoff = self.backoff_min
                 self.rotations += 1
@@ -269,16 +219,6 @@ class UserStream:
         finally:
             for c in list(self._live):
                 self._close(c)
-
-    def _wait(self, conn: _Conn) -> None:
-        """Until stopped, the connection is lost, the venue asks us to move, or its lifetime ends."""
-        due = conn.opened + self.lifetime_s
-        while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
-            left = due - time.monotonic()
-            if left <= 0:
-                return
-            self._wake.wait(min(left, 1.0))
-            self._wake.clear()
 
     def _open(self) -> _Conn | None:
         """A new connection with a confirmed subscription, or None (the reason in last_error)."""
@@ -313,12 +253,3 @@ class UserStream:
         conn.close()
         if conn in self._live:
             self._live.remove(conn)
-
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return                      # stopping: a request cut short is no failure
-        if self.tel is not None:
-            self.tel.inc("exec.stream.subscribe_failed")
-        if reason != self.last_error and self.dlq is not None:   # once per distinct reason
-            self.dlq.put("user_stream_failed", priority="high", error=reason)
-        self.last_error = reason

@@ -48,6 +48,7 @@ import websocket
 
 from events import PeerGone
 from venues.trading import VenueOrderNotFound, VenueOutcomeUnknown, VenueRequestRefused
+from venues.wssupervisor import WsSupervisor
 
 from .rest import NO_SUCH_ORDER, STATUS_UNKNOWN_CODES, BinanceRefused, NotSent, duplicate_refusal
 from .userstream import LIFETIME_S, SILENCE_S, _Conn, split_frame, ws_api_url
@@ -129,11 +130,14 @@ class _OrderConn(_Conn):
         return not self._pending
 
 
-class WsApiSession:
+class WsApiSession(WsSupervisor):
     """One order-entry session on the Binance spot WebSocket API (see the module docstring).
 
     `request` may be called from any thread; `up` says whether a request made now would be sent.
     """
+
+    thread_name = "binance-wsapi"
+    failed_metric, failed_dlq = "exec.wsapi.down", "wsapi_down"
 
     def __init__(self, ws_url: str, api_key: str, api_secret: str, *, recv_window_ms: int = 5000,
                  timeout_s: float = 2.0, lifetime_s: float = LIFETIME_S, silence_s: float = SILENCE_S,
@@ -142,18 +146,13 @@ class WsApiSession:
         self._key, self._secret = api_key, api_secret.encode()
         self.recv_window_ms, self.timeout_s = recv_window_ms, timeout_s
         self.lifetime_s, self.silence_s = lifetime_s, silence_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
+        super().__init__(backoff_s, dlq, telemetry)
         self.now_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._ids = itertools.count(1)
         self._conn: _OrderConn | None = None
         self._changed = threading.Condition()   # notified when a connection is up
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="binance-wsapi", daemon=True)
         self.connects = 0          # connections opened
         self.rotations = 0         # make-before-break moves (lifetime, serverShutdown)
-        self.last_error = ""
         self.limits: dict[tuple[str, str, int], tuple[int, int]] = {}   # (type, interval, n) -> (count, limit)
         self.retry_after_ms = 0    # from the last 429/418 answer (0: none)
 
@@ -165,17 +164,10 @@ class WsApiSession:
         c = self._conn
         return c is not None and not c.lost.is_set()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def _give_up(self) -> None:
         c = self._conn
         if c is not None:
             c.abort_requests()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def wait_up(self, timeout_s: float) -> bool:
         """Wait until a connection is up (start-up, tests); True if it is."""
@@ -260,12 +252,11 @@ class WsApiSession:
                 if conn is None:
                     conn = self._open()
                     if conn is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     backoff = self.backoff_min
                     self._set_conn(conn)
-                self._wait(conn)
+                self._wait(conn, conn.opened + self.lifetime_s)   # lost, notice or lifetime
                 if self._stop.is_set():
                     break
                 if conn.lost.is_set():
@@ -277,8 +268,7 @@ class WsApiSession:
                 why = conn.notice or "lifetime"
                 new = self._open()
                 if new is None:
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                    backoff = self._pause(backoff)
                     continue
                 self._set_conn(new)       # new requests go here from now on
                 self.rotations += 1
@@ -290,15 +280,6 @@ class WsApiSession:
             self._set_conn(None)
             if c is not None:
                 c.close()
-
-    def _wait(self, conn: _OrderConn) -> None:
-        due = conn.opened + self.lifetime_s
-        while not (self._stop.is_set() or conn.lost.is_set() or conn.notice):
-            left = due - time.monotonic()
-            if left <= 0:
-                return
-            self._wake.wait(min(left, 1.0))
-            self._wake.clear()
 
     def _open(self) -> _OrderConn | None:
         try:
@@ -326,15 +307,6 @@ class WsApiSession:
         if self.dlq is not None:
             self.dlq.put("bad_wsapi_frame", priority="high", raw=raw, error=error)
 
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return
-        if self.tel is not None:
-            self.tel.inc("exec.wsapi.down")
-        if reason != self.last_error and self.dlq is not None:   # once per distinct reason
-            self.dlq.put("wsapi_down", priority="high", error=reason)
-        self.last_error = reason
-
 
 class WsOrderEntry:
     """The adapter's WebSocket path: place, cancel and query jobs (run on the adapter's worker
@@ -345,7 +317,9 @@ class WsOrderEntry:
     takes REST for that request. Once a request was handed to the connection it is never sent
     again, on either path: no usable answer is a VenueOutcomeUnknown, resolved by a query.
     `reports(vcoid, action, order_object, source)` and `sent(vcoid, stamps, sent_ns,
-    replied_ns, path)` are the adapter's (parse.order_response, telemetry).
+    replied_ns, path)` are the adapter's (parse.order_response, telemetry). A market's own
+    entry (USD-M) says how a placement is sent (`place_params`) and what refusal means a
+    duplicate (`duplicate`).
     """
 
     source = "ws"
@@ -353,6 +327,14 @@ class WsOrderEntry:
     def __init__(self, session: WsApiSession, emit, reports, sent):
         self.session, self.emit, self.reports, self.sent = session, emit, reports, sent
         self.fallbacks = 0     # requests that took REST: the session was down
+
+    def place_params(self, params: dict) -> dict:
+        """The `order.place` params of the REST placement `params`."""
+        return {**params, "newOrderRespType": ORDER_RESP_TYPE}
+
+    def duplicate(self, e: BinanceRefused) -> bool:
+        """A placement refused as `e`: its client order id is taken (an earlier placement landed)."""
+        return duplicate_refusal(e.code, e.msg)
 
     def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
         ts, t0 = self.session.now_ms(), time.time_ns()
@@ -362,13 +344,13 @@ class WsOrderEntry:
                 self.reports(vcoid, "place", out.result, self.source)
                 self.sent(vcoid, stamps, out.sent_ns, out.replied_ns, "ws")
             elif isinstance(out, BinanceRefused):
-                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, duplicate_refusal(out.code, out.msg)))
+                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, self.duplicate(out)))
                 self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
             else:
                 self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), ts))
                 self.sent(vcoid, stamps, t0, 0, "ws")
 
-        return self._call("place", "order.place", {**params, "newOrderRespType": ORDER_RESP_TYPE}, done, ts)
+        return self._call("place", "order.place", self.place_params(params), done, ts)
 
     def cancel(self, vcoid: str, symbol: str) -> bool:
         def done(out) -> None:

@@ -48,7 +48,7 @@ from events import BadInput, Instrument, OrderType, PeerGone, Provider, UnknownI
 from venues.trading import (
     Order, VenueAccountFailed, VenueAccountReported, VenueOpenOrdersFailed, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
-from venues.workers import RestWorkers, tell_sent
+from venues.workers import RestWorkers, ask_until_up, tell_sent
 
 from . import parse
 from .private_ws import NotConnected, PrivateStream
@@ -76,21 +76,13 @@ def passphrase_from_env(rest_url: str, env_prefix: str = "MELTICA_OKX") -> str:
 
 def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float = 30.0) -> parse.OkxRegistry:
     """SPOT and SWAP instruments from GET /api/v5/public/instruments, retrying until `deadline_s`."""
-    rest = OkxRest(rest_url, timeout_s=timeout_s)
-    end = time.monotonic() + deadline_s
-    try:
-        while True:
-            try:
-                entries = []
-                for kind in ("SPOT", "SWAP"):
-                    entries.extend(rest.get(INSTRUMENTS_PATH, {"instType": kind}, signed=False))
-                return parse.load_registry(entries)
-            except PeerGone:
-                if time.monotonic() >= end:
-                    raise
-                time.sleep(0.1)
-    finally:
-        rest.close()
+    def ask(rest: OkxRest) -> parse.OkxRegistry:
+        entries = []
+        for kind in ("SPOT", "SWAP"):
+            entries.extend(rest.get(INSTRUMENTS_PATH, {"instType": kind}, signed=False))
+        return parse.load_registry(entries)
+
+    return ask_until_up(OkxRest(rest_url, timeout_s=timeout_s), ask, deadline_s)
 
 
 class _Fills:

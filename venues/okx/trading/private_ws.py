@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import threading
 import time
 from urllib.parse import urlsplit
@@ -37,6 +38,8 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import READ_TICK_S, WsReader
+from venues.wssupervisor import WsSupervisor
 
 from .rest import OkxRefused, answer, sign
 
@@ -45,7 +48,6 @@ CHANNELS = ({"channel": "orders", "instType": "ANY"}, {"channel": "account"},
             {"channel": "positions", "instType": "ANY"})
 PING_S = 15.0          # send "ping" after this long without a frame (OKX: 30 s idle closes)
 SILENCE_S = 40.0       # no frame (not even "pong") for this long: the line is dead
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -64,23 +66,20 @@ class LoginFailed(Exception):
     """The venue refused login or a subscription: its code and message."""
 
 
-class _Conn:
+class _Conn(WsReader):
     """One connection: its reader thread and the requests awaiting answers."""
 
+    thread_name = "okx-private-read"
+
     def __init__(self, url: str, timeout_s: float, on_push, on_bad, wake: threading.Event):
-        self.on_push, self.on_bad, self.wake = on_push, on_bad, wake
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.heard = self.sent = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
-        self.notice = ""
+        super().__init__(url, timeout_s, SILENCE_S, on_bad, wake)
+        self.on_push = on_push
+        self.sent = self.heard
         self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
         self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
         self._send_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._read, name="okx-private-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def send(self, text: str) -> None:
         with self._send_lock:
@@ -130,32 +129,12 @@ class _Conn:
             raise PeerGone(f"{op}: connection lost ({self.reason}); outcome unknown")
         return answer(200, slot[1], f"ws {op}")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
+    def _on_idle(self, now: float) -> None:
+        if now - max(self.heard, self.sent) > PING_S:
             try:
-                opcode, frame = ws.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
-                now = time.monotonic()
-                if now - self.heard > SILENCE_S:
-                    self._end(f"silent for {SILENCE_S:g}s")
-                    return
-                if now - max(self.heard, self.sent) > PING_S:
-                    try:
-                        self.send("ping")
-                    except (OSError, websocket.WebSocketException) as e:
-                        self._end(f"ping failed: {type(e).__name__}")
-                        return
-                continue
+                self.send("ping")
             except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                self._on_frame(frame.data)
+                self._end(f"ping failed: {type(e).__name__}")
 
     def _on_frame(self, data: bytes) -> None:
         if data == b"pong":
@@ -196,13 +175,10 @@ class _Conn:
             return
         self.on_bad(data, "neither a push, an answer nor an event")
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
+    def _unblock(self) -> None:
         self.abort_requests()
         with self._event_cv:
             self._event_cv.notify_all()
-        self.wake.set()
 
     def abort_requests(self) -> None:
         for rid in list(self._pending):
@@ -210,20 +186,12 @@ class _Conn:
             if slot is not None:
                 slot[0].set()
 
-    def close(self) -> None:
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-            self._thread.join(timeout=1.0)
-        self._end("closed by us")
-        self.ws.shutdown()
-        self._thread.join(timeout=1.0)
 
-
-class PrivateStream:
+class PrivateStream(WsSupervisor):
     """The private connection of one account, kept logged in and subscribed."""
+
+    thread_name = "okx-private"
+    labels = {"venue": "okx"}
 
     def __init__(self, ws_url: str, api_key: str, api_secret: str, passphrase: str, on_push, on_bad, on_state, *,
                  timeout_s: float = 2.0, backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None, telemetry=None,
@@ -232,30 +200,19 @@ class PrivateStream:
         self._key, self._secret, self._passphrase = api_key, api_secret.encode(), passphrase
         self.on_push, self.on_bad, self.on_state = on_push, on_bad, on_state
         self.timeout_s = timeout_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
+        super().__init__(backoff_s, dlq, telemetry)
         self._clock_s = clock_s or (lambda: int(time.time()))
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self.conn: _Conn | None = None          # the live, logged-in connection (None: none)
         self._up = threading.Event()            # set while `conn` is one
-        self._thread = threading.Thread(target=self._run, name="okx-private", daemon=True)
         self.logins = 0
-        self.last_error = ""
 
     def __repr__(self) -> str:  # never show the credentials
         return f"PrivateStream({self.url})"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+    def _give_up(self) -> None:
         conn = self.conn
         if conn is not None:
             conn.abort_requests()
-        self._thread.join(timeout=5)
 
     def wait_up(self, timeout_s: float) -> bool:
         """Wait until a connection is logged in and subscribed; False after `timeout_s`."""
@@ -274,19 +231,16 @@ class PrivateStream:
             while not self._stop.is_set():
                 conn = self._open()
                 if conn is None:
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
+                    backoff = self._pause(backoff)
                     continue
                 backoff = self.backoff_min
                 self.conn = conn
                 self._up.set()
                 self.on_state(UserStreamConnected())
-                while not (self._stop.is_set() or conn.lost.is_set()):
-                    if conn.notice:
-                        conn = self._move(conn)      # the venue closes this one soon
-                        continue
-                    self._wake.wait(1.0)
-                    self._wake.clear()
+                self._wait(conn, math.inf)
+                while conn.notice and not (self._stop.is_set() or conn.lost.is_set()):
+                    conn = self._move(conn)          # the venue closes this one soon
+                    self._wait(conn, math.inf)
                 self._up.clear()
                 self.conn = None
                 if self._stop.is_set():
@@ -339,15 +293,6 @@ class PrivateStream:
             return None
         self.logins += 1
         return conn
-
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return
-        if self.tel is not None:
-            self.tel.inc("exec.stream.subscribe_failed", venue="okx")
-        if reason != self.last_error and self.dlq is not None:
-            self.dlq.put("user_stream_failed", priority="high", venue="okx", error=reason)
-        self.last_error = reason
 
 
 class NotConnected(PeerGone):

@@ -1,4 +1,5 @@
-"""Signed REST requests to OKX v5 over one keep-alive HTTP connection.
+"""Signed REST requests to OKX v5 over one keep-alive HTTP connection (venues/keepalive.py:
+the connection, and NotSent / PeerGone when the venue did not answer).
 
     rest = OkxRest("https://openapi.okx.com", key, secret, passphrase)
     rest.post("/api/v5/trade/order", {"instId": "BTC-USDT", "tdMode": "cash", "clOrdId": "m...",
@@ -29,23 +30,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
-import socket
 import time
 from datetime import datetime, timezone
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import orjson
 
 from events import PeerGone, VenueRefused
+from venues.keepalive import KeepAliveHttp, NotSent  # noqa: F401 (NotSent: an outcome of this client)
 
 NO_SUCH_ORDER = 51603            # "Order does not exist" (GET /api/v5/trade/order)
 DUPLICATED_CLORDID = 51016       # "Duplicated clOrdId": an earlier placement of ours landed
 STATUS_UNKNOWN_CODES = frozenset({50001, 50004, 50013, 50026})
-
-
-class NotSent(PeerGone):
-    """The connection could not be opened: the request certainly never reached the venue."""
 
 
 class OkxRefused(VenueRefused):
@@ -73,45 +69,18 @@ def _int(code) -> int:
         return -1
 
 
-class OkxRest:
+class OkxRest(KeepAliveHttp):
     """A keep-alive connection to one OKX REST base URL."""
 
     def __init__(self, base_url: str, api_key: str = "", api_secret: str = "", passphrase: str = "", *,
                  timeout_s: float = 2.0, max_idle_s: float = 30.0, clock_ms=None):
-        u = urlsplit(base_url)
-        if u.scheme not in ("http", "https"):
-            raise ValueError(f"REST base URL must be http(s): base_url={base_url!r}")
-        self._https = u.scheme == "https"
-        self._host, self._port = u.hostname, u.port or (443 if self._https else 80)
-        self._prefix = u.path.rstrip("/")
+        super().__init__(base_url, timeout_s=timeout_s, max_idle_s=max_idle_s)
         self._key, self._secret, self._passphrase = api_key, api_secret.encode(), passphrase
-        self.timeout_s = timeout_s
-        self.max_idle_s = max_idle_s
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        self._conn: http.client.HTTPConnection | None = None
-        self._last_used = 0.0
-        self.requests = 0
-        self.sent_ns = 0       # time.time_ns() right before the last request was handed to the connection
-        self.replied_ns = 0    # time.time_ns() when its reply was read (0: none)
         self.sent_ms = 0       # the venue timestamp the last request was signed with
 
     def __repr__(self) -> str:  # never show the credentials
         return f"OkxRest({self._host}:{self._port})"
-
-    def _connection(self) -> http.client.HTTPConnection:
-        now = time.monotonic()
-        if self._conn is not None and now - self._last_used > self.max_idle_s:
-            self.close()
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self.timeout_s)
-        self._last_used = now
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def headers(self, method: str, request_path: str, body: str) -> dict:
         """The four OK-ACCESS-* headers of one request (see the module docstring)."""
@@ -139,27 +108,9 @@ class OkxRest:
             headers.update(self.headers(method, request_path, body))
             if exp_ms:
                 headers["expTime"] = str(self.sent_ms + exp_ms)
-        conn = self._connection()
-        if conn.sock is None:
-            try:
-                conn.connect()
-            except OSError as e:
-                self.close()
-                raise NotSent(f"{method} {path}: cannot connect ({type(e).__name__}); not sent") from None
-        try:
-            self.sent_ns, self.replied_ns = time.time_ns(), 0
-            conn.request(method, request_path, body=body or None, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            self.replied_ns = time.time_ns()
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            kind = "timeout" if isinstance(e, (socket.timeout, TimeoutError)) else type(e).__name__
-            raise PeerGone(f"{method} {path}: no reply ({kind}); outcome unknown") from None
-        self.requests += 1
-        if resp.getheader("Connection", "").lower() == "close":
-            self.close()
-        return answer(resp.status, raw, f"{method} {path}")
+        what = f"{method} {path}"
+        status, raw = self.exchange(method, request_path, what, headers=headers, body=body or None)
+        return answer(status, raw, what)
 
     def get(self, path: str, params: dict | None = None, *, signed: bool = True) -> list:
         return self.request("GET", path, params, signed=signed)

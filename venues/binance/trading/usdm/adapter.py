@@ -1,16 +1,10 @@
-"""The Binance USD-M order adapter: the engine's `Venue`, over worker threads.
-
-`place`, `cancel`, `amend`, `query`, `list_open` and `query_account` are called by the
-engine's thread; they only queue a job. Jobs of one order always go to the same worker (by
-a hash of its client order id), so a cancel or a modify never overtakes its own order's
-placement; each worker owns one keep-alive REST connection. Outcomes come back through
-`emit(event)` (thread-safe, provided by the process). Every placement that left is told to
-telemetry as the spot adapter does (`exec.order.send_us`, `exec.order.sent`).
+"""The Binance USD-M order adapter: the engine's `Venue`, over worker threads (../base.py:
+the jobs, the workers, REST or WebSocket order entry, as the spot adapter has them; a
+modify, like a cancel, never overtakes its own order's placement). Every placement that
+left is told to telemetry as the spot adapter does (`exec.order.send_us`, `exec.order.sent`).
 
 Order entry (`order_entry`): "rest" (default), or "ws": place, modify, cancel and query over
-the USD-M WebSocket API (wsapi.py) while its session is up, REST while it is down; the same
-events either way, and a request handed to the WebSocket is never sent again on REST (no
-answer is an unknown outcome, resolved by a query).
+the USD-M WebSocket API (wsapi.py) while its session is up, REST while it is down.
 
     request                    reply                           event
     POST   /fapi/v1/order      order object (ACK: NEW, nothing  VenueOrderReported (the fills come
@@ -47,22 +41,16 @@ duplicated." is flagged `duplicate` (an earlier placement of ours landed: the en
 from __future__ import annotations
 
 import threading
-import time
 
-import orjson
+from events import BadInput, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal
+from venues.trading import Order, VenueAccountFailed, VenueOutcomeUnknown, VenueRequestRefused
+from venues.workers import ask_until_up
 
-from events import (
-    BadInput, Instrument, OrderType, PeerGone, Provider, Registry, TimeInForce, UnknownInstrument, to_decimal)
-from venues.trading import (
-    Order, VenueAccountFailed, VenueOpenOrdersFailed, VenueOpenOrdersListed, VenueOrderNotFound,
-    VenueOutcomeUnknown, VenueRequestRefused)
-from venues.workers import RestWorkers, tell_sent
-
-from ..rest import NO_SUCH_ORDER, BinanceRefused, NotSent
-from ..wsapi import WsApiSession
+from ..base import UNREADABLE, BinanceAdapter
+from ..rest import BinanceRefused, NotSent
 from . import parse
 from .rest import DUPLICATE_CLIENT_ORDER_ID, FuturesRest
-from .stream import LIFETIME_S, FuturesUserStream
+from .stream import FuturesUserStream
 from .wsapi import UsdmWsEntry, ws_api_url
 
 SIDES = {1: "BUY", 2: "SELL"}
@@ -72,18 +60,8 @@ TIFS = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK", 
 def fetch_registry(rest_url: str, *, timeout_s: float = 2.0, deadline_s: float = 30.0,
                    registry: Registry | None = None) -> Registry:
     """Instruments from GET /fapi/v1/exchangeInfo, retrying until `deadline_s` (venue starting)."""
-    rest = FuturesRest(rest_url, timeout_s=timeout_s)
-    end = time.monotonic() + deadline_s
-    try:
-        while True:
-            try:
-                return parse.load_registry(rest.exchange_info(), registry)
-            except PeerGone:
-                if time.monotonic() >= end:
-                    raise
-                time.sleep(0.1)
-    finally:
-        rest.close()
+    return ask_until_up(FuturesRest(rest_url, timeout_s=timeout_s),
+                        lambda rest: parse.load_registry(rest.exchange_info(), registry), deadline_s)
 
 
 def order_params(o: Order, symbol: str) -> dict:
@@ -103,64 +81,36 @@ def order_params(o: Order, symbol: str) -> dict:
     return params
 
 
-class BinanceUsdmAdapter:
+class BinanceUsdmAdapter(BinanceAdapter):
     provider = Provider.BINANCE_USDM
-    order_entries = ("rest", "ws")   # the order-entry paths this adapter offers (`order_entry`)
     fee_scale = parse.FEE_SCALE
     # Request weight (USD-M REST): GET /fapi/v1/openOrders 1 with a symbol, 40 without; one
     # request without a symbol is cheaper from 40 symbols with open orders on.
     list_all_from = 40
+    rest_class, ws_entry_class = FuturesRest, UsdmWsEntry
+    venue, workers_name = "binance-usdm", "usdm-rest"
 
-    def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, registry: Registry, emit, *,
-                 workers: int = 2, timeout_s: float = 2.0, recv_window_ms: int = 5000, dlq=None,
-                 telemetry=None, stream_lifetime_s: float = LIFETIME_S, order_entry: str = "rest"):
-        if order_entry not in self.order_entries:
-            raise ValueError(f"order_entry must be one of {self.order_entries}: order_entry={order_entry!r}")
-        self.rest_url, self.ws_url = rest_url, ws_url
-        self.registry = registry
-        self.emit = emit
-        self.recv_window_ms = recv_window_ms
-        self.dlq = dlq
-        self.tel = telemetry
+    def __init__(self, *args, **kw):   # the arguments of BinanceAdapter
         self.quotes = parse.Quotes()
         self._account_asked = threading.Event()   # query_account was called: pass ACCOUNT_UPDATE on
-        self._stop = threading.Event()
-        mk = lambda: FuturesRest(rest_url, api_key, api_secret, timeout_s=timeout_s,  # noqa: E731
-                                 recv_window_ms=recv_window_ms)
-        self.workers = RestWorkers(mk, workers, "usdm-rest", dlq=dlq, venue="binance-usdm")
-        self._submit = self.workers.submit
-        self.stream = FuturesUserStream(rest_url, ws_url, api_key, api_secret, self._on_event, self._on_bad, emit,
-                                        timeout_s=timeout_s, lifetime_s=stream_lifetime_s, dlq=dlq,
-                                        telemetry=telemetry)
-        self.order_entry = order_entry    # may be set before start (the process does)
-        self._ws_args = (ws_api_url(ws_url), api_key, api_secret,
-                         dict(recv_window_ms=recv_window_ms, timeout_s=timeout_s, lifetime_s=stream_lifetime_s,
-                              dlq=dlq, telemetry=telemetry))
-        self.wsapi: WsApiSession | None = None
-        self.ws_entry: UsdmWsEntry | None = None
+        super().__init__(*args, **kw)
 
-    def __repr__(self) -> str:
-        return f"BinanceUsdmAdapter({self.rest_url})"
+    def _user_stream(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, *, recv_window_ms: int,
+                     timeout_s: float, lifetime_s: float) -> FuturesUserStream:
+        return FuturesUserStream(rest_url, ws_url, api_key, api_secret, self._on_event, self._on_bad, self.emit,
+                                 timeout_s=timeout_s, lifetime_s=lifetime_s, dlq=self.dlq, telemetry=self.tel)
 
-    # -- lifecycle -------------------------------------------------------------------
+    def _ws_api_url(self, ws_url: str) -> str:
+        return ws_api_url(ws_url)
 
-    def start(self) -> None:
-        if self.order_entry == "ws":
-            url, key, secret, kw = self._ws_args
-            self.wsapi = WsApiSession(url, key, secret, **kw)
-            self.ws_entry = UsdmWsEntry(self.wsapi, self.emit, self._reports, self._sent)
-            self.wsapi.start()
-            self.wsapi.wait_up(self.wsapi.timeout_s)   # the first orders need not take REST
-        self.workers.start()
-        self.stream.start()
+    def _order_reports(self, resp, action: str, source: str) -> list:
+        report = parse.order_response(resp, self.registry, self.quotes, source)
+        if action == "amend" and report.status is not None and not report.status.terminal:
+            report.amended = True     # (a modify that cancels the order is reported as the cancel)
+        return [report]
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.workers.stop()
-        self.stream.stop()
-        if self.wsapi is not None:
-            self.wsapi.stop()
-        self.workers.join()
+    def _duplicate(self, e: BinanceRefused) -> bool:
+        return e.code == DUPLICATE_CLIENT_ORDER_ID
 
     # -- the engine's Venue ------------------------------------------------------------
 
@@ -171,20 +121,7 @@ class BinanceUsdmAdapter:
         except BadInput as e:
             self.emit(VenueRequestRefused(o.venue_client_order_id, "place", 0, f"not sent: {e}"))
             return
-        stamps = (o.consumer_id, o.client_order_id, o.created_ns, time.time_ns())
-        self._submit(o.venue_client_order_id, self._place, o.venue_client_order_id, params, stamps)
-
-    def cancel(self, o: Order) -> None:
-        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
-        self._submit(o.venue_client_order_id, self._cancel, o.venue_client_order_id, vs)
-
-    def query(self, o: Order) -> None:
-        vs = self.registry.venue_symbol(self.provider, o.instrument.id)
-        self._submit(o.venue_client_order_id, self._query, o.venue_client_order_id, vs)
-
-    def list_open(self, instrument: Instrument | None, request_id: int) -> None:
-        vs = self.registry.venue_symbol(self.provider, instrument.id) if instrument is not None else None
-        self._submit(vs or "*", self._list_open, request_id, vs)
+        self._submit_place(o, params)
 
     def amend(self, o: Order, qty: int, price: int) -> None:
         """Modify (PUT /fapi/v1/order): both quantity and price are sent, as USD-M requires."""
@@ -199,67 +136,6 @@ class BinanceUsdmAdapter:
         self._submit("*account", self._account)
 
     # -- jobs (worker threads) ---------------------------------------------------------
-
-    def _reports(self, vcoid: str, action: str, resp, source: str) -> None:
-        try:
-            report = parse.order_response(resp, self.registry, self.quotes, source)
-            if action == "amend" and report.status is not None and not report.status.terminal:
-                report.amended = True     # (a modify that cancels the order is reported as the cancel)
-        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
-            if self.dlq is not None:
-                self.dlq.put("bad_order_reply", priority="high", raw=orjson.dumps(resp), error=str(e))
-            self.emit(VenueOutcomeUnknown(vcoid, action, f"unreadable reply: {e}"))
-            return
-        self.emit(report)
-
-    def _place(self, rest: FuturesRest, vcoid: str, params: dict, stamps: tuple) -> None:
-        if self.ws_entry is not None and self.ws_entry.place(vcoid, params, stamps):
-            return
-        sent_ms = time.time_ns() // 1_000_000
-        try:
-            resp = rest.new_order(**params)
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATE_CLIENT_ORDER_ID))
-        except NotSent as e:
-            self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-        else:
-            self._reports(vcoid, "place", resp, "rest")
-        self._sent(vcoid, stamps, rest.sent_ns, rest.replied_ns)
-
-    def _sent(self, vcoid: str, stamps: tuple, sent_ns: int, replied_ns: int, path: str = "rest") -> None:
-        tell_sent(self.tel, vcoid, stamps, sent_ns, replied_ns, path)
-
-    def _cancel(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
-        if self.ws_entry is not None and self.ws_entry.cancel(vcoid, symbol):
-            return
-        try:
-            resp = rest.cancel_order(symbol, vcoid)
-        except BinanceRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "cancel", e.code, e.msg))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
-            return
-        self._reports(vcoid, "cancel", resp, "rest")
-
-    def _query(self, rest: FuturesRest, vcoid: str, symbol: str) -> None:
-        if self.ws_entry is not None and self.ws_entry.query(vcoid, symbol):
-            return
-        try:
-            resp = rest.get_order(symbol, vcoid)
-        except BinanceRefused as e:
-            if e.code == NO_SUCH_ORDER:
-                self.emit(VenueOrderNotFound(vcoid))
-            else:
-                self.emit(VenueRequestRefused(vcoid, "query", e.code, e.msg))
-            return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "query", str(e)))
-            return
-        self._reports(vcoid, "query", resp, "query")
 
     def _amend(self, rest: FuturesRest, vcoid: str, params: dict) -> None:
         if self.ws_entry is not None and self.ws_entry.modify(vcoid, params):
@@ -285,33 +161,8 @@ class BinanceUsdmAdapter:
             self.emit(VenueAccountFailed(f"refused: {e.code} {e.msg}"))
         except PeerGone as e:
             self.emit(VenueAccountFailed(str(e)))
-        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+        except UNREADABLE as e:
             self.emit(VenueAccountFailed(f"unreadable reply: {type(e).__name__}: {e}"))
-
-    def _list_open(self, rest: FuturesRest, request_id: int, symbol: str | None) -> None:
-        try:
-            resp = rest.open_orders(symbol)
-        except BinanceRefused as e:
-            self.emit(VenueOpenOrdersFailed(request_id, f"refused: {e.code} {e.msg}"))
-            return
-        except PeerGone as e:
-            self.emit(VenueOpenOrdersFailed(request_id, str(e)))
-            return
-        if not isinstance(resp, list):
-            self.emit(VenueOpenOrdersFailed(request_id, f"unreadable reply: not a list: {type(resp).__name__}"))
-            return
-        reports = []
-        for item in resp:
-            try:
-                reports.append(parse.order_response(item, self.registry, self.quotes, "open_orders"))
-            except UnknownInstrument:  # a symbol we do not trade (another client of the account)
-                if self.tel is not None:
-                    self.tel.inc("exec.reconcile.foreign")
-            except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
-                if self.dlq is not None:
-                    self.dlq.put("bad_open_order", priority="high", raw=orjson.dumps(item),
-                                 error=f"{type(e).__name__}: {e}")
-        self.emit(VenueOpenOrdersListed(tuple(reports), request_id))
 
     # -- the user stream (its thread) ------------------------------------------------------
 
@@ -330,11 +181,5 @@ class BinanceUsdmAdapter:
         except UnknownInstrument:          # an order of a symbol we do not trade
             if self.tel is not None:
                 self.tel.inc("exec.stream.foreign")
-        except (BadInput, KeyError, TypeError, ValueError, AttributeError) as e:
+        except UNREADABLE as e:
             self._on_bad(raw, f"{type(e).__name__}: {e}")
-
-    def _on_bad(self, raw: bytes, error: str) -> None:
-        if self.dlq is not None:
-            self.dlq.put("bad_user_stream_frame", priority="high", raw=raw, error=error)
-        if self.tel is not None:
-            self.tel.inc("exec.stream.bad_frames")

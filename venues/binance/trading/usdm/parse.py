@@ -43,6 +43,7 @@ from events import BadInput, ExecStatus, Instrument, Provider, Registry, Unknown
 from venues.trading import Balance, Position, VenueAccountReported, VenueOrderReported
 
 from ...markets import MARKETS, to_canonical
+from ..parse import instruments, register
 
 PROVIDER = Provider.BINANCE_USDM
 FEE_SCALE = 8       # commissions, as spot
@@ -261,40 +262,15 @@ def account(balances: list, positions: list, registry: Registry) -> VenueAccount
 
 # -- instruments ---------------------------------------------------------------------------
 
-def _decimals(text: str) -> int:
-    """Decimals of a step like "0.0010" -> 3 ("1" -> 0)."""
-    return len(text.partition(".")[2].rstrip("0"))
-
-
 def exchange_info(info: dict) -> list[tuple[Instrument, str]]:
-    """(Instrument, venue symbol) for every TRADING symbol of `GET /fapi/v1/exchangeInfo`:
-    perpetuals as "BTC-USDT-PERP", dated contracts as "BTC-USDT-250926". Scales are the
-    decimals of PRICE_FILTER.tickSize and LOT_SIZE.stepSize (quantities in the base asset);
-    min_notional from MIN_NOTIONAL.notional."""
-    out = []
+    """(Instrument, venue symbol) for every TRADING symbol of `GET /fapi/v1/exchangeInfo`
+    (spot's `instruments`; quantities in the base asset): perpetuals as "BTC-USDT-PERP",
+    dated contracts as "BTC-USDT-250926"; min_notional from MIN_NOTIONAL.notional."""
     market = MARKETS[PROVIDER]
-    for s in info.get("symbols", []):
-        if s.get("status", "TRADING") != "TRADING":
-            continue
-        filters = {f["filterType"]: f for f in s.get("filters", [])}
-        try:
-            tick = filters["PRICE_FILTER"]["tickSize"]
-            step = filters["LOT_SIZE"]["stepSize"]
-            ps, ss = _decimals(tick), _decimals(step)
-            notional = (filters.get("MIN_NOTIONAL") or {}).get("notional", "0")
-            symbol = to_canonical(market, s["symbol"], s["baseAsset"], s["quoteAsset"])
-            inst = Instrument(symbol, px_scale=ps, sz_scale=ss, tick=to_mantissa(tick, ps),
-                              lot=to_mantissa(step, ss), min_notional=to_mantissa(notional, ps + ss))
-        except (KeyError, BadInput):
-            continue  # a symbol we cannot trade exactly (no filters, odd asset name): skip it
-        out.append((inst, s["symbol"]))
-    return out
+    return instruments(info, lambda s: to_canonical(market, s["symbol"], s["baseAsset"], s["quoteAsset"]),
+                       lambda f: (f.get("MIN_NOTIONAL") or {}).get("notional", "0"))
 
 
 def load_registry(info: dict, registry: Registry | None = None) -> Registry:
     """Register every tradable symbol of a USD-M exchangeInfo reply."""
-    registry = registry or Registry()
-    for inst, venue_symbol in exchange_info(info):
-        registry.add(inst)
-        registry.map_venue(PROVIDER, venue_symbol, inst.symbol)
-    return registry
+    return register(exchange_info(info), PROVIDER, registry)

@@ -42,6 +42,8 @@ import websocket
 
 from events import PeerGone
 from venues.trading import UserStreamConnected, UserStreamDisconnected
+from venues.wsreader import WsReader
+from venues.wssupervisor import WsSupervisor
 
 from ..rest import BinanceRefused
 from .rest import NO_SUCH_LISTEN_KEY, FuturesRest
@@ -50,7 +52,6 @@ PRIVATE_PATH = "/private"
 LIFETIME_S = 23 * 3600.0     # "A single connection is only valid for 24 hours"
 KEEPALIVE_S = 30 * 60.0      # the key lives 60 minutes after each POST / PUT
 SILENCE_S = 600.0            # the venue pings every 3 minutes: three missed pings mean a dead line
-READ_TICK_S = 0.5
 _ids = itertools.count(1)
 
 
@@ -78,22 +79,19 @@ def split_frame(data: bytes) -> tuple[str, object]:
     return "event", msg
 
 
-class _Conn:
+class _Conn(WsReader):
     """One /private connection: its reader thread and its one subscription request."""
 
+    thread_name = "usdm-userstream-read"
+    await_close_frame = False
+
     def __init__(self, url: str, timeout_s: float, silence_s: float, on_event, on_bad, wake: threading.Event):
-        self.on_event, self.on_bad, self.wake = on_event, on_bad, wake
-        self.silence_s = silence_s
-        self.ws = websocket.create_connection(url, timeout=timeout_s, enable_multithread=True)
-        self.ws.settimeout(READ_TICK_S)
-        self.opened = self.heard = time.monotonic()
-        self.lost = threading.Event()
-        self.reason = ""
+        super().__init__(url, timeout_s, silence_s, on_bad, wake)
+        self.on_event = on_event
         self.expired = False
         self._answered = threading.Event()
         self._answer: dict | None = None
-        self._thread = threading.Thread(target=self._read, name="usdm-userstream-read", daemon=True)
-        self._thread.start()
+        self._start_reading()
 
     def subscribe(self, listen_key: str, timeout_s: float) -> None:
         """SUBSCRIBE the key and wait for the venue's answer; PeerGone / BinanceRefused if none."""
@@ -109,55 +107,26 @@ class _Conn:
             err = err if isinstance(err, dict) else {}
             raise BinanceRefused(0, int(err.get("code", 0)), str(err.get("msg", self._answer)), "SUBSCRIBE")
 
-    def _read(self) -> None:
-        ws = self.ws
-        while not self.lost.is_set():
-            try:
-                opcode, frame = ws.recv_data_frame(True)   # answers pings with pongs
-            except websocket.WebSocketTimeoutException:
-                if time.monotonic() - self.heard > self.silence_s:
-                    self._end(f"silent for {self.silence_s:g}s")
-                    return
-                continue
-            except (OSError, websocket.WebSocketException) as e:
-                self._end(f"{type(e).__name__}: {e}")
-                return
-            self.heard = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self._end("closed by the venue")
-                return
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                kind, body = split_frame(frame.data)
-                if kind == "bad":
-                    self.on_bad(frame.data, body)
-                elif kind == "answer":
-                    self._answer = body
-                    self._answered.set()
-                elif body["e"] == "listenKeyExpired":
-                    self.expired = True
-                    self._end("listenKeyExpired")
-                    return
-                else:
-                    self.on_event(body, frame.data)
+    def _on_frame(self, data: bytes) -> None:
+        kind, body = split_frame(data)
+        if kind == "bad":
+            self.on_bad(data, body)
+        elif kind == "answer":
+            self._answer = body
+            self._answered.set()
+        elif body["e"] == "listenKeyExpired":
+            self.expired = True
+            self._end("listenKeyExpired")
+        else:
+            self.on_event(body, data)
 
-    def _end(self, reason: str) -> None:
-        self.reason = self.reason or reason
-        self.lost.set()
+    def _unblock(self) -> None:
         self._answered.set()          # a subscription waiting for its answer gives up
-        self.wake.set()
-
-    def close(self) -> None:
-        if not self.lost.is_set():
-            try:
-                self.ws.send_close()
-            except (OSError, websocket.WebSocketException):
-                pass
-        self._end("closed by us")
-        self.ws.shutdown()
-        self._thread.join(timeout=1.0)
 
 
-class FuturesUserStream:
+class FuturesUserStream(WsSupervisor):
+    thread_name = "usdm-userstream"
+
     def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str, on_event, on_bad, on_state, *,
                  timeout_s: float = 2.0, lifetime_s: float = LIFETIME_S, keepalive_s: float = KEEPALIVE_S,
                  silence_s: float = SILENCE_S, backoff_s: tuple[float, float] = (0.05, 2.0), dlq=None,
@@ -166,28 +135,15 @@ class FuturesUserStream:
         self.rest = FuturesRest(rest_url, api_key, api_secret, timeout_s=timeout_s)
         self.on_event, self.on_bad, self.on_state = on_event, on_bad, on_state
         self.timeout_s, self.lifetime_s, self.keepalive_s, self.silence_s = timeout_s, lifetime_s, keepalive_s, silence_s
-        self.backoff_min, self.backoff_max = backoff_s
-        self.dlq, self.tel = dlq, telemetry
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        super().__init__(backoff_s, dlq, telemetry)
         self._live: list[_Conn] = []
-        self._thread = threading.Thread(target=self._run, name="usdm-userstream", daemon=True)
         self.key = ""
         self.connects = 0             # connections opened (first, reconnects, rotations)
         self.keepalives = 0
         self.rotations = 0
-        self.last_error = ""
 
     def __repr__(self) -> str:  # never show the credentials or the key
         return f"FuturesUserStream({self.ws_url})"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
 
     # -- the supervisor ----------------------------------------------------------------
 
@@ -199,22 +155,25 @@ class FuturesUserStream:
                 if conn is None:
                     conn = self._open(new_key=True)
                     if conn is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     backoff = self.backoff_min
                     keepalive_due = time.monotonic() + self.keepalive_s
                     self.on_state(UserStreamConnected())
-                why = self._wait(conn, keepalive_due)
+                self._wait(conn, min(keepalive_due, conn.opened + self.lifetime_s))
                 if self._stop.is_set():
                     break
-                if why == "keepalive":
+                if conn.lost.is_set():   # lost, or the key expired
+                    self.on_state(UserStreamDisconnected(conn.reason))
+                    self._close(conn)
+                    conn = None
+                    self._stop.wait(backoff)
+                elif time.monotonic() >= keepalive_due:
                     keepalive_due = time.monotonic() + self._keepalive(conn)
-                elif why == "lifetime":
+                else:                    # the connection's lifetime is over
                     new = self._open(new_key=False)
                     if new is None:
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
+                        backoff = self._pause(backoff)
                         continue
                     self.rotations += 1
                     if self.tel is not None:
@@ -222,28 +181,10 @@ class FuturesUserStream:
                     self.on_state(UserStreamConnected())
                     self._close(conn)
                     conn = new
-                else:  # lost, or the key expired
-                    self.on_state(UserStreamDisconnected(conn.reason))
-                    self._close(conn)
-                    conn = None
-                    self._stop.wait(backoff)
         finally:
             for c in list(self._live):
                 self._close(c)
             self.rest.close()
-
-    def _wait(self, conn: _Conn, keepalive_due: float) -> str:
-        """Until stopped, lost, the keepalive is due ("keepalive") or the lifetime ends ("lifetime")."""
-        end = conn.opened + self.lifetime_s
-        while not (self._stop.is_set() or conn.lost.is_set()):
-            now = time.monotonic()
-            if now >= keepalive_due:
-                return "keepalive"
-            if now >= end:
-                return "lifetime"
-            self._wake.wait(min(keepalive_due - now, end - now, 1.0))
-            self._wake.clear()
-        return "lost"
 
     def _keepalive(self, conn: _Conn) -> float:
         """PUT the key; seconds until the next one (a minute when the venue did not answer)."""
@@ -288,12 +229,3 @@ class FuturesUserStream:
         conn.close()
         if conn in self._live:
             self._live.remove(conn)
-
-    def _failed(self, reason: str) -> None:
-        if self._stop.is_set():
-            return
-        if self.tel is not None:
-            self.tel.inc("exec.stream.subscribe_failed")
-        if reason != self.last_error and self.dlq is not None:   # once per distinct reason
-            self.dlq.put("user_stream_failed", priority="high", error=reason)
-        self.last_error = reason

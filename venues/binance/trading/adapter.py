@@ -43,7 +43,9 @@ cancelled but the new order failed, filters) as VenueRequestRefused(action "amen
 Order entry (`order_entry`): "rest" (default), or "ws": place, cancel and query over the
 WebSocket API (wsapi.py) while its session is up, REST while it is down; the same events
 either way, and a request handed to the WebSocket is never sent again on REST (no answer is
-an unknown outcome, resolved by a query). The `exec.order.sent` event names the `path`.
+an unknown outcome, resolved by a query). A placement on the WebSocket does not hold its
+worker for the answer; the order's later requests wait for that answer (`WsOrderEntry.settle`).
+The `exec.order.sent` event names the `path`.
 """
 
 from __future__ import annotations
@@ -258,6 +260,8 @@ class BinanceSpotAdapter:
 
     def _amend(self, vcoid: str, send, read) -> None:
         """One amend request (`send()`), its reply read into venue reports (`read(resp)`)."""
+        if self.ws_entry is not None:      # never before the answer of a placement sent on the WebSocket
+            self.ws_entry.settle(vcoid)
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = send()

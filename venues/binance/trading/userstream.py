@@ -136,6 +136,7 @@ class _Conn:
                 if time.monotonic() - self.heard > self.silence_s:
                     self._end(f"silent for {self.silence_s:g}s")
                     return
+                self._on_idle()
                 continue
             except (OSError, websocket.WebSocketException) as e:
                 self._end(f"{type(e).__name__}: {e}")
@@ -146,6 +147,9 @@ class _Conn:
                 return
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 self._on_frame(frame.data)
+
+    def _on_idle(self) -> None:
+        """A read found nothing for READ_TICK_S (reader thread): a subclass's timers."""
 
     def _on_frame(self, data: bytes) -> None:
         kind, body = split_frame(data)

@@ -11,7 +11,6 @@ returns False, having sent nothing, when the session is down: the adapter takes 
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 from venues.trading import VenueOutcomeUnknown, VenueRequestRefused
@@ -35,27 +34,22 @@ def ws_api_url(ws_url: str) -> str:
 
 
 class UsdmWsEntry(WsOrderEntry):
-    """The adapter's WebSocket path (see the module docstring and `WsOrderEntry`): cancel and
-    status as spot's; the placement (an ACK reply, USD-M's duplicate code) and modify here."""
+    """The adapter's WebSocket path (see the module docstring and `WsOrderEntry`): placement,
+    cancel and status as spot's, but a placement asks for no FULL reply and refuses a
+    duplicate with USD-M's code; modify here."""
 
-    def place(self, vcoid: str, params: dict, stamps: tuple) -> bool:
-        ts, t0 = self.session.now_ms(), time.time_ns()
+    @staticmethod
+    def place_params(params: dict) -> dict:
+        return params       # the adapter's own newOrderRespType (ACK): the fills come on the user stream
 
-        def done(out) -> None:
-            if isinstance(out, Answer):
-                self.reports(vcoid, "place", out.result, self.source)
-                self.sent(vcoid, stamps, out.sent_ns, out.replied_ns, "ws")
-            elif isinstance(out, BinanceRefused):
-                self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, out.code == DUPLICATE_CLIENT_ORDER_ID))
-                self.sent(vcoid, stamps, t0, time.time_ns(), "ws")
-            else:
-                self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), ts))
-                self.sent(vcoid, stamps, t0, 0, "ws")
-
-        return self._call("place", "order.place", params, done, ts)
+    @staticmethod
+    def duplicate(out: BinanceRefused) -> bool:
+        return out.code == DUPLICATE_CLIENT_ORDER_ID
 
     def modify(self, vcoid: str, params: dict) -> bool:
-        def done(out) -> None:
+        self.settle(vcoid)
+
+        def done(out, _sent_ns) -> None:
             if isinstance(out, Answer):
                 self.reports(vcoid, "amend", out.result, "amend")
             elif isinstance(out, BinanceRefused):

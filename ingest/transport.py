@@ -118,9 +118,9 @@ class ChunkedWebSocket(websocket.WebSocket):
     """websocket-client's WebSocket, reading its socket a chunk at a time.
 
     Its frame reader asks `_recv` for exactly the bytes it needs next (the 2 header bytes,
-    the extended length, the payload: three `recv` system calls a frame, a third of ingest's
-    time at 11k frames/s, py-spy 2026-12-02); here `_recv` serves them from one read of up to
-    READ_CHUNK bytes. `buffered()`: bytes read and not yet handed out, which poll() cannot see.
+    the extended length, the payload: three `recv` system calls a frame); here `_recv` serves
+    them from one read of up to READ_CHUNK bytes. Bursts of 30 frames of 150-300 bytes over a
+    socket pair: 6.2-6.9 us of CPU a frame against 11.2-12.5 (2026-12-02, load ~5). `buffered()`: bytes read and not yet handed out, which poll() cannot see.
     The handshake reads the socket itself, a byte at a time, so nothing of it lands here.
     """
 

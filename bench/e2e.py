@@ -176,9 +176,13 @@ def order_figures(path: str) -> dict:
 # -- a tap on the ingest rings (a separate process: the hop breakdown) ------------------------
 
 def tap_main(run_id: str, seconds: float, out: str, venues=VENUES) -> int:
-    """Child: read every md.<venue> ring directly for `seconds`; save (event_id, t_ns)."""
+    """Child: read every md.<venue> ring directly for `seconds`; save (event_id, t_ns).
+
+    It parks as soon as a ring is empty (no spinning first): it is an instrument, and on a
+    2-core machine the CPU it spins away is taken from the processes it measures."""
     from events import EVENT
     from shm import RingReader
+    from shm.wait import SpinPark
 
     from core.run import RunContext
 
@@ -189,6 +193,7 @@ def tap_main(run_id: str, seconds: float, out: str, venues=VENUES) -> int:
     sys.stdout.flush()
     end = time.monotonic() + seconds
     turn = 0
+    park = SpinPark(spins=0)
     while time.monotonic() < end:
         got = 0
         for r in readers:
@@ -202,7 +207,7 @@ def tap_main(run_id: str, seconds: float, out: str, venues=VENUES) -> int:
             r.release()
         if not got:  # park on one ring (as dispatch does), bounded
             turn = (turn + 1) % len(readers)
-            b = readers[turn].wait_read(4096, timeout_s=0.0002)
+            b = readers[turn].wait_read(4096, timeout_s=0.0002, strategy=park)
             if len(b):
                 now = time.time_ns()
                 ids.append(b["event_id"].copy())

@@ -1,4 +1,4 @@
-"""Tick to trade: `python -m bench tick2trade [--json] [--rates 1000,10000] [--seconds S] [--quick]`.
+"""Tick to trade: `python -m bench tick2trade [--json] [--rates 1000,10000] [--order-entry rest,ws] [--seconds S] [--quick]`.
 
 The whole pipeline on this machine (`meltica.pipeline.Pipeline`: the simulator with
 binance-spot only, one ingest, dispatch, execution) and `strategies.tick2trade` as its
@@ -8,8 +8,18 @@ that about `--orders-per-s` orders go out). The clock starts when ingest read th
 from its socket (the record's `ingest_ts_ns`: `time.time_ns()` right after
 `recv_data`, ingest/transport.py) and stops when execution hands the order's bytes to
 the venue connection (`sent_ns` of execution's `exec.order.sent` telemetry event:
-`time.time_ns()` right before `http.client`'s request, venues/binance/trading/rest.py).
+`time.time_ns()` right before `http.client`'s request, venues/binance/trading/rest.py, or
+right before the request's text is handed to the WebSocket, venues/binance/trading/wsapi.py).
 Each order is joined to its record by the client order id (`t2t-<event_id>`).
+
+Order entry (`--order-entry`, both by default): execution's `[execution] order_entry`,
+"rest" (signed REST on its worker threads) or "ws" (the WebSocket API: a placement is
+handed to the connection and its answer handled by the connection's reader, so no worker
+waits for the venue). Each is a step of its own, keyed `<durability>` for REST (the keys
+as they always were) and `<durability>_ws` for the WebSocket; `sent_by_path` counts the
+orders by the path they left on (WS order entry takes REST while its session is down).
+`venue_reply_*`: the venue's answer to each order (`replied_ns - sent_ns`), the
+simulator's share beside ours; it is not a hop of tick to trade.
 
 Hops, per order, from the stamps on its way (all `time.time_ns()`, one host clock):
   ingest_md_ring          socket read -> a tap process read it from ring md.binance-spot
@@ -21,6 +31,7 @@ Hops, per order, from the stamps on its way (all `time.time_ns()`, one host cloc
   exec_checks_persist     validation, limits, idempotency store commit -> queued to a
                           REST worker (`placed_ns`)
   venue_send              the worker's queue, signing, URL -> bytes handed to the connection
+                          (REST: behind the worker's earlier requests and their answers)
 The floor's hops, by its own stamps (bench/_t2t_floor.py): ingest_md_ring (socket read
 -> dispatch's read), consumer_ring (-> the strategy's read), order_channel, venue_send.
 
@@ -32,17 +43,21 @@ Market-data rate: `--rates` are market-data events/s delivered to the strategy
 
 JSON (one object):
   {"benchmark": "tick2trade", "loadavg_before": "...", "loadavg_after": "...", "code": {...},
-   "seconds": S, "orders_per_s": O, "machine_busy_before_pct": B,
+   "seconds": S, "orders_per_s": O, "machine_busy_before_pct": B, "order_entry": ["rest", "ws"],
    "rates": {"1000": {"floor": {"floor_p50_us", "floor_p99_us", "floor_p999_us", "orders",
                                 "hops": {hop: {"p50_us", "p99_us", "share"}}},
                       "process": {"tick_to_trade_p50_us", "tick_to_trade_p99_us",
                                   "tick_to_trade_p999_us", "floor_p50_us", "floor_p99_us",
                                   "ratio_p50", "ratio_p99", "delivered_eps", "every",
-                                  "orders", "joined", "hops": {...}, "cpu_pct": {...}, ...},
-                      "power": {... the same}},
+                                  "orders", "joined", "order_entry": "rest",
+                                  "sent_by_path": {"rest": n}, "venue_reply_p50_us", ...,
+                                  "hops": {...}, "cpu_pct": {...}, ...},
+                      "process_ws": {... the same, "order_entry": "ws"},
+                      "power": {...}, "power_ws": {...}},
              "10000": {...}},
    "targets": {"p50_under_300us_at_10k_process": bool, "p99_under_1ms_at_10k_process": bool,
-               "ratio_under_3_at_10k_process": bool}}
+               "ratio_under_3_at_10k_process": bool, "p50_under_300us_at_10k_process_ws": bool, ...}}
+The REST targets are always there (false when REST was not run); the `_ws` ones with ws.
 A hop's `share` is its p50 over the sum of the hops' p50s.
 """
 
@@ -68,6 +83,7 @@ SYMBOL = "BTC-USDT"
 INSTRUMENTS = 10
 EVENTS_PER_STEP = 2.0   # events per simulator step per instrument reaching a consumer (binance-spot)
 BOOK_SHARE = 0.5        # of which BOOK records (depth diffs; the rest trades and tickers)
+ENTRY_SUFFIX = {"rest": "", "ws": "_ws"}   # order entry -> the suffix of its steps' keys (REST: none)
 
 
 def loadavg_text() -> str:
@@ -163,14 +179,15 @@ def _sent_events(run: PipelineRun, seen: dict) -> None:
 
 
 def pipeline_step(rate: float, durability: str, seconds: float, orders_per_s: float,
-                  warmup_s: float = 3.0) -> dict:
+                  warmup_s: float = 3.0, order_entry: str = "rest") -> dict:
     symbols = symbols_for(INSTRUMENTS)
     steps = rate / (EVENTS_PER_STEP * INSTRUMENTS)
     books_per_s = steps * BOOK_SHARE * EVENTS_PER_STEP
     every = max(1, round(books_per_s / orders_per_s))
-    run = PipelineRun(symbols, steps, "t2t", venues=(VENUE,), extra=f'\n[execution]\ndurability = "{durability}"\n')
-    res: dict = {"durability": durability, "sim_steps_per_s_per_instrument": round(steps, 1),
-                 "instruments": INSTRUMENTS, "every": every}
+    run = PipelineRun(symbols, steps, "t2t", venues=(VENUE,),
+                      extra=f'\n[execution]\ndurability = "{durability}"\norder_entry = "{order_entry}"\n')
+    res: dict = {"durability": durability, "order_entry": order_entry,
+                 "sim_steps_per_s_per_instrument": round(steps, 1), "instruments": INSTRUMENTS, "every": every}
     helpers: list[subprocess.Popen] = []
     failed = True
     try:
@@ -232,6 +249,11 @@ def _join(rec_file: Path, tap_file: Path, seen: dict, t0_ns: int, t1_ns: int) ->
     out["joined"] = int(have.sum())
     if not have.any():
         return out
+    paths: dict[str, int] = {}
+    for e in ev:
+        if e:
+            paths[e.get("path", "?")] = paths.get(e.get("path", "?"), 0) + 1
+    out["sent_by_path"] = paths   # WS order entry falls back to REST while its session is down
     sent = np.array([e["sent_ns"] for e in ev if e], np.int64)
     created = np.array([e["created_ns"] for e in ev if e], np.int64)
     placed = np.array([e["placed_ns"] for e in ev if e], np.int64)
@@ -239,6 +261,10 @@ def _join(rec_file: Path, tap_file: Path, seen: dict, t0_ns: int, t1_ns: int) ->
                          eid[have])
     total = sent - ing
     out.update(latency("tick_to_trade", total))
+    replied = np.array([e["replied_ns"] for e in ev if e], np.int64)
+    answered = replied > 0
+    # the venue's answer to each order (the simulator's share, and what holds a blocking worker)
+    out.update(latency("venue_reply", (replied - sent)[answered]))
     # the tap's read of each triggering record (where it saw it)
     order = np.argsort(t["ids"])
     tid, tt = t["ids"][order], t["t"][order]
@@ -261,36 +287,48 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--durability", default="process,power", help="execution durability modes to run")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured window per step")
     ap.add_argument("--orders-per-s", type=float, default=20.0, help="orders/s the strategy aims at")
+    ap.add_argument("--order-entry", default="rest,ws",
+                    help="execution's order-entry paths to run: rest (key <durability>), ws (key <durability>_ws)")
     ap.add_argument("--quick", action="store_true", help="tiny: 200 events/s, 2 s, process durability")
     a = ap.parse_args(argv)
     if a.quick:
         a.rates, a.durability, a.seconds = "200", "process", 2.0
+    entries = a.order_entry.split(",")
+    if not entries or any(e not in ENTRY_SUFFIX for e in entries):
+        ap.error(f"--order-entry takes rest and/or ws: {a.order_entry!r}")
     t_all = time.monotonic()
     res: dict = {"benchmark": "tick2trade", "loadavg_before": loadavg_text(),
                  "machine_busy_before_pct": machine_busy_pct(0.5), "code": code_state(),
-                 "seconds": a.seconds, "orders_per_s": a.orders_per_s, "rates": {}}
+                 "seconds": a.seconds, "orders_per_s": a.orders_per_s, "order_entry": entries, "rates": {}}
     for rate in (float(r) for r in a.rates.split(",")):
         per: dict = {}
         every_floor = max(1, round(rate / a.orders_per_s))
         log(f"tick2trade: floor at {rate:g} events/s ...")
         per["floor"] = floor_step(rate, a.seconds, every_floor)
         for mode in a.durability.split(","):
-            log(f"tick2trade: pipeline at {rate:g} events/s, durability {mode} ...")
-            step = pipeline_step(rate, mode, a.seconds, a.orders_per_s, warmup_s=1.0 if a.quick else 3.0)
-            fl = per["floor"]
-            step["floor_p50_us"], step["floor_p99_us"] = fl["floor_p50_us"], fl["floor_p99_us"]
-            for q in ("p50", "p99"):
-                t2t, f = step.get(f"tick_to_trade_{q}_us"), fl[f"floor_{q}_us"]
-                step[f"ratio_{q}"] = round(t2t / f, 2) if t2t and f else None
-            per[mode] = step
-            log(f"tick2trade:   {mode}: p50 {step.get('tick_to_trade_p50_us')} us, p99 "
-                f"{step.get('tick_to_trade_p99_us')} us (floor {fl['floor_p50_us']} / {fl['floor_p99_us']}), "
-                f"{step.get('joined')} orders, {step.get('delivered_eps')} events/s")
+            for entry in entries:
+                key = mode + ENTRY_SUFFIX[entry]
+                log(f"tick2trade: pipeline at {rate:g} events/s, durability {mode}, order entry {entry} ...")
+                step = pipeline_step(rate, mode, a.seconds, a.orders_per_s, warmup_s=1.0 if a.quick else 3.0,
+                                     order_entry=entry)
+                fl = per["floor"]
+                step["floor_p50_us"], step["floor_p99_us"] = fl["floor_p50_us"], fl["floor_p99_us"]
+                for q in ("p50", "p99"):
+                    t2t, f = step.get(f"tick_to_trade_{q}_us"), fl[f"floor_{q}_us"]
+                    step[f"ratio_{q}"] = round(t2t / f, 2) if t2t and f else None
+                per[key] = step
+                log(f"tick2trade:   {key}: p50 {step.get('tick_to_trade_p50_us')} us, p99 "
+                    f"{step.get('tick_to_trade_p99_us')} us (floor {fl['floor_p50_us']} / {fl['floor_p99_us']}), "
+                    f"{step.get('joined')} orders ({step.get('sent_by_path')}), {step.get('delivered_eps')} events/s")
         res["rates"][f"{rate:g}"] = per
-    ten = res["rates"].get("10000", {}).get("process", {})
-    res["targets"] = {"p50_under_300us_at_10k_process": bool(ten) and (ten.get("tick_to_trade_p50_us") or 1e9) < 300,
-                      "p99_under_1ms_at_10k_process": bool(ten) and (ten.get("tick_to_trade_p99_us") or 1e9) < 1000,
-                      "ratio_under_3_at_10k_process": bool(ten) and (ten.get("ratio_p50") or 1e9) < 3}
+    res["targets"] = {}
+    for entry in dict.fromkeys(["rest", *entries]):
+        ten = res["rates"].get("10000", {}).get("process" + ENTRY_SUFFIX[entry], {})
+        sfx = ENTRY_SUFFIX[entry]
+        res["targets"].update({
+            f"p50_under_300us_at_10k_process{sfx}": bool(ten) and (ten.get("tick_to_trade_p50_us") or 1e9) < 300,
+            f"p99_under_1ms_at_10k_process{sfx}": bool(ten) and (ten.get("tick_to_trade_p99_us") or 1e9) < 1000,
+            f"ratio_under_3_at_10k_process{sfx}": bool(ten) and (ten.get("ratio_p50") or 1e9) < 3})
     res["loadavg_after"] = loadavg_text()
     res["wall_s"] = round(time.monotonic() - t_all, 1)
     if a.json:
@@ -304,7 +342,7 @@ def main(argv: list[str]) -> int:
             for mode, s in per.items():
                 if mode == "floor":
                     continue
-                print(f"    {mode:>8}: p50/p99/p99.9 {s.get('tick_to_trade_p50_us')}/{s.get('tick_to_trade_p99_us')}/"
+                print(f"    {mode:>10}: p50/p99/p99.9 {s.get('tick_to_trade_p50_us')}/{s.get('tick_to_trade_p99_us')}/"
                       f"{s.get('tick_to_trade_p999_us')} us, x{s.get('ratio_p50')} floor, {s.get('joined')} orders, "
                       f"{s.get('delivered_eps')} events/s")
                 for h, v in (s.get("hops") or {}).items():

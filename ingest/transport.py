@@ -9,7 +9,8 @@ Kraken: its ping event; others: a protocol ping) and drops a connection that sen
 data frame (text or binary: a pong or ping is no data) past the watchdog; liveness
 per stream kind is the process's (`ingest.liveness`). Any failure reconnects with capped exponential backoff and full
 jitter, without a retry limit. `recv_ns` is `time.time_ns()` taken right after a
-frame was read.
+frame was read. The socket is read in chunks (`ChunkedWebSocket`): one system call brings
+every frame the venue sent since the last read, not three system calls a frame.
 
 REST (http.client; `SnapshotFetcher`): one kept-alive connection with timeouts,
 reopened after a failure, in a thread that appends `(recv_ns, SnapshotReply)` to the
@@ -110,6 +111,39 @@ class Waker:
             self.fd = -1
 
 
+READ_CHUNK = 65536   # bytes asked of the socket at once
+
+
+class ChunkedWebSocket(websocket.WebSocket):
+    """websocket-client's WebSocket, reading its socket a chunk at a time.
+
+    Its frame reader asks `_recv` for exactly the bytes it needs next (the 2 header bytes,
+    the extended length, the payload: three `recv` system calls a frame); here `_recv` serves
+    them from one read of up to READ_CHUNK bytes. Bursts of 30 frames of 150-300 bytes over a
+    socket pair: 6.2-6.9 us of CPU a frame against 11.2-12.5 (2026-12-02, load ~5). `buffered()`: bytes read and not yet handed out, which poll() cannot see.
+    The handshake reads the socket itself, a byte at a time, so nothing of it lands here.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._chunk = b""
+        self._at = 0
+        super().__init__(*args, **kwargs)
+
+    def buffered(self) -> int:
+        return len(self._chunk) - self._at
+
+    def _recv(self, bufsize: int) -> bytes:
+        if self._at >= len(self._chunk):
+            data = super()._recv(READ_CHUNK)   # blocks (the socket's timeout) as the unchunked read did
+            if len(data) <= bufsize:           # no more than was asked for: no copy
+                return data
+            self._chunk, self._at = data, 0
+        at = self._at
+        out = self._chunk[at:at + bufsize]
+        self._at = at + len(out)
+        return out
+
+
 class WsFeed:
     """The WebSocket of one ingest process: connected by a thread, READ BY THE LOOP THREAD.
 
@@ -170,7 +204,7 @@ class WsFeed:
                 break
             try:
                 ws = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
-                                                 skip_utf8_validation=True)
+                                                 skip_utf8_validation=True, class_=ChunkedWebSocket)
             except (websocket.WebSocketException, OSError) as exc:
                 self._retry_later(f"connect failed: {type(exc).__name__}: {exc}")
                 continue
@@ -220,7 +254,7 @@ class WsFeed:
         if ws is None:
             return None
         try:
-            while self._poll.poll(0) or _tls_pending(ws.sock):
+            while ws.buffered() or self._poll.poll(0) or _tls_pending(ws.sock):
                 try:
                     opcode, data = ws.recv_data(control_frame=True)
                 except websocket.WebSocketTimeoutException:

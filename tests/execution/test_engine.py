@@ -100,6 +100,19 @@ def test_trading_switch_off_refuses_new_orders_but_allows_cancel(rig):
     assert rig.limit("o-3")["code"] == "trading_disabled"
 
 
+def test_a_consumer_is_looked_up_in_the_store_once_and_its_switch_still_follows_the_mode(rig, monkeypatch):
+    asked = []
+    real = rig.store.consumer
+    monkeypatch.setattr(rig.store, "consumer", lambda name, **kw: asked.append(name) or real(name, **kw))
+    assert rig.limit("o-1")["status"] == "accepted" and rig.limit("o-2")["status"] == "accepted"
+    assert rig.limit("o-x", consumer="c2")["status"] == "accepted"
+    assert asked == ["c1", "c2"]
+    rig.engine.set_trading_mode(SetTradingMode("c1", False))
+    assert rig.limit("o-3")["code"] == "trading_disabled" and rig.limit("o-y", consumer="c2")["status"] == "accepted"
+    rig.engine.set_trading_mode(SetTradingMode("c1", True))
+    assert rig.limit("o-4")["status"] == "accepted"
+
+
 @pytest.mark.parametrize("fields, fragment", [
     (dict(qty=0.01), "decimal string"),
     (dict(qty="-1"), "positive"),

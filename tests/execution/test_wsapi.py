@@ -181,6 +181,54 @@ def test_while_the_websocket_is_down_orders_go_over_rest_once(sim, adapter):
     assert adapter.ws_entry.fallbacks == 1
 
 
+@pytest.fixture
+def one_worker(sim):
+    """The adapter with one worker thread: every order's jobs queue on it."""
+    registry = fetch_registry(sim.endpoints[V]["rest"])
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    a = BinanceSpotAdapter(sim.endpoints[V]["rest"], sim.endpoints[V]["ws"], KEY, SECRET, registry, events.put,
+                           workers=1, timeout_s=1.0, order_entry="ws")
+    a.start()
+    assert a.wsapi.wait_up(10)
+    a.events, a.reg = events, registry
+    yield a
+    a.stop()
+
+
+def test_a_placement_awaiting_its_answer_does_not_hold_the_next_order(sim, one_worker):
+    a = one_worker
+    sim.inject(V, "drop_response", hang=True)            # the first placement is never answered
+    a.place(order(a.reg, "h-hung", "60000"))
+    a.place(order(a.reg, "h-next", "60000"))             # queued on the same worker, behind it
+    first = next_event(a, (VenueOrderReported, VenueOutcomeUnknown))
+    assert isinstance(first, VenueOrderReported) and first.client_order_ids == ("h-next",)
+    unknown = next_event(a, (VenueOutcomeUnknown,))      # then the first: no answer within timeout_s
+    assert (unknown.client_order_id, unknown.action) == ("h-hung", "place")
+    assert sim_orders(sim)["received"] == {"h-hung": 1, "h-next": 1}
+
+
+def test_a_cancel_waits_for_its_placements_answer_and_never_overtakes_it(sim, one_worker):
+    a = one_worker
+    sim.inject(V, "delay_response", seconds=0.3)         # the placement is carried out, answered late
+    a.place(order(a.reg, "s-1", "60000"))
+    a.cancel(order(a.reg, "s-1", "60000"))
+    placed = next_event(a, (VenueOrderReported, VenueRequestRefused))
+    assert (placed.client_order_ids, placed.status) == (("s-1",), ExecStatus.ACK)
+    cancelled = next_event(a, (VenueOrderReported, VenueRequestRefused))
+    assert isinstance(cancelled, VenueOrderReported) and cancelled.status is ExecStatus.CANCELLED
+    assert not a.ws_entry._placing                        # nothing left in flight
+
+
+def test_a_placement_in_flight_when_the_connection_is_lost_is_an_unknown_outcome(sim, one_worker):
+    a = one_worker
+    sim.inject(V, "drop_response", hang=True)
+    a.place(order(a.reg, "l-1", "60000"))
+    wait_for(lambda: sim_orders(sim)["received"].get("l-1"))     # the venue has it, unanswered
+    a.wsapi.stop()                                        # ends the connection under the request
+    unknown = next_event(a, (VenueOutcomeUnknown,))
+    assert (unknown.client_order_id, unknown.action) == ("l-1", "place") and "outcome unknown" in unknown.reason
+
+
 # -- the connection's life: lifetime and serverShutdown moves, make before break ---------------
 
 def wait_for(cond, timeout_s: float = 10.0) -> None:

@@ -37,8 +37,10 @@ one, as VenueOrderReported (source "amend"); refusals (-2038, -2022 cancel faile
 cancelled but the new order failed, filters) as VenueRequestRefused(action "amend").
 
 Order entry (`order_entry`): "rest" (default), or "ws": place, cancel and query over the
-WebSocket API (wsapi.py) while its session is up, REST while it is down (base.py). The
-`exec.order.sent` event names the `path`.
+WebSocket API (wsapi.py) while its session is up, REST while it is down (base.py). A
+placement on the WebSocket does not hold its worker for the answer; the order's later
+requests wait for that answer (`WsOrderEntry.settle`). The `exec.order.sent` event names
+the `path`.
 """
 
 from __future__ import annotations
@@ -143,6 +145,8 @@ class BinanceSpotAdapter(BinanceAdapter):
 
     def _amend(self, vcoid: str, send, read) -> None:
         """One amend request (`send()`), its reply read into venue reports (`read(resp)`)."""
+        if self.ws_entry is not None:      # never before the answer of a placement sent on the WebSocket
+            self.ws_entry.settle(vcoid)
         sent_ms = time.time_ns() // 1_000_000
         try:
             resp = send()

@@ -44,7 +44,9 @@ class UsdmWsEntry(WsOrderEntry):
         return e.code == DUPLICATE_CLIENT_ORDER_ID
 
     def modify(self, vcoid: str, params: dict) -> bool:
-        def done(out) -> None:
+        self.settle(vcoid)
+
+        def done(out, _sent_ns) -> None:
             if isinstance(out, Answer):
                 self.reports(vcoid, "amend", out.result, "amend")
             elif isinstance(out, BinanceRefused):

@@ -19,6 +19,8 @@ reader in separate processes, every record checked intact and in order at the re
                              process CPU time over wall time from its first record);
                              the default's figures are also `ring_latency_10k_*`
     latency at 100k records/s with the default wait; iceoryx2's at 10k/s
+    timer_oversleep_50us     how late a 50 us sleep returns on this machine (p50/p99...):
+                             the wake-up floor under every reader that does not spin
 
 Targets, as ratios in the same run: ring one-per-call >= 5x mp_queue and >= 1.5x
 zmq_one_per_msg; ring batched >= 50M records/s; p99 < 50 us at 10k/s with the reader
@@ -289,6 +291,21 @@ def ring_latency(rate: int, seconds: float, strategy: str = "default") -> dict:
             "reader_cpu": cpu}
 
 
+def timer_oversleep(nap_us: int = 50, n: int = 2000) -> dict:
+    """How late a `nap_us` sleep returns here (timer slack 1 us): the floor under any reader
+    that sleeps or parks between records. At 10k records/s (a 100 us gap) a reader that must
+    be back within 50 us of a record has to spin from about this long before it, whatever its
+    wait strategy, so where this is tens of microseconds, p99 < 50 us costs far more than a
+    quarter of a core."""
+    lower_timer_slack()
+    over = np.empty(n, np.int64)
+    for i in range(n):
+        t = time.monotonic_ns()
+        time.sleep(nap_us / 1e6)
+        over[i] = time.monotonic_ns() - t - nap_us * 1000
+    return percentiles_us(over, f"timer_oversleep_{nap_us}us")
+
+
 def _cpu_pct(share: float | None) -> float | None:
     return None if share is None else round(100 * share, 1)
 
@@ -369,6 +386,7 @@ def run(sizes: dict) -> dict:
     res.update(percentiles_us(out["samples_ns"], "ring_latency_100k"))
     res["ring_latency_100k_reader_cpu_pct"] = _cpu_pct(out["reader_cpu"])
     res["wait_strategies_10k"] = waits
+    res.update(timer_oversleep())
     ice, ok = iceoryx2_figures(sizes["iceoryx2"], secs)
     intact &= ok
     res.update(ice)

@@ -122,6 +122,8 @@ class ChunkedWebSocket(websocket.WebSocket):
     them from one read of up to READ_CHUNK bytes. Bursts of 30 frames of 150-300 bytes over a
     socket pair: 6.2-6.9 us of CPU a frame against 11.2-12.5 (2026-12-02, load ~5). `buffered()`: bytes read and not yet handed out, which poll() cannot see.
     The handshake reads the socket itself, a byte at a time, so nothing of it lands here.
+    `_recv` is websocket-client's own (its frame buffer's byte source, 1.7 to 1.9; pinned <2
+    in pyproject.toml); tests/ingest/test_transport.py fails if it stops being called.
     """
 
     def __init__(self, *args, **kwargs):

@@ -179,6 +179,53 @@ def test_ws_entry_falls_back_to_rest_while_the_private_stream_is_down(okx_sim):
         r.a.stop()
 
 
+@pytest.fixture
+def one_worker(okx_sim):
+    """WS order entry with one worker thread: every order's jobs queue on it."""
+    r = Rig(okx_sim, "ws", workers=1, timeout_s=1.0)
+    try:
+        yield r
+    finally:
+        r.a.stop()
+
+
+def test_a_ws_placement_awaiting_its_answer_does_not_hold_the_next_order(one_worker):
+    r = one_worker
+    r.sim.inject("okx", "delay_response", seconds=0.8)    # the first placement is answered late
+    slow, nxt = r.order("h-slow"), r.order("h-next")
+    r.a.place(slow)
+    r.a.place(nxt)                                        # queued on the same worker, behind it
+    first = r.next(VenueOrderReported)
+    while first.source != "ws":                           # the placements' answers, not the pushes
+        first = r.next(VenueOrderReported)
+    assert first.client_order_ids == (nxt.venue_client_order_id,) and first.status is ExecStatus.ACK
+    got = reports_of(r, slow.venue_client_order_id, lambda g: any(x.source == "ws" for x in g))
+    assert got[-1].status is ExecStatus.ACK
+    assert okx_requests(r.sim).get("WS order", 0) == 2
+
+
+def test_a_cancel_waits_for_its_ws_placements_answer_and_never_overtakes_it(one_worker):
+    r = one_worker
+    r.sim.inject("okx", "delay_response", seconds=0.3)    # carried out at once, answered late
+    o = r.order("s-1")
+    r.a.place(o)
+    r.a.cancel(o)
+    got = reports_of(r, o.venue_client_order_id, lambda g: any(x.status is ExecStatus.CANCELLED for x in g))
+    assert any(x.source == "ws" and x.status is ExecStatus.ACK for x in got)   # the placement's answer came
+    assert not r.a._placing                               # nothing left in flight
+
+
+def test_a_ws_placement_in_flight_when_the_connection_is_lost_is_an_unknown_outcome(one_worker):
+    r = one_worker
+    r.sim.inject("okx", "drop_response")                  # carried out, then the venue drops the line
+    o = r.order("l-1")
+    r.a.place(o)
+    unknown = r.next(VenueOutcomeUnknown)
+    assert (unknown.client_order_id, unknown.action) == (o.venue_client_order_id, "place")
+    assert "connection lost" in unknown.reason
+    assert not r.a._placing
+
+
 def test_order_types_map_to_okx_ord_types(rig):
     spot = rig.reg.by_symbol("BTC-USDT")
     swap = rig.reg.by_symbol("BTC-USDT-PERP")

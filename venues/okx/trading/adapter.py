@@ -24,8 +24,10 @@ state.
 
 `order_entry="ws"` (execution's `--order-entry ws`) places, cancels and amends over the
 logged-in private connection and falls back to REST while there is none (nothing was sent
-then); an unanswered WS request
-is an unknown outcome like an unanswered REST one. Place and amend carry `expTime` =
+then); an unanswered WS request is an unknown outcome like an unanswered REST one. A WS
+placement does not hold its worker for the answer (the reader thread turns the answer into
+events, and a missing one into an unknown outcome); the order's cancel, amend and query wait
+for that answer first (`_settle`), so none overtakes its placement. Place and amend carry `expTime` =
 signed time + `recv_window_ms`, so the venue does not act on a request after that: an
 order not found after it (plus the engine's grace) was never placed.
 
@@ -49,6 +51,7 @@ from venues.trading import (
     Order, VenueAccountFailed, VenueAccountReported, VenueOpenOrdersFailed, VenueOpenOrdersListed,
     VenueOrderNotFound, VenueOrderReported, VenueOutcomeUnknown, VenueRequestRefused)
 from venues.workers import RestWorkers, ask_until_up, tell_sent
+from venues.wsreader import READ_TICK_S
 
 from . import parse
 from .private_ws import NotConnected, PrivateStream
@@ -145,6 +148,7 @@ class OkxAdapter:
         self.fills = _Fills()
         self.account_followed = False    # account pushes go to the engine once it asked (query_account)
         self._req_ids = itertools.count(1)
+        self._placing: dict[str, threading.Event] = {}   # vcoid -> set once its WS placement's outcome is out
         mk = lambda: OkxRest(rest_url, api_key, api_secret, passphrase, timeout_s=timeout_s)  # noqa: E731
         self.workers = RestWorkers(mk, workers, "okx-rest", dlq=dlq, venue="okx")
         self._submit = self.workers.submit
@@ -249,33 +253,78 @@ class OkxAdapter:
             except NotConnected:
                 if self.tel is not None:
                     self.tel.inc("exec.order.ws_fallback", venue="okx", op=op)
+        return self._rest_entry(rest, path, args, exp, stamp), "rest"
+
+    def _rest_entry(self, rest: OkxRest, path: str, args: dict, exp: bool, stamp: list) -> list:
+        """One order-entry request over REST; its data. `stamp` as `_entry`'s."""
         stamp[:] = ["rest", time.time_ns(), 0]
         try:
-            return rest.post(path, args, exp_ms), "rest"
+            return rest.post(path, args, self.recv_window_ms if exp else 0)
         finally:
             stamp[1:] = [rest.sent_ns or stamp[1], rest.replied_ns]
 
     def _place(self, rest: OkxRest, vcoid: str, args: dict, stamps: tuple) -> None:
         sent_ms = time.time_ns() // 1_000_000
+        if self.order_entry == "ws" and self._place_ws(vcoid, args, stamps, sent_ms):
+            return
         stamp: list = ["rest", 0, 0]
         try:
-            data, how = self._entry(rest, "order", "/api/v5/trade/order", args, True, stamp)
-        except OkxRefused as e:
-            self.emit(VenueRequestRefused(vcoid, "place", e.code, e.msg, e.code == DUPLICATED_CLORDID))
-            self._sent(vcoid, stamps, stamp)
-            return
+            data = self._rest_entry(rest, "/api/v5/trade/order", args, True, stamp)
         except NotSent as e:
             self.emit(VenueRequestRefused(vcoid, "place", 0, f"not sent: {e}"))
             return
-        except PeerGone as e:
-            self.emit(VenueOutcomeUnknown(vcoid, "place", str(e), sent_ms))
-            self._sent(vcoid, stamps, stamp)
-            return
+        except (OkxRefused, PeerGone) as e:
+            data = e
+        self._placed(vcoid, stamps, stamp, data, "rest", sent_ms)
+
+    def _place_ws(self, vcoid: str, args: dict, stamps: tuple, sent_ms: int) -> bool:
+        """Hand the placement to the private connection and return (False: none is up, nothing
+        sent); its outcome comes on the connection's reader thread."""
+        placed = self._placing[vcoid] = threading.Event()
+        stamp: list = ["ws", time.time_ns(), 0]
+
+        def done(out) -> None:
+            try:
+                if not isinstance(out, PeerGone):
+                    stamp[2] = time.time_ns()
+                self._placed(vcoid, stamps, stamp, out, "ws", sent_ms)
+            finally:
+                if self._placing.get(vcoid) is placed:
+                    del self._placing[vcoid]
+                placed.set()
+
         try:
-            self.emit(parse.placed(data[0], how))
-        except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
-            self._bad_reply("place", vcoid, data, e)
+            self.stream.request_nowait("order", args, self.recv_window_ms, done)
+        except NotConnected:
+            self._placing.pop(vcoid, None)
+            placed.set()
+            if self.tel is not None:
+                self.tel.inc("exec.order.ws_fallback", venue="okx", op="order")
+            return False
+        except PeerGone as e:   # the send failed: it may have left
+            done(e)
+        return True
+
+    def _placed(self, vcoid: str, stamps: tuple, stamp: list, out, how: str, sent_ms: int) -> None:
+        """A placement's outcome (its answer's data, OkxRefused or PeerGone) -> its events, then
+        telemetry."""
+        if isinstance(out, OkxRefused):
+            self.emit(VenueRequestRefused(vcoid, "place", out.code, out.msg, out.code == DUPLICATED_CLORDID))
+        elif isinstance(out, PeerGone):
+            self.emit(VenueOutcomeUnknown(vcoid, "place", str(out), sent_ms))
+        else:
+            try:
+                self.emit(parse.placed(out[0], how))
+            except (BadInput, IndexError, KeyError, TypeError, ValueError) as e:
+                self._bad_reply("place", vcoid, out, e)
         self._sent(vcoid, stamps, stamp)
+
+    def _settle(self, vcoid: str) -> None:
+        """Wait until the WS placement of `vcoid` (if one is out) has its outcome: its answer, or
+        an unknown outcome after the stream's timeout (looked for at least every READ_TICK_S)."""
+        ev = self._placing.get(vcoid)
+        if ev is not None:
+            ev.wait(self.stream.timeout_s + 2 * READ_TICK_S)
 
     def _sent(self, vcoid: str, stamps: tuple, stamp: list) -> None:
         """Tell telemetry when a placement left (venues.workers.tell_sent), by its path and times."""
@@ -288,6 +337,7 @@ class OkxAdapter:
         self.emit(VenueOutcomeUnknown(vcoid, action, f"unreadable reply: {type(e).__name__}: {e}"))
 
     def _cancel(self, rest: OkxRest, vcoid: str, inst_id: str) -> None:
+        self._settle(vcoid)
         try:
             self._entry(rest, "cancel-order", "/api/v5/trade/cancel-order", {"instId": inst_id, "clOrdId": vcoid},
                         False, [])
@@ -297,6 +347,7 @@ class OkxAdapter:
             self.emit(VenueOutcomeUnknown(vcoid, "cancel", str(e)))
 
     def _amend(self, rest: OkxRest, vcoid: str, args: dict) -> None:
+        self._settle(vcoid)
         sent_ms = time.time_ns() // 1_000_000
         try:
             self._entry(rest, "amend-order", "/api/v5/trade/amend-order", args, True, [])
@@ -314,6 +365,7 @@ class OkxAdapter:
         return parse.order(d, self.registry, source, self.fills.quote(coid, cum) if coid else None)
 
     def _query(self, rest: OkxRest, vcoid: str, inst_id: str) -> None:
+        self._settle(vcoid)
         try:
             data = rest.get("/api/v5/trade/order", {"instId": inst_id, "clOrdId": vcoid})
         except OkxRefused as e:

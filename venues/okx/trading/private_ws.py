@@ -77,7 +77,9 @@ class _Conn(WsReader):
         self.sent = self.heard
         self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
-        self._pending: dict[str, list] = {}    # request id -> [answered Event, raw reply or None]
+        # request id -> [answered Event, raw reply or None] (a waiting request), or
+        # [None, None, on_outcome, deadline (monotonic), op] (`request_nowait`)
+        self._pending: dict[str, list] = {}
         self._send_lock = threading.Lock()
         self._start_reading()
 
@@ -108,12 +110,9 @@ class _Conn(WsReader):
                 self._event_cv.wait(min(left, READ_TICK_S))
         return got
 
-    def request(self, op: str, args: dict, timeout_s: float, exp_ms: int = 0) -> list:
-        """Send one order-entry request; its answer's data (OkxRefused / PeerGone as REST).
-        `exp_ms` > 0: `expTime` that many ms from now (docs: "Overview > Transaction timeouts")."""
-        rid = f"{op[0]}{next(_ids)}"          # alphanumeric, at most 32 characters
-        slot = [threading.Event(), None]
-        self._pending[rid] = slot
+    def _send_request(self, rid: str, op: str, args: dict, exp_ms: int) -> None:
+        """The request's text to the venue (its slot is in `_pending` already); PeerGone if
+        the send failed (the slot is gone then)."""
         msg = {"id": rid, "op": op, "args": [args]}
         if exp_ms:
             msg["expTime"] = str(time.time_ns() // 1_000_000 + exp_ms)
@@ -122,6 +121,14 @@ class _Conn(WsReader):
         except (OSError, websocket.WebSocketException) as e:
             self._pending.pop(rid, None)
             raise PeerGone(f"{op}: not sent ({type(e).__name__})") from None
+
+    def request(self, op: str, args: dict, timeout_s: float, exp_ms: int = 0) -> list:
+        """Send one order-entry request; its answer's data (OkxRefused / PeerGone as REST).
+        `exp_ms` > 0: `expTime` that many ms from now (docs: "Overview > Transaction timeouts")."""
+        rid = f"{op[0]}{next(_ids)}"          # alphanumeric, at most 32 characters
+        slot = [threading.Event(), None]
+        self._pending[rid] = slot
+        self._send_request(rid, op, args, exp_ms)
         if not slot[0].wait(timeout_s):
             self._pending.pop(rid, None)
             raise PeerGone(f"{op}: no answer in {timeout_s}s; outcome unknown")
@@ -129,7 +136,40 @@ class _Conn(WsReader):
             raise PeerGone(f"{op}: connection lost ({self.reason}); outcome unknown")
         return answer(200, slot[1], f"ws {op}")
 
+    def request_nowait(self, op: str, args: dict, timeout_s: float, exp_ms: int, on_outcome) -> None:
+        """`request` without waiting: `on_outcome(data | OkxRefused | PeerGone)` runs once, on
+        the reader thread (the answer; no answer within `timeout_s`, looked for after every
+        frame and every READ_TICK_S; the connection lost), or on this thread, before this
+        raises PeerGone, when the send failed."""
+        rid = f"{op[0]}{next(_ids)}"
+        self._pending[rid] = [None, None, on_outcome, time.monotonic() + timeout_s, op]
+        if self.lost.is_set():               # lost before we registered: nothing will answer it
+            self._pending.pop(rid, None)
+            raise PeerGone(f"{op}: connection lost ({self.reason}); not sent")
+        self._send_request(rid, op, args, exp_ms)
+
+    def _outcome(self, slot: list, raw) -> None:
+        """Run a `request_nowait` callback with its answer's data, or what went wrong."""
+        if isinstance(raw, PeerGone):
+            out = raw
+        else:
+            try:
+                out = answer(200, raw, f"ws {slot[4]}")
+            except (OkxRefused, PeerGone) as e:
+                out = e
+        try:
+            slot[2](out)
+        except Exception as e:  # a bug in a handler must not stop the reader
+            self.on_bad(raw if isinstance(raw, bytes) else b"", f"answer handler failed: {type(e).__name__}: {e}")
+
+    def _reap(self, now: float) -> None:
+        """The `request_nowait` requests past their deadline: unknown outcomes."""
+        for rid, slot in list(self._pending.items()):
+            if slot[0] is None and slot[3] <= now and self._pending.pop(rid, None) is not None:
+                self._outcome(slot, PeerGone(f"{slot[4]}: no answer in time; outcome unknown"))
+
     def _on_idle(self, now: float) -> None:
+        self._reap(now)
         if now - max(self.heard, self.sent) > PING_S:
             try:
                 self.send("ping")
@@ -152,7 +192,11 @@ class _Conn(WsReader):
             slot = self._pending.pop(rid, None)   # an answer (an error event too: refused); one that
             if slot is not None:                   # comes after its request gave up is dropped: the
                 slot[1] = data                     # order was queried meanwhile
-                slot[0].set()
+                if slot[0] is not None:
+                    slot[0].set()
+                else:
+                    self._outcome(slot, data)
+            self._reap(time.monotonic())
             return
         if "data" in msg and isinstance(msg.get("arg"), dict):
             data_list = msg["data"]
@@ -181,10 +225,15 @@ class _Conn(WsReader):
             self._event_cv.notify_all()
 
     def abort_requests(self) -> None:
+        """End every request: a waiting one wakes to a PeerGone, a `request_nowait` one gets it here."""
         for rid in list(self._pending):
             slot = self._pending.pop(rid, None)
-            if slot is not None:
+            if slot is None:
+                continue
+            if slot[0] is not None:
                 slot[0].set()
+            else:
+                self._outcome(slot, PeerGone(f"{slot[4]}: connection lost ({self.reason}); outcome unknown"))
 
 
 class PrivateStream(WsSupervisor):
@@ -220,10 +269,18 @@ class PrivateStream(WsSupervisor):
 
     def request(self, op: str, args: dict, exp_ms: int = 0) -> list:
         """Order entry on the live connection; NotConnected when there is none (use REST)."""
+        return self._live().request(op, args, self.timeout_s, exp_ms)
+
+    def request_nowait(self, op: str, args: dict, exp_ms: int, on_outcome) -> None:
+        """`request` whose outcome goes to `on_outcome` (`_Conn.request_nowait`); NotConnected
+        (nothing sent, nothing called) when there is no connection."""
+        self._live().request_nowait(op, args, self.timeout_s, exp_ms, on_outcome)
+
+    def _live(self) -> _Conn:
         conn = self.conn
         if conn is None or conn.lost.is_set():
             raise NotConnected("no logged-in private connection")
-        return conn.request(op, args, self.timeout_s, exp_ms)
+        return conn
 
     def _run(self) -> None:
         backoff = self.backoff_min

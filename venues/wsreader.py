@@ -7,6 +7,12 @@ The reader answers the venue's pings (websocket-client does, while it reads), wa
 and hands every text or binary frame to `_on_frame`. The connection is lost, once, by
 `_end(reason)`: the first reason stays, waiters are released (`_unblock`), and the owner's
 supervisor is woken (`wake`). A subclass sets its own state, then calls `_start_reading()`.
+
+Requests awaiting answers, for a subclass that makes them: `_pending` maps a request id to
+its slot, `[answered Event, reply, ...]` when a caller waits for it, or `[None, None,
+on_outcome, sent_ns, deadline (monotonic), name]` when nobody does (the subclass's `_run`
+hands it its outcome on the reader thread). `_reap(now)` gives those past their deadline an
+unknown outcome; `abort_requests()` ends every request (the connection is lost or closed).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import time
 from abc import ABC, abstractmethod
 
 import websocket
+
+from events import PeerGone
 
 READ_TICK_S = 0.5
 
@@ -36,6 +44,7 @@ class WsReader(ABC):
         self.lost = threading.Event()
         self.reason = ""
         self.notice = ""     # the venue will end this connection soon (set by a subclass): move elsewhere
+        self._pending: dict = {}   # request id -> slot (see the module docstring)
         self._thread = threading.Thread(target=self._read, name=self.thread_name, daemon=True)
 
     def _start_reading(self) -> None:
@@ -50,6 +59,29 @@ class WsReader(ABC):
 
     def _unblock(self) -> None:
         """Release whoever waits for an answer on this connection: it is lost."""
+
+    def _run(self, slot: list, outcome) -> None:
+        """Hand `outcome` (the answer, or a PeerGone) to a request nobody waits for (a subclass
+        that makes such requests says how)."""
+        raise NotImplementedError(f"{type(self).__name__} makes no requests without a caller")
+
+    def _reap(self, now: float) -> None:
+        """The requests nobody waits for whose deadline passed: unknown outcomes (reader thread)."""
+        for rid, slot in list(self._pending.items()):
+            if slot[0] is None and slot[4] <= now and self._pending.pop(rid, None) is not None:
+                self._run(slot, PeerGone(f"{slot[5]}: no answer in time; outcome unknown"))
+
+    def abort_requests(self) -> None:
+        """End every request: a waiting caller wakes with no reply (PeerGone, it says), the
+        others get a PeerGone here."""
+        for rid in list(self._pending):
+            slot = self._pending.pop(rid, None)
+            if slot is None:
+                continue
+            if slot[0] is not None:
+                slot[0].set()
+            else:
+                self._run(slot, PeerGone(f"{slot[5]}: connection lost ({self.reason}); outcome unknown"))
 
     def _read(self) -> None:
         ws = self.ws

@@ -97,7 +97,6 @@ class _Conn(WsReader):
         self.on_event = on_event
         self.retiring = False         # we unsubscribe it ourselves: its end is no news
         self.subscription = None
-        self._pending: dict[int, list] = {}   # request id -> [answered Event, reply or None]
         self._start_reading()
 
     def request(self, method: str, params: dict, timeout_s: float):
@@ -139,13 +138,6 @@ class _Conn(WsReader):
                 self.wake.set()
             elif e != "eventStreamTerminated":
                 self.on_event(body, data)
-
-    def abort_requests(self) -> None:
-        """Wake every request waiting for an answer: it fails (PeerGone)."""
-        for rid in list(self._pending):
-            slot = self._pending.pop(rid, None)
-            if slot is not None:
-                slot[0].set()
 
     def _unblock(self) -> None:
         self.abort_requests()

@@ -155,20 +155,7 @@ class _OrderConn(_Conn):
         if now < self._reap_at:
             return
         self._reap_at = now + REAP_S
-        for rid, slot in list(self._pending.items()):
-            if slot[0] is None and slot[4] <= now and self._pending.pop(rid, None) is not None:
-                self._run(slot, PeerGone(f"{slot[5]}: no answer in time; outcome unknown"))
-
-    def abort_requests(self) -> None:
-        """End every request: a waiting caller wakes to a PeerGone, the others get it here."""
-        for rid in list(self._pending):
-            slot = self._pending.pop(rid, None)
-            if slot is None:
-                continue
-            if slot[0] is not None:
-                slot[0].set()
-            else:
-                self._run(slot, PeerGone(f"{slot[5]}: connection lost ({self.reason}); outcome unknown"))
+        self._reap(now)
 
     def idle(self) -> bool:
         return not self._pending

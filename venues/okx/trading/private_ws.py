@@ -77,9 +77,6 @@ class _Conn(WsReader):
         self.sent = self.heard
         self._events: collections.deque = collections.deque(maxlen=64)   # login / subscribe / error events
         self._event_cv = threading.Condition()
-        # request id -> [answered Event, raw reply or None] (a waiting request), or
-        # [None, None, on_outcome, deadline (monotonic), op] (`request_nowait`)
-        self._pending: dict[str, list] = {}
         self._send_lock = threading.Lock()
         self._start_reading()
 
@@ -142,31 +139,25 @@ class _Conn(WsReader):
         frame and every READ_TICK_S; the connection lost), or on this thread, before this
         raises PeerGone, when the send failed."""
         rid = f"{op[0]}{next(_ids)}"
-        self._pending[rid] = [None, None, on_outcome, time.monotonic() + timeout_s, op]
+        self._pending[rid] = [None, None, on_outcome, 0, time.monotonic() + timeout_s, op]   # see WsReader
         if self.lost.is_set():               # lost before we registered: nothing will answer it
             self._pending.pop(rid, None)
             raise PeerGone(f"{op}: connection lost ({self.reason}); not sent")
         self._send_request(rid, op, args, exp_ms)
 
-    def _outcome(self, slot: list, raw) -> None:
+    def _run(self, slot: list, raw) -> None:
         """Run a `request_nowait` callback with its answer's data, or what went wrong."""
         if isinstance(raw, PeerGone):
             out = raw
         else:
             try:
-                out = answer(200, raw, f"ws {slot[4]}")
+                out = answer(200, raw, f"ws {slot[5]}")
             except (OkxRefused, PeerGone) as e:
                 out = e
         try:
             slot[2](out)
         except Exception as e:  # a bug in a handler must not stop the reader
             self.on_bad(raw if isinstance(raw, bytes) else b"", f"answer handler failed: {type(e).__name__}: {e}")
-
-    def _reap(self, now: float) -> None:
-        """The `request_nowait` requests past their deadline: unknown outcomes."""
-        for rid, slot in list(self._pending.items()):
-            if slot[0] is None and slot[3] <= now and self._pending.pop(rid, None) is not None:
-                self._outcome(slot, PeerGone(f"{slot[4]}: no answer in time; outcome unknown"))
 
     def _on_idle(self, now: float) -> None:
         self._reap(now)
@@ -195,7 +186,7 @@ class _Conn(WsReader):
                 if slot[0] is not None:
                     slot[0].set()
                 else:
-                    self._outcome(slot, data)
+                    self._run(slot, data)
             self._reap(time.monotonic())
             return
         if "data" in msg and isinstance(msg.get("arg"), dict):
@@ -223,17 +214,6 @@ class _Conn(WsReader):
         self.abort_requests()
         with self._event_cv:
             self._event_cv.notify_all()
-
-    def abort_requests(self) -> None:
-        """End every request: a waiting one wakes to a PeerGone, a `request_nowait` one gets it here."""
-        for rid in list(self._pending):
-            slot = self._pending.pop(rid, None)
-            if slot is None:
-                continue
-            if slot[0] is not None:
-                slot[0].set()
-            else:
-                self._outcome(slot, PeerGone(f"{slot[4]}: connection lost ({self.reason}); outcome unknown"))
 
 
 class PrivateStream(WsSupervisor):
